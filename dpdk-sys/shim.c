@@ -1,0 +1,3 @@
+#include <rte_errno.h>
+
+int dpdk_sys_errno(void) { return rte_errno; }

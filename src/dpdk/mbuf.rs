@@ -1,0 +1,131 @@
+//! An owned packet buffer.
+
+use std::ptr::NonNull;
+
+use dpdk_sys as sys;
+
+/// One single-segment packet, owned: it returns to its pool when dropped.
+///
+/// `repr(transparent)` over a non-null pointer, so a slice of `Mbuf` has the layout of the
+/// `rte_mbuf *` arrays that rx/tx burst take.
+#[repr(transparent)]
+pub struct Mbuf {
+    raw: NonNull<sys::rte_mbuf>,
+}
+
+// SAFETY: an mbuf is owned by exactly one Mbuf; moving that ownership to another thread is how
+// DPDK pipelines work. It is not Sync: &Mbuf gives read access only, but nothing needs sharing.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must point to a valid, single-segment mbuf that nothing else owns or frees.
+    #[inline]
+    pub unsafe fn from_raw(raw: NonNull<sys::rte_mbuf>) -> Self {
+        Mbuf { raw }
+    }
+
+    /// Gives up ownership without freeing.
+    #[inline]
+    pub fn into_raw(self) -> NonNull<sys::rte_mbuf> {
+        let raw = self.raw;
+        std::mem::forget(self);
+        raw
+    }
+
+    #[inline]
+    pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
+        self.raw.as_ptr()
+    }
+
+    #[inline]
+    fn hdr(&self) -> &sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf for the lifetime of self.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Bytes of packet data in this (single) segment.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.hdr().data_len as usize
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn data_ptr(&self) -> *mut u8 {
+        let h = self.hdr();
+        // rte_pktmbuf_mtod is a macro: buf_addr + data_off.
+        // SAFETY: data_off is within the buffer by DPDK's invariants.
+        unsafe { (h.buf_addr as *mut u8).add(h.data_off as usize) }
+    }
+
+    #[inline]
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: [data_ptr, data_ptr + data_len) is initialised packet memory we own.
+        unsafe { std::slice::from_raw_parts(self.data_ptr(), self.len()) }
+    }
+
+    #[inline]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `data`, and &mut self gives exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), self.len()) }
+    }
+
+    /// Extends the packet by `n` bytes at the end and returns them, or None without room.
+    #[inline]
+    pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        let n16 = u16::try_from(n).ok()?;
+        // SAFETY: the mbuf is valid and owned; a null return means no room and changes nothing.
+        let p = unsafe { sys::rte_pktmbuf_append(self.as_ptr(), n16) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: DPDK returned a pointer to `n` bytes inside this mbuf's buffer.
+        Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
+    }
+
+    /// Removes `n` bytes from the end; false (and unchanged) when the packet is shorter.
+    #[inline]
+    pub fn trim(&mut self, n: usize) -> bool {
+        let Ok(n16) = u16::try_from(n) else {
+            return false;
+        };
+        // SAFETY: the mbuf is valid and owned; DPDK refuses (returns -1) if n > data_len.
+        unsafe { sys::rte_pktmbuf_trim(self.as_ptr(), n16) == 0 }
+    }
+
+    /// Sets the packet to exactly `bytes`, for building frames; false if they do not fit.
+    pub fn set_data(&mut self, bytes: &[u8]) -> bool {
+        let cur = self.len();
+        if !self.trim(cur) {
+            return false;
+        }
+        match self.append(bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Which rx queue's port received it (as the PMD set it).
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.hdr().port
+    }
+}
+
+impl Drop for Mbuf {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf and it is not used after this.
+        unsafe { sys::rte_pktmbuf_free(self.raw.as_ptr()) };
+    }
+}

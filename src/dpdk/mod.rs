@@ -1,0 +1,22 @@
+//! The one safe layer over `dpdk-sys`. Everything unsafe about DPDK lives here.
+
+mod burst;
+mod eal;
+mod error;
+pub mod lcore;
+mod mbuf;
+mod mempool;
+mod port;
+
+pub use burst::Burst;
+pub use eal::Eal;
+pub use error::{DpdkError, Result};
+pub use mbuf::Mbuf;
+pub use mempool::Mempool;
+pub use port::{
+    find_port, port_count, port_name, stats as port_stats, xstats as port_xstats, LinkStatus, Port,
+    PortConfig, PortStats, RxQueue, TxQueue,
+};
+
+/// The DPDK version this binary was built against.
+pub const DPDK_VERSION: &str = env!("BYPASS_DPDK_VERSION");

@@ -1,0 +1,472 @@
+//! Ethernet ports: configuration, queues, start/stop, MAC, link and statistics.
+
+use std::cell::Cell;
+use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
+use std::os::raw::c_char;
+
+use dpdk_sys as sys;
+
+use super::burst::Burst;
+use super::error::{DpdkError, Result};
+use super::mempool::Mempool;
+
+/// How to set a port up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// Spread flows over rx queues by RSS when there are several and the PMD can.
+    pub rss: bool,
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            rss: true,
+            promiscuous: true,
+        }
+    }
+}
+
+/// Counters the PMD keeps for a port (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PortStats {
+    pub ipackets: u64,
+    pub opackets: u64,
+    pub ibytes: u64,
+    pub obytes: u64,
+    /// Packets the NIC dropped because the rx ring was full.
+    pub imissed: u64,
+    pub ierrors: u64,
+    pub oerrors: u64,
+    /// Rx failures because the mempool was empty.
+    pub rx_nombuf: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct LinkStatus {
+    pub up: bool,
+    pub speed_mbps: u32,
+    pub full_duplex: bool,
+}
+
+/// An rx queue handle. Handed out once per queue, `Send` but not `Sync`: exactly one worker
+/// polls a queue, which is what makes lock-free rx correct.
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// A tx queue handle, with the same single-owner rule as `RxQueue`.
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl RxQueue {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Receives into the free tail of `burst`; returns how many packets arrived.
+    #[inline]
+    pub fn rx<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
+        self.rx_up_to(burst, N)
+    }
+
+    /// Receives at most `max` packets into the free tail of `burst`.
+    #[inline]
+    pub fn rx_up_to<const N: usize>(&mut self, burst: &mut Burst<N>, max: usize) -> usize {
+        let (ptr, room) = burst.spare_ptr();
+        let room = room.min(max).min(u16::MAX as usize);
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: `ptr` has room for `room` pointers; this handle is the only poller of the
+        // queue, and the PMD hands us ownership of every mbuf it writes.
+        let n = unsafe { sys::rte_eth_rx_burst(self.port, self.queue, ptr, room as u16) } as usize;
+        burst.commit(n);
+        n
+    }
+}
+
+impl TxQueue {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// Hands the NIC as many packets from the front of `burst` as it accepts, and returns
+    /// that number. Packets the NIC did not take stay in `burst`, still owned by the caller.
+    #[inline]
+    pub fn tx<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
+        let len = burst.len();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: the first `len` pointers are owned packets; the PMD takes ownership of exactly
+        // the first `sent` of them, which consume_front then forgets.
+        let sent =
+            unsafe { sys::rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), len as u16) }
+                as usize;
+        burst.consume_front(sent);
+        sent
+    }
+}
+
+/// A configured port. Stopped and closed on drop.
+pub struct Port {
+    id: u16,
+    name: String,
+    driver: String,
+    rx: Vec<Option<RxQueue>>,
+    tx: Vec<Option<TxQueue>>,
+    rss_active: bool,
+    started: bool,
+}
+
+/// Number of ports the EAL probed.
+pub fn port_count() -> u16 {
+    // SAFETY: valid after EAL init; returns 0 before.
+    unsafe { sys::rte_eth_dev_count_avail() }
+}
+
+/// The device name of a port (for a vdev, the name given in --vdev).
+pub fn port_name(id: u16) -> Result<String> {
+    let mut buf = [0 as c_char; sys::RTE_ETH_NAME_MAX_LEN as usize];
+    // SAFETY: buf has RTE_ETH_NAME_MAX_LEN bytes as the API requires.
+    let ret = unsafe { sys::rte_eth_dev_get_name_by_port(id, buf.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(DpdkError::Invalid(format!("port {id} does not exist")));
+    }
+    // SAFETY: DPDK wrote a NUL-terminated string into buf.
+    Ok(unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned())
+}
+
+/// Finds a port by its device name (as in --vdev or a PCI address) or by its number.
+pub fn find_port(name_or_id: &str) -> Result<u16> {
+    let cname = CString::new(name_or_id)
+        .map_err(|_| DpdkError::Invalid("port name contains a NUL byte".into()))?;
+    let mut id = 0u16;
+    // SAFETY: valid C string and out-pointer.
+    if unsafe { sys::rte_eth_dev_get_port_by_name(cname.as_ptr(), &mut id) } == 0 {
+        return Ok(id);
+    }
+    if let Ok(n) = name_or_id.parse::<u16>() {
+        if n < port_count() {
+            return Ok(n);
+        }
+    }
+    let known: Vec<String> = (0..port_count())
+        .filter_map(|p| port_name(p).ok())
+        .collect();
+    Err(DpdkError::Invalid(format!(
+        "no port named {name_or_id:?} (ports: {})",
+        if known.is_empty() {
+            "none: give one with --vdev or a PCI device after --".to_string()
+        } else {
+            known.join(", ")
+        }
+    )))
+}
+
+impl Port {
+    /// Configures port `id` with the queues of `cfg`, taking rx buffers from `pool`.
+    pub fn configure(id: u16, cfg: &PortConfig, pool: &Mempool) -> Result<Port> {
+        if cfg.rx_queues == 0 || cfg.tx_queues == 0 {
+            return Err(DpdkError::Invalid(format!(
+                "port {id}: need at least one rx and one tx queue"
+            )));
+        }
+        let name = port_name(id)?;
+        let mut info = sys::rte_eth_dev_info::default();
+        // SAFETY: valid port id (port_name succeeded) and out-pointer.
+        let ret = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_info_get", ret));
+        }
+        let driver = if info.driver_name.is_null() {
+            String::new()
+        } else {
+            // SAFETY: DPDK returns a static NUL-terminated driver name.
+            unsafe { CStr::from_ptr(info.driver_name) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        if cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues {
+            return Err(DpdkError::Invalid(format!(
+                "port {name}: asked for {} rx / {} tx queues, the {driver} PMD allows {} / {}",
+                cfg.rx_queues, cfg.tx_queues, info.max_rx_queues, info.max_tx_queues
+            )));
+        }
+
+        let mut conf = sys::rte_eth_conf::default();
+        let rss_hf = info.flow_type_rss_offloads
+            & (sys::RTE_ETH_RSS_IP as u64 | sys::RTE_ETH_RSS_UDP as u64);
+        let rss_active = cfg.rss && cfg.rx_queues > 1 && rss_hf != 0;
+        if rss_active {
+            conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        }
+        // SAFETY: valid port id and a fully initialised configuration.
+        let ret = unsafe { sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_configure", ret));
+        }
+
+        let mut rx_desc = cfg.rx_desc;
+        let mut tx_desc = cfg.tx_desc;
+        // SAFETY: valid port and in/out pointers; clamps to what the PMD supports.
+        let ret = unsafe { sys::rte_eth_dev_adjust_nb_rx_tx_desc(id, &mut rx_desc, &mut tx_desc) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_adjust_nb_rx_tx_desc", ret));
+        }
+        // SAFETY: valid port id.
+        let socket = unsafe { sys::rte_eth_dev_socket_id(id) };
+        let socket = if socket < 0 { 0 } else { socket as u32 };
+        for q in 0..cfg.rx_queues {
+            // SAFETY: configured port, queue index in range, a live mempool; a null rxconf
+            // means the PMD's defaults.
+            let ret = unsafe {
+                sys::rte_eth_rx_queue_setup(id, q, rx_desc, socket, std::ptr::null(), pool.as_ptr())
+            };
+            if ret != 0 {
+                return Err(DpdkError::from_ret("rte_eth_rx_queue_setup", ret));
+            }
+        }
+        for q in 0..cfg.tx_queues {
+            // SAFETY: configured port, queue index in range; null txconf means defaults.
+            let ret =
+                unsafe { sys::rte_eth_tx_queue_setup(id, q, tx_desc, socket, std::ptr::null()) };
+            if ret != 0 {
+                return Err(DpdkError::from_ret("rte_eth_tx_queue_setup", ret));
+            }
+        }
+        if cfg.promiscuous {
+            // Not every PMD supports it (and a vdev needs none); failure is not fatal.
+            // SAFETY: valid port id.
+            unsafe { sys::rte_eth_promiscuous_enable(id) };
+        }
+        let rx = (0..cfg.rx_queues)
+            .map(|queue| {
+                Some(RxQueue {
+                    port: id,
+                    queue,
+                    _not_sync: PhantomData,
+                })
+            })
+            .collect();
+        let tx = (0..cfg.tx_queues)
+            .map(|queue| {
+                Some(TxQueue {
+                    port: id,
+                    queue,
+                    _not_sync: PhantomData,
+                })
+            })
+            .collect();
+        Ok(Port {
+            id,
+            name,
+            driver,
+            rx,
+            tx,
+            rss_active,
+            started: false,
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn driver(&self) -> &str {
+        &self.driver
+    }
+
+    pub fn rss_active(&self) -> bool {
+        self.rss_active
+    }
+
+    pub fn rx_queue_count(&self) -> u16 {
+        self.rx.len() as u16
+    }
+
+    /// Takes the handle of rx queue `q`; None if out of range or already taken.
+    pub fn take_rx(&mut self, q: u16) -> Option<RxQueue> {
+        self.rx.get_mut(q as usize)?.take()
+    }
+
+    /// Takes the handle of tx queue `q`; None if out of range or already taken.
+    pub fn take_tx(&mut self, q: u16) -> Option<TxQueue> {
+        self.tx.get_mut(q as usize)?.take()
+    }
+
+    /// Gives a queue handle back (so the port can drain it at shutdown).
+    pub fn return_rx(&mut self, q: RxQueue) {
+        let i = q.queue as usize;
+        if q.port == self.id && i < self.rx.len() {
+            self.rx[i] = Some(q);
+        }
+    }
+
+    /// Gives a tx queue handle back.
+    pub fn return_tx(&mut self, q: TxQueue) {
+        let i = q.queue as usize;
+        if q.port == self.id && i < self.tx.len() {
+            self.tx[i] = Some(q);
+        }
+    }
+
+    /// Frees packets waiting in the rx queues whose handles the port holds, while buffers of
+    /// `pool` are still out, at most `limit` packets; returns how many it freed. Rings
+    /// (net_ring) keep packets across stop, so a clean exit drains them; a source that never
+    /// runs dry (net_null) has nothing out and is left alone.
+    pub fn drain_rx(&mut self, pool: &Mempool, limit: u64) -> u64 {
+        let mut total = 0;
+        let mut burst = Burst::<64>::new();
+        for q in self.rx.iter_mut().flatten() {
+            while total < limit && pool.in_use() > 0 {
+                let n = q.rx(&mut burst);
+                burst.clear();
+                total += n as u64;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        total
+    }
+
+    pub fn start(&mut self) -> Result<()> {
+        // SAFETY: the port was configured with all its queues.
+        let ret = unsafe { sys::rte_eth_dev_start(self.id) };
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_start", ret));
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    pub fn stop(&mut self) -> Result<()> {
+        if !self.started {
+            return Ok(());
+        }
+        // SAFETY: valid started port.
+        let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
+        self.started = false;
+        if ret != 0 {
+            return Err(DpdkError::from_ret("rte_eth_dev_stop", ret));
+        }
+        Ok(())
+    }
+
+    pub fn mac(&self) -> [u8; 6] {
+        let mut addr = sys::rte_ether_addr::default();
+        // SAFETY: valid port id and out-pointer.
+        unsafe { sys::rte_eth_macaddr_get(self.id, &mut addr) };
+        addr.addr_bytes
+    }
+
+    pub fn link(&self) -> LinkStatus {
+        let mut link = sys::rte_eth_link::default();
+        // SAFETY: valid port id and out-pointer; nowait never blocks.
+        unsafe { sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        LinkStatus {
+            up: link.link_status() != 0,
+            speed_mbps: link.link_speed,
+            full_duplex: link.link_duplex() != 0,
+        }
+    }
+
+    pub fn stats(&self) -> Result<PortStats> {
+        stats(self.id)
+    }
+
+    pub fn xstats(&self) -> Result<Vec<(String, u64)>> {
+        xstats(self.id)
+    }
+}
+
+/// Port counters by id, so a control thread can read them without owning the port.
+pub fn stats(id: u16) -> Result<PortStats> {
+    let mut s = sys::rte_eth_stats::default();
+    // SAFETY: out-pointer to a zeroed struct; an invalid id returns an error.
+    let ret = unsafe { sys::rte_eth_stats_get(id, &mut s) };
+    if ret != 0 {
+        return Err(DpdkError::from_ret("rte_eth_stats_get", ret));
+    }
+    Ok(PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
+    })
+}
+
+/// Extended statistics (name, value), as the PMD names them.
+pub fn xstats(id: u16) -> Result<Vec<(String, u64)>> {
+    // SAFETY: a null buffer with size 0 asks for the count.
+    let n = unsafe { sys::rte_eth_xstats_get_names(id, std::ptr::null_mut(), 0) };
+    if n < 0 {
+        return Err(DpdkError::from_ret("rte_eth_xstats_get_names", n));
+    }
+    let mut names = vec![sys::rte_eth_xstat_name::default(); n as usize];
+    let mut vals = vec![sys::rte_eth_xstat::default(); n as usize];
+    // SAFETY: both buffers have room for n entries.
+    let got_names = unsafe { sys::rte_eth_xstats_get_names(id, names.as_mut_ptr(), n as u32) };
+    // SAFETY: as above.
+    let got_vals = unsafe { sys::rte_eth_xstats_get(id, vals.as_mut_ptr(), n as u32) };
+    if got_names < 0 || got_vals < 0 {
+        return Err(DpdkError::from_ret(
+            "rte_eth_xstats_get",
+            got_vals.min(got_names),
+        ));
+    }
+    let count = got_names.min(got_vals) as usize;
+    Ok(vals[..count]
+        .iter()
+        .filter_map(|v| {
+            let name = names.get(v.id as usize)?;
+            // SAFETY: DPDK writes NUL-terminated names into fixed arrays.
+            let s = unsafe { CStr::from_ptr(name.name.as_ptr()) };
+            Some((s.to_string_lossy().into_owned(), v.value))
+        })
+        .collect())
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        let _ = self.stop();
+        // SAFETY: the port is stopped and no queue handle is used after the port drops
+        // (workers are joined before ports are dropped).
+        unsafe { sys::rte_eth_dev_close(self.id) };
+    }
+}

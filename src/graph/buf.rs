@@ -1,0 +1,119 @@
+//! The packet abstraction the graph is generic over.
+
+/// What a node needs from a packet buffer. Single-segment buffers only.
+pub trait PacketBuf {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Remove `n` bytes from the end; false (and unchanged) if n > len.
+    fn trim(&mut self, n: usize) -> bool;
+}
+
+/// Heap-backed packet for tests, golden files and offline benches.
+///
+/// Capacity is fixed at construction to mimic an mbuf's data room, so code
+/// that would overflow a real buffer fails here too instead of silently
+/// growing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VecBuf {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl VecBuf {
+    /// Default data room of a DPDK mbuf (RTE_MBUF_DEFAULT_DATAROOM).
+    pub const DEFAULT_CAPACITY: usize = 2048;
+
+    pub fn with_capacity(cap: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(cap),
+            cap,
+        }
+    }
+
+    /// A buffer holding `data`, with [`Self::DEFAULT_CAPACITY`] or
+    /// `data.len()`, whichever is larger.
+    pub fn from_slice(data: &[u8]) -> Self {
+        let mut b = Self::with_capacity(data.len().max(Self::DEFAULT_CAPACITY));
+        b.bytes.extend_from_slice(data);
+        b
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Append bytes at the tail; false (and unchanged) if they do not fit.
+    pub fn append(&mut self, data: &[u8]) -> bool {
+        if data.len() > self.cap - self.bytes.len() {
+            return false;
+        }
+        self.bytes.extend_from_slice(data);
+        true
+    }
+}
+
+impl PacketBuf for VecBuf {
+    fn data(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    fn trim(&mut self, n: usize) -> bool {
+        match self.bytes.len().checked_sub(n) {
+            Some(keep) => {
+                self.bytes.truncate(keep);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Hint the CPU to pull the packet's first cache line into L1, typically a
+/// few packets ahead of the one being parsed.
+#[inline(always)]
+pub fn prefetch<P: PacketBuf>(p: &P) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let ptr = p.data().as_ptr().cast::<i8>();
+        // SAFETY: prefetch is only a hint; it never faults or dereferences
+        // architecturally, so any pointer value (even a dangling one for an
+        // empty slice) is sound, and SSE is baseline on x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vecbuf_trim_and_capacity() {
+        let mut b = VecBuf::with_capacity(4);
+        assert!(b.append(&[1, 2, 3]));
+        assert!(!b.append(&[4, 5]), "exceeds fixed capacity");
+        assert_eq!(b.data(), &[1, 2, 3]);
+        assert!(!b.trim(4));
+        assert_eq!(b.len(), 3);
+        assert!(b.trim(2));
+        assert_eq!(b.data(), &[1]);
+        b.data_mut()[0] = 9;
+        assert_eq!(b.data(), &[9]);
+        assert!(b.trim(1));
+        assert!(b.is_empty());
+        prefetch(&b); // empty buffer must still be safe to prefetch
+        assert_eq!(VecBuf::from_slice(&[7; 3]).capacity(), 2048);
+    }
+}

@@ -1,0 +1,21 @@
+//! Vector packet-processing engine: a DAG of nodes, each handed a whole
+//! vector of packets per call (VPP style), so instruction and data caches
+//! are warmed once per vector instead of once per packet.
+//!
+//! The engine knows nothing about DPDK: packets are anything implementing
+//! [`PacketBuf`].
+
+mod buf;
+mod counters;
+mod engine;
+mod node;
+mod vector;
+
+pub use buf::{prefetch, PacketBuf, VecBuf};
+pub use counters::{GraphCounters, GraphStats, NodeStats};
+pub use engine::{BuildError, Graph, NodeId, DROP, TX, TX_FULL};
+pub use node::{now_tsc, Node, NodeCtx};
+pub use vector::{PacketVector, VECTOR_SIZE};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! The node trait and the per-call context handed to it.
+
+use super::buf::PacketBuf;
+
+/// One processing stage. Nodes are run on whole vectors so that the fixed
+/// per-call costs (virtual call, counter updates, cycle reads) are
+/// amortised over up to [`VECTOR_SIZE`](super::VECTOR_SIZE) packets.
+pub trait Node<P: PacketBuf> {
+    /// Unique name within the graph; `"drop"` and `"tx"` are reserved.
+    fn name(&self) -> &'static str;
+
+    /// Outgoing edges by node name. The `u16` a node writes into `nexts`
+    /// indexes this list. Use [`DROP`](super::DROP) / [`TX`](super::TX) for
+    /// the built-in sinks.
+    fn next_nodes(&self) -> &'static [&'static str];
+
+    /// Reasons this node may drop a packet for; `ctx.drop(i)` indexes it.
+    fn drop_reasons(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Handle `pkts` (in place) and write one next-edge index per packet
+    /// into `nexts` (same length as `pkts`). A dropped packet must be
+    /// counted with `ctx.drop*` and sent to the `"drop"` edge.
+    fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]);
+}
+
+/// Per-call context: drop counters of the node being run plus the burst
+/// timing every protocol node needs for timeouts and latency stamps.
+pub struct NodeCtx<'a> {
+    drops: &'a mut [u64],
+    rx_tsc: u64,
+    tsc_hz: u64,
+}
+
+impl<'a> NodeCtx<'a> {
+    /// `drops` has one slot per declared drop reason. The engine builds
+    /// this; it is public so node authors can unit-test nodes directly.
+    pub fn new(drops: &'a mut [u64], rx_tsc: u64, tsc_hz: u64) -> Self {
+        Self {
+            drops,
+            rx_tsc,
+            tsc_hz,
+        }
+    }
+
+    /// Count one dropped packet under the node-local `reason` index.
+    #[inline]
+    pub fn drop(&mut self, reason: usize) {
+        self.drop_n(reason, 1);
+    }
+
+    /// Count `n` drops at once, for nodes that classify a whole vector.
+    /// An undeclared reason is not counted here; the engine then reports
+    /// the packets as "unattributed" drops instead of losing track of them.
+    #[inline]
+    pub fn drop_n(&mut self, reason: usize, n: u64) {
+        debug_assert!(reason < self.drops.len(), "undeclared drop reason {reason}");
+        if let Some(c) = self.drops.get_mut(reason) {
+            *c += n;
+        }
+    }
+
+    /// Drops counted so far in this call, per reason.
+    pub fn drops(&self) -> &[u64] {
+        self.drops
+    }
+
+    /// TSC when the current burst was received.
+    #[inline]
+    pub fn rx_tsc(&self) -> u64 {
+        self.rx_tsc
+    }
+
+    /// TSC ticks per second.
+    #[inline]
+    pub fn tsc_hz(&self) -> u64 {
+        self.tsc_hz
+    }
+
+    #[inline]
+    pub fn now_tsc(&self) -> u64 {
+        now_tsc()
+    }
+}
+
+/// Current TSC value. Off x86_64 this is nanoseconds since first use, so
+/// callers there should pass `tsc_hz = 1_000_000_000`.
+#[inline(always)]
+pub fn now_tsc() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: RDTSC has no memory effects and is available on every
+        // x86_64 CPU; the intrinsic is unsafe only by blanket convention.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        use std::sync::OnceLock;
+        use std::time::Instant;
+        static START: OnceLock<Instant> = OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctx_counts_drops() {
+        let mut d = [0u64; 2];
+        let mut ctx = NodeCtx::new(&mut d, 5, 10);
+        ctx.drop(1);
+        ctx.drop_n(0, 7);
+        ctx.drop(1);
+        assert_eq!(ctx.drops(), &[7, 2]);
+        assert_eq!((ctx.rx_tsc(), ctx.tsc_hz()), (5, 10));
+        let a = ctx.now_tsc();
+        assert!(now_tsc() >= a);
+    }
+}

@@ -1,0 +1,11 @@
+//! bypass: a DPDK kernel-bypass RPC fast path and the latency lab that measures it.
+
+pub mod dpdk;
+
+/// The git revision this binary was built from.
+pub const GIT_REV: &str = env!("BYPASS_GIT_REV");
+pub mod graph;
+pub mod server;
+pub mod shutdown;
+pub mod stats;
+pub mod wire;

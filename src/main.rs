@@ -1,0 +1,119 @@
+//! The `bypass` command line: parses, builds a configuration, dispatches. Nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use bypass::server::config::{Mode, PollMode, ServeConfig, Topology};
+use bypass::server::{self, ServeError};
+
+#[derive(Parser)]
+#[command(
+    name = "bypass",
+    version,
+    about = "DPDK kernel-bypass RPC fast path and latency lab"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the fast path: poll-mode workers on EAL lcores. EAL arguments follow `--`.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML settings file; command-line options override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    mode: Option<Mode>,
+    #[arg(long, value_enum)]
+    topology: Option<Topology>,
+    /// Ports by name or number, comma-separated (default: every port).
+    #[arg(long, value_delimiter = ',')]
+    ports: Option<Vec<String>>,
+    /// Rx/tx queues per port (one worker lcore each).
+    #[arg(long)]
+    queues: Option<u16>,
+    #[arg(long)]
+    rx_desc: Option<u16>,
+    #[arg(long)]
+    tx_desc: Option<u16>,
+    /// Packets per rx burst.
+    #[arg(long)]
+    burst: Option<u16>,
+    /// Buffers in the packet pool.
+    #[arg(long)]
+    mbufs: Option<u32>,
+    #[arg(long, value_enum)]
+    poll_mode: Option<PollMode>,
+    /// Packets each port sends at start (primes loopback topologies).
+    #[arg(long)]
+    tx_first: Option<u32>,
+    /// Seconds to run, then stop by itself (0: until SIGINT/SIGTERM).
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Milliseconds between report lines.
+    #[arg(long)]
+    interval_ms: Option<u64>,
+    /// JSON lines on stdout (one per interval, one final) instead of human text.
+    #[arg(long)]
+    json: bool,
+    /// EAL arguments, after `--`.
+    #[arg(last = true)]
+    eal: Vec<String>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<(ServeConfig, Vec<String>), ServeError> {
+        let mut c = match &self.config {
+            Some(p) => ServeConfig::from_file(p)?,
+            None => ServeConfig::default(),
+        };
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
+        }
+        over!(
+            mode,
+            topology,
+            ports,
+            queues,
+            rx_desc,
+            tx_desc,
+            burst,
+            mbufs,
+            poll_mode,
+            tx_first,
+            duration,
+            interval_ms
+        );
+        c.json |= self.json;
+        Ok((c, self.eal))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Command::Serve(args) => {
+            let result = args
+                .into_config()
+                .and_then(|(cfg, eal)| server::serve(&cfg, &eal));
+            match result {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("bypass serve: {e}");
+                    match e {
+                        ServeError::Config(_) => ExitCode::from(2),
+                        _ => ExitCode::from(1),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! `bypass serve` settings: a TOML file, then command-line overrides, then validation that
+//! names the offending field.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// What the workers do with a received packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Send every received packet back out unchanged (testpmd's io forwarding).
+    Io,
+}
+
+/// Where a worker transmits what it received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Topology {
+    /// Out of the port it came in on.
+    Loop,
+    /// Out of the neighbouring port: 0<->1, 2<->3, ... (testpmd's paired topology).
+    Paired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollMode {
+    /// Spin on the rx queue without pause: lowest latency, owns the core.
+    Busy,
+    /// After a run of empty polls, sleep briefly: for tests and shared machines.
+    Adaptive,
+}
+
+/// Everything `bypass serve` can be told. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    pub mode: Mode,
+    pub topology: Topology,
+    /// Port names (as given to --vdev, or PCI addresses) or numbers; empty = every port.
+    pub ports: Vec<String>,
+    /// Rx (and tx) queues per port; one worker lcore per (port, queue).
+    pub queues: u16,
+    pub rx_desc: u16,
+    pub tx_desc: u16,
+    /// Packets per rx burst.
+    pub burst: u16,
+    /// Buffers in the packet pool.
+    pub mbufs: u32,
+    pub mempool_cache: u32,
+    pub poll_mode: PollMode,
+    /// Empty polls in a row before an adaptive worker sleeps.
+    pub idle_polls: u32,
+    /// How long an adaptive worker sleeps, in microseconds.
+    pub idle_sleep_us: u32,
+    /// Times a worker retries the packets a full tx queue refused before dropping them.
+    pub tx_retries: u32,
+    /// Packets each port transmits at start, to prime loopback topologies (testpmd --tx-first).
+    pub tx_first: u32,
+    /// Seconds to run; 0 runs until SIGINT or SIGTERM.
+    pub duration: f64,
+    /// Milliseconds between report lines.
+    pub interval_ms: u64,
+    /// JSON lines on stdout instead of human text.
+    pub json: bool,
+    /// EAL arguments used when none are given after `--` on the command line.
+    pub eal: Vec<String>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            mode: Mode::Io,
+            topology: Topology::Loop,
+            ports: Vec::new(),
+            queues: 1,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            burst: 32,
+            mbufs: 8191,
+            mempool_cache: 256,
+            poll_mode: PollMode::Busy,
+            idle_polls: 1024,
+            idle_sleep_us: 20,
+            tx_retries: 4,
+            tx_first: 0,
+            duration: 0.0,
+            interval_ms: 1000,
+            json: false,
+            eal: Vec::new(),
+        }
+    }
+}
+
+/// A refused configuration, naming the field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config: `{}`: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn bad(field: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Largest rx burst a worker accepts (the size of its packet array).
+pub const MAX_BURST: usize = 256;
+
+impl ServeConfig {
+    /// Parses TOML text. Unknown keys and ill-typed values are errors that name the key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str::<ServeConfig>(text).map_err(|e| {
+            let field = e
+                .message()
+                .split('`')
+                .nth(1)
+                .map(str::to_string)
+                .unwrap_or_else(|| "(file)".into());
+            bad(&field, e.to_string().trim().replace('\n', " "))
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| ConfigError {
+            field: e.field,
+            message: format!("{} (in {})", e.message, path.display()),
+        })
+    }
+
+    /// Checks every value against what the program can do; the first problem is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.queues == 0 || self.queues > 64 {
+            return Err(bad("queues", format!("{} is not in 1..=64", self.queues)));
+        }
+        if self.burst == 0 || self.burst as usize > MAX_BURST {
+            return Err(bad(
+                "burst",
+                format!("{} is not in 1..={MAX_BURST}", self.burst),
+            ));
+        }
+        for (name, v) in [("rx_desc", self.rx_desc), ("tx_desc", self.tx_desc)] {
+            if !(32..=32768).contains(&v) {
+                return Err(bad(name, format!("{v} is not in 32..=32768")));
+            }
+        }
+        if self.mbufs < 512 {
+            return Err(bad("mbufs", format!("{} is below 512", self.mbufs)));
+        }
+        if self.mempool_cache > 512 || self.mempool_cache as u64 * 3 / 2 > self.mbufs as u64 {
+            return Err(bad(
+                "mempool_cache",
+                format!(
+                    "{} must be at most 512 and at most two thirds of mbufs ({})",
+                    self.mempool_cache, self.mbufs
+                ),
+            ));
+        }
+        if !self.duration.is_finite() || self.duration < 0.0 {
+            return Err(bad(
+                "duration",
+                format!("{} is not a number of seconds >= 0", self.duration),
+            ));
+        }
+        if !(10..=3_600_000).contains(&self.interval_ms) {
+            return Err(bad(
+                "interval_ms",
+                format!("{} is not in 10..=3600000", self.interval_ms),
+            ));
+        }
+        if self.idle_polls == 0 {
+            return Err(bad("idle_polls", "must be at least 1"));
+        }
+        if self.idle_sleep_us > 100_000 {
+            return Err(bad("idle_sleep_us", "must be at most 100000 (0.1 s)"));
+        }
+        if self.tx_first > self.mbufs / 2 {
+            return Err(bad(
+                "tx_first",
+                format!(
+                    "{} is more than half the pool ({})",
+                    self.tx_first, self.mbufs
+                ),
+            ));
+        }
+        if self.topology == Topology::Paired
+            && !self.ports.is_empty()
+            && !self.ports.len().is_multiple_of(2)
+        {
+            return Err(bad(
+                "ports",
+                format!(
+                    "the paired topology needs an even number of ports, got {}",
+                    self.ports.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(ServeConfig::from_toml("").unwrap(), ServeConfig::default());
+        ServeConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = ServeConfig::from_toml(
+            r#"
+            mode = "io"
+            topology = "paired"
+            ports = ["net_ring0", "net_ring1"]
+            queues = 2
+            burst = 64
+            poll_mode = "adaptive"
+            duration = 2.5
+            eal = ["-l", "0,1"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.topology, Topology::Paired);
+        assert_eq!(c.ports.len(), 2);
+        assert_eq!(c.queues, 2);
+        assert_eq!(c.poll_mode, PollMode::Adaptive);
+        assert_eq!(c.duration, 2.5);
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = ServeConfig::from_toml("bursty = 3").unwrap_err();
+        assert_eq!(e.field, "bursty");
+        assert!(e.to_string().contains("bursty"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let e = ServeConfig::from_toml("poll_mode = \"sometimes\"").unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+        let e = ServeConfig::from_toml("queues = \"two\"").unwrap_err();
+        assert!(e.to_string().contains("queues"), "{e}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let cases: Vec<(&str, ServeConfig)> = vec![
+            (
+                "queues",
+                ServeConfig {
+                    queues: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "burst",
+                ServeConfig {
+                    burst: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "burst",
+                ServeConfig {
+                    burst: 1000,
+                    ..Default::default()
+                },
+            ),
+            (
+                "rx_desc",
+                ServeConfig {
+                    rx_desc: 8,
+                    ..Default::default()
+                },
+            ),
+            (
+                "mbufs",
+                ServeConfig {
+                    mbufs: 10,
+                    ..Default::default()
+                },
+            ),
+            (
+                "mempool_cache",
+                ServeConfig {
+                    mempool_cache: 600,
+                    ..Default::default()
+                },
+            ),
+            (
+                "duration",
+                ServeConfig {
+                    duration: -1.0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "duration",
+                ServeConfig {
+                    duration: f64::NAN,
+                    ..Default::default()
+                },
+            ),
+            (
+                "interval_ms",
+                ServeConfig {
+                    interval_ms: 0,
+                    ..Default::default()
+                },
+            ),
+            (
+                "tx_first",
+                ServeConfig {
+                    tx_first: 100_000,
+                    ..Default::default()
+                },
+            ),
+            (
+                "ports",
+                ServeConfig {
+                    topology: Topology::Paired,
+                    ports: vec!["a".into(), "b".into(), "c".into()],
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (field, cfg) in cases {
+            let e = cfg.validate().unwrap_err();
+            assert_eq!(e.field, field, "{e}");
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! `bypass serve`: poll-mode workers on EAL lcores, one per (port, rx queue), and a control
+//! thread (the main lcore) that reports once per interval.
+
+pub mod config;
+pub mod counters;
+pub mod report;
+pub mod worker;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::dpdk::{self, lcore, Burst, DpdkError, Eal, Mempool, Port, PortConfig};
+use crate::shutdown;
+
+use config::{ConfigError, Mode, ServeConfig, Topology};
+use counters::{WorkerCounters, WorkerSnapshot};
+use report::{Final, Interval, MempoolTotal, PortTotal, WorkerInterval, WorkerTotal};
+use worker::WorkerSpec;
+
+#[derive(Debug)]
+pub enum ServeError {
+    Config(ConfigError),
+    Dpdk(DpdkError),
+    Setup(String),
+    WorkerPanicked(usize),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Config(e) => write!(f, "{e}"),
+            ServeError::Dpdk(e) => write!(f, "dpdk: {e}"),
+            ServeError::Setup(m) => f.write_str(m),
+            ServeError::WorkerPanicked(w) => write!(f, "worker {w} panicked"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<ConfigError> for ServeError {
+    fn from(e: ConfigError) -> Self {
+        ServeError::Config(e)
+    }
+}
+
+impl From<DpdkError> for ServeError {
+    fn from(e: DpdkError) -> Self {
+        ServeError::Dpdk(e)
+    }
+}
+
+/// One worker's assignment.
+struct Assignment {
+    lcore: u32,
+    rx_port: usize,
+    tx_port: usize,
+    queue: u16,
+}
+
+/// Frame used to prime loopback topologies: addressed to the port itself, with the local
+/// experimental ethertype so nothing on a real wire mistakes it for traffic.
+fn prime_frame(mac: [u8; 6]) -> [u8; 64] {
+    let mut f = [0u8; 64];
+    f[0..6].copy_from_slice(&mac);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    f
+}
+
+/// Sends `count` priming frames out of queue 0 of `port`; returns how many the port took.
+fn tx_first(port: &mut Port, pool: &Mempool, count: u32) -> Result<u64, ServeError> {
+    let mut txq = port
+        .take_tx(0)
+        .ok_or_else(|| ServeError::Setup("tx queue 0 already taken".into()))?;
+    let frame = prime_frame(port.mac());
+    let mut sent = 0u64;
+    let mut left = count;
+    while left > 0 {
+        let mut burst = Burst::<32>::new();
+        while left > 0 && !burst.is_full() {
+            let mut m = pool
+                .alloc()
+                .ok_or_else(|| ServeError::Setup("mempool exhausted while priming".into()))?;
+            if !m.set_data(&frame) {
+                return Err(ServeError::Setup(
+                    "mbuf too small for a priming frame".into(),
+                ));
+            }
+            let _ = burst.push(m);
+            left -= 1;
+        }
+        let (s, _) = worker::flush(&mut txq, &mut burst, 16);
+        sent += s;
+    }
+    port.return_tx(txq);
+    Ok(sent)
+}
+
+/// Runs the server until the duration passes or a stop is requested, printing as it goes,
+/// and returns the final report (already printed).
+pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError> {
+    cfg.validate()?;
+    let eal_args: Vec<String> = if eal_args.is_empty() {
+        cfg.eal.clone()
+    } else {
+        eal_args.to_vec()
+    };
+    if eal_args.is_empty() {
+        return Err(ServeError::Setup(
+            "no EAL arguments: give them after `--` (e.g. `bypass serve -- -l 0,1 --vdev=net_null0`) or as `eal = [...]` in the config".into(),
+        ));
+    }
+    let mut argv = vec!["bypass".to_string()];
+    argv.extend(eal_args);
+    let eal = Eal::init(&argv)?;
+    shutdown::install_handlers()
+        .map_err(|e| ServeError::Setup(format!("cannot install signal handlers: {e}")))?;
+
+    let port_ids: Vec<u16> = if cfg.ports.is_empty() {
+        (0..dpdk::port_count()).collect()
+    } else {
+        cfg.ports
+            .iter()
+            .map(|p| dpdk::find_port(p))
+            .collect::<Result<_, _>>()?
+    };
+    if port_ids.is_empty() {
+        return Err(ServeError::Setup(
+            "no ports: add a device to the EAL arguments, e.g. --vdev=net_null0".into(),
+        ));
+    }
+    if cfg.topology == Topology::Paired && !port_ids.len().is_multiple_of(2) {
+        return Err(ServeError::Config(ConfigError {
+            field: "ports".into(),
+            message: format!(
+                "the paired topology needs an even number of ports, the EAL has {}",
+                port_ids.len()
+            ),
+        }));
+    }
+
+    let workers = eal.worker_lcores();
+    let needed = port_ids.len() * cfg.queues as usize;
+    if needed > workers.len() {
+        return Err(ServeError::Setup(format!(
+            "{needed} (port, queue) pairs need {needed} worker lcores, the EAL has {} (give more cores with -l; the first one is the control thread's)",
+            workers.len()
+        )));
+    }
+
+    let pool = Mempool::new("bypass_pool", cfg.mbufs, cfg.mempool_cache, 2048, -1)?;
+    let pcfg = PortConfig {
+        rx_queues: cfg.queues,
+        tx_queues: cfg.queues,
+        rx_desc: cfg.rx_desc,
+        tx_desc: cfg.tx_desc,
+        ..PortConfig::default()
+    };
+    let mut ports: Vec<Port> = port_ids
+        .iter()
+        .map(|&id| Port::configure(id, &pcfg, &pool))
+        .collect::<Result<_, _>>()?;
+    for p in ports.iter_mut() {
+        p.start()?;
+    }
+    let mut primed = vec![0u64; ports.len()];
+    if cfg.tx_first > 0 {
+        for (i, p) in ports.iter_mut().enumerate() {
+            primed[i] = tx_first(p, &pool, cfg.tx_first)?;
+        }
+    }
+
+    let mut assignments = Vec::new();
+    for (rx_port, _) in ports.iter().enumerate() {
+        let tx_port = match cfg.topology {
+            Topology::Loop => rx_port,
+            Topology::Paired => rx_port ^ 1,
+        };
+        for queue in 0..cfg.queues {
+            assignments.push(Assignment {
+                lcore: workers[assignments.len()],
+                rx_port,
+                tx_port,
+                queue,
+            });
+        }
+    }
+
+    let counters: Vec<Arc<WorkerCounters>> = assignments
+        .iter()
+        .map(|_| Arc::new(WorkerCounters::default()))
+        .collect();
+    let mut joins = Vec::new();
+    for (i, a) in assignments.iter().enumerate() {
+        let rx = ports[a.rx_port]
+            .take_rx(a.queue)
+            .ok_or_else(|| ServeError::Setup(format!("rx queue {} taken twice", a.queue)))?;
+        let tx = ports[a.tx_port]
+            .take_tx(a.queue)
+            .ok_or_else(|| ServeError::Setup(format!("tx queue {} taken twice", a.queue)))?;
+        let spec = WorkerSpec {
+            rx,
+            tx,
+            burst: cfg.burst as usize,
+            poll_mode: cfg.poll_mode,
+            idle_polls: cfg.idle_polls,
+            idle_sleep: Duration::from_micros(cfg.idle_sleep_us as u64),
+            tx_retries: cfg.tx_retries,
+            counters: Arc::clone(&counters[i]),
+        };
+        let launched = match cfg.mode {
+            Mode::Io => lcore::launch(a.lcore, move || worker::run_io(spec)),
+        };
+        match launched {
+            Ok(j) => joins.push(j),
+            Err(e) => {
+                shutdown::request();
+                for j in joins {
+                    let _ = j.join();
+                }
+                return Err(e.into());
+            }
+        }
+    }
+
+    let names: Vec<String> = ports.iter().map(|p| p.name().to_string()).collect();
+    let started = Instant::now();
+    let stop_reason = control_loop(cfg, &assignments, &names, &counters, started);
+    shutdown::request();
+
+    let mut totals = Vec::new();
+    let mut panicked = None;
+    for (i, j) in joins.into_iter().enumerate() {
+        match j.join() {
+            Ok((rx, tx, snap)) => {
+                let a = &assignments[i];
+                ports[a.rx_port].return_rx(rx);
+                ports[a.tx_port].return_tx(tx);
+                totals.push(snap);
+            }
+            Err(_) => {
+                panicked.get_or_insert(i);
+                totals.push(counters[i].snapshot());
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let mut port_totals = Vec::new();
+    for (i, p) in ports.iter_mut().enumerate() {
+        let drained = p.drain_rx(&pool, pool.capacity() as u64);
+        let _ = p.stop();
+        port_totals.push(PortTotal {
+            name: p.name().to_string(),
+            driver: p.driver().to_string(),
+            mac: report::mac_string(p.mac()),
+            link: p.link(),
+            stats: p.stats().unwrap_or_default(),
+            tx_first: primed[i],
+            drained,
+        });
+    }
+    // Closing the ports returns the buffers their rx rings held (net_tap prefills its ring).
+    drop(ports);
+
+    let mut sum = WorkerSnapshot::default();
+    for t in &totals {
+        sum.add(t);
+    }
+    let fin = Final {
+        kind: "final",
+        mode: format!("{:?}", cfg.mode).to_lowercase(),
+        stop_reason,
+        elapsed_s: elapsed,
+        rx: sum.rx,
+        tx: sum.tx,
+        drops: sum.tx_drops,
+        rx_pps: sum.rx as f64 / elapsed.max(1e-9),
+        tx_pps: sum.tx as f64 / elapsed.max(1e-9),
+        workers: assignments
+            .iter()
+            .zip(&totals)
+            .enumerate()
+            .map(|(i, (a, t))| WorkerTotal {
+                worker: i,
+                lcore: a.lcore,
+                port: names[a.rx_port].clone(),
+                queue: a.queue,
+                counters: *t,
+            })
+            .collect(),
+        ports: port_totals,
+        mempool: MempoolTotal {
+            capacity: pool.capacity(),
+            in_use: pool.in_use(),
+        },
+        dpdk_version: dpdk::DPDK_VERSION,
+        git_rev: crate::GIT_REV,
+    };
+    if cfg.json {
+        println!(
+            "{}",
+            serde_json::to_string(&fin).expect("report serialises")
+        );
+    } else {
+        println!("{}", fin.human());
+    }
+    drop(pool);
+    drop(eal);
+    if let Some(w) = panicked {
+        return Err(ServeError::WorkerPanicked(w));
+    }
+    Ok(fin)
+}
+
+/// Reports once per interval until the duration passes or a stop is requested; returns why
+/// it stopped.
+fn control_loop(
+    cfg: &ServeConfig,
+    assignments: &[Assignment],
+    names: &[String],
+    counters: &[Arc<WorkerCounters>],
+    started: Instant,
+) -> &'static str {
+    let interval = Duration::from_millis(cfg.interval_ms);
+    let deadline = (cfg.duration > 0.0).then(|| started + Duration::from_secs_f64(cfg.duration));
+    let mut prev: Vec<WorkerSnapshot> = counters.iter().map(|c| c.snapshot()).collect();
+    let mut prev_t = started;
+    let mut next_tick = started + interval;
+    loop {
+        // Short sleeps keep the reaction to a signal or the deadline within a few ms.
+        let now = Instant::now();
+        if shutdown::requested() {
+            return "signal";
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            return "duration";
+        }
+        if now < next_tick {
+            let wake = deadline.map_or(next_tick, |d| d.min(next_tick));
+            std::thread::sleep(
+                wake.saturating_duration_since(now)
+                    .min(Duration::from_millis(10)),
+            );
+            continue;
+        }
+        next_tick += interval;
+        let dt = now.duration_since(prev_t).as_secs_f64().max(1e-9);
+        prev_t = now;
+        let mut line = Interval {
+            kind: "interval",
+            elapsed_s: now.duration_since(started).as_secs_f64(),
+            rx_pps: 0.0,
+            tx_pps: 0.0,
+            drops: 0,
+            workers: Vec::with_capacity(counters.len()),
+        };
+        for (i, c) in counters.iter().enumerate() {
+            let cur = c.snapshot();
+            let d = cur.delta(&prev[i]);
+            prev[i] = cur;
+            let w = WorkerInterval {
+                worker: i,
+                lcore: assignments[i].lcore,
+                port: names[assignments[i].rx_port].clone(),
+                queue: assignments[i].queue,
+                rx_pps: d.rx as f64 / dt,
+                tx_pps: d.tx as f64 / dt,
+                drops: d.tx_drops,
+            };
+            line.rx_pps += w.rx_pps;
+            line.tx_pps += w.tx_pps;
+            line.drops += w.drops;
+            line.workers.push(w);
+        }
+        if cfg.json {
+            println!(
+                "{}",
+                serde_json::to_string(&line).expect("report serialises")
+            );
+        } else {
+            println!("{}", line.human());
+        }
+    }
+}

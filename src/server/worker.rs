@@ -1,0 +1,81 @@
+//! The poll loop of one worker: one rx queue in, one tx queue out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::dpdk::{Burst, RxQueue, TxQueue};
+use crate::shutdown;
+
+use super::config::{PollMode, MAX_BURST};
+use super::counters::{WorkerCounters, WorkerSnapshot};
+
+/// What a worker needs: its queues, how to poll, and where to publish counters.
+pub struct WorkerSpec {
+    pub rx: RxQueue,
+    pub tx: TxQueue,
+    pub burst: usize,
+    pub poll_mode: PollMode,
+    pub idle_polls: u32,
+    pub idle_sleep: Duration,
+    pub tx_retries: u32,
+    pub counters: Arc<WorkerCounters>,
+}
+
+/// Pushes `burst` out, retrying what the queue refused up to `retries` times; whatever is
+/// still left is freed and counted. Returns (sent, dropped).
+#[inline]
+pub fn flush<const N: usize>(tx: &mut TxQueue, burst: &mut Burst<N>, retries: u32) -> (u64, u64) {
+    let mut sent = 0u64;
+    let mut tries = 0;
+    while !burst.is_empty() {
+        sent += tx.tx(burst) as u64;
+        if burst.is_empty() || tries == retries {
+            break;
+        }
+        tries += 1;
+    }
+    let dropped = burst.len() as u64;
+    burst.clear();
+    (sent, dropped)
+}
+
+/// io forwarding: every packet received goes straight back out, untouched. Returns the queue
+/// handles so the caller can drain the rx queue at shutdown.
+pub fn run_io(spec: WorkerSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
+    let WorkerSpec {
+        mut rx,
+        mut tx,
+        burst: burst_size,
+        poll_mode,
+        idle_polls,
+        idle_sleep,
+        tx_retries,
+        counters,
+    } = spec;
+    let mut burst = Burst::<MAX_BURST>::new();
+    let mut s = WorkerSnapshot::default();
+    let mut idle_run = 0u32;
+    while !shutdown::requested() {
+        s.polls += 1;
+        let n = rx.rx_up_to(&mut burst, burst_size);
+        if n == 0 {
+            s.empty_polls += 1;
+            idle_run += 1;
+            if idle_run.is_multiple_of(1024) {
+                counters.publish(&s);
+            }
+            if poll_mode == PollMode::Adaptive && idle_run >= idle_polls {
+                std::thread::sleep(idle_sleep);
+            }
+            continue;
+        }
+        idle_run = 0;
+        s.rx += n as u64;
+        let (sent, dropped) = flush(&mut tx, &mut burst, tx_retries);
+        s.tx += sent;
+        s.tx_drops += dropped;
+        counters.publish(&s);
+    }
+    counters.publish(&s);
+    (rx, tx, s)
+}

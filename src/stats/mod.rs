@@ -1,0 +1,17 @@
+//! Latency statistics: HdrHistogram helpers and writers for the text formats
+//! latency tooling expects (Java-compatible `.hgrm` percentile distributions
+//! and `.hlog` interval logs).
+//!
+//! All values are nanoseconds recorded into `hdrhistogram::Histogram<u64>`.
+
+mod hgrm;
+mod histogram;
+mod hlog;
+mod javafmt;
+
+pub use hgrm::{percentile_distribution_string, write_percentile_distribution};
+pub use histogram::{
+    new_latency_histogram, Summary, TailPercentile, HIGHEST_TRACKABLE_NS, LOWEST_DISCERNIBLE_NS,
+    LOW_SAMPLES_THRESHOLD, SIGNIFICANT_DIGITS,
+};
+pub use hlog::{HlogWriter, DEFAULT_MAX_VALUE_UNIT_RATIO};

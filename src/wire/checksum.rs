@@ -1,0 +1,192 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! Sums are carried as *folded, uncomplemented* 16-bit values so that partial
+//! sums over separate pieces (pseudo-header, header, payload) can be
+//! [`combine`]d; only the final step complements. A region whose stored
+//! checksum is correct sums to `0xffff`.
+
+use super::ipv4::Ipv4Address;
+
+/// Folds carries back into the low 16 bits (end-around carry).
+#[inline]
+fn fold(mut sum: u64) -> u16 {
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// Ones'-complement sum of `data` as big-endian 16-bit words, folded.
+///
+/// Adds 32-bit words into a 64-bit accumulator: since 2^16 ≡ 1 in ones'
+/// complement arithmetic, that is the same sum with half the additions, and
+/// the accumulator cannot overflow for any buffer smaller than 16 GiB. An odd
+/// trailing byte is padded with a zero on the right, as RFC 1071 specifies.
+#[inline]
+pub fn data_sum(data: &[u8]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut words = data.chunks_exact(4);
+    for w in &mut words {
+        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    let rest = words.remainder();
+    let mut pairs = rest.chunks_exact(2);
+    for p in &mut pairs {
+        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
+    }
+    if let [last] = pairs.remainder() {
+        acc += u64::from(*last) << 8;
+    }
+    fold(acc)
+}
+
+/// Ones'-complement sum of several partial sums.
+#[inline]
+pub fn combine(sums: &[u16]) -> u16 {
+    fold(sums.iter().map(|&s| u64::from(s)).sum())
+}
+
+/// The value to store in a checksum field covering `data` (whose checksum
+/// field must be zero while computing).
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    !data_sum(data)
+}
+
+/// Partial sum of the IPv4 pseudo-header that UDP and TCP checksums cover.
+#[inline]
+pub fn pseudo_header_v4(src: Ipv4Address, dst: Ipv4Address, protocol: u8, length: u16) -> u16 {
+    let [s0, s1, s2, s3] = src.0;
+    let [d0, d1, d2, d3] = dst.0;
+    let acc = u64::from(u16::from_be_bytes([s0, s1]))
+        + u64::from(u16::from_be_bytes([s2, s3]))
+        + u64::from(u16::from_be_bytes([d0, d1]))
+        + u64::from(u16::from_be_bytes([d2, d3]))
+        + u64::from(protocol)
+        + u64::from(length);
+    fold(acc)
+}
+
+/// Partial sum of the IPv4 pseudo-header for UDP (protocol 17).
+#[inline]
+pub fn udp_pseudo_header(src: Ipv4Address, dst: Ipv4Address, udp_len: u16) -> u16 {
+    pseudo_header_v4(src, dst, super::ipv4::IpProtocol::Udp.into(), udp_len)
+}
+
+/// New checksum after one 16-bit word covered by `old_csum` changed from
+/// `old_word` to `new_word`, without touching the rest of the data.
+///
+/// Uses RFC 1624 equation 3, `HC' = ~(~HC + ~m + m')`: unlike the older
+/// RFC 1141 form it cannot yield the `-0` encoding, so for non-zero data it
+/// agrees bit for bit with a full recompute.
+#[inline]
+pub fn update(old_csum: u16, old_word: u16, new_word: u16) -> u16 {
+    !fold(u64::from(!old_csum) + u64::from(!old_word) + u64::from(new_word))
+}
+
+/// [`update`] for a 32-bit field (e.g. an IPv4 address or a u32 counter)
+/// that starts on a 16-bit boundary.
+#[inline]
+pub fn update_u32(old_csum: u16, old: u32, new: u32) -> u16 {
+    let acc = u64::from(!old_csum)
+        + u64::from(!(old >> 16) as u16)
+        + u64::from(!(old as u16))
+        + u64::from((new >> 16) as u16)
+        + u64::from(new as u16);
+    !fold(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{hex, XorShift};
+    use super::*;
+
+    /// Straightforward RFC 1071 reference: one 16-bit word at a time.
+    fn reference_sum(data: &[u8]) -> u16 {
+        let mut acc: u32 = 0;
+        for pair in data.chunks(2) {
+            let hi = u32::from(pair[0]) << 8;
+            let lo = pair.get(1).map_or(0, |&b| u32::from(b));
+            acc += hi | lo;
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc as u16
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 section 3 worked example: the sum is 0xddf2.
+        let data = hex("00 01 f2 03 f4 f5 f6 f7");
+        assert_eq!(data_sum(&data), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn empty_and_odd_lengths() {
+        assert_eq!(data_sum(&[]), 0);
+        assert_eq!(data_sum(&[0xab]), 0xab00);
+        assert_eq!(data_sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+    }
+
+    #[test]
+    fn fast_sum_matches_reference() {
+        let mut rng = XorShift(7);
+        let mut buf = [0u8; 300];
+        for _ in 0..2000 {
+            let len = rng.below(buf.len() + 1);
+            rng.fill(&mut buf[..len]);
+            assert_eq!(data_sum(&buf[..len]), reference_sum(&buf[..len]));
+        }
+        // Worst case for carries.
+        let ones = [0xffu8; 1501];
+        assert_eq!(data_sum(&ones), reference_sum(&ones));
+    }
+
+    #[test]
+    fn combine_equals_sum_of_concatenation() {
+        let mut rng = XorShift(11);
+        let mut buf = [0u8; 64];
+        for _ in 0..500 {
+            rng.fill(&mut buf);
+            // Splits at even offsets only: a split at an odd offset shifts
+            // the byte alignment of the second half.
+            let cut = 2 * rng.below(33);
+            let (a, b) = buf.split_at(cut);
+            assert_eq!(combine(&[data_sum(a), data_sum(b)]), data_sum(&buf));
+        }
+    }
+
+    #[test]
+    fn incremental_update_matches_full_recompute() {
+        let mut rng = XorShift(0xdead_beef);
+        let mut buf = [0u8; 40];
+        for _ in 0..5000 {
+            rng.fill(&mut buf);
+            // A fixed non-zero word keeps the data sum away from zero, where
+            // ones' complement has two encodings and equality is ambiguous.
+            buf[0] = 0x45;
+            let csum = checksum(&buf);
+
+            let i = 2 + 2 * rng.below(18);
+            let old = u16::from_be_bytes([buf[i], buf[i + 1]]);
+            let new = rng.next_u64() as u16;
+            buf[i..i + 2].copy_from_slice(&new.to_be_bytes());
+            assert_eq!(update(csum, old, new), checksum(&buf));
+
+            let csum = checksum(&buf);
+            let j = 2 + 2 * rng.below(17);
+            let old = u32::from_be_bytes([buf[j], buf[j + 1], buf[j + 2], buf[j + 3]]);
+            let new = rng.next_u64() as u32;
+            buf[j..j + 4].copy_from_slice(&new.to_be_bytes());
+            assert_eq!(update_u32(csum, old, new), checksum(&buf));
+        }
+    }
+
+    #[test]
+    fn pseudo_header_matches_byte_layout() {
+        let src = Ipv4Address([198, 18, 0, 1]);
+        let dst = Ipv4Address([10, 0, 0, 254]);
+        let bytes = [198, 18, 0, 1, 10, 0, 0, 254, 0, 17, 0x01, 0x23];
+        assert_eq!(udp_pseudo_header(src, dst, 0x0123), data_sum(&bytes));
+    }
+}
