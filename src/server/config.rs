@@ -247,6 +247,20 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_is_valid() {
+        let c = ServeConfig::from_toml(include_str!("../../configs/serve-null.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            ServeConfig {
+                eal: Vec::new(),
+                ..c
+            },
+            ServeConfig::default(),
+            "the commented file documents the defaults"
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = ServeConfig::from_toml("bursty = 3").unwrap_err();
         assert_eq!(e.field, "bursty");
