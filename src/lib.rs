@@ -9,3 +9,4 @@ pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod wire;
+pub mod pcap;

@@ -1,0 +1,1 @@
+//! Classic pcap files (the format net_pcap reads and writes).
