@@ -5,8 +5,8 @@ pub mod dpdk;
 /// The git revision this binary was built from.
 pub const GIT_REV: &str = env!("BYPASS_GIT_REV");
 pub mod graph;
+pub mod pcap;
 pub mod server;
 pub mod shutdown;
 pub mod stats;
 pub mod wire;
-pub mod pcap;

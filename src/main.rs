@@ -47,6 +47,25 @@ struct ServeArgs {
     /// Packets per rx burst.
     #[arg(long)]
     burst: Option<u16>,
+    /// Most packets per graph dispatch (rpc mode).
+    #[arg(long)]
+    vector: Option<u16>,
+    /// IPv4 address the fast path answers for (rpc mode).
+    #[arg(long)]
+    ip: Option<String>,
+    /// MAC address answered for (default: the port's).
+    #[arg(long)]
+    mac: Option<String>,
+    #[arg(long)]
+    rpc_port: Option<u16>,
+    #[arg(long)]
+    sockperf_port: Option<u16>,
+    /// Longest spin a request may ask for, in ns.
+    #[arg(long)]
+    spin_max_ns: Option<u32>,
+    /// Write service-time histograms to this HdrHistogram interval log (rpc mode).
+    #[arg(long)]
+    hlog: Option<String>,
     /// Buffers in the packet pool.
     #[arg(long)]
     mbufs: Option<u32>,
@@ -78,7 +97,20 @@ impl ServeArgs {
         macro_rules! over {
             ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
         }
+        if self.ip.is_some() {
+            c.ip = self.ip;
+        }
+        if self.mac.is_some() {
+            c.mac = self.mac;
+        }
+        if self.hlog.is_some() {
+            c.hlog = self.hlog;
+        }
         over!(
+            vector,
+            rpc_port,
+            sockperf_port,
+            spin_max_ns,
             mode,
             topology,
             ports,

@@ -26,7 +26,10 @@ fn safe_layer_end_to_end() {
     assert_eq!(eal.worker_lcores(), vec![1]);
 
     // Mempool accounting and Mbuf data access.
-    assert!(Mempool::new(&"x".repeat(64), 1023, 0, 2048, -1).is_err(), "name too long");
+    assert!(
+        Mempool::new(&"x".repeat(64), 1023, 0, 2048, -1).is_err(),
+        "name too long"
+    );
     let pool = Mempool::new("layer_pool", 2047, 0, 2048, -1).expect("pool");
     assert_eq!(pool.capacity(), 2047);
     assert_eq!(pool.in_use(), 0);
@@ -64,7 +67,10 @@ fn safe_layer_end_to_end() {
     assert_eq!(pool.in_use(), 0, "a dropped burst frees what it holds");
 
     // Port on a ring loopback.
-    assert!(dpdk::find_port("nope").unwrap_err().to_string().contains("net_ring0"));
+    assert!(dpdk::find_port("nope")
+        .unwrap_err()
+        .to_string()
+        .contains("net_ring0"));
     let id = dpdk::find_port("net_ring0").unwrap();
     let cfg = PortConfig {
         rx_queues: 1,
@@ -109,7 +115,11 @@ fn safe_layer_end_to_end() {
         }
     }
     assert!(refused > 0, "the ring never filled");
-    assert_eq!(pool.in_use() as usize, sent_total, "refused packets freed exactly once");
+    assert_eq!(
+        pool.in_use() as usize,
+        sent_total,
+        "refused packets freed exactly once"
+    );
 
     // Everything sent comes back in order on the loopback.
     let mut got = 0usize;
@@ -131,13 +141,20 @@ fn safe_layer_end_to_end() {
     let stats = port.stats().unwrap();
     assert_eq!(stats.opackets as usize, sent_total);
     assert_eq!(stats.ipackets as usize, sent_total);
-    assert!(port.xstats().unwrap().iter().any(|(n, _)| n == "rx_good_packets"));
+    assert!(port
+        .xstats()
+        .unwrap()
+        .iter()
+        .any(|(n, _)| n == "rx_good_packets"));
 
     // Worker launch on lcore 1: result returned, panic caught and reported.
-    let j = lcore::launch(1, || lcore::current_lcore()).unwrap();
+    let j = lcore::launch(1, lcore::current_lcore).unwrap();
     assert_eq!(j.join().unwrap(), Some(1));
     let j = lcore::launch(1, || -> u32 { panic!("boom") }).unwrap();
-    assert!(j.join().is_err(), "a panic on an lcore is returned, not lost");
+    assert!(
+        j.join().is_err(),
+        "a panic on an lcore is returned, not lost"
+    );
     let pool_ref = std::sync::Arc::new(pool);
     let p2 = std::sync::Arc::clone(&pool_ref);
     let j = lcore::launch(1, move || {
@@ -146,7 +163,11 @@ fn safe_layer_end_to_end() {
     })
     .unwrap();
     assert_eq!(j.join().unwrap(), 100);
-    assert_eq!(pool_ref.in_use(), 0, "buffers freed on a worker lcore go back");
+    assert_eq!(
+        pool_ref.in_use(),
+        0,
+        "buffers freed on a worker lcore go back"
+    );
 
     // A thread the program makes can register as an lcore and use the pool.
     let p3 = std::sync::Arc::clone(&pool_ref);

@@ -85,6 +85,17 @@ impl<const N: usize> Burst<N> {
         Some(unsafe { Mbuf::from_raw(ptr::NonNull::new_unchecked(self.ptrs[self.len])) })
     }
 
+    /// Moves every packet out, in order, leaving the burst empty.
+    #[inline]
+    pub fn drain_to(&mut self, mut f: impl FnMut(Mbuf)) {
+        // Emptied first: should `f` panic, the rest leak rather than being freed twice.
+        let n = std::mem::take(&mut self.len);
+        for &p in &self.ptrs[..n] {
+            // SAFETY: slots below the old `len` hold owned non-null packets, each taken once.
+            f(unsafe { Mbuf::from_raw(ptr::NonNull::new_unchecked(p)) });
+        }
+    }
+
     /// Frees every packet, in one bulk call.
     #[inline]
     pub fn clear(&mut self) {

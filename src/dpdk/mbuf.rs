@@ -129,3 +129,25 @@ impl Drop for Mbuf {
         unsafe { sys::rte_pktmbuf_free(self.raw.as_ptr()) };
     }
 }
+
+impl crate::graph::PacketBuf for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        Mbuf::len(self)
+    }
+
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        Mbuf::trim(self, n)
+    }
+}

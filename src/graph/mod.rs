@@ -9,6 +9,7 @@ mod buf;
 mod counters;
 mod engine;
 mod node;
+pub mod nodes;
 mod vector;
 
 pub use buf::{prefetch, PacketBuf, VecBuf};

@@ -12,6 +12,8 @@ use serde::Deserialize;
 pub enum Mode {
     /// Send every received packet back out unchanged (testpmd's io forwarding).
     Io,
+    /// Answer RPC, ARP, ICMP echo and sockperf in place through the node graph; drop the rest.
+    Rpc,
 }
 
 /// Where a worker transmits what it received.
@@ -47,6 +49,19 @@ pub struct ServeConfig {
     pub tx_desc: u16,
     /// Packets per rx burst.
     pub burst: u16,
+    /// Most packets handed to the graph at once: rx bursts are gathered until a burst comes
+    /// back short or the vector is full (rpc mode).
+    pub vector: u16,
+    /// The IPv4 address the fast path answers for (rpc mode; required there).
+    pub ip: Option<String>,
+    /// The MAC address answered for; default the port's own.
+    pub mac: Option<String>,
+    pub rpc_port: u16,
+    pub sockperf_port: u16,
+    /// Longest `spin` a request may ask for, in ns; longer ones are refused with status 3.
+    pub spin_max_ns: u32,
+    /// Write the service-time histograms to this HdrHistogram interval log (rpc mode).
+    pub hlog: Option<String>,
     /// Buffers in the packet pool.
     pub mbufs: u32,
     pub mempool_cache: u32,
@@ -79,6 +94,13 @@ impl Default for ServeConfig {
             rx_desc: 1024,
             tx_desc: 1024,
             burst: 32,
+            vector: 256,
+            ip: None,
+            mac: None,
+            rpc_port: 7777,
+            sockperf_port: 11111,
+            spin_max_ns: 1_000_000,
+            hlog: None,
             mbufs: 8191,
             mempool_cache: 256,
             poll_mode: PollMode::Busy,
@@ -118,6 +140,8 @@ fn bad(field: &str, message: impl Into<String>) -> ConfigError {
 
 /// Largest rx burst a worker accepts (the size of its packet array).
 pub const MAX_BURST: usize = 256;
+/// Largest vector the graph takes.
+pub const MAX_VECTOR: usize = crate::graph::VECTOR_SIZE;
 
 impl ServeConfig {
     /// Parses TOML text. Unknown keys and ill-typed values are errors that name the key.
@@ -152,6 +176,40 @@ impl ServeConfig {
                 "burst",
                 format!("{} is not in 1..={MAX_BURST}", self.burst),
             ));
+        }
+        if self.vector < self.burst || self.vector as usize > MAX_VECTOR {
+            return Err(bad(
+                "vector",
+                format!(
+                    "{} must be at least burst ({}) and at most {MAX_VECTOR}",
+                    self.vector, self.burst
+                ),
+            ));
+        }
+        if let Some(ip) = &self.ip {
+            ip.parse::<crate::wire::Ipv4Address>()
+                .map_err(|e| bad("ip", format!("{ip:?}: {e}")))?;
+        } else if self.mode == Mode::Rpc {
+            return Err(bad("ip", "rpc mode needs the IPv4 address to answer for"));
+        }
+        if let Some(mac) = &self.mac {
+            mac.parse::<crate::wire::MacAddress>()
+                .map_err(|e| bad("mac", format!("{mac:?}: {e}")))?;
+        }
+        if self.rpc_port == 0 {
+            return Err(bad("rpc_port", "must not be 0"));
+        }
+        if self.sockperf_port == 0 || self.sockperf_port == self.rpc_port {
+            return Err(bad(
+                "sockperf_port",
+                format!(
+                    "{} must be non-zero and differ from rpc_port",
+                    self.sockperf_port
+                ),
+            ));
+        }
+        if self.spin_max_ns > 1_000_000_000 {
+            return Err(bad("spin_max_ns", "must be at most 1 s (1000000000)"));
         }
         for (name, v) in [("rx_desc", self.rx_desc), ("tx_desc", self.tx_desc)] {
             if !(32..=32768).contains(&v) {

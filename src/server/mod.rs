@@ -3,19 +3,34 @@
 
 pub mod config;
 pub mod counters;
+pub mod latency;
 pub mod report;
+pub mod rpc;
 pub mod worker;
 
 use std::fmt;
+use std::fs::File;
+use std::io::BufWriter;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
 
 use crate::dpdk::{self, lcore, Burst, DpdkError, Eal, Mempool, Port, PortConfig};
+use crate::graph::nodes::NodeConfig;
+use crate::graph::{GraphCounters, GraphStats};
 use crate::shutdown;
+use crate::stats::{new_latency_histogram, HlogWriter, Summary};
+use crate::wire::{Ipv4Address, MacAddress};
 
 use config::{ConfigError, Mode, ServeConfig, Topology};
 use counters::{WorkerCounters, WorkerSnapshot};
-use report::{Final, Interval, MempoolTotal, PortTotal, WorkerInterval, WorkerTotal};
+use latency::LatencyCollector;
+use report::{
+    drops_by_reason, node_lines, Final, Interval, MempoolTotal, PortTotal, ServiceLine,
+    WorkerInterval, WorkerTotal,
+};
+use rpc::RpcSpec;
 use worker::WorkerSpec;
 
 #[derive(Debug)]
@@ -192,7 +207,12 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         .iter()
         .map(|_| Arc::new(WorkerCounters::default()))
         .collect();
+    let tsc_hz = eal.tsc_hz();
+    let ip: Option<Ipv4Address> = cfg.ip.as_deref().and_then(|s| s.parse().ok());
+    let mac_override: Option<MacAddress> = cfg.mac.as_deref().and_then(|s| s.parse().ok());
     let mut joins = Vec::new();
+    let mut graphs: Vec<Arc<GraphCounters>> = Vec::new();
+    let mut collectors: Vec<LatencyCollector> = Vec::new();
     for (i, a) in assignments.iter().enumerate() {
         let rx = ports[a.rx_port]
             .take_rx(a.queue)
@@ -212,6 +232,50 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         };
         let launched = match cfg.mode {
             Mode::Io => lcore::launch(a.lcore, move || worker::run_io(spec)),
+            Mode::Rpc => {
+                let (recorder, collector) = latency::pair(tsc_hz, cfg.interval_ms * 1_000_000);
+                collectors.push(collector);
+                let (gtx, grx) = crossbeam::channel::bounded(1);
+                let (Some(ip), mac) = (
+                    ip,
+                    mac_override.unwrap_or(MacAddress(ports[a.rx_port].mac())),
+                ) else {
+                    return Err(ServeError::Config(ConfigError {
+                        field: "ip".into(),
+                        message: "rpc mode needs the IPv4 address to answer for".into(),
+                    }));
+                };
+                let nodes = NodeConfig {
+                    rpc_port: cfg.rpc_port,
+                    sockperf_port: cfg.sockperf_port,
+                    spin_max_ns: cfg.spin_max_ns,
+                    ..NodeConfig::new(mac, ip)
+                };
+                let spec = RpcSpec {
+                    base: spec,
+                    nodes,
+                    vector: cfg.vector as usize,
+                    tsc_hz,
+                    latency: recorder,
+                    graph_counters: gtx,
+                };
+                let j = lcore::launch(a.lcore, move || rpc::run_rpc(spec));
+                if j.is_ok() {
+                    // The graph is built on the worker; wait for its counters (or its error).
+                    match grx.recv() {
+                        Ok(Ok(g)) => graphs.push(g),
+                        Ok(Err(e)) => {
+                            shutdown::request();
+                            return Err(ServeError::Setup(format!("graph: {e}")));
+                        }
+                        Err(_) => {
+                            shutdown::request();
+                            return Err(ServeError::WorkerPanicked(i));
+                        }
+                    }
+                }
+                j
+            }
         };
         match launched {
             Ok(j) => joins.push(j),
@@ -226,8 +290,25 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
     }
 
     let names: Vec<String> = ports.iter().map(|p| p.name().to_string()).collect();
+    let mut hlog = match &cfg.hlog {
+        Some(path) => Some(
+            File::create(path)
+                .and_then(|f| HlogWriter::new(BufWriter::new(f), SystemTime::now()))
+                .map_err(|e| ServeError::Setup(format!("cannot write hlog {path}: {e}")))?,
+        ),
+        None => None,
+    };
     let started = Instant::now();
-    let stop_reason = control_loop(cfg, &assignments, &names, &counters, started);
+    let mut telemetry = Telemetry {
+        counters: &counters,
+        graphs: &graphs,
+        collectors: &collectors,
+        total_service: new_latency_histogram(),
+        hlog: hlog.as_mut(),
+        started,
+        last_tick: started,
+    };
+    let stop_reason = control_loop(cfg, &assignments, &names, &mut telemetry);
     shutdown::request();
 
     let mut totals = Vec::new();
@@ -265,10 +346,27 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
     // Closing the ports returns the buffers their rx rings held (net_tap prefills its ring).
     drop(ports);
 
+    // Whatever the workers handed over after the last interval.
+    let mut tail = new_latency_histogram();
+    for c in &collectors {
+        c.collect(&mut tail);
+    }
+    let tail_offset = telemetry.last_tick.duration_since(started).as_secs_f64();
+    let tail_len = telemetry.last_tick.elapsed().as_secs_f64();
+    if let Some(w) = telemetry.hlog.as_mut() {
+        if !tail.is_empty() {
+            let _ = w.write_interval(None, tail_offset, tail_len, &tail);
+        }
+        let _ = w.flush();
+    }
+    let _ = telemetry.total_service.add(&tail);
+
     let mut sum = WorkerSnapshot::default();
     for t in &totals {
         sum.add(t);
     }
+    let graph_total = (!graphs.is_empty()).then(|| GraphStats::sum(&graph_snapshots(&graphs)));
+    let graph_drops = graph_total.as_ref().map_or(0, GraphStats::total_drops);
     let fin = Final {
         kind: "final",
         mode: format!("{:?}", cfg.mode).to_lowercase(),
@@ -276,7 +374,7 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         elapsed_s: elapsed,
         rx: sum.rx,
         tx: sum.tx,
-        drops: sum.tx_drops,
+        drops: sum.tx_drops + graph_drops,
         rx_pps: sum.rx as f64 / elapsed.max(1e-9),
         tx_pps: sum.tx as f64 / elapsed.max(1e-9),
         workers: assignments
@@ -291,6 +389,11 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
                 counters: *t,
             })
             .collect(),
+        vector_avg: graph_total.as_ref().map(entry_vector_avg),
+        drops_by_reason: drops_by_reason(graph_total.as_ref(), sum.tx_drops),
+        nodes: graph_total.as_ref().map(node_lines).unwrap_or_default(),
+        service_ns: (cfg.mode == Mode::Rpc)
+            .then(|| Summary::from_histogram(&telemetry.total_service)),
         ports: port_totals,
         mempool: MempoolTotal {
             capacity: pool.capacity(),
@@ -315,20 +418,42 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
     Ok(fin)
 }
 
+/// What the control thread reads each interval.
+struct Telemetry<'a> {
+    counters: &'a [Arc<WorkerCounters>],
+    graphs: &'a [Arc<GraphCounters>],
+    collectors: &'a [LatencyCollector],
+    total_service: Histogram<u64>,
+    hlog: Option<&'a mut HlogWriter<BufWriter<File>>>,
+    started: Instant,
+    last_tick: Instant,
+}
+
+fn graph_snapshots(graphs: &[Arc<GraphCounters>]) -> Vec<GraphStats> {
+    graphs.iter().map(|g| g.snapshot()).collect()
+}
+
+/// Packets per dispatch of the graph's entry node: how full the vectors run.
+fn entry_vector_avg(g: &GraphStats) -> f64 {
+    g.node("ethernet-input")
+        .map_or(0.0, |n| n.avg_vector_size())
+}
+
 /// Reports once per interval until the duration passes or a stop is requested; returns why
 /// it stopped.
 fn control_loop(
     cfg: &ServeConfig,
     assignments: &[Assignment],
     names: &[String],
-    counters: &[Arc<WorkerCounters>],
-    started: Instant,
+    t: &mut Telemetry,
 ) -> &'static str {
+    let started = t.started;
     let interval = Duration::from_millis(cfg.interval_ms);
     let deadline = (cfg.duration > 0.0).then(|| started + Duration::from_secs_f64(cfg.duration));
-    let mut prev: Vec<WorkerSnapshot> = counters.iter().map(|c| c.snapshot()).collect();
-    let mut prev_t = started;
+    let mut prev: Vec<WorkerSnapshot> = t.counters.iter().map(|c| c.snapshot()).collect();
+    let mut prev_graph = GraphStats::sum(&graph_snapshots(t.graphs));
     let mut next_tick = started + interval;
+    let mut service = new_latency_histogram();
     loop {
         // Short sleeps keep the reaction to a signal or the deadline within a few ms.
         let now = Instant::now();
@@ -347,17 +472,23 @@ fn control_loop(
             continue;
         }
         next_tick += interval;
-        let dt = now.duration_since(prev_t).as_secs_f64().max(1e-9);
-        prev_t = now;
+        let dt = now.duration_since(t.last_tick).as_secs_f64().max(1e-9);
+        let offset = t.last_tick.duration_since(started).as_secs_f64();
+        t.last_tick = now;
         let mut line = Interval {
             kind: "interval",
             elapsed_s: now.duration_since(started).as_secs_f64(),
             rx_pps: 0.0,
             tx_pps: 0.0,
             drops: 0,
-            workers: Vec::with_capacity(counters.len()),
+            workers: Vec::with_capacity(t.counters.len()),
+            vector_avg: None,
+            drops_by_reason: Default::default(),
+            nodes: Vec::new(),
+            service_ns: None,
         };
-        for (i, c) in counters.iter().enumerate() {
+        let mut tx_drops = 0;
+        for (i, c) in t.counters.iter().enumerate() {
             let cur = c.snapshot();
             let d = cur.delta(&prev[i]);
             prev[i] = cur;
@@ -372,8 +503,39 @@ fn control_loop(
             };
             line.rx_pps += w.rx_pps;
             line.tx_pps += w.tx_pps;
-            line.drops += w.drops;
+            tx_drops += w.drops;
             line.workers.push(w);
+        }
+        let mut graph_delta = None;
+        if !t.graphs.is_empty() {
+            let cur = GraphStats::sum(&graph_snapshots(t.graphs));
+            let d = cur.delta(&prev_graph);
+            prev_graph = cur;
+            line.vector_avg = Some(entry_vector_avg(&d));
+            line.nodes = node_lines(&d);
+            graph_delta = Some(d);
+        }
+        line.drops_by_reason = drops_by_reason(graph_delta.as_ref(), tx_drops);
+        line.drops = line.drops_by_reason.values().sum();
+        if !t.collectors.is_empty() {
+            service.reset();
+            for c in t.collectors {
+                c.collect(&mut service);
+            }
+            line.service_ns = Some(ServiceLine {
+                count: service.len(),
+                p50_ns: service.value_at_quantile(0.5),
+                p99_ns: service.value_at_quantile(0.99),
+                p999_ns: service.value_at_quantile(0.999),
+                max_ns: service.max(),
+            });
+            let _ = t.total_service.add(&service);
+            if let Some(w) = t.hlog.as_mut() {
+                if let Err(e) = w.write_interval(None, offset, dt, &service) {
+                    eprintln!("bypass serve: hlog write failed, no more intervals: {e}");
+                    t.hlog = None;
+                }
+            }
         }
         if cfg.json {
             println!(

@@ -1,9 +1,13 @@
 //! What the control thread prints: one line per interval and a final summary, as human text
 //! or as JSON lines (one object per line, so scripts never parse the human text).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::dpdk::{LinkStatus, PortStats};
+use crate::graph::GraphStats;
+use crate::stats::Summary;
 
 use super::counters::WorkerSnapshot;
 
@@ -18,6 +22,27 @@ pub struct WorkerInterval {
     pub drops: u64,
 }
 
+/// One graph node's counters (over an interval, or in total).
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeLine {
+    pub name: &'static str,
+    pub calls: u64,
+    pub vectors: u64,
+    pub packets: u64,
+    pub vector_avg: f64,
+    pub cycles_per_packet: f64,
+}
+
+/// Service time (rx burst stamp to tx) over an interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceLine {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Interval {
     #[serde(rename = "type")]
@@ -25,9 +50,57 @@ pub struct Interval {
     pub elapsed_s: f64,
     pub rx_pps: f64,
     pub tx_pps: f64,
-    /// Packets dropped during this interval (tx refused after retries).
+    /// Packets dropped during this interval, for any reason.
     pub drops: u64,
     pub workers: Vec<WorkerInterval>,
+    /// Packets per graph dispatch (rpc mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_avg: Option<f64>,
+    /// Drops during this interval by "node/reason"; only reasons that occurred.
+    pub drops_by_reason: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ns: Option<ServiceLine>,
+}
+
+/// The reason under which packets a full tx queue refused are counted.
+pub const TX_QUEUE_FULL: &str = "tx/queue-full";
+
+/// Drops by "node/reason" (only non-zero), plus the workers' tx refusals.
+pub fn drops_by_reason(graph: Option<&GraphStats>, tx_drops: u64) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    if let Some(g) = graph {
+        for n in &g.nodes {
+            for &(reason, count) in &n.drops {
+                if count > 0 {
+                    m.insert(format!("{}/{}", n.name, reason), count);
+                }
+            }
+        }
+    }
+    if tx_drops > 0 {
+        *m.entry(TX_QUEUE_FULL.to_string()).or_default() += tx_drops;
+    }
+    m
+}
+
+pub fn node_lines(g: &GraphStats) -> Vec<NodeLine> {
+    g.nodes
+        .iter()
+        .map(|n| NodeLine {
+            name: n.name,
+            calls: n.calls,
+            vectors: n.vectors,
+            packets: n.packets,
+            vector_avg: n.avg_vector_size(),
+            cycles_per_packet: n.cycles_per_packet(),
+        })
+        .collect()
+}
+
+fn us(ns: u64) -> String {
+    format!("{:.2}us", ns as f64 / 1e3)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +146,14 @@ pub struct Final {
     pub rx_pps: f64,
     pub tx_pps: f64,
     pub workers: Vec<WorkerTotal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_avg: Option<f64>,
+    pub drops_by_reason: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeLine>,
+    /// Service time from rx burst to tx, over the whole run (rpc mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_ns: Option<Summary>,
     pub ports: Vec<PortTotal>,
     pub mempool: MempoolTotal,
     pub dpdk_version: &'static str,
@@ -99,6 +180,40 @@ impl Interval {
             mpps(self.tx_pps),
             self.drops
         );
+        if let Some(v) = self.vector_avg {
+            s.push_str(&format!("  vec {v:.1}"));
+        }
+        if let Some(l) = self.service_ns.as_ref().filter(|l| l.count > 0) {
+            s.push_str(&format!(
+                "  service p50 {} p99 {} p99.9 {} max {}",
+                us(l.p50_ns),
+                us(l.p99_ns),
+                us(l.p999_ns),
+                us(l.max_ns)
+            ));
+        }
+        if !self.drops_by_reason.is_empty() {
+            let d: Vec<String> = self
+                .drops_by_reason
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            s.push_str(&format!("\n           drops: {}", d.join(", ")));
+        }
+        if !self.nodes.is_empty() {
+            let n: Vec<String> = self
+                .nodes
+                .iter()
+                .filter(|n| n.packets > 0)
+                .map(|n| {
+                    format!(
+                        "{} {} ({:.0} cyc/pkt)",
+                        n.name, n.packets, n.cycles_per_packet
+                    )
+                })
+                .collect();
+            s.push_str(&format!("\n           nodes: {}", n.join(", ")));
+        }
         if self.workers.len() > 1 {
             for w in &self.workers {
                 s.push_str(&format!(
@@ -143,6 +258,24 @@ impl Final {
                 w.counters.polls,
                 w.counters.empty_polls
             ));
+        }
+        if let Some(v) = self.vector_avg {
+            s.push_str(&format!("  average vector: {v:.2} packets\n"));
+        }
+        for (k, v) in &self.drops_by_reason {
+            s.push_str(&format!("  dropped {k}: {v}\n"));
+        }
+        for n in &self.nodes {
+            s.push_str(&format!(
+                "  node {:<14} calls {:>10}  vectors {:>10}  packets {:>12}  vec {:>6.2}  {:>7.1} cycles/pkt\n",
+                n.name, n.calls, n.vectors, n.packets, n.vector_avg, n.cycles_per_packet
+            ));
+        }
+        if let Some(sv) = self.service_ns.as_ref().filter(|sv| sv.count > 0) {
+            s.push_str("  service time (rx burst to tx), per packet:\n");
+            for line in sv.to_table().lines() {
+                s.push_str(&format!("    {line}\n"));
+            }
         }
         for p in &self.ports {
             s.push_str(&format!(

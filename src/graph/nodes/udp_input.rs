@@ -1,0 +1,179 @@
+//! `udp-input`: validates the UDP header and dispatches by destination
+//! port.
+
+use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
+use crate::wire::{IpProtocol, Ipv4Packet, UdpPacket};
+
+use super::util::{is_plain_ipv4, IP_OFF, UDP_OFF};
+use super::{drop_reasons, quad_loop, NodeConfig, RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT};
+
+const NEXTS: &[&str] = &[DROP, RPC_SERVER, SOCKPERF_ECHO];
+const NEXT_RPC: u16 = 1;
+const NEXT_SOCKPERF: u16 = 2;
+
+drop_reasons! {
+    /// Why `udp-input` dropped a datagram.
+    UdpDrop {
+        /// Shorter than a UDP header, or a UDP length that is not exactly
+        /// the IPv4 payload length (bytes outside the datagram would be
+        /// echoed back by in-place replies).
+        Malformed => "malformed",
+        /// The reply would go to port 0, which nothing listens on.
+        ZeroSrcPort => "zero-src-port",
+        UnknownPort => "unknown-port",
+        /// Non-zero checksum that does not verify.
+        BadChecksum => "bad-checksum",
+    }
+}
+
+pub struct UdpInput {
+    rpc_port: u16,
+    sockperf_port: u16,
+}
+
+impl UdpInput {
+    pub fn new(cfg: &NodeConfig) -> Self {
+        Self {
+            rpc_port: cfg.rpc_port,
+            sockperf_port: cfg.sockperf_port,
+        }
+    }
+
+    #[inline]
+    fn dispatch(&self, data: &[u8]) -> Result<u16, UdpDrop> {
+        if !is_plain_ipv4(data) {
+            return Err(UdpDrop::Malformed);
+        }
+        let ip = Ipv4Packet::new_unchecked(&data[IP_OFF..]);
+        if ip.protocol() != IpProtocol::Udp {
+            return Err(UdpDrop::Malformed);
+        }
+        let Ok(udp) = UdpPacket::new_checked(&data[UDP_OFF..]) else {
+            return Err(UdpDrop::Malformed);
+        };
+        if UDP_OFF + usize::from(udp.len()) != data.len() {
+            return Err(UdpDrop::Malformed);
+        }
+        if udp.src_port() == 0 {
+            return Err(UdpDrop::ZeroSrcPort);
+        }
+        let port = udp.dst_port();
+        let next = if port == self.rpc_port {
+            NEXT_RPC
+        } else if port == self.sockperf_port {
+            NEXT_SOCKPERF
+        } else {
+            return Err(UdpDrop::UnknownPort);
+        };
+        // Summing the payload is the expensive check, so it comes after the
+        // port filter: stray traffic to closed ports costs no more than a
+        // header read.
+        if !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
+            return Err(UdpDrop::BadChecksum);
+        }
+        Ok(next)
+    }
+}
+
+impl<P: PacketBuf> Node<P> for UdpInput {
+    fn name(&self) -> &'static str {
+        UDP_INPUT
+    }
+
+    fn next_nodes(&self) -> &'static [&'static str] {
+        NEXTS
+    }
+
+    fn drop_reasons(&self) -> &'static [&'static str] {
+        UdpDrop::NAMES
+    }
+
+    fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
+        quad_loop(ctx, pkts, nexts, |p| self.dispatch(p.data()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::*;
+    use super::*;
+    use crate::wire::RpcMethod;
+
+    fn run(frames: &[Vec<u8>]) -> Run {
+        run_node(&mut UdpInput::new(&cfg()), frames, 0)
+    }
+
+    fn only_drop(f: Vec<u8>, reason: UdpDrop) {
+        let r = run(&[f]);
+        assert_eq!(r.nexts, [0], "{reason:?}");
+        assert_eq!(r.drops[reason as usize], 1, "{reason:?}");
+        assert_eq!(r.drops.iter().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn dispatch_by_port_untouched() {
+        let rpc = rpc_request(RpcMethod::Echo, 1, b"abc");
+        let sp = udp_frame(&to_us(11111), &[0; 14]);
+        let mut no_csum = udp_frame(&to_us(7777), b"xyz");
+        no_csum[40..42].fill(0);
+        let r = run(&[rpc.clone(), sp.clone(), no_csum.clone()]);
+        assert_eq!(r.nexts, [NEXT_RPC, NEXT_SOCKPERF, NEXT_RPC]);
+        assert_eq!(r.to(NEXT_RPC), [rpc, no_csum]);
+        assert_eq!(r.to(NEXT_SOCKPERF), [sp]);
+    }
+
+    #[test]
+    fn configured_ports() {
+        let mut c = cfg();
+        c.rpc_port = 9000;
+        c.sockperf_port = 9001;
+        let r = run_node(
+            &mut UdpInput::new(&c),
+            &[
+                udp_frame(&to_us(9000), b""),
+                udp_frame(&to_us(9001), b""),
+                udp_frame(&to_us(7777), b""),
+            ],
+            0,
+        );
+        assert_eq!(r.nexts, [NEXT_RPC, NEXT_SOCKPERF, 0]);
+        assert_eq!(r.drop_count(UdpDrop::NAMES, "unknown-port"), 1);
+    }
+
+    #[test]
+    fn unknown_port_and_zero_source_port() {
+        only_drop(udp_frame(&to_us(53), b"q"), UdpDrop::UnknownPort);
+        let mut ep = to_us(7777);
+        ep.src_port = 0;
+        only_drop(udp_frame(&ep, b"q"), UdpDrop::ZeroSrcPort);
+    }
+
+    #[test]
+    fn bad_checksum() {
+        let mut f = udp_frame(&to_us(7777), b"payload");
+        let last = f.len() - 1;
+        f[last] ^= 1;
+        only_drop(f, UdpDrop::BadChecksum);
+    }
+
+    #[test]
+    fn malformed_lengths() {
+        let f = udp_frame(&to_us(7777), b"payload");
+        for udp_len in [0u16, 7, 14, 16] {
+            let mut g = f.clone();
+            g[38..40].copy_from_slice(&udp_len.to_be_bytes());
+            refill_udp_csum(&mut g);
+            only_drop(g, UdpDrop::Malformed);
+        }
+        // IPv4 payload too short for a UDP header.
+        only_drop(
+            ipv4_frame(PEER_IP, OUR_IP, IpProtocol::Udp, &[0x9c, 0x40, 0x1e]),
+            UdpDrop::Malformed,
+        );
+        // Wrong protocol, padding left on.
+        only_drop(icmp_echo_request(b"abcdefgh"), UdpDrop::Malformed);
+        let mut padded = udp_frame(&to_us(7777), b"");
+        padded.resize(60, 0);
+        only_drop(padded, UdpDrop::Malformed);
+    }
+}
