@@ -10,7 +10,7 @@ set -euo pipefail
 HUGEPAGES="${HUGEPAGES:-1024}"
 HUGE_MOUNT="${HUGE_MOUNT:-/dev/hugepages}"
 PACKAGES=(dpdk dpdk-dev libdpdk-dev pkg-config clang libclang-dev
-          sockperf iproute2 iputils-ping tcpdump python3-pip libhdrhistogram-java)
+          sockperf iproute2 iputils-ping tcpdump ethtool python3-pip libhdrhistogram-java)
 
 say() { printf 'setup: %s\n' "$*"; }
 
