@@ -158,7 +158,8 @@ fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'stati
 fn request(method: RpcMethod, id: u64, payload: &[u8]) -> Vec<u8> {
     let repr = RpcRepr::request(method, id, id * 1000 + 7, payload.len() as u32);
     let mut buf = vec![0u8; HEADER_LEN + payload.len()];
-    repr.emit(&mut RpcHeader::new_unchecked(&mut buf[..]));
+    repr.emit(&mut RpcHeader::new_unchecked(&mut buf[..]))
+        .expect("buffer holds the header");
     buf[HEADER_LEN..].copy_from_slice(payload);
     buf
 }
