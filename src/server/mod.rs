@@ -231,7 +231,9 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
             counters: Arc::clone(&counters[i]),
         };
         let launched = match cfg.mode {
-            Mode::Io => lcore::launch(a.lcore, move || worker::run_io(spec)),
+            Mode::Io => {
+                lcore::launch(a.lcore, move || worker::run_io(spec)).map_err(ServeError::from)
+            }
             Mode::Rpc => {
                 let (recorder, collector) = latency::pair(tsc_hz, cfg.interval_ms * 1_000_000);
                 collectors.push(collector);
@@ -260,31 +262,33 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
                     graph_counters: gtx,
                 };
                 let j = lcore::launch(a.lcore, move || rpc::run_rpc(spec));
-                if j.is_ok() {
-                    // The graph is built on the worker; wait for its counters (or its error).
-                    match grx.recv() {
-                        Ok(Ok(g)) => graphs.push(g),
-                        Ok(Err(e)) => {
-                            shutdown::request();
-                            return Err(ServeError::Setup(format!("graph: {e}")));
-                        }
-                        Err(_) => {
-                            shutdown::request();
-                            return Err(ServeError::WorkerPanicked(i));
-                        }
+                // The graph is built on the worker; wait for its counters (or its error).
+                match j.as_ref().map(|_| grx.recv()) {
+                    Ok(Ok(Ok(g))) => {
+                        graphs.push(g);
+                        j.map_err(ServeError::from)
                     }
+                    Ok(Ok(Err(e))) => {
+                        joins.extend(j.ok());
+                        Err(ServeError::Setup(format!("graph: {e}")))
+                    }
+                    Ok(Err(_)) => {
+                        joins.extend(j.ok());
+                        Err(ServeError::WorkerPanicked(i))
+                    }
+                    Err(_) => j.map_err(ServeError::from),
                 }
-                j
             }
         };
         match launched {
             Ok(j) => joins.push(j),
             Err(e) => {
+                // Workers already running must stop before the ports they poll are closed.
                 shutdown::request();
                 for j in joins {
                     let _ = j.join();
                 }
-                return Err(e.into());
+                return Err(e);
             }
         }
     }

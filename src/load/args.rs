@@ -1,0 +1,192 @@
+//! Command-line arguments of `bypass load` and their validation into a [`LoadConfig`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::config::{LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE};
+use super::LoadError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// Kernel UDP socket.
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WaitMode {
+    /// Blocking `recv` (closed loop only): the thread sleeps until a reply.
+    Blocking,
+    /// Non-blocking socket, spinning on `recv`.
+    Busy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Arrival {
+    /// Constant interval 1/rate.
+    Fixed,
+    /// Exponential inter-arrival gaps with mean 1/rate.
+    Poisson,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Echo,
+    Spin,
+}
+
+/// `bypass load`: measure RPC round trips against a server (docs/protocol.md).
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Server address, IP:PORT.
+    #[arg(long)]
+    pub server: SocketAddr,
+    /// How requests travel.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: Transport,
+    /// How the client waits for replies (default: blocking in closed loop, busy in open loop;
+    /// open loop paces by spinning and accepts only busy).
+    #[arg(long, value_enum)]
+    pub wait: Option<WaitMode>,
+    /// Closed loop: requests kept in flight (default 1 = ping-pong). Excludes --rate.
+    #[arg(long)]
+    pub window: Option<u32>,
+    /// Open loop: requests per second (fractional allowed). Excludes --window.
+    #[arg(long, allow_negative_numbers = true)]
+    pub rate: Option<f64>,
+    /// Open loop: at most this many requests outstanding; when reached the client
+    /// waits (like wrk2's connection count) and the corrected histogram charges the wait.
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+    /// Open-loop arrival process (needs --rate).
+    #[arg(long, value_enum)]
+    pub arrival: Option<Arrival>,
+    /// Measured seconds (after warmup). Default 5 when neither --duration nor --count is given;
+    /// with --count alone the run still stops after 300 s.
+    #[arg(long, allow_negative_numbers = true)]
+    pub duration: Option<f64>,
+    /// Measured requests to send (after warmup); the run stops at whichever of
+    /// --count and --duration comes first.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Seconds of load before measuring; their samples are discarded.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub warmup: f64,
+    /// Payload bytes after the 32-byte header (echo default 32; spin is always 4).
+    #[arg(long)]
+    pub size: Option<usize>,
+    #[arg(long, value_enum, default_value = "echo")]
+    pub method: MethodArg,
+    /// Spin: nanoseconds the server busy-waits per request.
+    #[arg(long)]
+    pub spin_ns: Option<u32>,
+    /// A request unanswered this long is counted lost (its slot is freed).
+    #[arg(long, default_value_t = 1000)]
+    pub timeout_ms: u64,
+    /// Seed of the Poisson arrival generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write summary and per-second intervals as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write per-second interval rows as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Write the corrected histogram as a Java-compatible .hgrm (microseconds).
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write an HdrHistogram interval log, one interval per second.
+    #[arg(long)]
+    pub hlog: Option<PathBuf>,
+}
+
+fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
+    LoadError::Invalid {
+        flag,
+        msg: msg.into(),
+    }
+}
+
+fn seconds(flag: &'static str, v: f64) -> Result<Duration, LoadError> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(bad(flag, format!("must be a finite number >= 0, got {v}")));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| bad(flag, e.to_string()))
+}
+
+impl LoadArgs {
+    /// Turns the flags into a validated configuration; errors name the flag.
+    pub fn to_config(&self) -> Result<LoadConfig, LoadError> {
+        let load = match (self.window, self.rate) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "--rate",
+                    "--rate (open loop) and --window (closed loop) exclude each other",
+                ))
+            }
+            (_, Some(rate)) => LoadModel::Open {
+                rate,
+                arrival: self.arrival.unwrap_or(Arrival::Fixed),
+                max_in_flight: self.max_in_flight,
+            },
+            (window, None) => {
+                if self.arrival.is_some() {
+                    return Err(bad("--arrival", "needs --rate (open loop)"));
+                }
+                if self.max_in_flight.is_some() {
+                    return Err(bad("--max-in-flight", "needs --rate (open loop)"));
+                }
+                LoadModel::Closed {
+                    window: window.unwrap_or(1),
+                }
+            }
+        };
+        let wait = match (self.wait, &load) {
+            (Some(w), _) => w,
+            (None, LoadModel::Open { .. }) => WaitMode::Busy,
+            (None, LoadModel::Closed { .. }) => WaitMode::Blocking,
+        };
+        let duration = match (self.duration, self.count) {
+            (None, None) => Some(DEFAULT_DURATION),
+            (d, _) => d.map(|d| seconds("--duration", d)).transpose()?,
+        };
+        let method = match self.method {
+            MethodArg::Echo => {
+                if self.spin_ns.is_some() {
+                    return Err(bad("--spin-ns", "only with --method spin"));
+                }
+                RequestMethod::Echo
+            }
+            MethodArg::Spin => match self.spin_ns {
+                None => return Err(bad("--spin-ns", "--method spin needs --spin-ns N")),
+                Some(ns) => RequestMethod::Spin { ns },
+            },
+        };
+        let payload_len = match (method, self.size) {
+            (RequestMethod::Echo, s) => s.unwrap_or(DEFAULT_ECHO_SIZE),
+            (RequestMethod::Spin { .. }, None | Some(4)) => 4,
+            (RequestMethod::Spin { .. }, Some(s)) => {
+                return Err(bad(
+                    "--size",
+                    format!("spin requests carry exactly 4 payload bytes, got {s}"),
+                ))
+            }
+        };
+        let cfg = LoadConfig {
+            server: self.server,
+            wait,
+            load,
+            duration,
+            count: self.count,
+            warmup: seconds("--warmup", self.warmup)?,
+            payload_len,
+            method,
+            timeout: Duration::from_millis(self.timeout_ms),
+            seed: self.seed,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}

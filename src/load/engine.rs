@@ -1,0 +1,467 @@
+//! The measuring loop: sends requests, matches replies to in-flight slots,
+//! expires lost requests, records latencies. Single-threaded; nothing on the
+//! per-request path allocates.
+
+use std::io::ErrorKind;
+use std::net::UdpSocket;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+
+use crate::stats::{new_latency_histogram, HIGHEST_TRACKABLE_NS};
+use crate::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, HEADER_LEN};
+
+use super::args::WaitMode;
+use super::clock::Clock;
+use super::config::{LoadConfig, LoadModel, RequestMethod};
+use super::report::{Counters, IntervalRow, Report};
+use super::schedule::Schedule;
+use super::LoadError;
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+/// Busy mode: replies drained per loop turn before sending is reconsidered.
+const RECV_BATCH: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Empty,
+    InFlight,
+    Received,
+    Lost,
+}
+
+/// One request, indexed by `request_id & mask`. Resolved slots keep their id
+/// so a later reply is classified as a duplicate or late.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: u64,
+    state: SlotState,
+    measured: bool,
+    intended_ns: u64,
+    sent_ns: u64,
+}
+
+const EMPTY: Slot = Slot {
+    id: u64::MAX,
+    state: SlotState::Empty,
+    measured: false,
+    intended_ns: 0,
+    sent_ns: 0,
+};
+
+/// The current one-second interval.
+struct Interval {
+    index: u64,
+    sent: u64,
+    received: u64,
+    lost: u64,
+    hist: Histogram<u64>,
+}
+
+struct Engine<'a> {
+    cfg: &'a LoadConfig,
+    clock: Clock,
+    sock: UdpSocket,
+    wire_method: RpcMethod,
+    send_buf: Vec<u8>,
+    recv_buf: Vec<u8>,
+    slots: Vec<Slot>,
+    mask: u64,
+    next_id: u64,
+    /// Lowest id that may still be in flight.
+    oldest: u64,
+    in_flight: u64,
+    highest_reply: Option<u64>,
+    measure_start: u64,
+    timeout_ns: u64,
+    counters: Counters,
+    corrected: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    server: Histogram<u64>,
+    wire: Histogram<u64>,
+    interval: Interval,
+    rows: Vec<IntervalRow>,
+    interval_hists: Vec<Histogram<u64>>,
+}
+
+/// Runs one measurement over a kernel UDP socket.
+pub fn run(cfg: &LoadConfig, clock: Clock) -> Result<Report, LoadError> {
+    cfg.validate()?;
+    let bind = if cfg.server.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    };
+    let io = |what: &str, e: std::io::Error| LoadError::Io(format!("{what}: {e}"));
+    let sock = UdpSocket::bind(bind).map_err(|e| io("bind", e))?;
+    sock.connect(cfg.server)
+        .map_err(|e| io(&format!("connect {}", cfg.server), e))?;
+    match cfg.wait {
+        WaitMode::Busy => sock
+            .set_nonblocking(true)
+            .map_err(|e| io("set_nonblocking", e))?,
+        WaitMode::Blocking => {
+            // Wake up now and then to expire lost requests and end the run.
+            let t = (cfg.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
+            sock.set_read_timeout(Some(t))
+                .map_err(|e| io("set_read_timeout", e))?;
+        }
+    }
+    let slots = cfg.slots()?;
+    let mut send_buf = vec![0u8; HEADER_LEN + cfg.payload_len];
+    let wire_method = match cfg.method {
+        RequestMethod::Echo => {
+            for (i, b) in send_buf[HEADER_LEN..].iter_mut().enumerate() {
+                *b = i as u8;
+            }
+            RpcMethod::Echo
+        }
+        RequestMethod::Spin { ns } => {
+            send_buf[HEADER_LEN..].copy_from_slice(&ns.to_be_bytes());
+            RpcMethod::Spin
+        }
+    };
+    let mut e = Engine {
+        cfg,
+        clock,
+        sock,
+        wire_method,
+        send_buf,
+        recv_buf: vec![0u8; 65_536],
+        slots: vec![EMPTY; slots],
+        mask: slots as u64 - 1,
+        next_id: 0,
+        oldest: 0,
+        in_flight: 0,
+        highest_reply: None,
+        measure_start: 0,
+        timeout_ns: cfg.timeout.as_nanos() as u64,
+        counters: Counters::default(),
+        corrected: new_latency_histogram(),
+        uncorrected: new_latency_histogram(),
+        server: new_latency_histogram(),
+        wire: new_latency_histogram(),
+        interval: Interval {
+            index: 0,
+            sent: 0,
+            received: 0,
+            lost: 0,
+            hist: new_latency_histogram(),
+        },
+        rows: Vec::new(),
+        interval_hists: Vec::new(),
+    };
+    e.run()
+}
+
+impl Engine<'_> {
+    fn run(&mut self) -> Result<Report, LoadError> {
+        let cfg = self.cfg;
+        let start_time = SystemTime::now();
+        let t0 = self.clock.now_ns();
+        self.measure_start = t0 + cfg.warmup.as_nanos() as u64;
+        let send_end = self.measure_start + cfg.send_limit().as_nanos() as u64;
+        // Hard stop: everything sent by send_end is resolved one timeout later.
+        let hard_end = send_end + self.timeout_ns + 50_000_000;
+        let mut schedule = match cfg.load {
+            LoadModel::Open { rate, arrival, .. } => Some(Schedule::new(rate, arrival, cfg.seed)),
+            LoadModel::Closed { .. } => None,
+        };
+        let max_in_flight = match cfg.load {
+            LoadModel::Closed { window } => u64::from(window),
+            LoadModel::Open { max_in_flight, .. } => max_in_flight
+                .map_or(self.mask + 1, u64::from)
+                .min(self.mask + 1),
+        };
+        let mut sending_stopped: Option<u64> = None;
+        let mut now = t0;
+        loop {
+            if now >= hard_end {
+                break;
+            }
+            self.roll_intervals(now);
+            self.expire(now);
+            if sending_stopped.is_none() {
+                let count_done = cfg.count.is_some_and(|c| self.counters.sent >= c);
+                if count_done || now >= send_end {
+                    sending_stopped = Some(now.min(send_end));
+                }
+            }
+            if sending_stopped.is_none() {
+                match schedule.as_mut() {
+                    None => {
+                        while self.in_flight < max_in_flight && !self.count_done() {
+                            now = self.clock.now_ns();
+                            self.send(now, now);
+                        }
+                    }
+                    Some(s) => {
+                        while self.in_flight < max_in_flight && !self.count_done() {
+                            let intended = t0 + s.peek_ns();
+                            if intended > now || intended >= send_end {
+                                break;
+                            }
+                            s.next_ns();
+                            now = self.clock.now_ns();
+                            self.send(intended, now);
+                        }
+                    }
+                }
+            } else if self.in_flight == 0 {
+                break;
+            }
+            if self.in_flight > 0 || cfg.wait == WaitMode::Busy {
+                self.receive(cfg.wait)?;
+            }
+            now = self.clock.now_ns();
+        }
+        // Whatever is still outstanding at the hard stop is lost.
+        let end = self.clock.now_ns();
+        self.expire(u64::MAX);
+        self.roll_intervals(end);
+        self.close_interval(end, true);
+        let sent_until = sending_stopped.unwrap_or(end);
+        let measured_ns = sent_until.saturating_sub(self.measure_start);
+        let measured_secs = measured_ns as f64 / 1e9;
+        let achieved_rate = if measured_secs > 0.0 {
+            self.counters.sent as f64 / measured_secs
+        } else {
+            0.0
+        };
+        Ok(Report {
+            config: cfg.clone(),
+            time_source: self.clock.describe(),
+            start_time,
+            target_rate: cfg.target_rate(),
+            achieved_rate,
+            measured_secs,
+            counters: self.counters,
+            corrected: std::mem::replace(&mut self.corrected, new_latency_histogram()),
+            uncorrected: std::mem::replace(&mut self.uncorrected, new_latency_histogram()),
+            server: std::mem::replace(&mut self.server, new_latency_histogram()),
+            wire: std::mem::replace(&mut self.wire, new_latency_histogram()),
+            intervals: std::mem::take(&mut self.rows),
+            interval_histograms: std::mem::take(&mut self.interval_hists),
+        })
+    }
+
+    fn count_done(&self) -> bool {
+        self.cfg.count.is_some_and(|c| self.counters.sent >= c)
+    }
+
+    fn send(&mut self, intended_ns: u64, now: u64) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let idx = (id & self.mask) as usize;
+        if self.slots[idx].state == SlotState::InFlight {
+            // The ring wrapped onto a request still outstanding: give it up.
+            self.declare_lost(idx);
+        }
+        let measured = intended_ns >= self.measure_start;
+        let repr = RpcRepr::request(self.wire_method, id, now, self.cfg.payload_len as u32);
+        let mut h = RpcHeader::new_unchecked(&mut self.send_buf[..]);
+        repr.emit(&mut h)
+            .expect("send buffer holds at least a header");
+        self.slots[idx] = Slot {
+            id,
+            state: SlotState::InFlight,
+            measured,
+            intended_ns,
+            sent_ns: now,
+        };
+        self.in_flight += 1;
+        if measured {
+            self.counters.sent += 1;
+            self.interval.sent += 1;
+        } else {
+            self.counters.warmup_sent += 1;
+        }
+        match self.sock.send(&self.send_buf) {
+            Ok(_) => {}
+            // The request stays in flight and times out: loss never stalls the run.
+            Err(_) => self.counters.send_errors += 1,
+        }
+    }
+
+    fn declare_lost(&mut self, idx: usize) {
+        let slot = &mut self.slots[idx];
+        slot.state = SlotState::Lost;
+        self.in_flight -= 1;
+        if slot.measured {
+            self.counters.lost += 1;
+            self.interval.lost += 1;
+        }
+    }
+
+    /// Requests are sent in id order, so they time out in id order: walk
+    /// from the oldest and stop at the first one still within its timeout.
+    fn expire(&mut self, now: u64) {
+        while self.oldest < self.next_id {
+            let idx = (self.oldest & self.mask) as usize;
+            let slot = self.slots[idx];
+            if slot.id == self.oldest && slot.state == SlotState::InFlight {
+                if now < slot.sent_ns.saturating_add(self.timeout_ns) {
+                    break;
+                }
+                self.declare_lost(idx);
+            }
+            self.oldest += 1;
+        }
+    }
+
+    fn receive(&mut self, wait: WaitMode) -> Result<(), LoadError> {
+        let batch = match wait {
+            WaitMode::Busy => RECV_BATCH,
+            WaitMode::Blocking => 1,
+        };
+        for _ in 0..batch {
+            match self.sock.recv(&mut self.recv_buf) {
+                Ok(n) => {
+                    let now = self.clock.now_ns();
+                    self.on_reply(n, now);
+                    // Blocking: back to the loop to send the next request;
+                    // anything else queued is read without sleeping anyway.
+                }
+                Err(e) => match e.kind() {
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted => break,
+                    // ICMP port unreachable from an earlier send: the request
+                    // will time out; keep going.
+                    ErrorKind::ConnectionRefused => {
+                        self.counters.send_errors += 1;
+                        break;
+                    }
+                    _ => return Err(LoadError::Io(format!("recv: {e}"))),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn on_reply(&mut self, n: usize, now: u64) {
+        let Ok(h) = RpcHeader::new_checked(&self.recv_buf[..n]) else {
+            self.counters.invalid += 1;
+            return;
+        };
+        let kind = h.kind();
+        let id = h.request_id();
+        if !matches!(kind, RpcKind::Response | RpcKind::Error) || id >= self.next_id {
+            self.counters.invalid += 1;
+            return;
+        }
+        let idx = (id & self.mask) as usize;
+        let slot = self.slots[idx];
+        if slot.id != id {
+            // So old its slot was reused: it was given up long ago.
+            self.counters.late += 1;
+            return;
+        }
+        if h.client_ts() != slot.sent_ns || h.method() != self.wire_method {
+            self.counters.invalid += 1;
+            return;
+        }
+        match slot.state {
+            SlotState::Empty => {
+                self.counters.invalid += 1;
+                return;
+            }
+            SlotState::Received => {
+                if slot.measured {
+                    self.counters.duplicated += 1;
+                }
+                return;
+            }
+            SlotState::Lost => {
+                if slot.measured {
+                    self.counters.late += 1;
+                }
+                return;
+            }
+            SlotState::InFlight => {}
+        }
+        if kind == RpcKind::Response && h.length() as usize != self.cfg.payload_len {
+            // Leave it in flight: it times out unless a good reply follows.
+            self.counters.invalid += 1;
+            return;
+        }
+        let server_ns = u64::from(h.server_ns());
+        self.slots[idx].state = SlotState::Received;
+        self.in_flight -= 1;
+        if let Some(high) = self.highest_reply {
+            if id < high && slot.measured {
+                self.counters.reordered += 1;
+            }
+        }
+        self.highest_reply = Some(self.highest_reply.map_or(id, |h| h.max(id)));
+        if !slot.measured {
+            return;
+        }
+        if kind == RpcKind::Error {
+            self.counters.errors += 1;
+            return;
+        }
+        self.counters.received += 1;
+        self.interval.received += 1;
+        let clamp = |v: u64| v.min(HIGHEST_TRACKABLE_NS);
+        let corrected = clamp(now.saturating_sub(slot.intended_ns));
+        let uncorrected = clamp(now.saturating_sub(slot.sent_ns));
+        // Values are clamped into range, so recording cannot fail.
+        let _ = self.corrected.record(corrected);
+        let _ = self.interval.hist.record(corrected);
+        let _ = self.uncorrected.record(uncorrected);
+        let _ = self.server.record(clamp(server_ns));
+        let _ = self.wire.record(uncorrected.saturating_sub(server_ns));
+    }
+
+    fn interval_start(&self, index: u64) -> u64 {
+        self.measure_start + index * NS_PER_SEC
+    }
+
+    /// Closes every whole second that has ended by `now`.
+    fn roll_intervals(&mut self, now: u64) {
+        while now >= self.interval_start(self.interval.index + 1) {
+            let end = self.interval_start(self.interval.index + 1);
+            self.close_interval(end, false);
+        }
+    }
+
+    fn close_interval(&mut self, end: u64, last: bool) {
+        let start = self.interval_start(self.interval.index);
+        if end <= start {
+            return;
+        }
+        let length_ns = end - start;
+        let iv = &mut self.interval;
+        let empty = iv.sent == 0 && iv.received == 0 && iv.lost == 0;
+        // A final sliver with nothing in it is not worth a row.
+        if !(last && empty && length_ns < NS_PER_SEC / 10) {
+            let length_secs = length_ns as f64 / 1e9;
+            let h = &iv.hist;
+            let at = |p: f64| {
+                if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_percentile(p)
+                }
+            };
+            self.rows.push(IntervalRow {
+                t: (start - self.measure_start + length_ns) as f64 / 1e9,
+                start_secs: (start - self.measure_start) as f64 / 1e9,
+                length_secs,
+                sent: iv.sent,
+                received: iv.received,
+                lost: iv.lost,
+                rate: iv.sent as f64 / length_secs,
+                p50_ns: at(50.0),
+                p99_ns: at(99.0),
+                p999_ns: at(99.9),
+                max_ns: if h.is_empty() { 0 } else { h.max() },
+            });
+            self.interval_hists.push(iv.hist.clone());
+        }
+        iv.index += 1;
+        iv.sent = 0;
+        iv.received = 0;
+        iv.lost = 0;
+        iv.hist.reset();
+    }
+}
