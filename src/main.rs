@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the fast path: poll-mode workers on EAL lcores. EAL arguments follow `--`.
     Serve(ServeArgs),
+    /// Measure round trips against an RPC server (kernel UDP transport for now).
+    Load(bypass::load::LoadArgs),
 }
 
 #[derive(Args)]
@@ -132,6 +134,7 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Command::Load(args) => bypass::load::run(args),
         Command::Serve(args) => {
             let result = args
                 .into_config()

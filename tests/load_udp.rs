@@ -1,0 +1,702 @@
+//! `bypass::load` against a kernel UDP RPC server living in the test
+//! (docs/protocol.md), on 127.0.0.1. Everything is bounded in time; timing
+//! assertions are generous because test machines are shared and small.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bypass::load::{
+    run_with, Arrival, LoadArgs, LoadConfig, LoadError, LoadModel, Report, Schedule, WaitMode,
+};
+use bypass::wire::rpc::{RpcHeader, RpcKind};
+use clap::Parser;
+
+/// Timing-sensitive runs take turns: two cores do not fit several client
+/// and server pairs at once.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Echo,
+    /// Never answer every `n`th request received (1-based: n, 2n, ...).
+    DropEvery(u64),
+    /// On the `at`th request, hold every reply for `pause`, then answer all.
+    StallOnce {
+        at: u64,
+        pause: Duration,
+    },
+    /// Hold every `every`th reply for `by` (past the client's timeout: late).
+    DelayEvery {
+        every: u64,
+        by: Duration,
+    },
+    /// Answer requests in swapped pairs: 2nd, 1st, 4th, 3rd, ...
+    SwapPairs,
+    /// Before each good reply send junk, a reply with a wrong client_ts and one
+    /// of kind request; after it, the good reply again (a duplicate).
+    Mischief,
+}
+
+struct Server {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<u64>>,
+}
+
+impl Server {
+    fn start(behaviour: Behaviour) -> Server {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || serve(sock, behaviour, &flag));
+        Server {
+            addr,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the server; returns how many requests it received.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Turns a request into its response in place; `None` if it is not a request.
+fn respond(buf: &mut [u8], received: Instant) -> Option<()> {
+    {
+        let h = RpcHeader::new_checked(&buf[..]).ok()?;
+        if h.kind() != RpcKind::Request {
+            return None;
+        }
+    }
+    let mut h = RpcHeader::new_unchecked(&mut buf[..]);
+    h.set_kind(RpcKind::Response);
+    h.set_server_ns(received.elapsed().as_nanos().min(u32::MAX as u128) as u32);
+    Some(())
+}
+
+fn serve(sock: UdpSocket, behaviour: Behaviour, stop: &AtomicBool) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 65_536];
+    let mut seen = 0u64;
+    // (message, peer, received at, due)
+    let mut held: Vec<(Vec<u8>, SocketAddr, Instant, Instant)> = Vec::new();
+    let mut stall_until: Option<Instant> = None;
+    let reply = |msg: &mut [u8], from: SocketAddr, at: Instant| {
+        if respond(msg, at).is_some() {
+            let _ = sock.send_to(msg, from);
+        }
+    };
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let now = Instant::now();
+        if stall_until.is_some_and(|u| now >= u) {
+            stall_until = None;
+        }
+        if stall_until.is_none() {
+            let mut i = 0;
+            while i < held.len() {
+                if held[i].3 <= now {
+                    let (mut msg, from, at, _) = held.remove(i);
+                    reply(&mut msg, from, at);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let at = Instant::now();
+        seen += 1;
+        let msg = &mut buf[..n];
+        match behaviour {
+            Behaviour::Echo => {}
+            Behaviour::DropEvery(k) => {
+                if seen.is_multiple_of(k) {
+                    continue;
+                }
+            }
+            Behaviour::StallOnce { at: when, pause } => {
+                if seen == when {
+                    stall_until = Some(at + pause);
+                }
+                if let Some(until) = stall_until {
+                    held.push((msg.to_vec(), from, at, until));
+                    continue;
+                }
+            }
+            Behaviour::DelayEvery { every, by } => {
+                if seen.is_multiple_of(every) {
+                    held.push((msg.to_vec(), from, at, at + by));
+                    continue;
+                }
+            }
+            Behaviour::SwapPairs => {
+                if !seen.is_multiple_of(2) {
+                    held.push((msg.to_vec(), from, at, at + Duration::from_secs(3600)));
+                    continue;
+                }
+                reply(msg, from, at);
+                for (mut m, f, a, _) in held.drain(..) {
+                    reply(&mut m, f, a);
+                }
+                continue;
+            }
+            Behaviour::Mischief => {
+                let _ = sock.send_to(b"junk", from);
+                let mut bad_ts = msg.to_vec();
+                if respond(&mut bad_ts, at).is_some() {
+                    let mut h = RpcHeader::new_unchecked(&mut bad_ts[..]);
+                    h.set_client_ts(h.client_ts() ^ 1);
+                    let _ = sock.send_to(&bad_ts, from);
+                }
+                let _ = sock.send_to(msg, from); // kind request: not a reply
+                reply(msg, from, at);
+                let _ = sock.send_to(msg, from);
+                continue;
+            }
+        }
+        reply(msg, from, at);
+    }
+    seen
+}
+
+fn closed(server: SocketAddr, window: u32, count: u64) -> LoadConfig {
+    LoadConfig {
+        count: Some(count),
+        duration: Some(Duration::from_secs(30)),
+        ..LoadConfig::closed(server, window)
+    }
+}
+
+fn assert_clean(r: &Report, count: u64) {
+    let c = &r.counters;
+    assert_eq!(c.sent, count, "{}", r.human_summary());
+    assert_eq!(c.received, count, "{}", r.human_summary());
+    assert_eq!(
+        (c.lost, c.duplicated, c.late, c.invalid, c.errors),
+        (0, 0, 0, 0, 0)
+    );
+    assert_eq!(r.corrected.len(), count);
+    assert_eq!(r.uncorrected.len(), count);
+    assert_eq!(r.server.len(), count);
+    assert_eq!(r.wire.len(), count);
+    assert!(r.server.max() > 0, "server_ns never filled");
+    assert_eq!(r.target_rate, None);
+    assert!(r.achieved_rate > 0.0);
+    assert!(!r.time_source.is_empty());
+}
+
+#[test]
+fn closed_loop_window_1_and_8() {
+    let _g = serial();
+    for (window, wait) in [
+        (1, WaitMode::Blocking),
+        (8, WaitMode::Blocking),
+        (8, WaitMode::Busy),
+    ] {
+        let server = Server::start(Behaviour::Echo);
+        let started = Instant::now();
+        let cfg = LoadConfig {
+            wait,
+            ..closed(server.addr, window, 2000)
+        };
+        let r = run_with(&cfg).unwrap();
+        println!("{}", r.human_summary());
+        assert_clean(&r, 2000);
+        // Closed loop: both histograms hold the same samples.
+        assert_eq!(r.corrected.max(), r.uncorrected.max());
+        assert!(started.elapsed() < Duration::from_secs(30));
+        assert_eq!(server.stop(), 2000, "window {window}");
+        // The intervals account for every request.
+        let sent: u64 = r.intervals.iter().map(|i| i.sent).sum();
+        let received: u64 = r.intervals.iter().map(|i| i.received).sum();
+        assert_eq!((sent, received), (2000, 2000));
+    }
+}
+
+#[test]
+fn spin_method_reaches_server_and_is_accounted() {
+    let _g = serial();
+    // The test server echoes any request, so spin replies come back as-is.
+    let server = Server::start(Behaviour::Echo);
+    let args = Cli::try_parse_from([
+        "load",
+        "--server",
+        &server.addr.to_string(),
+        "--method",
+        "spin",
+        "--spin-ns",
+        "1000",
+        "--count",
+        "200",
+    ])
+    .unwrap()
+    .load;
+    let cfg = args.to_config().unwrap();
+    assert_eq!(cfg.payload_len, 4);
+    let r = run_with(&cfg).unwrap();
+    assert_clean(&r, 200);
+}
+
+#[test]
+fn dropped_requests_are_lost_exactly_and_never_stall() {
+    let _g = serial();
+    let server = Server::start(Behaviour::DropEvery(10));
+    let cfg = LoadConfig {
+        timeout: Duration::from_millis(100),
+        ..closed(server.addr, 16, 1000)
+    };
+    let started = Instant::now();
+    let r = run_with(&cfg).unwrap();
+    let took = started.elapsed();
+    let c = &r.counters;
+    assert_eq!(c.sent, 1000);
+    assert_eq!(c.lost, 100, "{}", r.human_summary());
+    assert_eq!(c.received, 900);
+    assert_eq!((c.late, c.duplicated, c.invalid), (0, 0, 0));
+    assert_eq!(r.corrected.len(), 900);
+    // 100 timeouts of 100 ms over 16 slots: about 0.7 s; serially it would be 10 s.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_eq!(server.stop(), 1000);
+    let lost: u64 = r.intervals.iter().map(|i| i.lost).sum();
+    assert_eq!(lost, 100);
+}
+
+#[test]
+fn window_1_loss_frees_the_slot() {
+    let _g = serial();
+    // Ping-pong against a server that drops every other request: each loss
+    // costs one timeout, then the next request goes out.
+    let server = Server::start(Behaviour::DropEvery(2));
+    let cfg = LoadConfig {
+        timeout: Duration::from_millis(50),
+        ..closed(server.addr, 1, 20)
+    };
+    let r = run_with(&cfg).unwrap();
+    assert_eq!(
+        (r.counters.sent, r.counters.received, r.counters.lost),
+        (20, 10, 10)
+    );
+}
+
+#[test]
+fn late_replies_are_counted_after_loss() {
+    let _g = serial();
+    let server = Server::start(Behaviour::DelayEvery {
+        every: 10,
+        by: Duration::from_millis(80),
+    });
+    let cfg = LoadConfig {
+        timeout: Duration::from_millis(30),
+        ..closed(server.addr, 4, 200)
+    };
+    let r = run_with(&cfg).unwrap();
+    server.stop();
+    let c = &r.counters;
+    assert_eq!((c.sent, c.received, c.lost), (200, 180, 20), "{c:?}");
+    // Most delayed replies arrive while the run goes on; the last few may not.
+    assert!((10..=20).contains(&c.late), "{c:?}");
+    assert_eq!((c.duplicated, c.invalid), (0, 0));
+    assert_eq!(r.corrected.len(), 180);
+}
+
+#[test]
+fn reordered_replies_are_counted() {
+    let _g = serial();
+    let server = Server::start(Behaviour::SwapPairs);
+    let r = run_with(&closed(server.addr, 2, 100)).unwrap();
+    server.stop();
+    let c = &r.counters;
+    assert_eq!((c.sent, c.received, c.lost), (100, 100, 0), "{c:?}");
+    assert_eq!(c.reordered, 50, "{c:?}");
+}
+
+#[test]
+fn malformed_and_duplicate_replies_are_counted_not_fatal() {
+    let _g = serial();
+    let server = Server::start(Behaviour::Mischief);
+    let r = run_with(&closed(server.addr, 1, 100)).unwrap();
+    server.stop();
+    let c = &r.counters;
+    assert_eq!((c.sent, c.received, c.lost), (100, 100, 0), "{c:?}");
+    assert_eq!(c.invalid, 300, "{c:?}");
+    // The last duplicate may come after the run has finished.
+    assert!((99..=100).contains(&c.duplicated), "{c:?}");
+    assert_eq!(r.corrected.len(), 100);
+}
+
+#[test]
+fn no_server_everything_lost_in_bounded_time() {
+    let _g = serial();
+    // A bound port nobody reads: requests vanish.
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = LoadConfig {
+        timeout: Duration::from_millis(30),
+        duration: Some(Duration::from_millis(300)),
+        count: None,
+        ..LoadConfig::closed(sink.local_addr().unwrap(), 4)
+    };
+    let started = Instant::now();
+    let r = run_with(&cfg).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(r.counters.sent >= 4);
+    assert_eq!(r.counters.lost, r.counters.sent);
+    assert_eq!(r.corrected.len(), 0);
+    // An empty result still renders.
+    assert!(r.human_summary().contains("lost"));
+}
+
+fn open_stall(max_in_flight: Option<u32>) -> Report {
+    let server = Server::start(Behaviour::StallOnce {
+        at: 1500,
+        pause: Duration::from_millis(200),
+    });
+    let cfg = LoadConfig {
+        duration: Some(Duration::from_millis(1500)),
+        load: LoadModel::Open {
+            rate: 2000.0,
+            arrival: Arrival::Fixed,
+            max_in_flight,
+        },
+        ..LoadConfig::open(server.addr, 2000.0)
+    };
+    let r = run_with(&cfg).unwrap();
+    server.stop();
+    let rate = r.achieved_rate;
+    assert!(
+        (rate - 2000.0).abs() < 200.0,
+        "achieved {rate}\n{}",
+        r.human_summary()
+    );
+    assert_eq!(r.target_rate, Some(2000.0));
+    assert!(r.counters.sent >= 2700, "{}", r.human_summary());
+    r
+}
+
+#[test]
+fn open_loop_corrects_coordinated_omission() {
+    let _g = serial();
+    // With at most 16 in flight (wrk2's connections), the 200 ms server stall
+    // stops the client from sending: about 400 requests go out late. Only
+    // the corrected histogram, measured from the intended send time,
+    // charges them the wait.
+    let r = open_stall(Some(16));
+    let corrected = r.summary();
+    let uncorrected = bypass::stats::Summary::from_histogram(&r.uncorrected);
+    let text = r.human_summary();
+    println!("{text}");
+    assert!(corrected.max >= 150_000_000, "{text}");
+    assert!(corrected.p99 >= 100_000_000, "{text}");
+    // "Wide margin", yet robust to a saturated machine (measured with two CPU
+    // hogs on two cores: uncorrected p99 up to ~45 ms, corrected ~210 ms).
+    assert!(
+        uncorrected.p99 * 3 < corrected.p99,
+        "uncorrected p99 {} vs corrected {}\n{text}",
+        uncorrected.p99,
+        corrected.p99
+    );
+    let slow = |h: &hdrhistogram::Histogram<u64>| h.count_between(50_000_000, u64::MAX / 2);
+    let (slow_c, slow_u) = (slow(&r.corrected), slow(&r.uncorrected));
+    assert!(slow_c >= 200, "{slow_c} corrected samples >= 50 ms\n{text}");
+    assert!(slow_u * 3 < slow_c, "{slow_u} vs {slow_c} >= 50 ms\n{text}");
+    assert!(text.contains("corrected (from intended send time) [primary]"));
+    assert!(text.contains("uncorrected (from actual send time"));
+}
+
+#[test]
+fn open_loop_without_cap_sees_stall_in_both() {
+    let _g = serial();
+    // Fire-and-forget UDP: the client keeps sending on time during the stall,
+    // so actual == intended send times and both histograms show it.
+    let r = open_stall(None);
+    assert!(r.corrected.max() >= 150_000_000);
+    assert!(r.uncorrected.max() >= 150_000_000);
+    let c = r.summary().p99;
+    let u = bypass::stats::Summary::from_histogram(&r.uncorrected).p99;
+    assert!(c >= 100_000_000 && u >= 100_000_000, "{c} {u}");
+}
+
+#[test]
+fn poisson_schedule_mean_gap() {
+    for rate in [1_000.0, 33_333.3, 250_000.0] {
+        let n = 5_000;
+        let mut s = Schedule::new(rate, Arrival::Poisson, 42);
+        let first = s.next_ns();
+        let mut last = first;
+        for _ in 0..n {
+            last = s.next_ns();
+        }
+        let mean = (last - first) as f64 / n as f64;
+        let expected = 1e9 / rate;
+        assert!(
+            (mean - expected).abs() < expected * 0.1,
+            "rate {rate}: mean gap {mean} ns, expected {expected}"
+        );
+    }
+    // Fixed: exactly 1/rate, no rounding drift.
+    let mut s = Schedule::new(3.0, Arrival::Fixed, 0);
+    let t: Vec<u64> = (0..4).map(|_| s.next_ns()).collect();
+    assert_eq!(t, vec![0, 333_333_333, 666_666_666, 1_000_000_000]);
+}
+
+#[test]
+fn poisson_open_loop_runs() {
+    let _g = serial();
+    let server = Server::start(Behaviour::Echo);
+    let cfg = LoadConfig {
+        count: Some(1000),
+        load: LoadModel::Open {
+            rate: 5000.0,
+            arrival: Arrival::Poisson,
+            max_in_flight: None,
+        },
+        ..LoadConfig::open(server.addr, 5000.0)
+    };
+    let r = run_with(&cfg).unwrap();
+    assert_eq!(r.counters.sent, 1000);
+    assert_eq!(r.counters.received + r.counters.lost, 1000);
+    // Loopback can drop when the server thread is starved; most must arrive.
+    assert!(r.counters.received >= 900, "{}", r.human_summary());
+    // 1000 requests at 5000/s: about 0.2 s.
+    assert!(r.measured_secs < 2.0, "{}", r.measured_secs);
+}
+
+/// A stand-in for main.rs, so the tests parse real command lines.
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bypass-load-{}-{name}", std::process::id()))
+}
+
+fn python_with_hdrh() -> Result<(), String> {
+    match Command::new("python3")
+        .args(["-c", "import hdrh.log"])
+        .output()
+    {
+        Err(e) => Err(format!("python3 not runnable: {e}")),
+        Ok(o) if !o.status.success() => Err("python3 lacks the hdrh module".to_string()),
+        Ok(_) => Ok(()),
+    }
+}
+
+#[test]
+fn output_files() {
+    let _g = serial();
+    let server = Server::start(Behaviour::Echo);
+    let (json, csv, hgrm, hlog) = (tmp("o.json"), tmp("o.csv"), tmp("o.hgrm"), tmp("o.hlog"));
+    let args = Cli::try_parse_from([
+        "load",
+        "--server",
+        &server.addr.to_string(),
+        "--rate",
+        "3000",
+        "--duration",
+        "1.5",
+        "--warmup",
+        "0.2",
+        "--json",
+        json.to_str().unwrap(),
+        "--csv",
+        csv.to_str().unwrap(),
+        "--hgrm",
+        hgrm.to_str().unwrap(),
+        "--hlog",
+        hlog.to_str().unwrap(),
+    ])
+    .unwrap()
+    .load;
+    let cfg = args.to_config().unwrap();
+    let r = run_with(&cfg).unwrap();
+    server.stop();
+    bypass::load::write_outputs(&args, &r).unwrap();
+    let count = r.corrected.len();
+    assert!(count > 3000, "{}", r.human_summary());
+    assert!(r.counters.warmup_sent > 300);
+
+    // JSON: every key.
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &v["summary"];
+    let pct = [
+        "count",
+        "min_ns",
+        "mean_ns",
+        "stddev_ns",
+        "p50_ns",
+        "p90_ns",
+        "p99_ns",
+        "p999_ns",
+        "p9999_ns",
+        "p99999_ns",
+        "max_ns",
+    ];
+    for k in pct.iter().chain(&[
+        "sent",
+        "received",
+        "lost",
+        "duplicated",
+        "reordered",
+        "late",
+        "invalid",
+        "target_rate",
+        "achieved_rate",
+        "time_source",
+        "uncorrected",
+        "server_ns",
+    ]) {
+        assert!(s.get(*k).is_some(), "summary lacks {k}: {s}");
+    }
+    for sub in ["uncorrected", "server_ns"] {
+        for k in pct {
+            assert!(s[sub].get(k).is_some(), "{sub} lacks {k}");
+        }
+    }
+    assert_eq!(s["count"], count);
+    assert_eq!(s["target_rate"], 3000.0);
+    let intervals = v["intervals"].as_array().unwrap();
+    assert_eq!(intervals.len(), r.intervals.len());
+    assert!(intervals.len() >= 2);
+    for i in intervals {
+        for k in [
+            "t", "sent", "received", "lost", "rate", "p50_ns", "p99_ns", "p999_ns", "max_ns",
+        ] {
+            assert!(i.get(k).is_some(), "interval lacks {k}: {i}");
+        }
+    }
+
+    // CSV: header plus one row per interval.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "t,sent,received,lost,rate,p50_ns,p99_ns,p999_ns,max_ns"
+    );
+    assert_eq!(lines.len(), 1 + r.intervals.len());
+    assert!(lines[1..].iter().all(|l| l.split(',').count() == 9));
+
+    // .hgrm: Java header first, bucket footer last.
+    let text = std::fs::read_to_string(&hgrm).unwrap();
+    let first = text.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "       Value     Percentile TotalCount 1/(1-Percentile)"
+    );
+    assert!(text.lines().last().unwrap().starts_with("#[Buckets"));
+    assert!(text.contains("#[Max     = "));
+
+    // .hlog: an independent reader must see the same total count.
+    match python_with_hdrh() {
+        Err(reason) => println!("SKIPPED hlog read-back: {reason}"),
+        Ok(()) => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
+            let out = Command::new("python3")
+                .arg(&script)
+                .arg(&hlog)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(got["all"]["count"], count);
+            assert_eq!(got["all"]["max"], r.corrected.max());
+            assert_eq!(
+                got["intervals"].as_array().unwrap().len(),
+                r.intervals.len()
+            );
+        }
+    }
+    for p in [json, csv, hgrm, hlog] {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn flag_error(extra: &[&str]) -> LoadError {
+    let mut argv = vec!["load", "--server", "127.0.0.1:7777"];
+    argv.extend_from_slice(extra);
+    let args = Cli::try_parse_from(&argv)
+        .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+        .load;
+    args.to_config().unwrap_err()
+}
+
+#[test]
+fn validation_errors_name_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--window", "0"], "--window"),
+        (&["--rate", "-5"], "--rate"),
+        (&["--rate", "NaN"], "--rate"),
+        (&["--rate", "0"], "--rate"),
+        (&["--rate", "100", "--window", "2"], "--rate"),
+        (&["--size", "65476"], "--size"),
+        (&["--method", "spin"], "--spin-ns"),
+        (
+            &["--method", "spin", "--spin-ns", "5", "--size", "8"],
+            "--size",
+        ),
+        (&["--spin-ns", "5"], "--spin-ns"),
+        (&["--arrival", "poisson"], "--arrival"),
+        (&["--max-in-flight", "3"], "--max-in-flight"),
+        (&["--rate", "10", "--max-in-flight", "0"], "--max-in-flight"),
+        (&["--rate", "10", "--wait", "blocking"], "--wait"),
+        (&["--duration", "0"], "--duration"),
+        (&["--duration", "-1"], "--duration"),
+        (&["--count", "0"], "--count"),
+        (&["--warmup", "-1"], "--warmup"),
+        (&["--timeout-ms", "0"], "--timeout-ms"),
+        (&["--rate", "1e9", "--timeout-ms", "60000"], "--timeout-ms"),
+    ];
+    for (extra, flag) in cases {
+        let e = flag_error(extra);
+        match &e {
+            LoadError::Invalid { flag: f, .. } => assert_eq!(f, flag, "{extra:?}: {e}"),
+            other => panic!("{extra:?}: {other:?}"),
+        }
+        assert!(e.to_string().starts_with(flag), "{e}");
+    }
+    // The largest payload that fits is accepted; defaults need no duration or count.
+    let ok = Cli::try_parse_from(["load", "--server", "127.0.0.1:7777", "--size", "65475"])
+        .unwrap()
+        .load
+        .to_config()
+        .unwrap();
+    assert_eq!(ok.payload_len, 65_475);
+    assert_eq!(ok.duration, Some(Duration::from_secs(5)));
+    assert_eq!(ok.load, LoadModel::Closed { window: 1 });
+    assert_eq!(ok.wait, WaitMode::Blocking);
+    // A config built in code is validated by run_with too.
+    let bad = LoadConfig::closed("127.0.0.1:7777".parse().unwrap(), 0);
+    assert!(matches!(
+        run_with(&bad),
+        Err(LoadError::Invalid {
+            flag: "--window",
+            ..
+        })
+    ));
+}
