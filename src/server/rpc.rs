@@ -10,10 +10,9 @@ use crate::graph::nodes::{build_server_graph, NodeConfig};
 use crate::graph::{now_tsc, GraphCounters, PacketVector, VECTOR_SIZE};
 use crate::shutdown;
 
-use super::config::PollMode;
 use super::counters::WorkerSnapshot;
 use super::latency::LatencyRecorder;
-use super::worker::{flush, WorkerSpec};
+use super::worker::{flush, Idle, WorkerSpec};
 
 /// What an rpc worker needs beyond the io worker's queues and counters.
 pub struct RpcSpec {
@@ -63,7 +62,7 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
     let mut txb = Burst::<VECTOR_SIZE>::new();
     let mut input = PacketVector::<Mbuf>::new();
     let mut output = PacketVector::<Mbuf>::new();
-    let mut idle_run = 0u32;
+    let mut idle = Idle::new(poll_mode, idle_polls, idle_sleep);
     while !shutdown::requested() {
         s.polls += 1;
         // Gather bursts while they come back full, up to one vector: under load vectors
@@ -83,17 +82,13 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
         }
         if n == 0 {
             s.empty_polls += 1;
-            idle_run += 1;
-            if idle_run.is_multiple_of(1024) {
+            if idle.empty_poll() {
                 counters.publish(&s);
                 latency.maybe_publish(now_tsc());
             }
-            if poll_mode == PollMode::Adaptive && idle_run >= idle_polls {
-                std::thread::sleep(idle_sleep);
-            }
             continue;
         }
-        idle_run = 0;
+        idle.traffic();
         s.rx += n as u64;
         rxb.drain_to(|m| {
             // Cannot fail: the vector holds VECTOR_SIZE and n <= vector <= VECTOR_SIZE.

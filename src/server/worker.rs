@@ -21,6 +21,42 @@ pub struct WorkerSpec {
     pub counters: Arc<WorkerCounters>,
 }
 
+/// What a worker does on an empty poll: count it, and in adaptive mode sleep once the run of
+/// empty polls is long enough (a system call only while there is no traffic).
+pub struct Idle {
+    run: u32,
+    threshold: u32,
+    sleep: Option<Duration>,
+}
+
+impl Idle {
+    pub fn new(mode: PollMode, threshold: u32, sleep: Duration) -> Idle {
+        Idle {
+            run: 0,
+            threshold,
+            sleep: (mode == PollMode::Adaptive).then_some(sleep),
+        }
+    }
+
+    /// Records an empty poll; true every 1024th in a row, when the caller should publish its
+    /// counters (they are otherwise published only when packets move).
+    #[inline]
+    pub fn empty_poll(&mut self) -> bool {
+        self.run += 1;
+        if let Some(d) = self.sleep {
+            if self.run >= self.threshold {
+                std::thread::sleep(d);
+            }
+        }
+        self.run.is_multiple_of(1024)
+    }
+
+    #[inline]
+    pub fn traffic(&mut self) {
+        self.run = 0;
+    }
+}
+
 /// Pushes `burst` out, retrying what the queue refused up to `retries` times; whatever is
 /// still left is freed and counted. Returns (sent, dropped).
 #[inline]
@@ -54,22 +90,18 @@ pub fn run_io(spec: WorkerSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
     } = spec;
     let mut burst = Burst::<MAX_BURST>::new();
     let mut s = WorkerSnapshot::default();
-    let mut idle_run = 0u32;
+    let mut idle = Idle::new(poll_mode, idle_polls, idle_sleep);
     while !shutdown::requested() {
         s.polls += 1;
         let n = rx.rx_up_to(&mut burst, burst_size);
         if n == 0 {
             s.empty_polls += 1;
-            idle_run += 1;
-            if idle_run.is_multiple_of(1024) {
+            if idle.empty_poll() {
                 counters.publish(&s);
-            }
-            if poll_mode == PollMode::Adaptive && idle_run >= idle_polls {
-                std::thread::sleep(idle_sleep);
             }
             continue;
         }
-        idle_run = 0;
+        idle.traffic();
         s.rx += n as u64;
         let (sent, dropped) = flush(&mut tx, &mut burst, tx_retries);
         s.tx += sent;
