@@ -25,6 +25,11 @@ enum Command {
     Serve(ServeArgs),
     /// Measure round trips against an RPC server (kernel UDP transport for now).
     Load(bypass::load::LoadArgs),
+    /// Run a lab scenario: every server path side by side, same clients, in network
+    /// namespaces; writes results.json, .hgrm files, SVG plots and report.md.
+    /// Exit status: 0 if every path ran or was skipped, 1 if any path failed, 2 for a broken
+    /// scenario (refused before anything is created), 130 after Ctrl-C.
+    Lab(bypass::lab::LabArgs),
 }
 
 #[derive(Args)]
@@ -135,6 +140,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Command::Load(args) => bypass::load::run(args),
+        Command::Lab(args) => bypass::lab::run(args),
         Command::Serve(args) => {
             let result = args
                 .into_config()

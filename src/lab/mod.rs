@@ -1,1 +1,131 @@
+//! `bypass lab`: runs a scenario (configs/lab-*.toml) of server paths side by side (the fast
+//! path on several PMDs, the kernel stack's baselines, testpmd) with the same clients, in
+//! network namespaces it builds and removes, and writes results.json, .hgrm files, SVG plots
+//! and report.md into a timestamped folder.
+
+pub mod caps;
+pub mod eal;
+pub mod environment;
+pub mod hgrm_read;
+pub mod paths;
 pub mod plot;
+pub mod prereq;
+pub mod proc;
+pub mod report;
+pub mod results;
+pub mod runner;
+pub mod scenario;
+pub mod topology;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::Args;
+
+use scenario::Scenario;
+
+/// The default scenario, used when configs/lab-default.toml is not in the current folder.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../configs/lab-default.toml");
+pub const DEFAULT_SCENARIO_PATH: &str = "configs/lab-default.toml";
+
+/// `bypass lab`: measure every path of a scenario and write a report.
+///
+/// Exit status: 0 when every path ran (skipped paths, e.g. a client this build lacks, do not
+/// count), 1 when any path failed or a prerequisite is missing, 2 for a broken scenario
+/// (nothing is created then), 130 after Ctrl-C (everything is still cleaned up).
+#[derive(Debug, Clone, Args)]
+pub struct LabArgs {
+    /// Scenario TOML file (default: configs/lab-default.toml).
+    pub scenario: Option<PathBuf>,
+    /// Results folder (default: lab-results/<YYYYmmdd-HHMMSS>/ under the current folder).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn load(args: &LabArgs) -> Result<(Scenario, Option<PathBuf>), String> {
+    let (scenario, file) = match &args.scenario {
+        Some(p) => (Scenario::from_file(p), Some(p.clone())),
+        None if std::path::Path::new(DEFAULT_SCENARIO_PATH).exists() => {
+            let p = PathBuf::from(DEFAULT_SCENARIO_PATH);
+            (Scenario::from_file(&p), Some(p))
+        }
+        None => (Scenario::from_toml(DEFAULT_SCENARIO), None),
+    };
+    let name = file
+        .as_ref()
+        .map_or("built-in default scenario".to_string(), |f| {
+            f.display().to_string()
+        });
+    scenario
+        .map(|s| (s, file))
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+pub fn run(args: LabArgs) -> ExitCode {
+    let (scenario, file) = match load(&args) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("bypass lab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let resolved = match scenario.resolve() {
+        Ok(r) => r,
+        Err(e) => {
+            let name = file
+                .as_ref()
+                .map_or("scenario".into(), |f| f.display().to_string());
+            eprintln!("bypass lab: {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let missing = prereq::check(&scenario, &resolved);
+    if !missing.is_empty() {
+        eprintln!("bypass lab: prerequisites missing:");
+        for m in missing {
+            eprintln!("  - {m}");
+        }
+        return ExitCode::FAILURE;
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("lab-results").join(runner::utc_stamp(SystemTime::now()).1)
+    });
+    if let Err(e) = std::fs::create_dir_all(&out) {
+        eprintln!("bypass lab: --out {}: {e}", out.display());
+        return ExitCode::from(2);
+    }
+    if let Err(e) = crate::shutdown::install_handlers() {
+        eprintln!("bypass lab: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "bypass lab: scenario {:?}, {} paths, results in {}",
+        scenario.name,
+        resolved.len(),
+        out.display()
+    );
+    match runner::run(&scenario, file.as_deref(), &resolved, &out) {
+        Ok(lab) => {
+            let failed = lab.failed();
+            eprintln!(
+                "bypass lab: {} paths, {} failed, wall time {:.0} s; report: {}",
+                lab.paths.len(),
+                failed,
+                lab.wall_s,
+                out.join("report.md").display()
+            );
+            if lab.interrupted {
+                ExitCode::from(130)
+            } else if failed > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("bypass lab: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

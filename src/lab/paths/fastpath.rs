@@ -1,0 +1,120 @@
+//! The fast path on a port the kernel client can reach: net_af_xdp on the server end of a
+//! veth pair, net_tap (whose interface is the client's), or the real devices of a nic
+//! topology. `bypass serve --mode rpc` runs in the server namespace with its worker on the
+//! server CPU; the client is `bypass load`, sockperf, or (nic) `bypass load` over DPDK.
+
+use std::time::Duration;
+
+use super::client::{run_load, run_sockperf, Target};
+use super::kernel::{RPC_PORT, SOCKPERF_PORT};
+use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
+use crate::lab::eal;
+use crate::lab::proc::Proc;
+use crate::lab::results::PathResult;
+use crate::lab::scenario::{Client, ResolvedPath, TopologyKind};
+use crate::lab::topology::{DpdkPrefix, Topology};
+
+/// Starts `bypass serve --mode rpc` with `devices` in the topology's server namespace and
+/// waits for its first report line (workers running).
+pub fn start_server(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    topo: &Topology,
+    devices: &[String],
+    prefix: &DpdkPrefix,
+    res: &mut PathResult,
+) -> Result<Proc, PathError> {
+    let mut argv = topo.server_ns.prefix();
+    argv.extend([
+        ctx.bin.to_string_lossy().into_owned(),
+        "serve".into(),
+        "--mode".into(),
+        "rpc".into(),
+        "--ip".into(),
+        topo.spec.server_ip.to_string(),
+        "--poll-mode".into(),
+        path.poll_mode.as_str().into(),
+        "--json".into(),
+        "--interval-ms".into(),
+        "500".into(),
+        "--duration".into(),
+        format!("{}", server_cap_secs(path)),
+        "--".into(),
+    ]);
+    argv.extend(eal::args(
+        &[path.client_cpu, path.server_cpu],
+        ctx.scenario.placement.hugepages,
+        prefix,
+        devices,
+    ));
+    res.commands.push(shell_line(&argv));
+    let mut server = Proc::spawn("bypass serve", &argv)?;
+    server.wait_line(Duration::from_secs(30), |l| l.contains("\"interval\""))?;
+    Ok(server)
+}
+
+pub fn run(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    topo: &Topology,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    let devices: Vec<String> = match topo.spec.kind {
+        TopologyKind::Veth => vec![format!("--vdev=net_af_xdp0,iface={}", topo.server_dev)],
+        TopologyKind::Tap => vec![format!("--vdev=net_tap0,iface={}", topo.server_dev)],
+        TopologyKind::Nic => topo.spec.server_eal.clone(),
+        k => {
+            return Err(PathError::Failed(format!(
+                "no fast path on a {} topology",
+                k.as_str()
+            )))
+        }
+    };
+    let prefix = DpdkPrefix::new("fp");
+    let mut server = start_server(ctx, path, topo, &devices, &prefix, res)?;
+    let ip = topo.spec.server_ip.to_string();
+    let measured = (|| -> Result<(), PathError> {
+        if topo.spec.kind == TopologyKind::Tap {
+            // net_tap made its interface in the server namespace; it is the client's side.
+            topo.configure_tap(Duration::from_secs(20))?;
+        }
+        match path.client {
+            Client::Sockperf => {
+                topo.wait_reachable(Duration::from_secs(15))?;
+                run_sockperf(ctx, path, topo.client_ns(), &ip, SOCKPERF_PORT, res)
+            }
+            Client::LoadDpdk => {
+                let client_prefix = DpdkPrefix::new("cl");
+                let eal = eal::args(
+                    &[path.client_cpu],
+                    ctx.scenario.placement.hugepages,
+                    &client_prefix,
+                    &topo.spec.client_eal,
+                );
+                let target = Target::Dpdk {
+                    addr: format!("{ip}:{RPC_PORT}"),
+                    client_ip: topo
+                        .spec
+                        .client_ip
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
+                    eal,
+                    _prefix: client_prefix,
+                };
+                run_load(ctx, path, &topo.server_ns, &target, res)
+            }
+            _ => {
+                topo.wait_reachable(Duration::from_secs(15))?;
+                let target = Target::Socket {
+                    transport: "udp",
+                    addr: format!("{ip}:{RPC_PORT}"),
+                };
+                run_load(ctx, path, topo.client_ns(), &target, res)
+            }
+        }
+    })();
+    let fin = stop_server(&mut server);
+    measured?;
+    res.server = Some(fin?);
+    Ok(())
+}

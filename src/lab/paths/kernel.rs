@@ -1,0 +1,82 @@
+//! A kernel-stack baseline path: `bypass kernel-serve` (udp, tcp or unix; blocking, busy or
+//! batch) in the server namespace, pinned to the server CPU, measured by `bypass load` or by
+//! sockperf against its sockperf port.
+
+use std::time::Duration;
+
+use super::client::{run_load, run_sockperf, Target};
+use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
+use crate::lab::proc::Proc;
+use crate::lab::results::PathResult;
+use crate::lab::scenario::{Client, Proto, ResolvedPath, TopologyKind};
+use crate::lab::topology::Topology;
+
+pub const RPC_PORT: u16 = 7777;
+pub const SOCKPERF_PORT: u16 = 11111;
+
+pub fn run(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    topo: &Topology,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    if !ctx.caps.kernel_serve {
+        return Err(PathError::Skipped(
+            "this bypass build has no `bypass kernel-serve` (not merged yet)".into(),
+        ));
+    }
+    let ip = topo.spec.server_ip.to_string();
+    let sock = ctx
+        .run_dir
+        .join(format!("{}.sock", path.name))
+        .to_string_lossy()
+        .into_owned();
+    let mut argv = topo.server_ns.prefix();
+    argv.extend([
+        ctx.bin.to_string_lossy().into_owned(),
+        "kernel-serve".into(),
+        "--proto".into(),
+        path.proto.as_str().into(),
+    ]);
+    match path.proto {
+        Proto::Unix => argv.extend(["--path".into(), sock.clone()]),
+        Proto::Udp | Proto::Tcp => argv.extend(["--bind".into(), format!("{ip}:{RPC_PORT}")]),
+    }
+    argv.extend([
+        "--backend".into(),
+        path.backend.as_str().into(),
+        "--cpus".into(),
+        path.server_cpu.to_string(),
+        "--json".into(),
+        "--duration".into(),
+        format!("{}", server_cap_secs(path)),
+    ]);
+    if path.proto == Proto::Udp {
+        argv.extend(["--sockperf-port".into(), SOCKPERF_PORT.to_string()]);
+    }
+    res.commands.push(shell_line(&argv));
+    let mut server = Proc::spawn("bypass kernel-serve", &argv)?;
+    server.wait_line(Duration::from_secs(15), |l| l.starts_with("ready"))?;
+    if topo.spec.kind == TopologyKind::Veth {
+        topo.wait_reachable(Duration::from_secs(10))?;
+    }
+    let ns = topo.client_ns();
+    let measured = match (path.client, path.proto) {
+        (Client::Sockperf, _) => run_sockperf(ctx, path, ns, &ip, SOCKPERF_PORT, res),
+        (_, Proto::Unix) => run_load(ctx, path, ns, &Target::Unix { path: sock.clone() }, res),
+        (_, p) => {
+            let transport = if p == Proto::Tcp { "tcp" } else { "udp" };
+            let target = Target::Socket {
+                transport,
+                addr: format!("{ip}:{RPC_PORT}"),
+            };
+            run_load(ctx, path, ns, &target, res)
+        }
+    };
+    // Stop the server whatever the client did, and keep its report either way.
+    let fin = stop_server(&mut server);
+    let _ = std::fs::remove_file(&sock);
+    measured?;
+    res.server = Some(fin?);
+    Ok(())
+}

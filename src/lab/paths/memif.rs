@@ -1,0 +1,48 @@
+//! The fast path and the DPDK client joined by net_memif: two processes sharing memory over a
+//! unix socket, kernel on neither end. The server (role=server) owns the socket; the client is
+//! `bypass load --transport dpdk` with the client role, its main lcore on the client CPU.
+
+use super::client::{run_load, Target};
+use super::fastpath::start_server;
+use super::kernel::RPC_PORT;
+use super::{stop_server, Ctx, PathError};
+use crate::lab::eal;
+use crate::lab::results::PathResult;
+use crate::lab::scenario::ResolvedPath;
+use crate::lab::topology::{DpdkPrefix, Topology};
+
+pub fn run(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    topo: &Topology,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    let sock = &topo.server_dev;
+    // A socket file (not the abstract namespace) so both processes find it by path.
+    let dev =
+        |role: &str| format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no");
+    let prefix = DpdkPrefix::new("mfs");
+    let mut server = start_server(ctx, path, topo, &[dev("server")], &prefix, res)?;
+    let client_prefix = DpdkPrefix::new("mfc");
+    let eal = eal::args(
+        &[path.client_cpu],
+        ctx.scenario.placement.hugepages,
+        &client_prefix,
+        &[dev("client")],
+    );
+    let target = Target::Dpdk {
+        addr: format!("{}:{RPC_PORT}", topo.spec.server_ip),
+        client_ip: topo
+            .spec
+            .client_ip
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        eal,
+        _prefix: client_prefix,
+    };
+    let measured = run_load(ctx, path, &topo.server_ns, &target, res);
+    let fin = stop_server(&mut server);
+    measured?;
+    res.server = Some(fin?);
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! How each kind of path starts its server and runs its client. One file per kind; the clients
+//! (bypass load, sockperf) are shared.
+
+pub mod client;
+pub mod fastpath;
+pub mod kernel;
+pub mod memif;
+pub mod throughput;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::caps::Caps;
+use super::proc::{Proc, Waited};
+use super::results::PathResult;
+use super::scenario::{Client, PathKind, PlanMode, ResolvedPath, Scenario};
+use super::topology::Topology;
+
+/// What every path needs to run.
+pub struct Ctx<'a> {
+    pub bin: PathBuf,
+    pub scenario: &'a Scenario,
+    /// Results folder: .hgrm, client JSON files.
+    pub out: &'a Path,
+    /// Scratch folder: sockets, pcap files.
+    pub run_dir: &'a Path,
+    pub caps: &'a Caps,
+}
+
+/// How a path ended when it did not measure.
+#[derive(Debug)]
+pub enum PathError {
+    Failed(String),
+    /// Not run: a program or capability is missing, or Ctrl-C.
+    Skipped(String),
+}
+
+impl From<String> for PathError {
+    fn from(s: String) -> Self {
+        if s == "interrupted" || crate::shutdown::requested() {
+            PathError::Skipped(format!("interrupted (Ctrl-C) while: {s}"))
+        } else {
+            PathError::Failed(s)
+        }
+    }
+}
+
+impl From<&str> for PathError {
+    fn from(s: &str) -> Self {
+        PathError::from(s.to_string())
+    }
+}
+
+/// Runs one path, filling `res`.
+pub fn run(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    topo: &Topology,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    if path.client == Client::LoadDpdk && !ctx.caps.has_transport("dpdk") {
+        return Err(PathError::Skipped(
+            "this bypass build has no `bypass load --transport dpdk` (the DPDK client is not merged yet)".into(),
+        ));
+    }
+    if path.client == Client::Load && path.kind == PathKind::KernelServe {
+        let t = path.proto.as_str();
+        if !ctx.caps.has_transport(t) {
+            return Err(PathError::Skipped(format!(
+                "this bypass build has no `bypass load --transport {t}` (have: {})",
+                ctx.caps.transports.join(", ")
+            )));
+        }
+    }
+    match path.kind {
+        PathKind::KernelServe => kernel::run(ctx, path, topo, res),
+        PathKind::Fastpath => fastpath::run(ctx, path, topo, res),
+        PathKind::FastpathMemif => memif::run(ctx, path, topo, res),
+        PathKind::Throughput => throughput::run(ctx, path, topo, res),
+    }
+}
+
+/// The longest a server may live: the plan plus generous slack, so a lab killed by SIGKILL
+/// leaves no server running for long.
+pub fn server_cap_secs(path: &ResolvedPath) -> f64 {
+    let points = match path.mode {
+        PlanMode::Sweep => path.rates.len().max(1) as f64,
+        _ => 1.0,
+    };
+    (points * (path.duration + path.warmup + 5.0) * 2.0 + 60.0).ceil()
+}
+
+/// Stops a server with SIGINT and returns its last JSON line (its final report).
+pub fn stop_server(server: &mut Proc) -> Result<Value, String> {
+    let w = server.stop(Duration::from_secs(10));
+    let last = server.stdout.iter().rev().find_map(|l| {
+        serde_json::from_str::<Value>(l)
+            .ok()
+            .filter(|v| v["type"] == "final")
+    });
+    match (w, last) {
+        (Waited::Exited(0), Some(v)) => Ok(v),
+        (Waited::Exited(0), None) => Err(format!("{} printed no final report", server.what)),
+        (w, _) => Err(format!(
+            "{} did not stop cleanly ({w:?}): {}",
+            server.what,
+            server.stderr_tail(6)
+        )),
+    }
+}
+
+/// Formats an argv for the report.
+pub fn shell_line(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

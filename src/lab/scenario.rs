@@ -1,0 +1,992 @@
+//! A lab scenario: the TOML file that names topologies, the server paths measured over them,
+//! the client of each path and its load plan. Parsing refuses unknown keys; validation refuses
+//! anything the lab could not build or measure fairly, naming the field, before anything exists.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A scenario error: `field` is the TOML path of the offending value (e.g. `path[2].topology`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub field: String,
+    pub msg: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.msg)
+        } else {
+            write!(f, "{}: {}", self.field, self.msg)
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+fn err(field: impl Into<String>, msg: impl Into<String>) -> ScenarioError {
+    ScenarioError {
+        field: field.into(),
+        msg: msg.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, shown in the report title.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub placement: Placement,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(rename = "topology", default)]
+    pub topologies: Vec<TopologySpec>,
+    #[serde(rename = "path", default)]
+    pub paths: Vec<PathSpec>,
+}
+
+/// Which CPU the servers and the clients run on.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Placement {
+    /// Clients (bypass load, sockperf, the DPDK client's main lcore) are pinned here; it also
+    /// carries the fast path's EAL main (control) lcore, which sleeps between reports.
+    pub client_cpu: usize,
+    /// The fast path worker lcore and kernel-serve's thread.
+    pub server_cpu: usize,
+    /// Run DPDK programs on hugepages (with --huge-unlink); false uses --no-huge (tests only).
+    pub hugepages: bool,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Placement {
+            client_cpu: 0,
+            server_cpu: 1,
+            hugepages: true,
+        }
+    }
+}
+
+/// Values every path inherits unless it sets its own.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// Measured seconds per run.
+    pub duration: f64,
+    /// Seconds of load before measuring.
+    pub warmup: f64,
+    /// Echo payload bytes after the 32-byte RPC header.
+    pub size: usize,
+    /// The fast path's poll mode.
+    pub poll_mode: PollMode,
+    /// How the client waits for replies.
+    pub wait: Wait,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            duration: 3.0,
+            warmup: 0.5,
+            size: 32,
+            poll_mode: PollMode::Busy,
+            wait: Wait::Busy,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PollMode {
+    Busy,
+    Adaptive,
+}
+
+impl PollMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollMode::Busy => "busy",
+            PollMode::Adaptive => "adaptive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Wait {
+    Busy,
+    Blocking,
+}
+
+impl Wait {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wait::Busy => "busy",
+            Wait::Blocking => "blocking",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TopologyKind {
+    /// Two namespaces joined by a veth pair: server end and client end.
+    Veth,
+    /// One namespace; the fast path's net_tap creates the interface there, the kernel client
+    /// uses it.
+    Tap,
+    /// One namespace with lo up and the server address on lo.
+    Loopback,
+    /// One namespace; two DPDK processes joined by net_memif over a unix socket.
+    Memif,
+    /// One namespace; net_pcap replays RPC requests forever (throughput, no client).
+    Pcap,
+    /// Real hardware: the server's DPDK devices are given as EAL arguments (`-a PCI`); the
+    /// client is a kernel interface moved into a lab namespace, or another DPDK port.
+    Nic,
+}
+
+impl TopologyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopologyKind::Veth => "veth",
+            TopologyKind::Tap => "tap",
+            TopologyKind::Loopback => "loopback",
+            TopologyKind::Memif => "memif",
+            TopologyKind::Pcap => "pcap",
+            TopologyKind::Nic => "nic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopologySpec {
+    pub name: String,
+    pub kind: TopologyKind,
+    /// The server's address (198.18.0.0/15).
+    pub server_ip: Ipv4Addr,
+    /// The client's address (198.18.0.0/15); unused by loopback and pcap.
+    pub client_ip: Option<Ipv4Addr>,
+    #[serde(default = "default_prefix_len")]
+    pub prefix_len: u8,
+    /// nic: EAL device arguments of the server port, e.g. ["-a", "0000:03:00.0"].
+    #[serde(default)]
+    pub server_eal: Vec<String>,
+    /// nic: a kernel interface cabled to the server port; moved into a lab namespace for the
+    /// run and given back at the end.
+    pub client_iface: Option<String>,
+    /// nic: EAL device arguments of a DPDK client port (for `client = "load-dpdk"`).
+    #[serde(default)]
+    pub client_eal: Vec<String>,
+}
+
+fn default_prefix_len() -> u8 {
+    24
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathKind {
+    /// `bypass kernel-serve`: the kernel stack baseline.
+    KernelServe,
+    /// `bypass serve`: the fast path on the topology's PMD (af_xdp on veth, net_tap on tap,
+    /// the given devices on nic).
+    Fastpath,
+    /// The fast path and the DPDK client over net_memif: kernel on neither end.
+    FastpathMemif,
+    /// The fast path against testpmd 5tswap on net_pcap: packets per second, and the ratio.
+    Throughput,
+}
+
+impl PathKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathKind::KernelServe => "kernel-serve",
+            PathKind::Fastpath => "fastpath",
+            PathKind::FastpathMemif => "fastpath-memif",
+            PathKind::Throughput => "throughput",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proto {
+    Udp,
+    Tcp,
+    Unix,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Udp => "udp",
+            Proto::Tcp => "tcp",
+            Proto::Unix => "unix",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    Blocking,
+    Busy,
+    Batch,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Blocking => "blocking",
+            Backend::Busy => "busy",
+            Backend::Batch => "batch",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Client {
+    /// `bypass load` over kernel sockets (udp, or tcp/unix per the path's proto).
+    Load,
+    /// `bypass load --transport dpdk`.
+    LoadDpdk,
+    /// The unmodified `sockperf ping-pong` client (UDP, sockperf port).
+    Sockperf,
+    /// No client (throughput paths).
+    None,
+}
+
+impl Client {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Client::Load => "load",
+            Client::LoadDpdk => "load-dpdk",
+            Client::Sockperf => "sockperf",
+            Client::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanMode {
+    /// Closed loop, one request in flight.
+    PingPong,
+    /// Open loop at one rate.
+    Rate,
+    /// Open loop at each rate of `rates` (A:B:STEP), one measurement per point.
+    Sweep,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub mode: PlanMode,
+    /// Measured seconds (per point for a sweep; per run for throughput).
+    pub duration: Option<f64>,
+    pub warmup: Option<f64>,
+    /// rate: requests per second.
+    pub rate: Option<f64>,
+    /// sweep: "A:B:STEP" requests per second, inclusive.
+    pub rates: Option<String>,
+    /// throughput: runs of each program, alternating; the median reading is reported.
+    pub rounds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathSpec {
+    /// Unique; names the path's files (`<name>.hgrm`).
+    pub name: String,
+    pub kind: PathKind,
+    pub topology: String,
+    /// One line for the report saying what the path measures (a default is derived).
+    pub description: Option<String>,
+    /// kernel-serve: udp (default), tcp or unix.
+    pub proto: Option<Proto>,
+    /// kernel-serve: blocking (default), busy or batch.
+    pub backend: Option<Backend>,
+    /// fastpath*: busy or adaptive (default: defaults.poll_mode).
+    pub poll_mode: Option<PollMode>,
+    /// Default: load (none for throughput, load-dpdk for fastpath-memif).
+    pub client: Option<Client>,
+    /// Client wait mode (default: defaults.wait).
+    pub wait: Option<Wait>,
+    pub size: Option<usize>,
+    pub plan: Plan,
+    pub server_cpu: Option<usize>,
+    pub client_cpu: Option<usize>,
+}
+
+/// A path with every default filled in, ready to run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResolvedPath {
+    pub name: String,
+    pub kind: PathKind,
+    pub topology: usize,
+    pub description: String,
+    pub proto: Proto,
+    pub backend: Backend,
+    pub poll_mode: PollMode,
+    pub client: Client,
+    pub wait: Wait,
+    pub size: usize,
+    pub mode: PlanMode,
+    pub duration: f64,
+    pub warmup: f64,
+    pub rate: Option<f64>,
+    /// The sweep's points, requests per second.
+    pub rates: Vec<f64>,
+    pub rounds: u32,
+    pub server_cpu: usize,
+    pub client_cpu: usize,
+}
+
+/// Parses "A:B:STEP" into A, A+STEP, ... up to B inclusive.
+pub fn parse_rates(s: &str) -> Result<Vec<f64>, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 3 {
+        return Err(format!("expected A:B:STEP, got {s:?}"));
+    }
+    let num = |p: &str| -> Result<f64, String> {
+        let v: f64 = p
+            .trim()
+            .parse()
+            .map_err(|_| format!("{p:?} is not a number"))?;
+        if !v.is_finite() || v <= 0.0 {
+            return Err(format!("{p:?} must be a positive number"));
+        }
+        Ok(v)
+    };
+    let (a, b, step) = (num(parts[0])?, num(parts[1])?, num(parts[2])?);
+    if b < a {
+        return Err(format!("end {b} is below start {a}"));
+    }
+    let n = ((b - a) / step).floor() as u64 + 1;
+    if n > 100 {
+        return Err(format!("{n} points; at most 100"));
+    }
+    Ok((0..n).map(|i| a + step * i as f64).collect())
+}
+
+/// 198.18.0.0/15, the RFC 2544 benchmarking range: the only addresses the lab uses.
+pub fn in_lab_range(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    o[0] == 198 && (o[1] == 18 || o[1] == 19)
+}
+
+fn positive_secs(field: String, v: f64) -> Result<f64, ScenarioError> {
+    if !v.is_finite() || v <= 0.0 || v > 3600.0 {
+        return Err(err(field, format!("must be in (0, 3600] seconds, got {v}")));
+    }
+    Ok(v)
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+impl Scenario {
+    pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("", format!("cannot read {}: {e}", path.display())))?;
+        Scenario::from_toml(&text)
+    }
+
+    /// Parses TOML; the error names the field (toml reports unknown or missing keys by name).
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            // toml's message names unknown/missing keys; the span locates them in the file.
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            match line {
+                Some(l) => err(format!("line {l}"), msg),
+                None => err("", msg),
+            }
+        })
+    }
+
+    /// Checks everything that can be checked without touching the machine, and fills in the
+    /// defaults of each path.
+    pub fn resolve(&self) -> Result<Vec<ResolvedPath>, ScenarioError> {
+        self.resolve_with_cpus(cpu_count())
+    }
+
+    pub fn resolve_with_cpus(&self, cpus: usize) -> Result<Vec<ResolvedPath>, ScenarioError> {
+        if self.name.trim().is_empty() {
+            return Err(err("name", "must not be empty"));
+        }
+        if self.paths.is_empty() {
+            return Err(err("path", "the scenario has no [[path]]"));
+        }
+        let p = &self.placement;
+        for (f, c) in [
+            ("placement.client_cpu", p.client_cpu),
+            ("placement.server_cpu", p.server_cpu),
+        ] {
+            if c >= cpus {
+                return Err(err(f, format!("CPU {c} does not exist ({cpus} CPUs)")));
+            }
+        }
+        let d = &self.defaults;
+        positive_secs("defaults.duration".into(), d.duration)?;
+        if !d.warmup.is_finite() || d.warmup < 0.0 || d.warmup > 600.0 {
+            return Err(err("defaults.warmup", "must be in [0, 600] seconds"));
+        }
+        if d.size > 8192 {
+            return Err(err("defaults.size", "at most 8192 bytes"));
+        }
+        self.check_topologies()?;
+
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for (i, ps) in self.paths.iter().enumerate() {
+            let f = |k: &str| format!("path[{i}].{k}");
+            if ps.name.is_empty()
+                || !ps
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(err(
+                    f("name"),
+                    format!("{:?}: use letters, digits, - and _", ps.name),
+                ));
+            }
+            if !names.insert(ps.name.clone()) {
+                return Err(err(f("name"), format!("{:?} is used twice", ps.name)));
+            }
+            out.push(self.resolve_path(ps, cpus, &f)?);
+        }
+        Ok(out)
+    }
+
+    fn check_topologies(&self) -> Result<(), ScenarioError> {
+        let mut names = HashSet::new();
+        for (i, t) in self.topologies.iter().enumerate() {
+            let f = |k: &str| format!("topology[{i}].{k}");
+            if t.name.is_empty() || !names.insert(t.name.as_str()) {
+                return Err(err(
+                    f("name"),
+                    format!("{:?} is empty or used twice", t.name),
+                ));
+            }
+            if !in_lab_range(t.server_ip) {
+                return Err(err(
+                    f("server_ip"),
+                    format!(
+                        "{} is outside 198.18.0.0/15 (the benchmarking range the lab uses)",
+                        t.server_ip
+                    ),
+                ));
+            }
+            if let Some(c) = t.client_ip {
+                if !in_lab_range(c) {
+                    return Err(err(
+                        f("client_ip"),
+                        format!(
+                            "{c} is outside 198.18.0.0/15 (the benchmarking range the lab uses)"
+                        ),
+                    ));
+                }
+                if c == t.server_ip {
+                    return Err(err(f("client_ip"), "equals server_ip"));
+                }
+            }
+            if !(8..=30).contains(&t.prefix_len) {
+                return Err(err(f("prefix_len"), "must be in 8..=30"));
+            }
+            let needs_client = matches!(
+                t.kind,
+                TopologyKind::Veth | TopologyKind::Tap | TopologyKind::Memif
+            );
+            if needs_client && t.client_ip.is_none() {
+                return Err(err(
+                    f("client_ip"),
+                    format!("a {} topology needs a client address", t.kind.as_str()),
+                ));
+            }
+            if let Some(c) = t.client_ip {
+                let mask = u32::MAX << (32 - t.prefix_len);
+                if needs_client && (u32::from(c) & mask) != (u32::from(t.server_ip) & mask) {
+                    return Err(err(
+                        f("client_ip"),
+                        format!("{c} is not in {}/{}", t.server_ip, t.prefix_len),
+                    ));
+                }
+            }
+            let nic = t.kind == TopologyKind::Nic;
+            if nic && t.server_eal.is_empty() {
+                return Err(err(
+                    f("server_eal"),
+                    "a nic topology names the server's devices, e.g. [\"-a\", \"0000:03:00.0\"]",
+                ));
+            }
+            if !nic && !t.server_eal.is_empty() {
+                return Err(err(f("server_eal"), "only for kind = \"nic\""));
+            }
+            if !nic && (t.client_iface.is_some() || !t.client_eal.is_empty()) {
+                return Err(err(
+                    f("client_iface"),
+                    "client_iface / client_eal are only for kind = \"nic\"",
+                ));
+            }
+            if nic
+                && (t.client_iface.is_some() || !t.client_eal.is_empty())
+                && t.client_ip.is_none()
+            {
+                return Err(err(f("client_ip"), "a nic client needs an address"));
+            }
+            if let Some(ifc) = &t.client_iface {
+                if ifc.is_empty() || ifc.len() > 15 || ifc.contains('/') {
+                    return Err(err(
+                        f("client_iface"),
+                        format!("{ifc:?} is not an interface name"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_path(
+        &self,
+        ps: &PathSpec,
+        cpus: usize,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<ResolvedPath, ScenarioError> {
+        let d = &self.defaults;
+        let topo_idx = self
+            .topologies
+            .iter()
+            .position(|t| t.name == ps.topology)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.topologies.iter().map(|t| t.name.as_str()).collect();
+                err(
+                    f("topology"),
+                    format!(
+                        "no topology named {:?} (have: {})",
+                        ps.topology,
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        let topo = &self.topologies[topo_idx];
+        let tk = topo.kind;
+
+        let client = ps.client.unwrap_or(match ps.kind {
+            PathKind::Throughput => Client::None,
+            PathKind::FastpathMemif => Client::LoadDpdk,
+            _ => Client::Load,
+        });
+        let proto = ps.proto.unwrap_or(Proto::Udp);
+        let backend = ps.backend.unwrap_or(Backend::Blocking);
+        if ps.kind != PathKind::KernelServe && (ps.proto.is_some() || ps.backend.is_some()) {
+            return Err(err(
+                f("proto"),
+                "proto and backend are kernel-serve settings",
+            ));
+        }
+        if backend == Backend::Batch && proto != Proto::Udp {
+            return Err(err(f("backend"), "batch is udp only"));
+        }
+        if ps.kind == PathKind::KernelServe && ps.poll_mode.is_some() {
+            return Err(err(
+                f("poll_mode"),
+                "a fast path setting; kernel-serve uses backend",
+            ));
+        }
+
+        // Which topology each server kind can stand on, and which clients reach it.
+        let topo_ok = match ps.kind {
+            PathKind::KernelServe => matches!(tk, TopologyKind::Veth | TopologyKind::Loopback),
+            PathKind::Fastpath => {
+                matches!(
+                    tk,
+                    TopologyKind::Veth | TopologyKind::Tap | TopologyKind::Nic
+                )
+            }
+            PathKind::FastpathMemif => tk == TopologyKind::Memif,
+            PathKind::Throughput => tk == TopologyKind::Pcap,
+        };
+        if !topo_ok {
+            return Err(err(
+                f("topology"),
+                format!(
+                    "a {} path cannot run on {:?}, a {} topology",
+                    ps.kind.as_str(),
+                    topo.name,
+                    tk.as_str()
+                ),
+            ));
+        }
+        let client_ok = match (ps.kind, client) {
+            (PathKind::Throughput, Client::None) => true,
+            (PathKind::Throughput, _) | (_, Client::None) => false,
+            (PathKind::FastpathMemif, c) => c == Client::LoadDpdk,
+            (PathKind::KernelServe, Client::Load) => true,
+            (PathKind::KernelServe, Client::Sockperf) => proto == Proto::Udp,
+            (PathKind::KernelServe, Client::LoadDpdk) => false,
+            (PathKind::Fastpath, Client::Load | Client::Sockperf) => {
+                tk != TopologyKind::Nic || topo.client_iface.is_some()
+            }
+            (PathKind::Fastpath, Client::LoadDpdk) => {
+                tk == TopologyKind::Nic && !topo.client_eal.is_empty()
+            }
+        };
+        if !client_ok {
+            return Err(err(
+                f("client"),
+                format!(
+                    "client {} cannot measure a {} path on a {} topology{}",
+                    client.as_str(),
+                    ps.kind.as_str(),
+                    tk.as_str(),
+                    if ps.kind == PathKind::KernelServe && proto != Proto::Udp {
+                        " with this proto"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if matches!(proto, Proto::Tcp | Proto::Unix) && tk != TopologyKind::Loopback {
+            return Err(err(
+                f("proto"),
+                "tcp and unix paths run on a loopback topology",
+            ));
+        }
+
+        let plan = &ps.plan;
+        let duration = positive_secs(f("plan.duration"), plan.duration.unwrap_or(d.duration))?;
+        let warmup = plan.warmup.unwrap_or(d.warmup);
+        if !warmup.is_finite() || !(0.0..=600.0).contains(&warmup) {
+            return Err(err(f("plan.warmup"), "must be in [0, 600] seconds"));
+        }
+        let mut rate = None;
+        let mut rates = Vec::new();
+        match plan.mode {
+            PlanMode::PingPong => {
+                if plan.rate.is_some() || plan.rates.is_some() {
+                    return Err(err(f("plan.rate"), "ping-pong has no rate"));
+                }
+            }
+            PlanMode::Rate => {
+                let r = plan
+                    .rate
+                    .ok_or_else(|| err(f("plan.rate"), "mode \"rate\" needs rate = N"))?;
+                if !r.is_finite() || r <= 0.0 {
+                    return Err(err(f("plan.rate"), "must be a positive number"));
+                }
+                rate = Some(r);
+            }
+            PlanMode::Sweep => {
+                let s = plan.rates.as_deref().ok_or_else(|| {
+                    err(f("plan.rates"), "mode \"sweep\" needs rates = \"A:B:STEP\"")
+                })?;
+                rates = parse_rates(s).map_err(|m| err(f("plan.rates"), m))?;
+            }
+        }
+        if ps.kind == PathKind::Throughput && plan.mode != PlanMode::PingPong {
+            return Err(err(
+                f("plan.mode"),
+                "a throughput path replays a pcap as fast as it can: use mode = \"ping-pong\" (duration and rounds only)",
+            ));
+        }
+        if ps.kind != PathKind::Throughput && plan.rounds.is_some() {
+            return Err(err(f("plan.rounds"), "only for throughput paths"));
+        }
+        let rounds = plan.rounds.unwrap_or(1);
+        if !(1..=10).contains(&rounds) {
+            return Err(err(f("plan.rounds"), "must be in 1..=10"));
+        }
+        if client == Client::Sockperf && plan.mode != PlanMode::PingPong {
+            return Err(err(
+                f("plan.mode"),
+                "the sockperf client runs ping-pong only",
+            ));
+        }
+        let size = ps.size.unwrap_or(d.size);
+        if size > 8192 {
+            return Err(err(f("size"), "at most 8192 bytes"));
+        }
+        let wait = ps.wait.unwrap_or(d.wait);
+        if plan.mode != PlanMode::PingPong && wait == Wait::Blocking && client != Client::None {
+            return Err(err(
+                f("wait"),
+                "open-loop clients pace by spinning: use wait = \"busy\"",
+            ));
+        }
+        let poll_mode = ps.poll_mode.unwrap_or(d.poll_mode);
+
+        let server_cpu = ps.server_cpu.unwrap_or(self.placement.server_cpu);
+        let client_cpu = ps.client_cpu.unwrap_or(self.placement.client_cpu);
+        for (k, c) in [("server_cpu", server_cpu), ("client_cpu", client_cpu)] {
+            if c >= cpus {
+                return Err(err(f(k), format!("CPU {c} does not exist ({cpus} CPUs)")));
+            }
+        }
+        // Busy pollers own a core: two on one CPU measure the scheduler, not the path.
+        let server_busy = match ps.kind {
+            PathKind::KernelServe => backend == Backend::Busy,
+            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => {
+                poll_mode == PollMode::Busy
+            }
+        };
+        let client_busy = match client {
+            Client::None => false,
+            Client::LoadDpdk => true,
+            Client::Load => wait == Wait::Busy || plan.mode != PlanMode::PingPong,
+            Client::Sockperf => wait == Wait::Busy,
+        };
+        if server_busy && client_busy && server_cpu == client_cpu {
+            return Err(err(
+                f("client_cpu"),
+                format!("server and client both busy-poll on CPU {server_cpu}; busy pollers need a core each"),
+            ));
+        }
+        let dpdk_server = matches!(
+            ps.kind,
+            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput
+        );
+        if dpdk_server && server_cpu == client_cpu {
+            return Err(err(
+                f("server_cpu"),
+                "the fast path's worker lcore needs its own CPU, apart from the control lcore on client_cpu",
+            ));
+        }
+
+        let description = ps
+            .description
+            .clone()
+            .unwrap_or_else(|| describe(ps.kind, tk, proto, backend, poll_mode, client, wait));
+        Ok(ResolvedPath {
+            name: ps.name.clone(),
+            kind: ps.kind,
+            topology: topo_idx,
+            description,
+            proto,
+            backend,
+            poll_mode,
+            client,
+            wait,
+            size,
+            mode: plan.mode,
+            duration,
+            warmup,
+            rate,
+            rates,
+            rounds,
+            server_cpu,
+            client_cpu,
+        })
+    }
+}
+
+/// The default one-line description of what a path measures.
+fn describe(
+    kind: PathKind,
+    tk: TopologyKind,
+    proto: Proto,
+    backend: Backend,
+    poll: PollMode,
+    client: Client,
+    wait: Wait,
+) -> String {
+    let server = match (kind, tk) {
+        (PathKind::KernelServe, TopologyKind::Loopback) => format!(
+            "kernel {} server ({} backend) on loopback",
+            proto.as_str(),
+            backend.as_str()
+        ),
+        (PathKind::KernelServe, _) => format!(
+            "kernel {} server ({} backend) behind a veth pair",
+            proto.as_str(),
+            backend.as_str()
+        ),
+        (PathKind::Fastpath, TopologyKind::Veth) => {
+            format!("fast path on net_af_xdp over a veth pair ({} poll)", poll.as_str())
+        }
+        (PathKind::Fastpath, TopologyKind::Tap) => {
+            format!("fast path on net_tap ({} poll)", poll.as_str())
+        }
+        (PathKind::Fastpath, _) => format!("fast path on the given DPDK port ({} poll)", poll.as_str()),
+        (PathKind::FastpathMemif, _) => {
+            format!("fast path on net_memif, shared memory, no kernel ({} poll)", poll.as_str())
+        }
+        (PathKind::Throughput, _) => {
+            return "packets/s: fast path vs testpmd 5tswap on net_pcap replaying RPC requests, same cores".into()
+        }
+    };
+    let client = match client {
+        Client::Load => format!("bypass load ({} wait, kernel sockets)", wait.as_str()),
+        Client::LoadDpdk => "bypass load over DPDK".to_string(),
+        Client::Sockperf => format!("unmodified sockperf ping-pong ({})", wait.as_str()),
+        Client::None => String::new(),
+    };
+    format!("round trip: {client} -> {server}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+[[topology]]
+name = "v"
+kind = "veth"
+server_ip = "198.18.1.1"
+client_ip = "198.18.1.2"
+
+[[topology]]
+name = "lo"
+kind = "loopback"
+server_ip = "198.18.3.1"
+
+[[path]]
+name = "k"
+kind = "kernel-serve"
+topology = "v"
+backend = "busy"
+plan = { mode = "ping-pong", duration = 1 }
+
+[[path]]
+name = "sw"
+kind = "kernel-serve"
+topology = "lo"
+proto = "tcp"
+plan = { mode = "sweep", rates = "1000:5000:2000" }
+"#;
+
+    fn resolve(text: &str) -> Result<Vec<ResolvedPath>, ScenarioError> {
+        Scenario::from_toml(text)?.resolve_with_cpus(2)
+    }
+
+    #[test]
+    fn good_scenario_resolves_with_defaults() {
+        let p = resolve(GOOD).unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].backend, Backend::Busy);
+        assert_eq!(p[0].duration, 1.0);
+        assert_eq!(p[0].client, Client::Load);
+        assert_eq!((p[0].server_cpu, p[0].client_cpu), (1, 0));
+        assert_eq!(p[1].proto, Proto::Tcp);
+        assert_eq!(p[1].rates, vec![1000.0, 3000.0, 5000.0]);
+        assert_eq!(p[1].topology, 1);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_by_name() {
+        let e = resolve(&GOOD.replace("backend = \"busy\"", "backend = \"busy\"\nspeed = 3"))
+            .unwrap_err();
+        assert!(e.to_string().contains("speed"), "{e}");
+    }
+
+    #[test]
+    fn missing_field_is_refused_by_name() {
+        let e = resolve(&GOOD.replace("topology = \"v\"\n", "")).unwrap_err();
+        assert!(e.to_string().contains("topology"), "{e}");
+    }
+
+    #[test]
+    fn unknown_topology_is_refused() {
+        let e = resolve(&GOOD.replace("topology = \"v\"", "topology = \"nope\"")).unwrap_err();
+        assert_eq!(e.field, "path[0].topology");
+        assert!(e.msg.contains("nope"));
+    }
+
+    #[test]
+    fn address_outside_benchmark_range_is_refused() {
+        let e = resolve(&GOOD.replace("198.18.1.2", "10.0.0.2")).unwrap_err();
+        assert_eq!(e.field, "topology[0].client_ip");
+        let e = resolve(&GOOD.replace("198.18.3.1", "127.0.0.1")).unwrap_err();
+        assert_eq!(e.field, "topology[1].server_ip");
+        assert!(in_lab_range("198.19.255.1".parse().unwrap()));
+        assert!(!in_lab_range("198.20.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn two_busy_pollers_on_one_cpu_are_refused() {
+        let text = GOOD.replace(
+            "backend = \"busy\"",
+            "backend = \"busy\"\nserver_cpu = 0\nclient_cpu = 0",
+        );
+        let e = resolve(&text).unwrap_err();
+        assert_eq!(e.field, "path[0].client_cpu");
+        // A blocking client may share the CPU.
+        let ok = text.replace(
+            "backend = \"busy\"",
+            "backend = \"busy\"\nwait = \"blocking\"",
+        );
+        resolve(&ok).unwrap();
+    }
+
+    #[test]
+    fn nonexistent_cpu_is_refused() {
+        let e = resolve(&GOOD.replace("backend = \"busy\"", "backend = \"busy\"\nserver_cpu = 7"))
+            .unwrap_err();
+        assert_eq!(e.field, "path[0].server_cpu");
+    }
+
+    #[test]
+    fn mismatched_kinds_are_refused() {
+        let e = resolve(&GOOD.replace(
+            "kind = \"kernel-serve\"\ntopology = \"v\"",
+            "kind = \"fastpath-memif\"\ntopology = \"v\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "path[0].topology");
+        let e = resolve(&GOOD.replace("proto = \"tcp\"", "proto = \"tcp\"\nclient = \"sockperf\""))
+            .unwrap_err();
+        assert_eq!(e.field, "path[1].client");
+        let e = resolve(&GOOD.replace("topology = \"lo\"", "topology = \"v\"")).unwrap_err();
+        assert_eq!(e.field, "path[1].proto");
+    }
+
+    #[test]
+    fn bad_plans_are_refused() {
+        let e = resolve(&GOOD.replace("1000:5000:2000", "5000:1000:10")).unwrap_err();
+        assert_eq!(e.field, "path[1].plan.rates");
+        let e = resolve(&GOOD.replace("mode = \"ping-pong\", duration = 1", "mode = \"rate\""))
+            .unwrap_err();
+        assert_eq!(e.field, "path[0].plan.rate");
+        let e = resolve(&GOOD.replace("duration = 1", "duration = -1")).unwrap_err();
+        assert_eq!(e.field, "path[0].plan.duration");
+        assert!(parse_rates("1:2").is_err());
+        assert!(parse_rates("1:1000000:1").is_err());
+    }
+
+    #[test]
+    fn duplicate_path_names_are_refused() {
+        let e = resolve(&GOOD.replace("name = \"sw\"", "name = \"k\"")).unwrap_err();
+        assert_eq!(e.field, "path[1].name");
+    }
+
+    #[test]
+    fn shipped_configs_resolve() {
+        for f in ["lab-default.toml", "lab-ci.toml", "lab-baremetal.toml"] {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("configs")
+                .join(f);
+            let s = Scenario::from_file(&p).unwrap_or_else(|e| panic!("{f}: {e}"));
+            s.resolve_with_cpus(64)
+                .unwrap_or_else(|e| panic!("{f}: {e}"));
+        }
+    }
+}
