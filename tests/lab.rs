@@ -1,0 +1,344 @@
+//! `bypass lab` end to end: the CI scenario runs through the binary and leaves its files and
+//! nothing else; broken scenarios are refused before anything exists; Ctrl-C cleans up.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bypass::lab::hgrm_read;
+use serde_json::Value;
+use support::*;
+
+/// A scratch folder removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("bypass-lab-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn repo(p: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Everything named after lab process `pid` that still exists: namespaces, root-namespace
+/// interfaces, DPDK runtime folders and hugepage files.
+fn leftovers(pid: u32) -> Vec<String> {
+    let tag = format!("bplab{pid}");
+    let ifprefix = format!("bl{pid}t");
+    let mut left = Vec::new();
+    let ns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    for l in String::from_utf8_lossy(&ns.stdout).lines() {
+        if l.starts_with(&tag) {
+            left.push(format!("netns {l}"));
+        }
+    }
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    for l in String::from_utf8_lossy(&links.stdout).lines() {
+        if l.contains(&ifprefix) {
+            left.push(format!("link {l}"));
+        }
+    }
+    for dir in ["/var/run/dpdk", "/dev/hugepages"] {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with(&tag) {
+                    left.push(format!("{dir}/{n}"));
+                }
+            }
+        }
+    }
+    left
+}
+
+/// Runs `bypass lab ARGS`, bounded; returns (pid, exit code, stderr).
+fn lab(args: &[String], limit: Duration) -> (u32, i32, String) {
+    let mut child = Command::new(bin())
+        .arg("lab")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bypass lab");
+    let pid = child.id();
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            // SAFETY: signalling our own child; SIGINT lets it clean up.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+            std::thread::sleep(Duration::from_secs(15));
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "bypass lab {args:?} overran {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        pid,
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
+    if !need_root("ci_scenario_runs_end_to_end_and_leaves_nothing_behind") {
+        return;
+    }
+    let dir = TempDir::new("ci");
+    let out = dir.0.join("results");
+    let scenario = repo("configs/lab-ci.toml");
+    let (pid, code, stderr) = lab(
+        &[
+            scenario.clone(),
+            "--out".into(),
+            out.to_string_lossy().into(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 0, "bypass lab failed:\n{stderr}");
+    assert!(stderr.contains("[1/"), "no progress display:\n{stderr}");
+
+    let text = std::fs::read_to_string(out.join("results.json")).expect("results.json");
+    let results: Value = serde_json::from_str(&text).expect("results.json parses");
+    let s = bypass::lab::scenario::Scenario::from_file(Path::new(&scenario)).unwrap();
+    let paths = results["paths"].as_array().expect("paths");
+    let names: Vec<&str> = paths.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let want: Vec<&str> = s.paths.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, want, "one result per path, in order");
+    for k in ["cpu_model", "kernel", "dpdk_version", "git_rev"] {
+        assert!(
+            !results["environment"][k].as_str().unwrap_or("").is_empty(),
+            "environment.{k} missing"
+        );
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+
+    let mut ok = 0;
+    for p in paths {
+        let name = p["name"].as_str().unwrap();
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(&format!("| {name} |"))),
+            "report.md has no row for {name}"
+        );
+        match p["status"].as_str().unwrap() {
+            "ok" => {
+                ok += 1;
+                let hgrm = out.join(p["hgrm"].as_str().expect("hgrm named"));
+                let (rows, total) = hgrm_read::parse(&std::fs::read_to_string(&hgrm).unwrap())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(total > 0 && !rows.is_empty(), "{name}: empty histogram");
+                let lat = &p["latency"];
+                assert!(lat["p50_ns"].as_u64().unwrap() > 0, "{name}: {lat}");
+                assert!(lat["p99_ns"].as_u64() >= lat["p50_ns"].as_u64());
+                assert_eq!(
+                    lat["count"].as_u64().unwrap(),
+                    total,
+                    "{name}: .hgrm vs results"
+                );
+                let loss = &p["loss"];
+                assert!(loss["received"].as_u64().unwrap() > 0, "{name}: {loss}");
+                if name.starts_with("sweep") {
+                    assert_eq!(p["sweep"].as_array().unwrap().len(), 2, "{name}");
+                }
+            }
+            // A client or server this build lacks (parallel work) is reported, never faked.
+            "skipped" => {
+                let why = p["error"].as_str().unwrap_or("");
+                assert!(
+                    why.contains("this bypass build has no"),
+                    "{name} skipped: {why}"
+                );
+                assert!(
+                    p["latency"].is_null(),
+                    "{name}: a skipped path has no figures"
+                );
+            }
+            st => panic!("{name}: {st}: {}", p["error"]),
+        }
+    }
+    // The fast path on tap, with bypass load and with sockperf, needs nothing from parallel work.
+    assert!(ok >= 2, "{ok} paths ran:\n{stderr}");
+    for svg in results["plots"].as_array().unwrap() {
+        let svg = out.join(svg.as_str().unwrap());
+        let text = std::fs::read_to_string(&svg).unwrap();
+        let doc =
+            roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", svg.display()));
+        assert_eq!(doc.root_element().tag_name().name(), "svg");
+    }
+    assert!(out.join("latency-percentiles.svg").exists());
+    let left = leftovers(pid);
+    assert!(left.is_empty(), "the lab left {left:?}");
+}
+
+const GOOD: &str = r#"
+name = "broken"
+[[topology]]
+name = "v"
+kind = "veth"
+server_ip = "198.18.201.1"
+client_ip = "198.18.201.2"
+
+[[path]]
+name = "k"
+kind = "kernel-serve"
+topology = "v"
+backend = "busy"
+plan = { mode = "ping-pong", duration = 1 }
+"#;
+
+#[test]
+fn broken_scenarios_are_refused_before_anything_is_created() {
+    let cases = [
+        (
+            GOOD.replace("backend = \"busy\"", "backend = \"busy\"\nturbo = true"),
+            "turbo",
+        ),
+        (GOOD.replace("kind = \"veth\"\n", ""), "kind"),
+        (
+            GOOD.replace("topology = \"v\"", "topology = \"w\""),
+            "path[0].topology",
+        ),
+        (
+            GOOD.replace(
+                "backend = \"busy\"",
+                "backend = \"busy\"\nclient_cpu = 1\nserver_cpu = 1",
+            ),
+            "path[0].client_cpu",
+        ),
+        (
+            GOOD.replace("198.18.201.2", "192.168.1.2"),
+            "topology[0].client_ip",
+        ),
+    ];
+    let dir = TempDir::new("broken");
+    for (i, (text, field)) in cases.iter().enumerate() {
+        let file = dir.0.join(format!("broken{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = dir.0.join(format!("out{i}"));
+        let (pid, code, stderr) = lab(
+            &[
+                file.to_string_lossy().into(),
+                "--out".into(),
+                out.to_string_lossy().into(),
+            ],
+            Duration::from_secs(20),
+        );
+        assert_eq!(code, 2, "case {i}: {stderr}");
+        assert!(
+            stderr.contains(field),
+            "case {i}: the message names {field}: {stderr}"
+        );
+        assert!(!out.exists(), "case {i}: results folder created");
+        if is_root() {
+            let left = leftovers(pid);
+            assert!(left.is_empty(), "case {i}: {left:?}");
+        }
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_lab_and_cleans_up() {
+    if !need_root("ctrl_c_stops_the_lab_and_cleans_up") {
+        return;
+    }
+    let dir = TempDir::new("intr");
+    let file = dir.0.join("long.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "interrupted"
+[placement]
+hugepages = false
+[defaults]
+poll_mode = "adaptive"
+wait = "blocking"
+[[topology]]
+name = "tap"
+kind = "tap"
+server_ip = "198.18.202.1"
+client_ip = "198.18.202.2"
+[[path]]
+name = "long"
+kind = "fastpath"
+topology = "tap"
+plan = { mode = "ping-pong", duration = 60 }
+[[path]]
+name = "never"
+kind = "fastpath"
+topology = "tap"
+plan = { mode = "ping-pong", duration = 60 }
+"#,
+    )
+    .unwrap();
+    let out = dir.0.join("out");
+    let mut child = Command::new(bin())
+        .args([
+            "lab",
+            &file.to_string_lossy(),
+            "--out",
+            &out.to_string_lossy(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until the measurement runs: the client's JSON file is not there yet but the
+    // namespace and the fast path are.
+    let start = Instant::now();
+    let ns = format!("bplab{pid}-t0s");
+    loop {
+        let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let up = String::from_utf8_lossy(&list.stdout).contains(&ns);
+        if up && start.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "lab never built {ns}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(30), "lab ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out_status = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out_status.stderr);
+    assert_eq!(out_status.status.code(), Some(130), "{stderr}");
+    let results: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["interrupted"], true);
+    for p in results["paths"].as_array().unwrap() {
+        assert_eq!(p["status"], "skipped", "{p}");
+        assert!(p["error"].as_str().unwrap().contains("interrupted"), "{p}");
+    }
+    let left = leftovers(pid);
+    assert!(left.is_empty(), "the lab left {left:?}");
+}
