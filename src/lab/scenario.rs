@@ -947,7 +947,7 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
     #[test]
     fn mismatched_kinds_are_refused() {
         let e = resolve(&GOOD.replace(
-            "kind = \"kernel-serve\"\ntopology = \"v\"",
+            "kind = \"kernel-serve\"\ntopology = \"v\"\nbackend = \"busy\"",
             "kind = \"fastpath-memif\"\ntopology = \"v\"",
         ))
         .unwrap_err();
