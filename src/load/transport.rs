@@ -6,7 +6,7 @@ use std::io;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use super::args::WaitMode;
+use super::args::{Transport, WaitMode};
 use super::config::LoadConfig;
 use super::LoadError;
 
@@ -70,5 +70,7 @@ impl RpcTransport for Udp {
 
 /// Opens the transport `cfg` asks for.
 pub fn open(cfg: &LoadConfig) -> Result<Box<dyn RpcTransport>, LoadError> {
-    Ok(Box::new(Udp::connect(cfg)?))
+    match cfg.transport {
+        Transport::Udp => Ok(Box::new(Udp::connect(cfg)?)),
+    }
 }
