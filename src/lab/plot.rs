@@ -1,22 +1,28 @@
 //! SVG plots for the lab report: HdrHistogram-style percentile distributions and
 //! latency-versus-load curves.
 //!
-//! Drawn with `plotters` using only its SVG backend (no default features, so no
-//! font-kit/fontconfig/freetype): the SVG backend writes text as `<text>`
-//! elements that the viewer renders, and plotters' built-in "naive" font only
-//! estimates text extents for layout, so titles, tick labels and the legend
-//! appear without any system font library. plotters escapes text and attribute
-//! values itself.
+//! Drawn with `plotters` using only its SVG backend (`default-features = false`,
+//! so no font-kit/fontconfig/freetype and no system library at all): the SVG
+//! backend writes text as `<text>` elements that the viewer renders, and
+//! plotters' built-in "naive" font only estimates text extents for layout, so
+//! titles, tick labels and the legend appear without any font on the build
+//! machine. plotters escapes text and attribute values itself.
 //!
-//! Both axes are built on linear plotters coordinates over *transformed* values
-//! with explicit key points (`WithKeyPoints`), so tick positions and labels are
-//! ours: the percentile x axis is `log10(1/(1-p))` labelled 0%, 90%, 99%, …, and
-//! a logarithmic y axis is `log10(latency)` labelled in microseconds. This
-//! keeps one chart type for linear and log y instead of two generic code paths.
+//! Both axes are one small linear `Ranged` coordinate (`Axis`) over
+//! *transformed* values with ticks and labels chosen here: the percentile x axis
+//! is `log10(1/(1-p))` labelled 0%, 90%, 99%, …, and a logarithmic y axis is
+//! `log10(latency)` labelled in microseconds. plotters' own log coordinate picks
+//! its own tick positions and its `WithKeyPoints` drops label formatting, so
+//! neither gives the HdrHistogram axis cleanly; one coordinate type also keeps
+//! linear and log y on one code path.
 //!
 //! The y axis is linear from 0 (as HdrHistogram's plotter draws it) unless every
-//! plotted latency is positive and max/min exceeds [`LOG_Y_RATIO`]; the axis
-//! title then says "log scale".
+//! plotted latency is positive and max/min exceeds [`LOG_Y_RATIO`]; the y axis
+//! title then reads "latency (µs, log scale)".
+//!
+//! Bad points (NaN, infinite, negative, above [`MAX_VALUE`], percentiles outside
+//! [0, 100)) are skipped; a series left without points is listed in the legend
+//! as "(no data)", and a plot without any point says "no data".
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -36,6 +42,15 @@ pub struct Series {
 /// Above this max/min latency ratio the y axis switches to a log scale: a
 /// linear axis would squash everything below the top 1% of its height.
 pub const LOG_Y_RATIO: f64 = 100.0;
+
+/// Latencies (µs) and rates (requests/s) above this (11.6 days; 10^12/s) are
+/// corrupt data, not measurements, and are skipped like NaN: one such point
+/// would otherwise flatten every real point onto the axis.
+pub const MAX_VALUE: f64 = 1e12;
+
+/// A log y axis is not used beyond this max/min ratio (more decades than fit
+/// readably); such data is drawn on a linear axis, tiny values near 0.
+const MAX_LOG_RATIO: f64 = 1e9;
 
 /// Rows per halving of the distance to 100%, as in Java's
 /// `outputPercentileDistribution` default and our `.hgrm` files.
@@ -119,7 +134,7 @@ pub fn load_svg(title: &str, series: &[Series]) -> String {
             s.points
                 .iter()
                 .copied()
-                .filter(|&(x, y)| x.is_finite() && x >= 0.0 && valid_latency(y))
+                .filter(|&(x, y)| (0.0..=MAX_VALUE).contains(&x) && valid_latency(y))
                 .collect()
         })
         .collect();
@@ -161,7 +176,7 @@ fn percentile_to_x(p: f64) -> Option<f64> {
 }
 
 fn valid_latency(y: f64) -> bool {
-    y.is_finite() && y >= 0.0
+    (0.0..=MAX_VALUE).contains(&y)
 }
 
 /// The percentile at `log10(1/(1-p)) = k`: 0%, 90%, 99%, 99.9%, …
@@ -198,7 +213,7 @@ fn trim_number(v: f64) -> String {
 }
 
 /// One axis in plot coordinates (possibly transformed): its range, labelled
-/// ticks and unlabelled minor grid positions.
+/// ticks (bold grid lines) and unlabelled minor grid positions (light lines).
 #[derive(Clone)]
 struct Axis {
     range: Range<f64>,
@@ -339,7 +354,8 @@ fn render(plot: Plot<'_>) -> String {
     let any = ys().next().is_some();
     let max_y = ys().fold(0.0, f64::max);
     let min_y = ys().fold(f64::INFINITY, f64::min);
-    let log_y = any && min_y > 0.0 && max_y / min_y > LOG_Y_RATIO;
+    let ratio = max_y / min_y;
+    let log_y = any && min_y > 0.0 && ratio > LOG_Y_RATIO && ratio <= MAX_LOG_RATIO;
     let (y_axis, y_desc) = if log_y {
         (log_axis(min_y, max_y), "latency (µs, log scale)")
     } else {
@@ -376,6 +392,8 @@ fn draw(
     let mut chart = ChartBuilder::on(&root)
         .caption(plot.title, (FONT, 22))
         .margin(16)
+        // Room for the last x tick label, which is centred on the right edge.
+        .margin_right(40)
         .x_label_area_size(48)
         .y_label_area_size(64)
         .build_cartesian_2d(plot.x_axis.clone(), y_axis.clone())
@@ -777,13 +795,15 @@ mod tests {
     #[test]
     fn log_y_axis_when_range_is_wide() {
         let pts = vec![(0.0, 1.0), (90.0, 5.0), (99.0, 80.0), (99.9, 2500.0)];
-        let p = parse(&percentile_svg(
+        let svg = percentile_svg(
             "t",
             &[Series {
                 label: "s".into(),
                 points: pts,
             }],
-        ));
+        );
+        keep("log", &svg);
+        let p = parse(&svg);
         assert!(p.has_text("latency (µs, log scale)"));
         for t in ["1", "10", "100", "1000", "10000"] {
             assert!(p.has_text(t), "tick {t}");
@@ -853,6 +873,7 @@ mod tests {
                 }],
             ),
         ] {
+            keep("empty", &svg);
             let p = parse(&svg);
             assert!(p.has_text("no data"), "{svg}");
             assert_eq!(p.data_lines(), 0, "{svg}");
@@ -913,6 +934,45 @@ mod tests {
         ));
         assert_eq!(p.lines_of(PALETTE[0])[0].len(), 1);
         assert_eq!(p.circles_of(PALETTE[0]), 1);
+    }
+
+    #[test]
+    fn extreme_values_stay_readable() {
+        let svg = percentile_svg(
+            "x",
+            &[Series {
+                label: "x".into(),
+                points: vec![
+                    (0.0, f64::MIN_POSITIVE),
+                    (50.0, 2.0),
+                    (90.0, f64::MAX),
+                    (99.0, 2e12),
+                    (99.99999999999, 3.0),
+                ],
+            }],
+        );
+        let p = parse(&svg);
+        // f64::MAX and 2e12 µs are skipped; a 1e-308..3 range is too wide for
+        // a log axis, so it is linear and stays small.
+        assert_eq!(p.lines_of(PALETTE[0])[0].len(), 3);
+        assert!(p.has_text("latency (µs)"));
+        assert!(p.has_text("99.99999999999%"));
+        assert!(svg.len() < 50_000, "{} bytes", svg.len());
+
+        let p = parse(&load_svg(
+            "x",
+            &[Series {
+                label: "x".into(),
+                points: vec![(f64::MAX, 1.0), (0.0, 0.0), (1e13, 1.0), (5.0, 1.0)],
+            }],
+        ));
+        assert_eq!(p.lines_of(PALETTE[0])[0].len(), 2);
+        assert_eq!(
+            p.x_tick_labels("achieved rate (requests/s)")
+                .last()
+                .unwrap(),
+            "5"
+        );
     }
 
     #[test]

@@ -175,6 +175,7 @@ impl LoadArgs {
             }
         };
         let cfg = LoadConfig {
+            transport: self.transport,
             server: self.server,
             wait,
             load,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::wire::rpc::HEADER_LEN;
 
-use super::args::{Arrival, WaitMode};
+use super::args::{Arrival, Transport, WaitMode};
 use super::LoadError;
 
 /// Measured duration when neither a duration nor a count is given.
@@ -45,6 +45,7 @@ pub enum RequestMethod {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadConfig {
+    pub transport: Transport,
     pub server: SocketAddr,
     pub wait: WaitMode,
     pub load: LoadModel,
@@ -73,6 +74,7 @@ impl LoadConfig {
     /// payload, 1 s timeout, 5 s duration), for library callers and tests.
     pub fn closed(server: SocketAddr, window: u32) -> LoadConfig {
         LoadConfig {
+            transport: Transport::Udp,
             server,
             wait: WaitMode::Blocking,
             load: LoadModel::Closed { window },

@@ -3,8 +3,7 @@
 //! per-request path allocates.
 
 use std::io::ErrorKind;
-use std::net::UdpSocket;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
@@ -16,6 +15,7 @@ use super::clock::Clock;
 use super::config::{LoadConfig, LoadModel, RequestMethod};
 use super::report::{Counters, IntervalRow, Report};
 use super::schedule::Schedule;
+use super::transport::RpcTransport;
 use super::LoadError;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -61,7 +61,7 @@ struct Interval {
 struct Engine<'a> {
     cfg: &'a LoadConfig,
     clock: Clock,
-    sock: UdpSocket,
+    transport: Box<dyn RpcTransport>,
     wire_method: RpcMethod,
     send_buf: Vec<u8>,
     recv_buf: Vec<u8>,
@@ -84,29 +84,13 @@ struct Engine<'a> {
     interval_hists: Vec<Histogram<u64>>,
 }
 
-/// Runs one measurement over a kernel UDP socket.
-pub fn run(cfg: &LoadConfig, clock: Clock) -> Result<Report, LoadError> {
+/// Runs one measurement over `transport`.
+pub fn run(
+    cfg: &LoadConfig,
+    clock: Clock,
+    transport: Box<dyn RpcTransport>,
+) -> Result<Report, LoadError> {
     cfg.validate()?;
-    let bind = if cfg.server.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
-    let io = |what: &str, e: std::io::Error| LoadError::Io(format!("{what}: {e}"));
-    let sock = UdpSocket::bind(bind).map_err(|e| io("bind", e))?;
-    sock.connect(cfg.server)
-        .map_err(|e| io(&format!("connect {}", cfg.server), e))?;
-    match cfg.wait {
-        WaitMode::Busy => sock
-            .set_nonblocking(true)
-            .map_err(|e| io("set_nonblocking", e))?,
-        WaitMode::Blocking => {
-            // Wake up now and then to expire lost requests and end the run.
-            let t = (cfg.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(100));
-            sock.set_read_timeout(Some(t))
-                .map_err(|e| io("set_read_timeout", e))?;
-        }
-    }
     let slots = cfg.slots()?;
     let mut send_buf = vec![0u8; HEADER_LEN + cfg.payload_len];
     let wire_method = match cfg.method {
@@ -124,7 +108,7 @@ pub fn run(cfg: &LoadConfig, clock: Clock) -> Result<Report, LoadError> {
     let mut e = Engine {
         cfg,
         clock,
-        sock,
+        transport,
         wire_method,
         send_buf,
         recv_buf: vec![0u8; 65_536],
@@ -276,7 +260,7 @@ impl Engine<'_> {
         } else {
             self.counters.warmup_sent += 1;
         }
-        match self.sock.send(&self.send_buf) {
+        match self.transport.send(&self.send_buf) {
             Ok(_) => {}
             // The request stays in flight and times out: loss never stalls the run.
             Err(_) => self.counters.send_errors += 1,
@@ -315,7 +299,7 @@ impl Engine<'_> {
             WaitMode::Blocking => 1,
         };
         for _ in 0..batch {
-            match self.sock.recv(&mut self.recv_buf) {
+            match self.transport.recv(&mut self.recv_buf) {
                 Ok(n) => {
                     let now = self.clock.now_ns();
                     self.on_reply(n, now);

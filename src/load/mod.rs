@@ -10,6 +10,7 @@ pub mod config;
 mod engine;
 pub mod report;
 pub mod schedule;
+pub mod transport;
 
 use std::fmt;
 use std::fs::File;
@@ -45,12 +46,15 @@ impl std::error::Error for LoadError {}
 /// Runs one measurement with a calibrated [`Clock`] and returns what it saw.
 pub fn run_with(config: &LoadConfig) -> Result<Report, LoadError> {
     config.validate()?;
-    engine::run(config, Clock::new())
+    let transport = transport::open(config)?;
+    engine::run(config, Clock::new(), transport)
 }
 
 /// Like [`run_with`] with a given clock (e.g. [`Clock::monotonic`]).
 pub fn run_with_clock(config: &LoadConfig, clock: Clock) -> Result<Report, LoadError> {
-    engine::run(config, clock)
+    config.validate()?;
+    let transport = transport::open(config)?;
+    engine::run(config, clock, transport)
 }
 
 fn write_file(
