@@ -26,9 +26,13 @@ pub struct Environment {
     /// /proc/cmdline: isolcpus, nohz_full and friends change every figure.
     pub kernel_cmdline: String,
     pub command_line: Vec<String>,
+    /// /proc/loadavg when the lab started and when it ended: other work on the machine (a
+    /// build on the servers' CPU) shows up in every tail.
+    pub loadavg_start: String,
+    pub loadavg_end: String,
 }
 
-fn read(path: &str) -> String {
+pub fn read(path: &str) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .trim()
@@ -71,6 +75,8 @@ impl Environment {
             poll_mode: poll.to_string(),
             kernel_cmdline: read("/proc/cmdline"),
             command_line: std::env::args().collect(),
+            loadavg_start: read("/proc/loadavg"),
+            loadavg_end: String::new(),
         }
     }
 }

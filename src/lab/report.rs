@@ -97,7 +97,8 @@ pub fn render(r: &LabResults) -> String {
     let _ = writeln!(
         s,
         "Machine: {} ({} CPUs), kernel {}, DPDK {}, bypass {} ({}). Clients on CPU {}, servers on CPU {}; \
-         hugepages {} ({} x {} kB, {} free at start); default fast path poll mode {}.\n",
+         hugepages {} ({} x {} kB, {} free at start); default fast path poll mode {}. \
+         Load average at start: {}; at the end: {}.\n",
         e.cpu_model,
         e.cpus,
         e.kernel,
@@ -110,7 +111,9 @@ pub fn render(r: &LabResults) -> String {
         e.hugepages_total,
         e.hugepage_size_kb,
         e.hugepages_free_at_start,
-        e.poll_mode
+        e.poll_mode,
+        e.loadavg_start,
+        e.loadavg_end
     );
     let _ = writeln!(s, "## Round trips\n");
     let _ = writeln!(

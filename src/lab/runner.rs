@@ -297,6 +297,8 @@ pub fn run(
     sweep_leftovers();
     drop(run_dir);
 
+    let mut env = env;
+    env.loadavg_end = super::environment::read("/proc/loadavg");
     let mut lab = LabResults {
         scenario: scenario.name.clone(),
         scenario_file: scenario_file.map(|f| f.display().to_string()),
