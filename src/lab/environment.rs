@@ -32,7 +32,16 @@ pub struct Environment {
     pub loadavg_end: String,
 }
 
-pub fn read(path: &str) -> String {
+/// The 1, 5 and 15 minute load averages.
+pub fn loadavg() -> String {
+    read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn read(path: &str) -> String {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .trim()
@@ -75,7 +84,7 @@ impl Environment {
             poll_mode: poll.to_string(),
             kernel_cmdline: read("/proc/cmdline"),
             command_line: std::env::args().collect(),
-            loadavg_start: read("/proc/loadavg"),
+            loadavg_start: loadavg(),
             loadavg_end: String::new(),
         }
     }

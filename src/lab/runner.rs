@@ -298,7 +298,7 @@ pub fn run(
     drop(run_dir);
 
     let mut env = env;
-    env.loadavg_end = super::environment::read("/proc/loadavg");
+    env.loadavg_end = super::environment::loadavg();
     let mut lab = LabResults {
         scenario: scenario.name.clone(),
         scenario_file: scenario_file.map(|f| f.display().to_string()),
