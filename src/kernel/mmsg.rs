@@ -32,22 +32,28 @@ struct Batch {
 
 const ADDR_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
 
-/// `n` all-zero values of a plain C struct.
-fn zeroed<T>(n: usize) -> Box<[T]> {
-    // SAFETY: only used for sockaddr_storage, iovec and mmsghdr: plain C structs for which
-    // all zeroes (null pointers, zero lengths) is a valid value.
+/// `n` all-zero values of `T`.
+///
+/// # Safety
+/// All zeroes must be a valid `T` (plain C structs of integers and raw pointers).
+unsafe fn zeroed<T>(n: usize) -> Box<[T]> {
+    // SAFETY: the caller promises all-zero bytes are a valid T.
     (0..n).map(|_| unsafe { std::mem::zeroed() }).collect()
 }
 
 impl Batch {
     fn new(n: usize) -> Batch {
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs for which all
+        // zeroes (null pointers, zero lengths) is a valid value.
+        let (addrs, rx_iov, rx, tx_iov, tx) =
+            unsafe { (zeroed(n), zeroed(n), zeroed(n), zeroed(n), zeroed(n)) };
         let mut b = Batch {
             bufs: vec![0u8; n * DATAGRAM_BUF].into_boxed_slice(),
-            addrs: zeroed(n),
-            rx_iov: zeroed(n),
-            rx: zeroed(n),
-            tx_iov: zeroed(n),
-            tx: zeroed(n),
+            addrs,
+            rx_iov,
+            rx,
+            tx_iov,
+            tx,
         };
         let base = b.bufs.as_mut_ptr();
         for i in 0..n {
