@@ -30,6 +30,8 @@ enum Command {
     /// Exit status: 0 if every path ran or was skipped, 1 if any path failed, 2 for a broken
     /// scenario (refused before anything is created), 130 after Ctrl-C.
     Lab(bypass::lab::LabArgs),
+    /// Kernel-stack baseline RPC servers (udp, tcp, unix sockets) speaking the same protocol.
+    KernelServe(bypass::kernel::KernelServeArgs),
 }
 
 #[derive(Args)]
@@ -141,6 +143,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Command::Load(args) => bypass::load::run(args),
         Command::Lab(args) => bypass::lab::run(args),
+        Command::KernelServe(args) => bypass::kernel::run(args),
         Command::Serve(args) => {
             let result = args
                 .into_config()
