@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{shell_line, Ctx, PathError};
+use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
 use crate::lab::results::{Latency, Loss, PathResult, SweepPoint};
 use crate::lab::scenario::{PlanMode, ResolvedPath, Wait};
@@ -23,12 +24,11 @@ pub enum Target {
     Unix {
         path: String,
     },
-    /// DPDK: the client's address and EAL arguments (devices included).
+    /// DPDK: the client's address and its EAL devices; each run gets its own file prefix.
     Dpdk {
         addr: String,
         client_ip: String,
-        eal: Vec<String>,
-        _prefix: DpdkPrefix,
+        devices: Vec<String>,
     },
 }
 
@@ -102,9 +102,16 @@ fn load_once(
         "--hgrm".into(),
         hgrm_file.to_string_lossy().into_owned(),
     ]);
-    if let Target::Dpdk { eal, .. } = target {
+    // Removed (runtime folder, hugepage files) when this run is over.
+    let prefix = DpdkPrefix::new("cl");
+    if let Target::Dpdk { devices, .. } = target {
         argv.push("--".into());
-        argv.extend(eal.iter().cloned());
+        argv.extend(eal::args(
+            &[path.client_cpu],
+            ctx.scenario.placement.hugepages,
+            &prefix,
+            devices,
+        ));
     }
     res.commands.push(shell_line(&argv));
     let mut p = Proc::spawn("bypass load", &argv)?;

@@ -84,13 +84,6 @@ pub fn run(
                 run_sockperf(ctx, path, topo.client_ns(), &ip, SOCKPERF_PORT, res)
             }
             Client::LoadDpdk => {
-                let client_prefix = DpdkPrefix::new("cl");
-                let eal = eal::args(
-                    &[path.client_cpu],
-                    ctx.scenario.placement.hugepages,
-                    &client_prefix,
-                    &topo.spec.client_eal,
-                );
                 let target = Target::Dpdk {
                     addr: format!("{ip}:{RPC_PORT}"),
                     client_ip: topo
@@ -98,8 +91,7 @@ pub fn run(
                         .client_ip
                         .map(|c| c.to_string())
                         .unwrap_or_default(),
-                    eal,
-                    _prefix: client_prefix,
+                    devices: topo.spec.client_eal.clone(),
                 };
                 run_load(ctx, path, &topo.server_ns, &target, res)
             }

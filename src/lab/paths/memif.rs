@@ -6,7 +6,6 @@ use super::client::{run_load, Target};
 use super::fastpath::start_server;
 use super::kernel::RPC_PORT;
 use super::{stop_server, Ctx, PathError};
-use crate::lab::eal;
 use crate::lab::results::PathResult;
 use crate::lab::scenario::ResolvedPath;
 use crate::lab::topology::{DpdkPrefix, Topology};
@@ -23,13 +22,6 @@ pub fn run(
         |role: &str| format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no");
     let prefix = DpdkPrefix::new("mfs");
     let mut server = start_server(ctx, path, topo, &[dev("server")], &prefix, res)?;
-    let client_prefix = DpdkPrefix::new("mfc");
-    let eal = eal::args(
-        &[path.client_cpu],
-        ctx.scenario.placement.hugepages,
-        &client_prefix,
-        &[dev("client")],
-    );
     let target = Target::Dpdk {
         addr: format!("{}:{RPC_PORT}", topo.spec.server_ip),
         client_ip: topo
@@ -37,8 +29,7 @@ pub fn run(
             .client_ip
             .map(|c| c.to_string())
             .unwrap_or_default(),
-        eal,
-        _prefix: client_prefix,
+        devices: vec![dev("client")],
     };
     let measured = run_load(ctx, path, &topo.server_ns, &target, res);
     let fin = stop_server(&mut server);
