@@ -195,3 +195,84 @@ pub fn render(r: &LabResults) -> String {
     );
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::environment::Environment;
+    use crate::lab::results::{Latency, Loss, Throughput};
+
+    fn lab() -> LabResults {
+        let mut ok = PathResult::new("fast", "fastpath", "veth", "load", "round trip: x -> y");
+        ok.status = Status::Ok;
+        ok.latency = Some(Latency {
+            count: 10,
+            min_ns: 5_000,
+            mean_ns: 7_000.0,
+            p50_ns: 6_950,
+            p90_ns: 8_000,
+            p99_ns: 30_159,
+            p999_ns: 210_000,
+            max_ns: 1_560_000,
+        });
+        ok.rate_per_s = Some(7805.7);
+        ok.loss = Some(Loss {
+            sent: 1000,
+            received: 998,
+            lost: 2,
+        });
+        let mut bad = PathResult::new("broken|pipe", "kernel-serve", "lo", "load", "d");
+        bad.status = Status::Failed;
+        bad.error = Some("server exited".into());
+        let mut thr = PathResult::new("thr", "throughput", "pcap", "none", "pps");
+        thr.status = Status::Ok;
+        thr.throughput = Some(Throughput {
+            bypass_pps: 11.58e6,
+            testpmd_pps: 27.07e6,
+            ratio: 0.428,
+            frame_bytes: 106,
+            rounds: 2,
+            bypass_readings: vec![],
+            testpmd_readings: vec![],
+        });
+        LabResults {
+            scenario: "t".into(),
+            scenario_file: None,
+            description: String::new(),
+            started: "2026-11-27 17:19:01".into(),
+            wall_s: 157.0,
+            interrupted: false,
+            environment: Environment::capture(0, 1, true, "busy"),
+            paths: vec![ok, bad, thr],
+            plots: vec!["latency-percentiles.svg".into()],
+        }
+    }
+
+    #[test]
+    fn table_has_a_row_per_path_with_its_figures() {
+        let md = render(&lab());
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+        // Header plus one row per path.
+        assert_eq!(rows.len(), 4, "{md}");
+        assert!(
+            rows[1].starts_with(
+                "| fast | ok | 6.95 | 30.2 | 210 | 1560 | 7.8 k/s req | 2 of 1000 (0.200%) |"
+            ),
+            "{}",
+            rows[1]
+        );
+        assert!(
+            rows[2].starts_with("| broken\\|pipe | **failed** |"),
+            "{}",
+            rows[2]
+        );
+        assert!(
+            rows[3].contains("11.58 M/s pkt (testpmd 27.07 M/s, ratio 0.428)"),
+            "{}",
+            rows[3]
+        );
+        assert!(md.contains("**Failed**: server exited"));
+        assert!(md.contains("![latency-percentiles.svg](latency-percentiles.svg)"));
+        assert!(md.contains("1 failed"));
+    }
+}
