@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 
 use crate::shutdown;
 
-use super::args::LoadArgs;
+use super::args::{Arrival, LoadArgs, WaitMode};
 use super::clock::Clock;
-use super::config::{LoadConfig, LoadModel};
+use super::config::{LoadConfig, LoadModel, RequestMethod};
 use super::report::Report;
 use super::{run_with_clock, write_file, LoadError};
 
@@ -122,6 +122,37 @@ pub fn point_path(path: &Path, rate: f64) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// What every point shares: endpoint, arrival, request, wait, warmup and length of a point.
+fn describe_points(base: &LoadConfig) -> String {
+    let arrival = match base.load {
+        LoadModel::Open {
+            arrival: Arrival::Poisson,
+            ..
+        } => "poisson",
+        _ => "fixed",
+    };
+    let method = match base.method {
+        RequestMethod::Echo => format!("echo {} B", base.payload_len),
+        RequestMethod::Spin { ns } => format!("spin {ns} ns"),
+    };
+    let wait = match base.wait {
+        WaitMode::Busy => "busy",
+        WaitMode::Blocking => "blocking",
+    };
+    let length = match (base.duration, base.count) {
+        (Some(d), Some(c)) => format!("{:.3} s or {c} requests", d.as_secs_f64()),
+        (Some(d), None) => format!("{:.3} s", d.as_secs_f64()),
+        (None, Some(c)) => format!("{c} requests"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{}, {arrival} arrival, {method}, wait {wait}, timeout {} ms; each point {:.3} s warmup then {length}",
+        base.endpoint(),
+        base.timeout.as_millis(),
+        base.warmup.as_secs_f64()
+    )
+}
+
 /// The human table's header.
 pub fn table_header() -> String {
     format!(
@@ -215,11 +246,11 @@ pub fn run(args: &LoadArgs, base: &LoadConfig, sweep: &RateSweep) -> Result<(), 
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
-        "bypass load: rate sweep {rates} req/s, {} points; {}; time source: {}",
+        "bypass load: rate sweep {rates} req/s, {} points; {}",
         configs.len(),
-        base.endpoint(),
-        clock.describe()
+        describe_points(base)
     );
+    let _ = writeln!(out, "time source: {}", clock.describe());
     let _ = writeln!(out, "corrected round trip (from intended send time):");
     let _ = writeln!(out, "{}", table_header());
     let _ = out.flush();
