@@ -185,6 +185,8 @@ impl<S: Read + Write> Stream<S> {
             self.end -= self.start;
             self.start = 0;
         }
+        // Never a zero-length read: its Ok(0) would read as the server closing.
+        debug_assert!(self.end < self.rx.len());
         match self.sock.read(&mut self.rx[self.end..]) {
             Ok(0) => {
                 // Reported as "nothing yet" this once: a run whose last reply came just before
