@@ -5,6 +5,8 @@ pub mod dpdk;
 /// The git revision this binary was built from.
 pub const GIT_REV: &str = env!("BYPASS_GIT_REV");
 pub mod graph;
+pub mod kernel;
+pub mod lab;
 pub mod load;
 pub mod pcap;
 pub mod server;

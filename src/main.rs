@@ -25,6 +25,8 @@ enum Command {
     Serve(ServeArgs),
     /// Measure round trips against an RPC server (kernel UDP transport for now).
     Load(bypass::load::LoadArgs),
+    /// Kernel-stack baseline RPC servers (udp, tcp, unix sockets) speaking the same protocol.
+    KernelServe(bypass::kernel::KernelServeArgs),
 }
 
 #[derive(Args)]
@@ -135,6 +137,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Command::Load(args) => bypass::load::run(args),
+        Command::KernelServe(args) => bypass::kernel::run(args),
         Command::Serve(args) => {
             let result = args
                 .into_config()

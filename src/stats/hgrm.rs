@@ -31,30 +31,29 @@ fn next_percentile_level(level: f64, ticks_per_half: u32) -> f64 {
     level + 100.0 / reporting_ticks as f64
 }
 
-/// Write the percentile distribution of `hist` in Java HdrHistogram's text form.
-///
-/// `ticks_per_half` is the number of rows per halving of the distance to 100%
-/// (Java's default is 5); values are divided by `value_unit_scaling` (e.g.
-/// `1000.0` to print nanosecond data in microseconds).
-pub fn write_percentile_distribution<T: Counter>(
-    hist: &Histogram<T>,
-    w: &mut impl Write,
-    ticks_per_half: u32,
-    value_unit_scaling: f64,
-) -> io::Result<()> {
-    if ticks_per_half == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "ticks_per_half must be at least 1",
-        ));
-    }
-    let nsd = usize::from(hist.sigfig());
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{:>12} {:>14} {:>10} {:>14}\n\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    ));
+/// One row of Java's percentile distribution: the iteration level reached, the
+/// highest value equivalent to the bucket that reached it, and the number of
+/// samples at or below that bucket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PercentileRow {
+    /// Percentile level in `[0, 100]`; the last row of a non-empty histogram is 100.
+    pub percentile: f64,
+    /// Recorded value (in the histogram's unit) at that level.
+    pub value: u64,
+    /// Samples at or below `value`.
+    pub total_count: u64,
+}
 
+/// The rows Java HdrHistogram's `outputPercentileDistribution` prints, in order:
+/// its `PercentileIterator` with `ticks_per_half` steps per halving of the
+/// distance to 100%, ending with one 100% row. Empty for an empty histogram or
+/// `ticks_per_half == 0`. Shared by the `.hgrm` writer and the plots so both
+/// show the same points.
+pub fn percentile_rows<T: Counter>(hist: &Histogram<T>, ticks_per_half: u32) -> Vec<PercentileRow> {
+    let mut rows = Vec::new();
+    if ticks_per_half == 0 {
+        return rows;
+    }
     let recorded: Vec<(u64, u64)> = hist
         .iter_recorded()
         .map(|v| (v.value_iterated_to(), v.count_at_value().as_u64()))
@@ -88,24 +87,11 @@ pub fn write_percentile_distribution<T: Counter>(
                 fresh = false;
             }
             if 100.0 * cumulative as f64 / total as f64 >= level {
-                let scaled = fixed_width(value as f64 / value_unit_scaling, 12, nsd);
-                let quantile = level / 100.0;
-                if level != 100.0 {
-                    out.push_str(&format!(
-                        "{} {} {:>10} {}\n",
-                        scaled,
-                        fixed_width(quantile, 2, 12),
-                        cumulative,
-                        fixed_width(1.0 / (1.0 - quantile), 14, 2)
-                    ));
-                } else {
-                    out.push_str(&format!(
-                        "{} {} {:>10}\n",
-                        scaled,
-                        fixed_width(quantile, 2, 12),
-                        cumulative
-                    ));
-                }
+                rows.push(PercentileRow {
+                    percentile: level,
+                    value,
+                    total_count: cumulative,
+                });
                 level = next_percentile_level(level, ticks_per_half);
                 break;
             }
@@ -113,7 +99,55 @@ pub fn write_percentile_distribution<T: Counter>(
             fresh = true;
         }
     }
+    rows
+}
 
+/// Write the percentile distribution of `hist` in Java HdrHistogram's text form.
+///
+/// `ticks_per_half` is the number of rows per halving of the distance to 100%
+/// (Java's default is 5); values are divided by `value_unit_scaling` (e.g.
+/// `1000.0` to print nanosecond data in microseconds).
+pub fn write_percentile_distribution<T: Counter>(
+    hist: &Histogram<T>,
+    w: &mut impl Write,
+    ticks_per_half: u32,
+    value_unit_scaling: f64,
+) -> io::Result<()> {
+    if ticks_per_half == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "ticks_per_half must be at least 1",
+        ));
+    }
+    let nsd = usize::from(hist.sigfig());
+    let mut out = String::new();
+    out.push_str(&format!(
+        "{:>12} {:>14} {:>10} {:>14}\n\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    ));
+
+    for row in percentile_rows(hist, ticks_per_half) {
+        let scaled = fixed_width(row.value as f64 / value_unit_scaling, 12, nsd);
+        let quantile = row.percentile / 100.0;
+        if row.percentile != 100.0 {
+            out.push_str(&format!(
+                "{} {} {:>10} {}\n",
+                scaled,
+                fixed_width(quantile, 2, 12),
+                row.total_count,
+                fixed_width(1.0 / (1.0 - quantile), 14, 2)
+            ));
+        } else {
+            out.push_str(&format!(
+                "{} {} {:>10}\n",
+                scaled,
+                fixed_width(quantile, 2, 12),
+                row.total_count
+            ));
+        }
+    }
+
+    let total = hist.len();
     let (mean, stddev) = java_mean_stddev(hist);
     let max = if total == 0 { 0 } else { hist.max() };
     out.push_str(&format!(

@@ -9,7 +9,9 @@ mod histogram;
 mod hlog;
 mod javafmt;
 
-pub use hgrm::{percentile_distribution_string, write_percentile_distribution};
+pub use hgrm::{
+    percentile_distribution_string, percentile_rows, write_percentile_distribution, PercentileRow,
+};
 pub use histogram::{
     new_latency_histogram, Summary, TailPercentile, HIGHEST_TRACKABLE_NS, LOWEST_DISCERNIBLE_NS,
     LOW_SAMPLES_THRESHOLD, SIGNIFICANT_DIGITS,

@@ -1,0 +1,327 @@
+//! Request -> reply, shared by every kernel backend: the rules of the fast path's
+//! `rpc-server` and `sockperf-echo` nodes, applied to a message already taken off a socket.
+//! Replies are built in place in the request's buffer (a reply is never larger than its
+//! request, docs/protocol.md), so nothing here allocates.
+
+use std::time::{Duration, Instant};
+
+use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
+use crate::wire::SockperfHeader;
+
+use super::counters::DropReason;
+
+/// Which protocol a socket speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Rpc,
+    Sockperf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Handler {
+    spin_max_ns: u32,
+}
+
+impl Handler {
+    pub fn new(spin_max_ns: u32) -> Handler {
+        Handler { spin_max_ns }
+    }
+
+    /// Turns the message in `msg` into its reply, in place; returns the reply's length.
+    #[inline]
+    pub fn answer(&self, proto: Protocol, msg: &mut [u8]) -> Result<usize, DropReason> {
+        match proto {
+            Protocol::Rpc => self.answer_rpc(msg),
+            Protocol::Sockperf => answer_sockperf(msg),
+        }
+    }
+
+    /// RPC v1: a response is the whole message (trailing bytes of a datagram included), an
+    /// error is the 32-byte header alone. `server_ns` is left 0 for [`stamp`].
+    #[inline]
+    pub fn answer_rpc(&self, msg: &mut [u8]) -> Result<usize, DropReason> {
+        if msg.len() < rpc::HEADER_LEN {
+            return Err(DropReason::Truncated);
+        }
+        let h = RpcHeader::new_unchecked(&msg[..]);
+        if h.magic() != rpc::MAGIC {
+            return Err(DropReason::BadMagic);
+        }
+        if h.version() != rpc::VERSION {
+            return Err(DropReason::BadVersion);
+        }
+        if h.kind() != RpcKind::Request {
+            return Err(DropReason::NotRequest);
+        }
+        if h.length() as usize > msg.len() - rpc::HEADER_LEN {
+            return Err(DropReason::BadLength);
+        }
+        let status = self.execute(h.method(), h.payload());
+        let mut h = RpcHeader::new_unchecked(&mut msg[..]);
+        h.set_status(status);
+        h.set_server_ns(0);
+        if status == RpcStatus::Ok {
+            h.set_kind(RpcKind::Response);
+            Ok(msg.len())
+        } else {
+            h.set_kind(RpcKind::Error);
+            h.set_length(0);
+            Ok(rpc::HEADER_LEN)
+        }
+    }
+
+    /// What to answer a valid request with; spins if asked to.
+    #[inline]
+    fn execute(&self, method: RpcMethod, payload: &[u8]) -> RpcStatus {
+        match method {
+            RpcMethod::Echo => RpcStatus::Ok,
+            RpcMethod::Spin => {
+                let Ok(arg) = <[u8; 4]>::try_from(payload) else {
+                    return RpcStatus::BadLength;
+                };
+                let ns = u32::from_be_bytes(arg);
+                if ns > self.spin_max_ns {
+                    return RpcStatus::BadArgument;
+                }
+                spin(ns);
+                RpcStatus::Ok
+            }
+            RpcMethod::Other(_) => RpcStatus::UnknownMethod,
+        }
+    }
+}
+
+/// sockperf ping-pong: a message with the pong-request bit goes back with the client bit
+/// cleared; anything else is consumed without an answer.
+#[inline]
+pub fn answer_sockperf(msg: &mut [u8]) -> Result<usize, DropReason> {
+    let len = msg.len();
+    let Ok(mut h) = SockperfHeader::new_checked(msg) else {
+        return Err(DropReason::SockperfMalformed);
+    };
+    if !h.wants_reply() {
+        return Err(DropReason::SockperfNoReplyWanted);
+    }
+    if !h.is_client() {
+        return Err(DropReason::SockperfNotClient);
+    }
+    h.make_reply();
+    Ok(len)
+}
+
+/// Writes `server_ns` into a reply built by [`Handler::answer_rpc`].
+#[inline]
+pub fn stamp(reply: &mut [u8], server_ns: u32) {
+    if reply.len() >= rpc::HEADER_LEN {
+        RpcHeader::new_unchecked(reply).set_server_ns(server_ns);
+    }
+}
+
+/// Nanoseconds since `t`, saturating at `u32::MAX` as the protocol says.
+#[inline]
+pub fn elapsed_ns(t: Instant) -> u32 {
+    u32::try_from(t.elapsed().as_nanos()).unwrap_or(u32::MAX)
+}
+
+/// Busy-waits `ns` nanoseconds: no sleep or yield, the method models a request that holds
+/// the core. `Instant` reads the vDSO clock, no syscall.
+#[inline]
+fn spin(ns: u32) {
+    if ns == 0 {
+        return;
+    }
+    let start = Instant::now();
+    let d = Duration::from_nanos(u64::from(ns));
+    while start.elapsed() < d {
+        core::hint::spin_loop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::sockperf::{FLAG_CLIENT, FLAG_PONG_REQUEST, FLAG_WARMUP};
+    use crate::wire::RpcRepr;
+
+    fn request(method: RpcMethod, id: u64, payload: &[u8]) -> Vec<u8> {
+        let r = RpcRepr::request(method, id, 1_000 + id, payload.len() as u32);
+        let mut v = vec![0u8; r.buffer_len()];
+        r.emit(&mut RpcHeader::new_unchecked(&mut v[..])).unwrap();
+        v[rpc::HEADER_LEN..].copy_from_slice(payload);
+        v
+    }
+
+    fn reply(
+        kind: RpcKind,
+        status: RpcStatus,
+        method: RpcMethod,
+        id: u64,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let r = RpcRepr {
+            kind,
+            status,
+            ..RpcRepr::request(method, id, 1_000 + id, payload.len() as u32)
+        };
+        let mut v = vec![0u8; r.buffer_len()];
+        r.emit(&mut RpcHeader::new_unchecked(&mut v[..])).unwrap();
+        v[rpc::HEADER_LEN..].copy_from_slice(payload);
+        v
+    }
+
+    fn h() -> Handler {
+        Handler::new(5_000)
+    }
+
+    #[test]
+    fn echo_returns_the_message() {
+        for payload in [&b""[..], b"x", &[0xa5; 1400]] {
+            let mut m = request(RpcMethod::Echo, 7, payload);
+            let n = h().answer(Protocol::Rpc, &mut m).unwrap();
+            assert_eq!(n, m.len());
+            let want = reply(
+                RpcKind::Response,
+                RpcStatus::Ok,
+                RpcMethod::Echo,
+                7,
+                payload,
+            );
+            assert_eq!(m, want);
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_and_sloppy_fields() {
+        let mut m = request(RpcMethod::Echo, 1, b"hiXY");
+        m[31] = 2; // length 2, two trailing bytes
+        m[7] = 9; // status
+        m[24] = 0x55; // server_ns
+        let n = h().answer_rpc(&mut m).unwrap();
+        assert_eq!(n, 36);
+        let mut want = reply(
+            RpcKind::Response,
+            RpcStatus::Ok,
+            RpcMethod::Echo,
+            1,
+            b"hiXY",
+        );
+        want[31] = 2;
+        assert_eq!(m, want);
+    }
+
+    #[test]
+    fn spin_and_its_errors() {
+        let mut m = request(RpcMethod::Spin, 2, &3_000u32.to_be_bytes());
+        let t = Instant::now();
+        assert_eq!(h().answer_rpc(&mut m), Ok(36));
+        assert!(t.elapsed() >= Duration::from_nanos(3_000));
+        let want = reply(
+            RpcKind::Response,
+            RpcStatus::Ok,
+            RpcMethod::Spin,
+            2,
+            &3_000u32.to_be_bytes(),
+        );
+        assert_eq!(m, want);
+
+        let mut m = request(RpcMethod::Spin, 3, &5_001u32.to_be_bytes());
+        assert_eq!(h().answer_rpc(&mut m), Ok(32));
+        let want = reply(
+            RpcKind::Error,
+            RpcStatus::BadArgument,
+            RpcMethod::Spin,
+            3,
+            b"",
+        );
+        assert_eq!(&m[..32], &want[..]);
+
+        for bad in [&b""[..], b"\0\0\x01", b"\0\0\0\x01\0"] {
+            let mut m = request(RpcMethod::Spin, 4, bad);
+            assert_eq!(h().answer_rpc(&mut m), Ok(32));
+            let want = reply(
+                RpcKind::Error,
+                RpcStatus::BadLength,
+                RpcMethod::Spin,
+                4,
+                b"",
+            );
+            assert_eq!(&m[..32], &want[..]);
+        }
+    }
+
+    #[test]
+    fn unknown_method_is_an_error_without_payload() {
+        let mut m = request(RpcMethod::Other(9), 5, &[1; 100]);
+        assert_eq!(h().answer_rpc(&mut m), Ok(32));
+        let want = reply(
+            RpcKind::Error,
+            RpcStatus::UnknownMethod,
+            RpcMethod::Other(9),
+            5,
+            b"",
+        );
+        assert_eq!(&m[..32], &want[..]);
+    }
+
+    #[test]
+    fn invalid_messages_are_dropped() {
+        let good = request(RpcMethod::Echo, 1, b"hello");
+        let edit = |at: usize, v: u8| {
+            let mut m = good.clone();
+            m[at] = v;
+            m
+        };
+        let cases = [
+            (edit(0, 0), DropReason::BadMagic),
+            (edit(2, 2), DropReason::BadVersion),
+            (edit(3, 1), DropReason::NotRequest),
+            (edit(3, 2), DropReason::NotRequest),
+            (edit(3, 7), DropReason::NotRequest),
+            (edit(31, 6), DropReason::BadLength),
+            (good[..31].to_vec(), DropReason::Truncated),
+            (Vec::new(), DropReason::Truncated),
+        ];
+        for (mut m, why) in cases {
+            let before = m.clone();
+            assert_eq!(h().answer_rpc(&mut m), Err(why));
+            assert_eq!(m, before, "a dropped message is left untouched");
+        }
+    }
+
+    #[test]
+    fn stamp_and_elapsed() {
+        let mut m = request(RpcMethod::Echo, 1, b"");
+        stamp(&mut m, 0x0102_0304);
+        assert_eq!(&m[24..28], &[1, 2, 3, 4]);
+        stamp(&mut m[..10], 5); // too short: ignored, no panic
+        assert!(elapsed_ns(Instant::now()) < u32::MAX);
+    }
+
+    fn sockperf(flags: u16, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        let mut s = SockperfHeader::new_unchecked(&mut v[..]);
+        s.set_sequence_number(77);
+        s.set_flags(flags);
+        s.set_message_len(len as u32);
+        v
+    }
+
+    #[test]
+    fn sockperf_rules() {
+        let mut m = sockperf(FLAG_CLIENT | FLAG_PONG_REQUEST | FLAG_WARMUP, 64);
+        assert_eq!(h().answer(Protocol::Sockperf, &mut m), Ok(64));
+        assert_eq!(m, sockperf(FLAG_PONG_REQUEST | FLAG_WARMUP, 64));
+        let mut m = sockperf(FLAG_CLIENT, 64);
+        assert_eq!(
+            answer_sockperf(&mut m),
+            Err(DropReason::SockperfNoReplyWanted)
+        );
+        let mut m = sockperf(FLAG_PONG_REQUEST, 64);
+        assert_eq!(answer_sockperf(&mut m), Err(DropReason::SockperfNotClient));
+        let mut m = sockperf(FLAG_CLIENT | FLAG_PONG_REQUEST, 14);
+        assert_eq!(
+            answer_sockperf(&mut m[..13]),
+            Err(DropReason::SockperfMalformed)
+        );
+    }
+}

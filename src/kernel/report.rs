@@ -1,0 +1,212 @@
+//! The final report of `kernel-serve`: human text, or one JSON line (CONTRACTS.md):
+//! {"type":"final","proto":..,"backend":..,"threads":N,"rx":N,"tx":N,"drops":{..},
+//!  "connections":N, ...} plus the elapsed time and the same counters per thread.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::args::{Backend, Proto};
+use super::counters::{Counters, DropReason};
+
+/// One worker's counters (a udp worker's sockperf socket counts into the same worker).
+#[derive(Debug, Clone)]
+pub struct ThreadReport {
+    pub thread: usize,
+    pub cpu: Option<usize>,
+    pub counters: Counters,
+}
+
+#[derive(Serialize)]
+struct ThreadJson {
+    thread: usize,
+    cpu: Option<usize>,
+    rx: u64,
+    tx: u64,
+    drops: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Serialize)]
+struct FinalJson {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    proto: String,
+    backend: String,
+    threads: usize,
+    rx: u64,
+    tx: u64,
+    drops: BTreeMap<&'static str, u64>,
+    connections: u64,
+    elapsed_s: f64,
+    per_thread: Vec<ThreadJson>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FinalReport {
+    pub proto: Proto,
+    pub backend: Backend,
+    pub threads: usize,
+    pub elapsed: Duration,
+    /// Connections accepted (tcp/unix; 0 for udp).
+    pub connections: u64,
+    /// The drop reasons this server can count, all listed even when 0.
+    pub reasons: Vec<DropReason>,
+    pub per_thread: Vec<ThreadReport>,
+}
+
+impl FinalReport {
+    pub fn totals(&self) -> Counters {
+        let mut t = Counters::default();
+        for th in &self.per_thread {
+            t.add(&th.counters);
+        }
+        t
+    }
+
+    fn drops_json(&self, c: &Counters) -> BTreeMap<&'static str, u64> {
+        self.reasons.iter().map(|r| (r.name(), c.get(*r))).collect()
+    }
+
+    /// The report as one JSON object, keys in the contract's order.
+    pub fn to_json(&self) -> String {
+        let t = self.totals();
+        let doc = FinalJson {
+            kind: "final",
+            proto: self.proto.to_string(),
+            backend: self.backend.to_string(),
+            threads: self.threads,
+            rx: t.rx,
+            tx: t.tx,
+            drops: self.drops_json(&t),
+            connections: self.connections,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            per_thread: self
+                .per_thread
+                .iter()
+                .map(|th| ThreadJson {
+                    thread: th.thread,
+                    cpu: th.cpu,
+                    rx: th.counters.rx,
+                    tx: th.counters.tx,
+                    drops: self.drops_json(&th.counters),
+                })
+                .collect(),
+        };
+        serde_json::to_string(&doc).expect("plain data serialises")
+    }
+
+    pub fn human(&self) -> String {
+        let t = self.totals();
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "kernel-serve {} {}: {} thread(s), {:.3} s, {} connection(s)",
+            self.proto,
+            self.backend,
+            self.threads,
+            self.elapsed.as_secs_f64(),
+            self.connections
+        );
+        let drops = |c: &Counters| {
+            let v: Vec<String> = self
+                .reasons
+                .iter()
+                .filter(|r| c.get(**r) > 0)
+                .map(|r| format!("{} {}", r.name(), c.get(*r)))
+                .collect();
+            if v.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.join(", "))
+            }
+        };
+        for th in &self.per_thread {
+            let cpu = th
+                .cpu
+                .map_or("unpinned".to_string(), |c| format!("cpu {c}"));
+            let c = &th.counters;
+            let _ = writeln!(
+                s,
+                "  thread {} ({cpu}): rx {} tx {} dropped {}{}",
+                th.thread,
+                c.rx,
+                c.tx,
+                c.dropped(),
+                drops(c)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  total: rx {} tx {} dropped {}{}",
+            t.rx,
+            t.tx,
+            t.dropped(),
+            drops(&t)
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_text_agree() {
+        let mut a = Counters {
+            rx: 5,
+            tx: 3,
+            ..Counters::default()
+        };
+        a.drop_n(DropReason::BadMagic, 2);
+        let b = Counters {
+            rx: 4,
+            tx: 4,
+            ..Counters::default()
+        };
+        let r = FinalReport {
+            proto: Proto::Udp,
+            backend: Backend::Busy,
+            threads: 2,
+            elapsed: Duration::from_millis(1500),
+            connections: 0,
+            reasons: DropReason::UDP.to_vec(),
+            per_thread: vec![
+                ThreadReport {
+                    thread: 0,
+                    cpu: Some(1),
+                    counters: a,
+                },
+                ThreadReport {
+                    thread: 1,
+                    cpu: None,
+                    counters: b,
+                },
+            ],
+        };
+        let line = r.to_json();
+        assert!(line.starts_with(r#"{"type":"final","proto":"udp","backend":"busy","threads":2,"rx":9,"tx":7,"drops":{"#), "{line}");
+        let j: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(j["type"], "final");
+        assert_eq!(
+            (j["proto"].as_str(), j["backend"].as_str()),
+            (Some("udp"), Some("busy"))
+        );
+        assert_eq!((j["rx"].as_u64(), j["tx"].as_u64()), (Some(9), Some(7)));
+        assert_eq!(j["drops"]["bad-magic"], 2);
+        assert_eq!(j["drops"]["send-error"], 0);
+        assert!(j["drops"].get("oversize").is_none());
+        assert_eq!(j["per_thread"][1]["rx"], 4);
+        assert_eq!(j["per_thread"][0]["cpu"], 1);
+        assert!(j["per_thread"][1]["cpu"].is_null());
+        let text = r.human();
+        assert!(
+            text.contains("total: rx 9 tx 7 dropped 2 (bad-magic 2)"),
+            "{text}"
+        );
+        assert!(text.contains("thread 0 (cpu 1)"), "{text}");
+    }
+}

@@ -1,0 +1,904 @@
+//! `bypass kernel-serve` end to end: the binary is spawned on 127.0.0.1 or a unix socket
+//! in /tmp (no root needed), real RPC requests go to it from std sockets, every reply is
+//! checked byte by byte, and the final JSON counters must account for every message.
+
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bypass::wire::rpc::HEADER_LEN;
+use bypass::wire::sockperf::{FLAG_CLIENT, FLAG_PONG_REQUEST, FLAG_WARMUP};
+use bypass::wire::{RpcHeader, RpcKind, RpcMethod, RpcRepr, RpcStatus, SockperfHeader};
+use serde_json::Value;
+use support::{bin, run, strs};
+
+/// Servers that spin own a core; two cores do not fit several at once.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const SPIN_MAX: u32 = 200_000;
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A running `kernel-serve --json`; killed on drop if a test fails before stopping it.
+struct Server {
+    child: Option<Child>,
+    lines: Receiver<String>,
+    /// What the ready line names: IP:PORT or the socket path.
+    addr: String,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Server {
+        let mut a = strs(&["kernel-serve", "--json", "--duration", "60"]);
+        a.extend(strs(args));
+        let mut child = Command::new(bin())
+            .args(&a)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bypass");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Server {
+            child: Some(child),
+            lines,
+            addr: String::new(),
+        };
+        let line = s
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("no ready line from kernel-serve {args:?}"));
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts.len(), 3, "ready line: {line}");
+        assert_eq!(parts[0], "ready", "{line}");
+        s.addr = parts[2].to_string();
+        s
+    }
+
+    fn sock_addr(&self) -> SocketAddr {
+        self.addr.parse().unwrap()
+    }
+
+    /// SIGTERM, then the final JSON report; the server must exit 0.
+    fn stop(mut self) -> Value {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill() on our own child's pid has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("kernel-serve did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "kernel-serve exit status {status}");
+        let last = self
+            .lines
+            .recv_timeout(WAIT)
+            .expect("final report line after SIGTERM");
+        let v: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+        assert_eq!(v["type"], "final");
+        v
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("no integer {k} in {v}"))
+}
+
+fn drop_count(v: &Value, reason: &str) -> u64 {
+    v["drops"][reason]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no drop reason {reason} in {v}"))
+}
+
+/// rx == tx + every drop, in total and per thread.
+fn assert_balanced(v: &Value) {
+    let sum = |d: &Value| {
+        d.as_object()
+            .unwrap()
+            .values()
+            .map(|x| x.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(u(v, "rx"), u(v, "tx") + sum(&v["drops"]), "{v}");
+    for t in v["per_thread"].as_array().unwrap() {
+        assert_eq!(u(t, "rx"), u(t, "tx") + sum(&t["drops"]), "{v}");
+    }
+}
+
+fn request(method: RpcMethod, id: u64, payload: &[u8]) -> Vec<u8> {
+    let r = RpcRepr::request(method, id, 0x1122_3344_0000_0000 + id, payload.len() as u32);
+    let mut v = vec![0u8; r.buffer_len()];
+    r.emit(&mut RpcHeader::new_unchecked(&mut v[..])).unwrap();
+    v[HEADER_LEN..].copy_from_slice(payload);
+    v
+}
+
+fn pattern(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 + 3) as u8).collect()
+}
+
+/// The reply `req` must get: byte for byte the request with kind response (and the
+/// server's `server_ns`), or for an error the 32-byte header with kind error, `status`
+/// and length 0. Returns the reply's `server_ns`.
+fn check_reply(req: &[u8], reply: &[u8], status: RpcStatus) -> u32 {
+    let server_ns = RpcHeader::new_checked(reply)
+        .unwrap_or_else(|e| panic!("reply does not parse ({e:?}): {reply:02x?}"))
+        .server_ns();
+    let mut want = if status == RpcStatus::Ok {
+        req.to_vec()
+    } else {
+        req[..HEADER_LEN].to_vec()
+    };
+    {
+        let mut h = RpcHeader::new_unchecked(&mut want[..]);
+        if status == RpcStatus::Ok {
+            h.set_kind(RpcKind::Response);
+        } else {
+            h.set_kind(RpcKind::Error);
+            h.set_status(status);
+            h.set_length(0);
+        }
+        h.set_server_ns(server_ns);
+    }
+    assert_eq!(reply, &want[..], "reply differs from the expected one");
+    server_ns
+}
+
+/// The requests every transport is checked with, and the status each must get.
+fn basic_cases() -> Vec<(Vec<u8>, RpcStatus)> {
+    vec![
+        (request(RpcMethod::Echo, 1, b""), RpcStatus::Ok),
+        (request(RpcMethod::Echo, 2, &pattern(1)), RpcStatus::Ok),
+        (request(RpcMethod::Echo, 3, &pattern(1400)), RpcStatus::Ok),
+        (
+            request(RpcMethod::Spin, 4, &20_000u32.to_be_bytes()),
+            RpcStatus::Ok,
+        ),
+        (
+            request(RpcMethod::Spin, 5, &(SPIN_MAX + 1).to_be_bytes()),
+            RpcStatus::BadArgument,
+        ),
+        (
+            request(RpcMethod::Spin, 6, b"\0\0\x01"),
+            RpcStatus::BadLength,
+        ),
+        (
+            request(RpcMethod::Other(9), 7, &pattern(10)),
+            RpcStatus::UnknownMethod,
+        ),
+    ]
+}
+
+fn udp_client(server: SocketAddr) -> UdpSocket {
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.connect(server).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    c
+}
+
+fn udp_round_trip(c: &UdpSocket, req: &[u8], status: RpcStatus) -> u32 {
+    c.send(req).unwrap();
+    let mut buf = [0u8; 65_536];
+    let n = c.recv(&mut buf).expect("reply");
+    check_reply(req, &buf[..n], status)
+}
+
+fn udp_backend(backend: &str) {
+    let _g = serial();
+    let max = SPIN_MAX.to_string();
+    let s = Server::start(&[
+        "--proto",
+        "udp",
+        "--bind",
+        "127.0.0.1:0",
+        "--backend",
+        backend,
+        "--sockperf-port",
+        "0",
+        "--spin-max-ns",
+        &max,
+    ]);
+    let c = udp_client(s.sock_addr());
+    for (req, status) in basic_cases() {
+        let ns = udp_round_trip(&c, &req, status);
+        if RpcHeader::new_unchecked(&req[..]).method() == RpcMethod::Spin && status == RpcStatus::Ok
+        {
+            assert!(ns >= 20_000, "server_ns {ns} must include the 20 us spin");
+        }
+    }
+    // Bytes after `length` come back unchanged in a response.
+    let mut trailing = request(RpcMethod::Echo, 8, b"abcXYZ");
+    trailing[31] = 3;
+    udp_round_trip(&c, &trailing, RpcStatus::Ok);
+
+    // Junk gets no answer: the next datagram back is the reply to the echo sent after it.
+    let good = request(RpcMethod::Echo, 9, b"hi");
+    let edit = |at: usize, v: u8| {
+        let mut m = good.clone();
+        m[at] = v;
+        m
+    };
+    let junk = [
+        b"junk".to_vec(), // truncated
+        edit(0, 0x99),    // bad-magic
+        edit(2, 7),       // bad-version
+        edit(3, 1),       // not-request
+        edit(3, 2),       // not-request
+        edit(31, 3),      // bad-length
+    ];
+    for j in &junk {
+        c.send(j).unwrap();
+    }
+    let after = request(RpcMethod::Echo, 10, b"after");
+    udp_round_trip(&c, &after, RpcStatus::Ok);
+
+    let v = s.stop();
+    assert_eq!(v["proto"], "udp");
+    assert_eq!(v["backend"], backend);
+    let replies = basic_cases().len() as u64 + 2;
+    assert_eq!(u(&v, "tx"), replies, "{v}");
+    assert_eq!(u(&v, "rx"), replies + junk.len() as u64, "{v}");
+    for (reason, n) in [
+        ("truncated", 1),
+        ("bad-magic", 1),
+        ("bad-version", 1),
+        ("not-request", 2),
+        ("bad-length", 1),
+        ("send-error", 0),
+    ] {
+        assert_eq!(drop_count(&v, reason), n, "{reason}: {v}");
+    }
+    assert_eq!(u(&v, "connections"), 0);
+    assert_balanced(&v);
+}
+
+#[test]
+fn udp_blocking_serves_rpc() {
+    udp_backend("blocking");
+}
+
+#[test]
+fn udp_busy_serves_rpc() {
+    udp_backend("busy");
+}
+
+#[test]
+fn udp_batch_serves_rpc() {
+    udp_backend("batch");
+}
+
+#[test]
+fn udp_batch_answers_a_burst_in_order() {
+    let _g = serial();
+    let s = Server::start(&[
+        "--proto",
+        "udp",
+        "--bind",
+        "127.0.0.1:0",
+        "--backend",
+        "batch",
+        "--batch",
+        "4",
+        "--sockperf-port",
+        "0",
+    ]);
+    let c = udp_client(s.sock_addr());
+    // More than a batch in flight at once, with junk mixed in.
+    let reqs: Vec<Vec<u8>> = (0..10)
+        .map(|i| request(RpcMethod::Echo, 100 + i, &pattern(i as usize * 13)))
+        .collect();
+    for (i, r) in reqs.iter().enumerate() {
+        c.send(r).unwrap();
+        if i % 3 == 0 {
+            c.send(b"x").unwrap();
+        }
+    }
+    let mut buf = [0u8; 2048];
+    for r in &reqs {
+        let n = c.recv(&mut buf).unwrap();
+        check_reply(r, &buf[..n], RpcStatus::Ok);
+    }
+    let v = s.stop();
+    assert_eq!((u(&v, "rx"), u(&v, "tx")), (14, 10), "{v}");
+    assert_eq!(drop_count(&v, "truncated"), 4);
+    assert_balanced(&v);
+}
+
+#[test]
+fn udp_two_threads_share_the_port() {
+    let _g = serial();
+    let s = Server::start(&[
+        "--proto",
+        "udp",
+        "--bind",
+        "127.0.0.1:0",
+        "--threads",
+        "2",
+        "--sockperf-port",
+        "0",
+    ]);
+    // SO_REUSEPORT spreads flows by hash: 32 source ports all landing on one socket has
+    // odds of 2^-31.
+    let clients: Vec<UdpSocket> = (0..32).map(|_| udp_client(s.sock_addr())).collect();
+    for (i, c) in clients.iter().enumerate() {
+        udp_round_trip(c, &request(RpcMethod::Echo, i as u64, b"t"), RpcStatus::Ok);
+    }
+    let v = s.stop();
+    assert_eq!(
+        (u(&v, "threads"), u(&v, "rx"), u(&v, "tx")),
+        (2, 32, 32),
+        "{v}"
+    );
+    let per = v["per_thread"].as_array().unwrap();
+    assert_eq!(per.len(), 2);
+    for t in per {
+        assert!(u(t, "rx") > 0, "a thread got nothing: {v}");
+    }
+    assert_balanced(&v);
+}
+
+trait Duplex: Read + Write {}
+impl Duplex for TcpStream {}
+impl Duplex for UnixStream {}
+
+fn read_reply(c: &mut dyn Duplex, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    c.read_exact(&mut buf).expect("reply");
+    buf
+}
+
+fn reply_len(req: &[u8], status: RpcStatus) -> usize {
+    if status == RpcStatus::Ok {
+        req.len()
+    } else {
+        HEADER_LEN
+    }
+}
+
+fn stream_round_trip(c: &mut dyn Duplex, req: &[u8], status: RpcStatus) -> u32 {
+    c.write_all(req).unwrap();
+    let reply = read_reply(c, reply_len(req, status));
+    check_reply(req, &reply, status)
+}
+
+/// The server must close the connection: EOF (or a reset) and nothing else.
+fn expect_closed(c: &mut dyn Duplex) {
+    let mut b = [0u8; 64];
+    match c.read(&mut b) {
+        Ok(0) => {}
+        Ok(n) => panic!("unexpected {n} bytes: {:02x?}", &b[..n]),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("expected the server to close: {e}"),
+    }
+}
+
+/// Runs every stream check over connections from `connect`; returns (replies, connections).
+fn stream_checks(connect: &dyn Fn() -> Box<dyn Duplex>) -> (u64, u64) {
+    let mut replies = 0;
+    let mut c = connect();
+    for (req, status) in basic_cases() {
+        let ns = stream_round_trip(&mut *c, &req, status);
+        replies += 1;
+        if RpcHeader::new_unchecked(&req[..]).method() == RpcMethod::Spin && status == RpcStatus::Ok
+        {
+            assert!(ns >= 20_000, "server_ns {ns} must include the spin");
+        }
+    }
+
+    // Several messages in one write: answered in order.
+    let batch = [
+        (request(RpcMethod::Echo, 20, b"hello"), RpcStatus::Ok),
+        (
+            request(RpcMethod::Spin, 21, &1000u32.to_be_bytes()),
+            RpcStatus::Ok,
+        ),
+        (
+            request(RpcMethod::Other(3), 22, b"zz"),
+            RpcStatus::UnknownMethod,
+        ),
+        (request(RpcMethod::Echo, 23, &pattern(100)), RpcStatus::Ok),
+    ];
+    let all: Vec<u8> = batch.iter().flat_map(|(r, _)| r.clone()).collect();
+    c.write_all(&all).unwrap();
+    for (req, status) in &batch {
+        let reply = read_reply(&mut *c, reply_len(req, *status));
+        check_reply(req, &reply, *status);
+        replies += 1;
+    }
+
+    // One message split over three writes.
+    let split = request(RpcMethod::Echo, 30, &pattern(200));
+    for part in [&split[..10], &split[10..110], &split[110..]] {
+        c.write_all(part).unwrap();
+        c.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    check_reply(&split, &read_reply(&mut *c, split.len()), RpcStatus::Ok);
+    replies += 1;
+
+    // A well-framed message that is not a request is skipped, the stream goes on.
+    let mut response = request(RpcMethod::Echo, 31, b"abc");
+    response[3] = 1;
+    c.write_all(&response).unwrap();
+    stream_round_trip(
+        &mut *c,
+        &request(RpcMethod::Echo, 32, b"next"),
+        RpcStatus::Ok,
+    );
+    replies += 1;
+
+    // The largest message allowed: 65536 bytes in total.
+    let max = request(RpcMethod::Echo, 33, &pattern(65_536 - HEADER_LEN));
+    stream_round_trip(&mut *c, &max, RpcStatus::Ok);
+    replies += 1;
+    drop(c);
+
+    // A bad magic ends the connection, after the replies already due.
+    let mut c = connect();
+    let echo = request(RpcMethod::Echo, 40, b"before");
+    let mut bad = request(RpcMethod::Echo, 41, b"");
+    bad[0] = 0x00;
+    let mut both = echo.clone();
+    both.extend_from_slice(&bad);
+    c.write_all(&both).unwrap();
+    check_reply(&echo, &read_reply(&mut *c, echo.len()), RpcStatus::Ok);
+    replies += 1;
+    expect_closed(&mut *c);
+
+    // Oversize: refused from the header alone.
+    let mut c = connect();
+    let mut over = request(RpcMethod::Echo, 50, b"");
+    over[28..32].copy_from_slice(&((65_536 - HEADER_LEN + 1) as u32).to_be_bytes());
+    c.write_all(&over).unwrap();
+    expect_closed(&mut *c);
+
+    // A client leaving mid-message: a normal disconnect, the partial message counted.
+    let mut c = connect();
+    c.write_all(&request(RpcMethod::Echo, 60, b"partial")[..20])
+        .unwrap();
+    drop(c);
+
+    // With one thread this is served only after the previous connection ended.
+    let mut c = connect();
+    stream_round_trip(
+        &mut *c,
+        &request(RpcMethod::Echo, 70, b"last"),
+        RpcStatus::Ok,
+    );
+    replies += 1;
+    (replies, 5)
+}
+
+fn check_stream_report(v: &Value, proto: &str, replies: u64, conns: u64) {
+    assert_eq!(v["proto"], proto);
+    assert_eq!(u(v, "tx"), replies, "{v}");
+    assert_eq!(u(v, "connections"), conns, "{v}");
+    for (reason, n) in [
+        ("not-request", 1),
+        ("bad-magic", 1),
+        ("oversize", 1),
+        ("truncated", 1),
+        ("bad-version", 0),
+        ("send-error", 0),
+    ] {
+        assert_eq!(drop_count(v, reason), n, "{reason}: {v}");
+    }
+    assert_eq!(u(v, "rx"), replies + 4, "{v}");
+    assert_balanced(v);
+}
+
+fn tcp(backend: &str) {
+    let _g = serial();
+    let max = SPIN_MAX.to_string();
+    let s = Server::start(&[
+        "--proto",
+        "tcp",
+        "--bind",
+        "127.0.0.1:0",
+        "--backend",
+        backend,
+        "--spin-max-ns",
+        &max,
+    ]);
+    let addr = s.sock_addr();
+    let connect = move || -> Box<dyn Duplex> {
+        let c = TcpStream::connect(addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        Box::new(c)
+    };
+    let (replies, conns) = stream_checks(&connect);
+    let v = s.stop();
+    assert_eq!(v["backend"], backend);
+    check_stream_report(&v, "tcp", replies, conns);
+}
+
+#[test]
+fn tcp_blocking_serves_rpc() {
+    tcp("blocking");
+}
+
+#[test]
+fn tcp_busy_serves_rpc() {
+    tcp("busy");
+}
+
+fn unix_path(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    PathBuf::from(format!(
+        "/tmp/bypass-kserve-test-{tag}-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Removes a test's socket path, pass or fail.
+struct RemovePath(PathBuf);
+
+impl Drop for RemovePath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn unix(backend: &str) {
+    let _g = serial();
+    let path = unix_path(backend);
+    let _rm = RemovePath(path.clone());
+    // A stale socket file (nobody listening) is replaced.
+    drop(UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let max = SPIN_MAX.to_string();
+    let s = Server::start(&[
+        "--proto",
+        "unix",
+        "--path",
+        path.to_str().unwrap(),
+        "--backend",
+        backend,
+        "--spin-max-ns",
+        &max,
+    ]);
+    assert_eq!(s.addr, path.to_str().unwrap());
+    let p = path.clone();
+    let connect = move || -> Box<dyn Duplex> {
+        let c = UnixStream::connect(&p).unwrap();
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        Box::new(c)
+    };
+    let (replies, conns) = stream_checks(&connect);
+    let v = s.stop();
+    check_stream_report(&v, "unix", replies, conns);
+    assert!(!path.exists(), "the server removes its socket file");
+}
+
+#[test]
+fn unix_blocking_serves_rpc() {
+    unix("blocking");
+}
+
+#[test]
+fn unix_busy_serves_rpc() {
+    unix("busy");
+}
+
+#[test]
+fn unix_path_that_is_not_a_socket_is_refused() {
+    let path = unix_path("file");
+    let _rm = RemovePath(path.clone());
+    std::fs::write(&path, b"not a socket").unwrap();
+    let out = run(
+        &strs(&[
+            "kernel-serve",
+            "--proto",
+            "unix",
+            "--path",
+            path.to_str().unwrap(),
+        ]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--path"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"not a socket", "left alone");
+}
+
+#[test]
+fn tcp_threads_serve_connections_at_once() {
+    let _g = serial();
+    let s = Server::start(&["--proto", "tcp", "--bind", "127.0.0.1:0", "--threads", "2"]);
+    let mut a = TcpStream::connect(s.sock_addr()).unwrap();
+    let mut b = TcpStream::connect(s.sock_addr()).unwrap();
+    for c in [&a, &b] {
+        c.set_read_timeout(Some(WAIT)).unwrap();
+    }
+    // `a` stays open while `b` is answered: two threads, one connection each.
+    stream_round_trip(&mut a, &request(RpcMethod::Echo, 1, b"a"), RpcStatus::Ok);
+    stream_round_trip(&mut b, &request(RpcMethod::Echo, 2, b"b"), RpcStatus::Ok);
+    stream_round_trip(&mut a, &request(RpcMethod::Echo, 3, b"a"), RpcStatus::Ok);
+    let v = s.stop();
+    assert_eq!(
+        (u(&v, "rx"), u(&v, "tx"), u(&v, "connections")),
+        (3, 3, 2),
+        "{v}"
+    );
+    let per = v["per_thread"].as_array().unwrap();
+    assert!(per.iter().all(|t| u(t, "rx") > 0), "{v}");
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn sockperf_message(flags: u16, len: usize) -> Vec<u8> {
+    let mut v = pattern(len);
+    let mut h = SockperfHeader::new_unchecked(&mut v[..]);
+    h.set_sequence_number(1234);
+    h.set_flags(flags);
+    h.set_message_len(len as u32);
+    v
+}
+
+/// Runs the unmodified sockperf client for 1 s; returns (received, dropped), or None
+/// when sockperf is not installed.
+fn run_sockperf(port: u16) -> Option<(u64, u64)> {
+    let mut child = match Command::new("sockperf")
+        .args([
+            "ping-pong",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) if e.kind() == ErrorKind::NotFound => return None,
+        Err(e) => panic!("sockperf: {e}"),
+    };
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("sockperf did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = |line_has: &str, key: &str| -> u64 {
+        let line = text
+            .lines()
+            .find(|l| l.contains(line_has))
+            .unwrap_or_else(|| panic!("no '{line_has}' in sockperf output:\n{text}"));
+        let rest = &line[line.find(key).unwrap_or_else(|| panic!("{key}:\n{text}")) + key.len()..];
+        rest.trim_start()
+            .split(|ch: char| !ch.is_ascii_digit())
+            .next()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("no number after {key}:\n{text}"))
+    };
+    let received = after("[Valid Duration]", "ReceivedMessages=");
+    let dropped = after("# dropped messages", "# dropped messages =");
+    Some((received, dropped))
+}
+
+fn sockperf_backend(backend: &str) {
+    let _g = serial();
+    let port = free_udp_port();
+    let s = Server::start(&[
+        "--proto",
+        "udp",
+        "--bind",
+        "127.0.0.1:0",
+        "--backend",
+        backend,
+        "--sockperf-port",
+        &port.to_string(),
+    ]);
+    let c = udp_client(SocketAddr::from(([127, 0, 0, 1], port)));
+    // The protocol by hand: a pong request comes back with the client bit cleared,
+    // anything else gets nothing (the next datagram is the answer to the next ping).
+    let malformed = sockperf_message(FLAG_CLIENT | FLAG_PONG_REQUEST, 14)[..10].to_vec();
+    for m in [
+        sockperf_message(FLAG_CLIENT, 64),
+        sockperf_message(FLAG_PONG_REQUEST, 64),
+        malformed,
+    ] {
+        c.send(&m).unwrap();
+    }
+    let mut buf = [0u8; 2048];
+    for flags in [
+        FLAG_CLIENT | FLAG_PONG_REQUEST,
+        FLAG_CLIENT | FLAG_PONG_REQUEST | FLAG_WARMUP,
+    ] {
+        let ping = sockperf_message(flags, 300);
+        c.send(&ping).unwrap();
+        let n = c.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &sockperf_message(flags & !FLAG_CLIENT, 300)[..]);
+    }
+    // The RPC port still works next to it.
+    udp_round_trip(
+        &udp_client(s.sock_addr()),
+        &request(RpcMethod::Echo, 1, b"rpc"),
+        RpcStatus::Ok,
+    );
+    let sockperf = run_sockperf(port);
+    let v = s.stop();
+    for (reason, n) in [
+        ("sockperf-no-reply-wanted", 1),
+        ("sockperf-not-client", 1),
+        ("sockperf-malformed", 1),
+    ] {
+        assert_eq!(drop_count(&v, reason), n, "{reason}: {v}");
+    }
+    assert_balanced(&v);
+    match sockperf {
+        None => eprintln!("sockperf is not installed: skipped the sockperf client run"),
+        Some((received, dropped)) => {
+            assert!(received > 100, "sockperf got only {received} replies");
+            assert_eq!(dropped, 0, "sockperf lost replies");
+            assert!(u(&v, "tx") >= received + 3, "{v}");
+        }
+    }
+}
+
+#[test]
+fn sockperf_blocking() {
+    sockperf_backend("blocking");
+}
+
+#[test]
+fn sockperf_busy() {
+    sockperf_backend("busy");
+}
+
+#[test]
+fn sockperf_batch() {
+    sockperf_backend("batch");
+}
+
+#[test]
+fn bypass_load_gets_every_reply() {
+    let _g = serial();
+    let s = Server::start(&[
+        "--proto",
+        "udp",
+        "--bind",
+        "127.0.0.1:0",
+        "--sockperf-port",
+        "0",
+    ]);
+    let json = std::env::temp_dir().join(format!("bypass-kserve-load-{}.json", std::process::id()));
+    let _rm = RemovePath(json.clone());
+    let out = run(
+        &strs(&[
+            "load",
+            "--transport",
+            "udp",
+            "--server",
+            &s.addr,
+            "--count",
+            "2000",
+            "--window",
+            "1",
+            "--json",
+            json.to_str().unwrap(),
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "bypass load failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let sum = &report["summary"];
+    assert_eq!((u(sum, "received"), u(sum, "lost")), (2000, 0), "{sum}");
+    let v = s.stop();
+    assert_eq!((u(&v, "rx"), u(&v, "tx")), (2000, 2000), "{v}");
+}
+
+#[test]
+fn duration_stops_by_itself_with_a_human_report() {
+    let out = run(
+        &strs(&[
+            "kernel-serve",
+            "--proto",
+            "udp",
+            "--bind",
+            "127.0.0.1:0",
+            "--sockperf-port",
+            "0",
+            "--duration",
+            "0.3",
+        ]),
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert!(
+        lines.next().unwrap().starts_with("ready udp 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(text.contains("kernel-serve udp blocking"), "{text}");
+    assert!(text.contains("total: rx 0 tx 0 dropped 0"), "{text}");
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--proto", "udp", "--backend", "sideways"], "--backend"),
+        (&["--proto", "tcp", "--backend", "batch"], "--backend"),
+        (&["--proto", "unix", "--backend", "batch"], "--backend"),
+        (&["--proto", "udp", "--threads", "0"], "--threads"),
+        (&["--proto", "udp", "--cpus", "abc"], "--cpus"),
+        (&["--proto", "udp", "--cpus", "100000"], "--cpus"),
+        (&["--proto", "udp", "--batch", "8"], "--batch"),
+        (
+            &["--proto", "tcp", "--sockperf-port", "9"],
+            "--sockperf-port",
+        ),
+        (&["--proto", "udp", "--duration", "-2"], "--duration"),
+        (&["--proto", "sctp"], "--proto"),
+    ];
+    for (args, flag) in cases {
+        let mut a = strs(&["kernel-serve"]);
+        a.extend(strs(args));
+        let out = run(&a, Duration::from_secs(10));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?} should name {flag}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: no ready line");
+    }
+}
