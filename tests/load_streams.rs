@@ -894,3 +894,125 @@ fn bad_arguments_exit_2_naming_the_flag() {
         );
     }
 }
+
+/// A running `bypass kernel-serve --json` (the real stream server); killed on drop.
+struct KernelServe {
+    child: Option<std::process::Child>,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// What the ready line names: IP:PORT or the socket path.
+    addr: String,
+}
+
+impl KernelServe {
+    fn start(args: &[&str]) -> KernelServe {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bypass"))
+            .args(["kernel-serve", "--json", "--duration", "60"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = KernelServe {
+            child: Some(child),
+            lines,
+            addr: String::new(),
+        };
+        let line = s
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no ready line from kernel-serve {args:?}"));
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!((parts.len(), parts[0]), (3, "ready"), "{line}");
+        s.addr = parts[2].to_string();
+        s
+    }
+
+    /// SIGTERM; returns the final JSON report.
+    fn stop(mut self) -> serde_json::Value {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill(2) on the pid of a child this test spawned and has not waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if t.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                panic!("kernel-serve did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "kernel-serve: {status}");
+        let last = self.lines.recv_timeout(Duration::from_secs(5)).unwrap();
+        serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"))
+    }
+}
+
+impl Drop for KernelServe {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn against_bypass_kernel_serve_tcp_and_unix() {
+    let _g = serial();
+    let path = tmp("kserve.sock");
+    let _rm = TempFiles(vec![path.clone()]);
+    for proto in ["tcp", "unix"] {
+        let server = match proto {
+            "tcp" => KernelServe::start(&["--proto", "tcp", "--bind", "127.0.0.1:0"]),
+            _ => KernelServe::start(&["--proto", "unix", "--path", path.to_str().unwrap()]),
+        };
+        let endpoint = if proto == "tcp" {
+            "--server"
+        } else {
+            "--server-path"
+        };
+        let json = tmp(&format!("kserve-{proto}.json"));
+        let _rmj = TempFiles(vec![json.clone()]);
+        let out = bypass_load(&strings(&[
+            "--transport",
+            proto,
+            endpoint,
+            &server.addr,
+            "--window",
+            "4",
+            "--count",
+            "2000",
+            "--duration",
+            "30",
+            "--json",
+            json.to_str().unwrap(),
+        ]));
+        assert!(out.status.success(), "{}", explain(&out));
+        let s = json_file(&json)["summary"].clone();
+        assert_eq!(
+            (s["received"].as_u64(), s["lost"].as_u64()),
+            (Some(2000), Some(0)),
+            "{s}"
+        );
+        assert_eq!(s["invalid"], 0, "{s}");
+        let v = server.stop();
+        assert_eq!(v["proto"], proto, "{v}");
+        assert_eq!(
+            (v["rx"].as_u64(), v["tx"].as_u64()),
+            (Some(2000), Some(2000)),
+            "{v}"
+        );
+        assert_eq!(v["connections"], 1, "{v}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Stream transports (tcp, unix): RPC messages back to back on one connection, each framed by
 //! its own header's length field, no other prefix (CONTRACTS.md "Stream framing",
-//! docs/protocol.md). One type, generic over the socket, so TCP and unix-domain sockets are
+//! docs/protocol.md). A header with a bad magic or version, or a length past 65536 bytes in
+//! all, means the framing is lost: the run ends with an error. One type, generic over the socket, so TCP and unix-domain sockets are
 //! measured through the same code.
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -8,7 +9,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use crate::wire::rpc::{RpcHeader, HEADER_LEN};
+use crate::wire::rpc::{RpcHeader, HEADER_LEN, MAGIC, VERSION};
 
 use super::args::WaitMode;
 use super::config::{LoadConfig, MAX_STREAM_MESSAGE};
@@ -153,6 +154,14 @@ impl<S: Read + Write> Stream<S> {
             return Ok(None);
         }
         let header = RpcHeader::new_unchecked(&self.rx[self.start..self.start + HEADER_LEN]);
+        if header.magic() != MAGIC || header.version() != VERSION {
+            // docs/protocol.md: then the length field cannot be trusted either.
+            return Err(self.fail(format!(
+                "the server sent a message with magic {:#06x}, version {}: framing lost",
+                header.magic(),
+                header.version()
+            )));
+        }
         let total = HEADER_LEN.saturating_add(header.length() as usize);
         if total > MAX_STREAM_MESSAGE {
             return Err(self.fail(format!(
@@ -427,6 +436,18 @@ mod tests {
         assert!(e.to_string().contains("closed the connection"), "{e}");
         assert!(s.send(&message(1, 4)).is_err());
         assert!(s.recv(&mut out).unwrap_err().to_string().contains("closed"));
+    }
+
+    #[test]
+    fn bad_magic_loses_framing() {
+        let (mut s, mut peer) = pair();
+        let mut out = [0u8; MAX_STREAM_MESSAGE];
+        let mut m = message(1, 8);
+        m[0] ^= 0xff;
+        peer.write_all(&m).unwrap();
+        let e = s.recv(&mut out).unwrap_err();
+        assert!(e.to_string().contains("framing lost"), "{e}");
+        assert!(s.recv(&mut out).is_err());
     }
 
     #[test]
