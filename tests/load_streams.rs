@@ -36,6 +36,8 @@ enum Behaviour {
     DropEvery(u64),
     /// Closes the connection right after answering this many requests.
     CloseAfter(u64),
+    /// On the `at`th request stops reading and answering for `pause`, then goes on.
+    StallOnce { at: u64, pause: Duration },
 }
 
 /// A request turned into its response in place; `None` if it is not a request.
@@ -101,6 +103,14 @@ fn serve_conn<S: Read + Write>(
                     answered += 1;
                     if conn.write_all(&msg).is_err() || answered == limit {
                         return seen; // drops the connection
+                    }
+                }
+                Behaviour::StallOnce { at, pause } => {
+                    if seen == at {
+                        std::thread::sleep(pause);
+                    }
+                    if conn.write_all(&msg).is_err() {
+                        return seen;
                     }
                 }
                 Behaviour::Fragments { batch } => {
@@ -540,6 +550,50 @@ fn dropped_requests_are_lost_exactly_and_never_stall() {
         assert_eq!(s["lost"], 10, "{s}");
         assert_eq!(s["late"], 0, "{s}");
         assert_eq!(server.stop(), 100);
+    }
+}
+
+#[test]
+fn a_stalled_stream_server_means_latency_not_loss() {
+    let _g = serial();
+    for unix in [false, true] {
+        let b = Behaviour::StallOnce {
+            at: 100,
+            pause: Duration::from_millis(400),
+        };
+        let server = if unix {
+            StreamServer::unix(b, "stall.sock")
+        } else {
+            StreamServer::tcp(b)
+        };
+        // 2000 x 4 kB/s: the 400 ms stall backs up 3.3 MB, more than a unix socket buffer
+        // holds; the rest waits in the client's send queue and is charged as latency.
+        let (out, s) = summary(
+            &server,
+            &format!("stall-{unix}"),
+            &[
+                "--rate",
+                "2000",
+                "--size",
+                "4096",
+                "--count",
+                "1500",
+                "--duration",
+                "20",
+                "--timeout-ms",
+                "5000",
+            ],
+        );
+        assert_eq!(s["sent"], 1500, "{}", explain(&out));
+        assert_eq!(s["received"], 1500, "{s}");
+        assert_eq!(
+            (s["lost"].as_u64(), s["send_errors"].as_u64()),
+            (Some(0), Some(0)),
+            "{s}"
+        );
+        // The request right behind the stalled one waited out most of the stall.
+        assert!(s["max_ns"].as_u64().unwrap() >= 300_000_000, "{s}");
+        assert_eq!(server.stop(), 1500);
     }
 }
 

@@ -7,7 +7,7 @@
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::wire::rpc::{RpcHeader, HEADER_LEN, MAGIC, VERSION};
 
@@ -21,6 +21,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Receive buffer: room for a whole largest message behind a partial one, so a read never
 /// has to wait for the buffer to drain and compaction copies at most one partial message.
 const RX_BUF: usize = 2 * MAX_STREAM_MESSAGE;
+/// Send queue for what the socket does not take at once (a server behind, or stalled): holds
+/// 64 largest messages, or tens of thousands of small ones, before requests are refused.
+const TX_BUF: usize = 64 * MAX_STREAM_MESSAGE;
 
 /// What the stream transport needs from a connected socket beyond `Read + Write`.
 pub trait StreamSocket: Read + Write {
@@ -56,8 +59,8 @@ impl StreamSocket for UnixStream {
 /// A connection to an RPC server that carries length-framed messages.
 ///
 /// `recv` reassembles a message split over several reads and hands out the messages of one
-/// read one per call, from a buffer allocated once. `send` writes a whole message or nothing:
-/// a frame half on the wire would corrupt every message after it.
+/// read one per call, from a buffer allocated once. `send` queues a whole message or nothing:
+/// a frame half on the wire with nothing to follow would corrupt every message after it.
 pub struct Stream<S> {
     sock: S,
     /// Names the connection in errors ("tcp 127.0.0.1:7777").
@@ -66,9 +69,10 @@ pub struct Stream<S> {
     rx: Box<[u8]>,
     start: usize,
     end: usize,
-    /// How long the rest of a half-written message may wait for room in the socket before
-    /// the connection is given up.
-    stall_limit: Duration,
+    /// Bytes of messages the socket has not taken yet are `tx[tx_start..tx_end]`.
+    tx: Box<[u8]>,
+    tx_start: usize,
+    tx_end: usize,
     /// Set once the connection can no longer carry whole messages (closed by the server, an
     /// I/O error, a frame left half-written, a message too long); every later call fails.
     broken: Option<String>,
@@ -115,20 +119,22 @@ impl<S: StreamSocket> Stream<S> {
                     .map_err(|e| io_err("set_write_timeout", e))?;
             }
         }
-        Ok(Stream::new(sock, label, cfg.timeout))
+        Ok(Stream::new(sock, label))
     }
 }
 
 impl<S: Read + Write> Stream<S> {
     /// Wraps a connected socket as it is configured (blocking or not).
-    pub fn new(sock: S, label: String, stall_limit: Duration) -> Stream<S> {
+    pub fn new(sock: S, label: String) -> Stream<S> {
         Stream {
             sock,
             label,
             rx: vec![0u8; RX_BUF].into_boxed_slice(),
             start: 0,
             end: 0,
-            stall_limit,
+            tx: vec![0u8; TX_BUF].into_boxed_slice(),
+            tx_start: 0,
+            tx_end: 0,
             broken: None,
         }
     }
@@ -186,14 +192,41 @@ impl<S: Read + Write> Stream<S> {
         Ok(Some(total))
     }
 
-    /// One read into the free end of the buffer. Called only when the buffered bytes are less
-    /// than one whole message, so after compaction there is always room.
-    fn fill(&mut self) -> io::Result<()> {
+    /// Writes what the send queue holds, as far as the socket takes it.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.tx_start < self.tx_end {
+            match self.sock.write(&self.tx[self.tx_start..self.tx_end]) {
+                Ok(0) => return Err(self.fail("the connection takes no more bytes")),
+                Ok(n) => self.tx_start += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return Ok(())
+                }
+                Err(e) if is_closed(&e) => {
+                    return Err(self.fail(format!("the server closed the connection ({e})")))
+                }
+                Err(e) => return Err(self.fail(format!("send: {e}"))),
+            }
+        }
+        self.tx_start = 0;
+        self.tx_end = 0;
+        Ok(())
+    }
+
+    /// Moves the bytes not yet handed out to the front when the free end has less room than
+    /// a whole message.
+    fn compact(&mut self) {
         if self.start > 0 && self.rx.len() - self.end < MAX_STREAM_MESSAGE {
             self.rx.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
+    }
+
+    /// One read into the free end of the buffer. Called only when the buffered bytes are less
+    /// than one whole message, so after compaction there is always room.
+    fn fill(&mut self) -> io::Result<()> {
+        self.compact();
         // Never a zero-length read: its Ok(0) would read as the server closing.
         debug_assert!(self.end < self.rx.len());
         match self.sock.read(&mut self.rx[self.end..]) {
@@ -233,47 +266,54 @@ fn is_closed(e: &io::Error) -> bool {
 }
 
 impl<S: Read + Write> RpcTransport for Stream<S> {
-    /// Writes the whole message. When the socket takes nothing (its buffer is full) the error
-    /// is returned with the stream intact and the request times out as lost; once part of the
-    /// message is written the rest is pushed through, spinning on `WouldBlock`, and if that
-    /// stalls past the request timeout the connection is given up.
+    /// Puts the whole message on the connection, or none of it. What the socket does not take
+    /// at once waits in the send queue, ahead of every later message, and goes out on the
+    /// following `send` or `recv` calls: a busy server shows up as latency charged from the
+    /// intended send time, as on any stream, and the client never blocks on a server that is
+    /// itself blocked writing replies to it. Only when the queue is full is the message
+    /// refused (`WouldBlock`; it times out as lost).
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         self.check()?;
+        self.flush()?;
         let mut off = 0;
-        let mut stalled_since: Option<Instant> = None;
-        while off < msg.len() {
-            match self.sock.write(&msg[off..]) {
-                Ok(0) => return Err(self.fail("the connection takes no more bytes")),
-                Ok(n) => {
-                    off += n;
-                    stalled_since = None;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    if off == 0 {
-                        return Err(e);
+        if self.tx_start == self.tx_end {
+            off = loop {
+                match self.sock.write(msg) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                        break 0
                     }
-                    let since = *stalled_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > self.stall_limit {
-                        return Err(self.fail(format!(
-                            "{off} of {} bytes of a message written, the rest stalled for {:?}: framing lost",
-                            msg.len(),
-                            self.stall_limit
-                        )));
+                    Err(e) if is_closed(&e) => {
+                        return Err(self.fail(format!("the server closed the connection ({e})")))
                     }
-                    std::hint::spin_loop();
+                    Err(e) => return Err(self.fail(format!("send: {e}"))),
                 }
-                Err(e) if is_closed(&e) => {
-                    return Err(self.fail(format!("the server closed the connection ({e})")))
-                }
-                Err(e) => return Err(self.fail(format!("send: {e}"))),
+            };
+            if off == msg.len() {
+                return Ok(());
             }
         }
+        let rest = &msg[off..];
+        if self.tx.len() - self.tx_end < rest.len() && self.tx_start > 0 {
+            self.tx.copy_within(self.tx_start..self.tx_end, 0);
+            self.tx_end -= self.tx_start;
+            self.tx_start = 0;
+        }
+        if self.tx.len() - self.tx_end < rest.len() {
+            // Nothing of this message is on the wire (a partial write only happens with an
+            // empty queue, which always has room for a whole message), so framing is intact.
+            debug_assert_eq!(off, 0);
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        self.tx[self.tx_end..self.tx_end + rest.len()].copy_from_slice(rest);
+        self.tx_end += rest.len();
         Ok(())
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.check()?;
+        self.flush()?;
         loop {
             if let Some(n) = self.take_message(buf)? {
                 return Ok(n);
@@ -287,6 +327,7 @@ impl<S: Read + Write> RpcTransport for Stream<S> {
 mod tests {
     use super::*;
     use crate::wire::rpc::{RpcKind, RpcMethod, RpcRepr};
+    use std::time::Instant;
 
     fn message(id: u64, payload: usize) -> Vec<u8> {
         let repr = RpcRepr::request(RpcMethod::Echo, id, id * 10, payload as u32);
@@ -302,7 +343,7 @@ mod tests {
     fn pair() -> (Stream<UnixStream>, UnixStream) {
         let (a, b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
-        (Stream::new(a, "test".into(), Duration::from_secs(5)), b)
+        (Stream::new(a, "test".into()), b)
     }
 
     #[test]
@@ -382,43 +423,59 @@ mod tests {
     }
 
     #[test]
-    fn whole_messages_only_even_when_the_socket_is_full() {
+    fn a_full_socket_queues_whole_messages_and_refuses_only_when_the_queue_is_full() {
         let (a, mut reader) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
-        let mut s = Stream::new(a, "test".into(), Duration::from_secs(10));
-        let msgs: Vec<Vec<u8>> = (0..60).map(|i| message(i, 50_000)).collect();
-        let expect = msgs.clone();
-        // A slow reader: the client's socket fills, writes go through in pieces.
+        let mut s = Stream::new(a, "test".into());
+        let mut out = [0u8; MAX_STREAM_MESSAGE];
+        // 10 MB, more than the socket buffer and the send queue together.
+        let msgs: Vec<Vec<u8>> = (0..200).map(|i| message(i, 50_000)).collect();
+        let expect = msgs.concat();
+        // A slow reader: the socket fills, messages wait in the queue, writes go in pieces.
         let check = std::thread::spawn(move || {
             reader
                 .set_read_timeout(Some(Duration::from_secs(10)))
                 .unwrap();
-            let mut got = Vec::new();
-            let mut buf = vec![0u8; 7_000];
-            let want: usize = expect.iter().map(Vec::len).sum();
-            while got.len() < want {
+            let mut got = Vec::with_capacity(expect.len());
+            let mut buf = vec![0u8; 64_000];
+            while got.len() < expect.len() {
                 std::thread::sleep(Duration::from_micros(200));
                 let n = reader.read(&mut buf).unwrap();
                 assert!(n > 0, "closed early");
                 got.extend_from_slice(&buf[..n]);
             }
-            assert_eq!(got, expect.concat());
+            assert!(got == expect, "bytes differ");
         });
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut refused = 0u64;
         for m in &msgs {
-            // WouldBlock means nothing of this message was written: try again later.
+            // WouldBlock: nothing of this message went out or was queued; offer it again
+            // after recv (which writes out the queue) has made room.
             loop {
                 match s.send(m) {
                     Ok(()) => break,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        refused += 1;
                         assert!(Instant::now() < deadline, "stalled");
+                        let e = s.recv(&mut out).unwrap_err();
+                        assert_eq!(e.kind(), ErrorKind::WouldBlock);
                         std::thread::sleep(Duration::from_micros(100));
                     }
                     Err(e) => panic!("{e}"),
                 }
             }
         }
+        // recv writes out what is still queued.
+        while s.tx_start < s.tx_end {
+            assert!(Instant::now() < deadline, "stalled");
+            assert_eq!(s.recv(&mut out).unwrap_err().kind(), ErrorKind::WouldBlock);
+            std::thread::sleep(Duration::from_micros(100));
+        }
         check.join().unwrap();
+        assert!(
+            refused > 0,
+            "the queue never filled: this test tested nothing"
+        );
     }
 
     #[test]
