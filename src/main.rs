@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the fast path: poll-mode workers on EAL lcores. EAL arguments follow `--`.
     Serve(ServeArgs),
-    /// Measure round trips against an RPC server (kernel UDP transport for now).
+    /// Measure round trips against an RPC server (kernel UDP, TCP, unix sockets or a DPDK port).
     Load(bypass::load::LoadArgs),
     /// Run a lab scenario: every server path side by side, same clients, in network
     /// namespaces; writes results.json, .hgrm files, SVG plots and report.md.

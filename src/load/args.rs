@@ -7,12 +7,17 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::config::{LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE};
+use super::sweep::RateSweep;
 use super::LoadError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
     /// Kernel UDP socket.
     Udp,
+    /// Kernel TCP connection, length-framed RPC messages (TCP_NODELAY).
+    Tcp,
+    /// Unix-domain stream socket, length-framed RPC messages.
+    Unix,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,9 +45,12 @@ pub enum MethodArg {
 /// `bypass load`: measure RPC round trips against a server (docs/protocol.md).
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
-    /// Server address, IP:PORT.
+    /// Server address, IP:PORT (udp, tcp).
     #[arg(long)]
-    pub server: SocketAddr,
+    pub server: Option<SocketAddr>,
+    /// Server socket path (unix).
+    #[arg(long)]
+    pub server_path: Option<PathBuf>,
     /// How requests travel.
     #[arg(long, value_enum, default_value = "udp")]
     pub transport: Transport,
@@ -56,6 +64,10 @@ pub struct LoadArgs {
     /// Open loop: requests per second (fractional allowed). Excludes --window.
     #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
+    /// Open-loop sweep A:B:STEP requests/s: one full run (warmup, then duration or count) per
+    /// rate A, A+STEP, ... up to B, one row per point. Excludes --rate and --window.
+    #[arg(long)]
+    pub rates: Option<String>,
     /// Open loop: at most this many requests outstanding; when reached the client
     /// waits (like wrk2's connection count) and the corrected histogram charges the wait.
     #[arg(long)]
@@ -88,16 +100,18 @@ pub struct LoadArgs {
     /// Seed of the Poisson arrival generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Write summary and per-second intervals as JSON.
+    /// Write summary and per-second intervals as JSON (with --rates: one summary per point).
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write per-second interval rows as CSV.
+    /// Write per-second interval rows as CSV (with --rates: one row per point).
     #[arg(long)]
     pub csv: Option<PathBuf>,
-    /// Write the corrected histogram as a Java-compatible .hgrm (microseconds).
+    /// Write the corrected histogram as a Java-compatible .hgrm (microseconds); with --rates
+    /// one file per point, the rate inserted before the extension (lat.hgrm -> lat-1000.hgrm).
     #[arg(long)]
     pub hgrm: Option<PathBuf>,
-    /// Write an HdrHistogram interval log, one interval per second.
+    /// Write an HdrHistogram interval log, one interval per second; with --rates one file per
+    /// point, named like --hgrm's.
     #[arg(long)]
     pub hlog: Option<PathBuf>,
 }
@@ -117,9 +131,32 @@ fn seconds(flag: &'static str, v: f64) -> Result<Duration, LoadError> {
 }
 
 impl LoadArgs {
-    /// Turns the flags into a validated configuration; errors name the flag.
+    /// The parsed `--rates`, if given.
+    pub fn rate_sweep(&self) -> Result<Option<RateSweep>, LoadError> {
+        self.rates.as_deref().map(RateSweep::parse).transpose()
+    }
+
+    /// Turns the flags into a validated configuration; errors name the flag. With `--rates`
+    /// it is the configuration of the sweep's first point.
     pub fn to_config(&self) -> Result<LoadConfig, LoadError> {
-        let load = match (self.window, self.rate) {
+        let sweep = self.rate_sweep()?;
+        if sweep.is_some() {
+            if self.rate.is_some() {
+                return Err(bad(
+                    "--rates",
+                    "--rates (a sweep of open-loop rates) excludes --rate",
+                ));
+            }
+            if self.window.is_some() {
+                return Err(bad(
+                    "--rates",
+                    "--rates (open loop) excludes --window (closed loop)",
+                ));
+            }
+        }
+        // A sweep is an open loop; the configuration carries its first point.
+        let rate = sweep.as_ref().map(|s| s.points()[0]).or(self.rate);
+        let load = match (self.window, rate) {
             (Some(_), Some(_)) => {
                 return Err(bad(
                     "--rate",
@@ -177,6 +214,7 @@ impl LoadArgs {
         let cfg = LoadConfig {
             transport: self.transport,
             server: self.server,
+            server_path: self.server_path.clone(),
             wait,
             load,
             duration,

@@ -1,7 +1,10 @@
 //! The validated configuration the engine runs ([`super::run_with`]).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use clap::ValueEnum;
 
 use crate::wire::rpc::HEADER_LEN;
 
@@ -18,6 +21,11 @@ pub const DEFAULT_ECHO_SIZE: usize = 32;
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Largest RPC payload that fits one UDP datagram.
 pub const MAX_PAYLOAD: usize = MAX_UDP_PAYLOAD - HEADER_LEN;
+/// Largest whole message (header + payload) on a stream transport; a longer one closes the
+/// connection (CONTRACTS.md, "Stream framing").
+pub const MAX_STREAM_MESSAGE: usize = 65_536;
+/// Largest RPC payload on a stream transport.
+pub const MAX_STREAM_PAYLOAD: usize = MAX_STREAM_MESSAGE - HEADER_LEN;
 /// Most in-flight slots the engine allocates (open loop: about rate x timeout x 2).
 pub const MAX_SLOTS: usize = 1 << 24;
 /// Longest timeout accepted.
@@ -46,7 +54,10 @@ pub enum RequestMethod {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadConfig {
     pub transport: Transport,
-    pub server: SocketAddr,
+    /// The server's IP address and port (every transport but unix).
+    pub server: Option<SocketAddr>,
+    /// The server's socket path (unix only).
+    pub server_path: Option<PathBuf>,
     pub wait: WaitMode,
     pub load: LoadModel,
     /// Measured time after warmup; `None` only together with a count
@@ -75,7 +86,8 @@ impl LoadConfig {
     pub fn closed(server: SocketAddr, window: u32) -> LoadConfig {
         LoadConfig {
             transport: Transport::Udp,
-            server,
+            server: Some(server),
+            server_path: None,
             wait: WaitMode::Blocking,
             load: LoadModel::Closed { window },
             duration: Some(DEFAULT_DURATION),
@@ -98,6 +110,74 @@ impl LoadConfig {
                 max_in_flight: None,
             },
             ..LoadConfig::closed(server, 1)
+        }
+    }
+
+    /// The server's IP address; an error naming --server when the configuration has none.
+    pub fn server_addr(&self) -> Result<SocketAddr, LoadError> {
+        self.server
+            .ok_or_else(|| bad("--server", "this transport needs --server IP:PORT"))
+    }
+
+    /// Where the requests go, for reports: `tcp -> 127.0.0.1:7777`, `unix -> /tmp/s.sock`.
+    pub fn endpoint(&self) -> String {
+        let name = self
+            .transport
+            .to_possible_value()
+            .map_or_else(String::new, |v| v.get_name().to_string());
+        match (&self.server, &self.server_path) {
+            (Some(a), _) => format!("{name} -> {a}"),
+            (None, Some(p)) => format!("{name} -> {}", p.display()),
+            (None, None) => name,
+        }
+    }
+
+    /// Largest payload the transport carries in one message.
+    pub fn max_payload(&self) -> usize {
+        match self.transport {
+            Transport::Tcp | Transport::Unix => MAX_STREAM_PAYLOAD,
+            _ => MAX_PAYLOAD,
+        }
+    }
+
+    /// Checks that the transport has the address it needs and nothing it cannot use.
+    fn validate_endpoint(&self) -> Result<(), LoadError> {
+        match self.transport {
+            Transport::Unix => {
+                if self.server.is_some() {
+                    return Err(bad(
+                        "--server",
+                        "--transport unix takes --server-path SOCKPATH, not --server",
+                    ));
+                }
+                match &self.server_path {
+                    None => Err(bad(
+                        "--server-path",
+                        "--transport unix needs --server-path SOCKPATH",
+                    )),
+                    Some(p) if p.as_os_str().is_empty() => {
+                        Err(bad("--server-path", "must not be empty"))
+                    }
+                    Some(_) => Ok(()),
+                }
+            }
+            // Every other transport addresses an IP server.
+            _ => {
+                if self.server_path.is_some() {
+                    return Err(bad(
+                        "--server-path",
+                        "only with --transport unix (this transport takes --server IP:PORT)",
+                    ));
+                }
+                let server = self.server_addr()?;
+                if server.port() == 0 {
+                    return Err(bad("--server", "port 0 is not a server address"));
+                }
+                if server.ip().is_unspecified() || server.ip().is_multicast() {
+                    return Err(bad("--server", "needs a unicast address"));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -174,20 +254,14 @@ impl LoadConfig {
                 }
             }
         }
-        if self.server.port() == 0 {
-            return Err(bad("--server", "port 0 is not a server address"));
-        }
-        if self.server.ip().is_unspecified() || self.server.ip().is_multicast() {
-            return Err(bad("--server", "needs a unicast address"));
-        }
-        if self.payload_len > MAX_PAYLOAD {
-            return Err(bad(
-                "--size",
-                format!(
-                    "{} bytes do not fit one UDP datagram: at most {MAX_PAYLOAD} (65507 - {HEADER_LEN} header)",
-                    self.payload_len
-                ),
-            ));
+        self.validate_endpoint()?;
+        if self.payload_len > self.max_payload() {
+            let why = if self.max_payload() == MAX_PAYLOAD {
+                format!("do not fit one UDP datagram: at most {MAX_PAYLOAD} (65507 - {HEADER_LEN} header)")
+            } else {
+                format!("exceed a stream message: at most {MAX_STREAM_PAYLOAD} ({MAX_STREAM_MESSAGE} - {HEADER_LEN} header)")
+            };
+            return Err(bad("--size", format!("{} bytes {why}", self.payload_len)));
         }
         if let RequestMethod::Spin { .. } = self.method {
             if self.payload_len != 4 {

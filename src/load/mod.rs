@@ -2,7 +2,8 @@
 //! closed-loop (a window in flight) or open-loop (a rate, fixed or Poisson),
 //! matches replies by `request_id`, and reports coordinated-omission
 //! corrected and uncorrected round trips, the server's residence time and
-//! loss accounting. Transport: kernel UDP (DPDK comes later).
+//! loss accounting. Transports: kernel UDP, TCP and unix-domain streams (DPDK comes later).
+//! `--rates` sweeps the open-loop rate (the latency-versus-load curve).
 
 pub mod args;
 pub mod clock;
@@ -10,6 +11,8 @@ pub mod config;
 mod engine;
 pub mod report;
 pub mod schedule;
+pub mod stream;
+pub mod sweep;
 pub mod transport;
 
 use std::fmt;
@@ -23,6 +26,7 @@ pub use clock::Clock;
 pub use config::{LoadConfig, LoadModel, RequestMethod};
 pub use report::{Counters, IntervalRow, Report};
 pub use schedule::Schedule;
+pub use sweep::RateSweep;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
@@ -84,15 +88,15 @@ pub fn write_outputs(args: &LoadArgs, report: &Report) -> Result<(), LoadError> 
     Ok(())
 }
 
-/// The `bypass load` command: validate, run, print the summary, write files.
+/// The `bypass load` command: validate, run (one run or a `--rates` sweep), print, write files.
 pub fn run(args: LoadArgs) -> ExitCode {
-    let result = args
-        .to_config()
-        .and_then(|cfg| run_with(&cfg))
-        .and_then(|report| {
+    let result = args.to_config().and_then(|cfg| match args.rate_sweep()? {
+        Some(sweep) => sweep::run(&args, &cfg, &sweep),
+        None => run_with(&cfg).and_then(|report| {
             print!("{}", report.human_summary());
             write_outputs(&args, &report)
-        });
+        }),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ LoadError::Invalid { .. }) => {

@@ -144,8 +144,8 @@ impl Report {
             WaitMode::Busy => "busy",
         };
         format!(
-            "udp -> {}, {model}, {method}, wait {wait}, timeout {} ms",
-            c.server,
+            "{}, {model}, {method}, wait {wait}, timeout {} ms",
+            c.endpoint(),
             c.timeout.as_millis()
         )
     }
@@ -213,6 +213,11 @@ impl Report {
 
     /// `{"summary": {...}, "intervals": [...]}`.
     pub fn to_json(&self) -> Value {
+        json!({ "summary": self.summary_json(), "intervals": self.intervals })
+    }
+
+    /// The `"summary"` object of [`Report::to_json`]: corrected percentiles, counters, rates.
+    pub fn summary_json(&self) -> Value {
         let mut summary = percentiles(&self.summary());
         let c = &self.counters;
         let extra = json!({
@@ -238,7 +243,7 @@ impl Report {
         if let Value::Object(m) = extra {
             summary.extend(m);
         }
-        json!({ "summary": summary, "intervals": self.intervals })
+        Value::Object(summary)
     }
 
     pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {

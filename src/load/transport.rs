@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::args::{Transport, WaitMode};
 use super::config::LoadConfig;
+use super::stream;
 use super::LoadError;
 
 /// A message pipe to one RPC server.
@@ -38,14 +39,15 @@ pub struct Udp(UdpSocket);
 
 impl Udp {
     pub fn connect(cfg: &LoadConfig) -> Result<Udp, LoadError> {
-        let bind = if cfg.server.is_ipv4() {
+        let server = cfg.server_addr()?;
+        let bind = if server.is_ipv4() {
             "0.0.0.0:0"
         } else {
             "[::]:0"
         };
         let sock = UdpSocket::bind(bind).map_err(|e| io_err("bind", e))?;
-        sock.connect(cfg.server)
-            .map_err(|e| io_err(&format!("connect {}", cfg.server), e))?;
+        sock.connect(server)
+            .map_err(|e| io_err(&format!("connect {server}"), e))?;
         match cfg.wait {
             WaitMode::Busy => sock
                 .set_nonblocking(true)
@@ -72,5 +74,7 @@ impl RpcTransport for Udp {
 pub fn open(cfg: &LoadConfig) -> Result<Box<dyn RpcTransport>, LoadError> {
     match cfg.transport {
         Transport::Udp => Ok(Box::new(Udp::connect(cfg)?)),
+        Transport::Tcp => Ok(Box::new(stream::connect_tcp(cfg)?)),
+        Transport::Unix => Ok(Box::new(stream::connect_unix(cfg)?)),
     }
 }

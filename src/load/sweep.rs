@@ -1,0 +1,356 @@
+//! `--rates A:B:STEP`: the latency-versus-load curve. One full open-loop run (fresh transport,
+//! warmup, then duration or count) per target rate, one summary row per point, printed as the
+//! point finishes. SIGINT/SIGTERM let the running point finish and start no further one.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::shutdown;
+
+use super::args::{Arrival, LoadArgs, WaitMode};
+use super::clock::Clock;
+use super::config::{LoadConfig, LoadModel, RequestMethod};
+use super::report::Report;
+use super::{run_with_clock, write_file, LoadError};
+
+/// Most points one sweep may have.
+pub const MAX_POINTS: usize = 1000;
+
+/// Relative slack when counting steps, so float error in (B - A) / STEP neither loses the
+/// end point (0.1:0.3:0.1) nor adds one past it.
+const STEP_SLACK: f64 = 1e-9;
+
+fn bad(msg: impl Into<String>) -> LoadError {
+    LoadError::Invalid {
+        flag: "--rates",
+        msg: msg.into(),
+    }
+}
+
+/// The target rates of a sweep: A, A+STEP, ... up to B inclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateSweep {
+    points: Vec<f64>,
+}
+
+impl RateSweep {
+    /// Parses `A:B:STEP` (requests/s; positive finite numbers, A <= B).
+    pub fn parse(text: &str) -> Result<RateSweep, LoadError> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let [a, b, step] = parts[..] else {
+            return Err(bad(format!(
+                "expected A:B:STEP in requests/s (e.g. 1000:10000:1000), got {text:?}"
+            )));
+        };
+        let number = |what: &str, v: &str| -> Result<f64, LoadError> {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("{what} {v:?} is not a number")))?;
+            if !x.is_finite() || x <= 0.0 {
+                return Err(bad(format!("{what} must be a finite number > 0, got {v}")));
+            }
+            Ok(x)
+        };
+        let (a, b, step) = (number("A", a)?, number("B", b)?, number("STEP", step)?);
+        if a > b {
+            return Err(bad(format!("A ({a}) must not exceed B ({b})")));
+        }
+        let steps = ((b - a) / step * (1.0 + STEP_SLACK)).floor();
+        if steps >= MAX_POINTS as f64 {
+            return Err(bad(format!(
+                "{a}:{b}:{step} makes more than {MAX_POINTS} points; use a larger STEP"
+            )));
+        }
+        let points = (0..=steps as usize)
+            .map(|i| {
+                // A + i*STEP rather than repeated addition, so error does not accumulate.
+                let r = a + step * i as f64;
+                if r > b || (b - r) <= b * STEP_SLACK {
+                    b
+                } else {
+                    r
+                }
+            })
+            .collect();
+        Ok(RateSweep { points })
+    }
+
+    pub fn points(&self) -> &[f64] {
+        &self.points
+    }
+}
+
+/// One configuration per point: `base` (the flags) with the point's rate; all validated
+/// before the first point runs, so a bad high rate is refused up front.
+pub fn point_configs(base: &LoadConfig, sweep: &RateSweep) -> Result<Vec<LoadConfig>, LoadError> {
+    let LoadModel::Open {
+        arrival,
+        max_in_flight,
+        ..
+    } = base.load
+    else {
+        return Err(bad("a sweep is an open loop"));
+    };
+    sweep
+        .points()
+        .iter()
+        .map(|&rate| {
+            let c = LoadConfig {
+                load: LoadModel::Open {
+                    rate,
+                    arrival,
+                    max_in_flight,
+                },
+                ..base.clone()
+            };
+            c.validate()?;
+            Ok(c)
+        })
+        .collect()
+}
+
+/// `lat.hgrm` -> `lat-1000.hgrm`: the point's rate before the extension.
+pub fn point_path(path: &Path, rate: f64) -> PathBuf {
+    let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{rate}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{rate}"),
+    };
+    path.with_file_name(name)
+}
+
+/// What every point shares: endpoint, arrival, request, wait, warmup and length of a point.
+fn describe_points(base: &LoadConfig) -> String {
+    let arrival = match base.load {
+        LoadModel::Open {
+            arrival: Arrival::Poisson,
+            ..
+        } => "poisson",
+        _ => "fixed",
+    };
+    let method = match base.method {
+        RequestMethod::Echo => format!("echo {} B", base.payload_len),
+        RequestMethod::Spin { ns } => format!("spin {ns} ns"),
+    };
+    let wait = match base.wait {
+        WaitMode::Busy => "busy",
+        WaitMode::Blocking => "blocking",
+    };
+    let length = match (base.duration, base.count) {
+        (Some(d), Some(c)) => format!("{:.3} s or {c} requests", d.as_secs_f64()),
+        (Some(d), None) => format!("{:.3} s", d.as_secs_f64()),
+        (None, Some(c)) => format!("{c} requests"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{}, {arrival} arrival, {method}, wait {wait}, timeout {} ms; each point {:.3} s warmup then {length}",
+        base.endpoint(),
+        base.timeout.as_millis(),
+        base.warmup.as_secs_f64()
+    )
+}
+
+/// The human table's header.
+pub fn table_header() -> String {
+    format!(
+        "{:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "target/s",
+        "achieved/s",
+        "count",
+        "p50 us",
+        "p90 us",
+        "p99 us",
+        "p99.9 us",
+        "max us",
+        "lost"
+    )
+}
+
+/// One table row: corrected round trip in microseconds.
+pub fn table_row(r: &Report) -> String {
+    let s = r.summary();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    format!(
+        "{:>12} {:>12.1} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
+        r.target_rate.unwrap_or(0.0),
+        r.achieved_rate,
+        s.count,
+        us(s.p50),
+        us(s.p90),
+        us(s.p99),
+        us(s.p999),
+        us(s.max),
+        r.counters.lost
+    )
+}
+
+/// The sweep as CSV: a header line and one row per point (corrected round trip, ns).
+pub fn write_csv(points: &[Report], w: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        w,
+        "target_rate,achieved_rate,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,sent,received,lost"
+    )?;
+    for r in points {
+        let s = r.summary();
+        let c = &r.counters;
+        writeln!(
+            w,
+            "{},{:.1},{},{},{},{},{},{},{},{},{}",
+            r.target_rate.unwrap_or(0.0),
+            r.achieved_rate,
+            s.count,
+            s.p50,
+            s.p90,
+            s.p99,
+            s.p999,
+            s.max,
+            c.sent,
+            c.received,
+            c.lost
+        )?;
+    }
+    Ok(())
+}
+
+/// `{"sweep": [<the summary object of each point>], "time_source": ..., "rates": ...}`.
+pub fn to_json(points: &[Report], rates: &str) -> Value {
+    json!({
+        "sweep": points.iter().map(Report::summary_json).collect::<Vec<_>>(),
+        "rates": rates,
+        "time_source": points.first().map(|r| r.time_source.clone()),
+    })
+}
+
+fn write_point_files(args: &LoadArgs, r: &Report) -> Result<(), LoadError> {
+    let rate = r.target_rate.unwrap_or(0.0);
+    if let Some(p) = &args.hgrm {
+        write_file(&point_path(p, rate), |w| r.write_hgrm(w))?;
+    }
+    if let Some(p) = &args.hlog {
+        write_file(&point_path(p, rate), |w| r.write_hlog(w).map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// Runs every point of the sweep, printing each row as it finishes, then writes --csv and
+/// --json for the points that ran. A failing point ends the sweep; the points before it are
+/// still written.
+pub fn run(args: &LoadArgs, base: &LoadConfig, sweep: &RateSweep) -> Result<(), LoadError> {
+    let configs = point_configs(base, sweep)?;
+    shutdown::install_handlers().map_err(|e| LoadError::Io(format!("signal handlers: {e}")))?;
+    let clock = Clock::new();
+    let rates = args.rates.clone().unwrap_or_default();
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "bypass load: rate sweep {rates} req/s, {} points; {}",
+        configs.len(),
+        describe_points(base)
+    );
+    let _ = writeln!(out, "time source: {}", clock.describe());
+    let _ = writeln!(out, "corrected round trip (from intended send time):");
+    let _ = writeln!(out, "{}", table_header());
+    let _ = out.flush();
+    let mut done: Vec<Report> = Vec::with_capacity(configs.len());
+    let mut failure = None;
+    for cfg in &configs {
+        if shutdown::requested() {
+            eprintln!(
+                "bypass load: interrupted: {} of {} points ran",
+                done.len(),
+                configs.len()
+            );
+            break;
+        }
+        match run_with_clock(cfg, clock).and_then(|r| write_point_files(args, &r).map(|_| r)) {
+            Ok(r) => {
+                let _ = writeln!(out, "{}", table_row(&r));
+                let _ = out.flush();
+                done.push(r);
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    if let Some(p) = &args.csv {
+        write_file(p, |w| write_csv(&done, w))?;
+    }
+    if let Some(p) = &args.json {
+        write_file(p, |w| {
+            serde_json::to_writer_pretty(&mut *w, &to_json(&done, &rates))?;
+            w.write_all(b"\n")
+        })?;
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(s: &str) -> Vec<f64> {
+        RateSweep::parse(s).unwrap().points().to_vec()
+    }
+
+    #[test]
+    fn parses_inclusive_ranges() {
+        assert_eq!(points("1000:3000:1000"), [1000.0, 2000.0, 3000.0]);
+        assert_eq!(points("1000:3500:1000"), [1000.0, 2000.0, 3000.0]);
+        assert_eq!(points("5:5:1"), [5.0]);
+        assert_eq!(points("1:2:5"), [1.0]);
+        assert_eq!(points(" 10 : 20 : 2.5 "), [10.0, 12.5, 15.0, 17.5, 20.0]);
+        assert_eq!(points("1e3:2e3:5e2"), [1000.0, 1500.0, 2000.0]);
+    }
+
+    #[test]
+    fn float_drift_neither_loses_nor_adds_the_end() {
+        // 0.1 + 0.2 > 0.3 in binary, and (0.3 - 0.1) / 0.1 < 2.
+        assert_eq!(points("0.1:0.3:0.1"), [0.1, 0.2, 0.3]);
+        let p = points("0.1:1.0:0.1");
+        assert_eq!(p.len(), 10);
+        assert_eq!(*p.last().unwrap(), 1.0);
+        assert!(p.windows(2).all(|w| w[0] < w[1]));
+        assert!(p.iter().all(|&r| r <= 1.0));
+        let p = points("1:1000:1");
+        assert_eq!(p.len(), 1000);
+        assert_eq!(p[999], 1000.0);
+    }
+
+    #[test]
+    fn refuses_bad_syntax_and_values() {
+        for bad in [
+            "", "1:2", "1:2:3:4", "a:b:c", "1:2:x", "5:1:1", "0:10:1", "1:10:0", "-1:10:1",
+            "1:10:-1", "1:inf:1", "NaN:10:1", "1:10:NaN", "1::1", "1:1001:1",
+        ] {
+            match RateSweep::parse(bad) {
+                Err(LoadError::Invalid { flag, msg }) => {
+                    assert_eq!(flag, "--rates", "{bad:?}: {msg}")
+                }
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+        // 1000 points is the most.
+        assert!(RateSweep::parse("1:1000:1").is_ok());
+        assert!(RateSweep::parse("1:1e300:1e-300").is_err());
+    }
+
+    #[test]
+    fn point_file_names_carry_the_rate() {
+        assert_eq!(
+            point_path(Path::new("/tmp/lat.hgrm"), 1000.0),
+            PathBuf::from("/tmp/lat-1000.hgrm")
+        );
+        assert_eq!(
+            point_path(Path::new("out/lat"), 2500.5),
+            PathBuf::from("out/lat-2500.5")
+        );
+    }
+}
