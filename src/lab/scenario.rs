@@ -285,7 +285,8 @@ pub enum PlanMode {
     PingPong,
     /// Open loop at one rate.
     Rate,
-    /// Open loop at each rate of `rates` (A:B:STEP), one measurement per point.
+    /// Open loop at each rate of `rates` (A:B:STEP), one measurement per point
+    /// (`bypass load --rates`, or one run per point when the build lacks it).
     Sweep,
 }
 
@@ -346,8 +347,9 @@ pub struct ResolvedPath {
     pub duration: f64,
     pub warmup: f64,
     pub rate: Option<f64>,
-    /// The sweep's points, requests per second.
+    /// The sweep's points, requests per second, and the "A:B:STEP" they came from.
     pub rates: Vec<f64>,
+    pub rates_spec: String,
     pub rounds: u32,
     pub server_cpu: usize,
     pub client_cpu: usize,
@@ -791,6 +793,7 @@ impl Scenario {
             warmup,
             rate,
             rates,
+            rates_spec: plan.rates.clone().unwrap_or_default(),
             rounds,
             server_cpu,
             client_cpu,

@@ -32,13 +32,22 @@ pub enum Target {
     },
 }
 
-/// One `bypass load` run; returns its JSON summary object.
+/// What one `bypass load` run offers.
+enum Offered<'a> {
+    /// Closed loop, one request in flight.
+    PingPong,
+    Rate(f64),
+    /// `--rates A:B:STEP` of `n` points in one run (one .hgrm per point).
+    Rates(&'a str, usize),
+}
+
+/// One `bypass load` run; returns its JSON (`{"summary":..}`, or `{"sweep":[..]}` for Rates).
 fn load_once(
     ctx: &Ctx,
     path: &ResolvedPath,
     ns: &Netns,
     target: &Target,
-    rate: Option<f64>,
+    offered: Offered,
     stem: &str,
     res: &mut PathResult,
 ) -> Result<Value, PathError> {
@@ -82,14 +91,23 @@ fn load_once(
             ]);
         }
     }
-    match rate {
-        Some(r) => argv.extend(["--rate".into(), format!("{r}")]),
-        None => {
+    let sweep = matches!(offered, Offered::Rates(..));
+    let points = match offered {
+        Offered::Rate(r) => {
+            argv.extend(["--rate".into(), format!("{r}")]);
+            1
+        }
+        Offered::Rates(spec, n) => {
+            argv.extend(["--rates".into(), spec.to_string()]);
+            n
+        }
+        Offered::PingPong => {
             if !dpdk {
                 argv.extend(["--wait".into(), path.wait.as_str().into()]);
             }
+            1
         }
-    }
+    };
     argv.extend([
         "--size".into(),
         path.size.to_string(),
@@ -115,7 +133,8 @@ fn load_once(
     }
     res.commands.push(shell_line(&argv));
     let mut p = Proc::spawn("bypass load", &argv)?;
-    let limit = Duration::from_secs_f64(path.duration + path.warmup + 40.0);
+    let limit =
+        Duration::from_secs_f64((path.duration + path.warmup + 10.0) * points as f64 + 30.0);
     match p.wait(limit) {
         Waited::Exited(0) => {}
         Waited::Exited(c) => {
@@ -137,6 +156,10 @@ fn load_once(
         .map_err(|e| format!("bypass load wrote no {}: {e}", json_file.display()))?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not JSON: {e}", json_file.display()))?;
+    if sweep {
+        // One .hgrm per point, checked by the caller.
+        return Ok(v);
+    }
     if !hgrm_file.exists() {
         return Err(PathError::Failed(format!(
             "bypass load wrote no {}",
@@ -165,7 +188,8 @@ pub fn run_load(
 ) -> Result<(), PathError> {
     match path.mode {
         PlanMode::PingPong | PlanMode::Rate => {
-            let s = load_once(ctx, path, ns, target, path.rate, &path.name, res)?;
+            let offered = path.rate.map_or(Offered::PingPong, Offered::Rate);
+            let s = load_once(ctx, path, ns, target, offered, &path.name, res)?;
             res.latency = Some(
                 Latency::from_load_summary(&s)
                     .ok_or_else(|| format!("bypass load summary lacks percentiles: {s}"))?,
@@ -175,11 +199,47 @@ pub fn run_load(
             res.hgrm = Some(format!("{}.hgrm", path.name));
             res.client_report = Some(s);
         }
+        PlanMode::Sweep if ctx.caps.rates => {
+            // One `--rates` run: a fresh transport, warmup and duration per point, and one
+            // .hgrm per point named `<stem>-<rate>.hgrm` by bypass load.
+            let spec = path.rates_spec.clone();
+            let stem = format!("{}-rate", path.name);
+            let v = load_once(
+                ctx,
+                path,
+                ns,
+                target,
+                Offered::Rates(&spec, path.rates.len()),
+                &stem,
+                res,
+            )?;
+            let points = v["sweep"]
+                .as_array()
+                .ok_or_else(|| format!("bypass load --rates wrote no sweep: {v}"))?;
+            for s in points {
+                let r = s["target_rate"]
+                    .as_f64()
+                    .ok_or("sweep point without target_rate")?;
+                let hgrm = format!("{stem}-{r}.hgrm");
+                if !ctx.out.join(&hgrm).exists() {
+                    return Err(PathError::Failed(format!("bypass load wrote no {hgrm}")));
+                }
+                res.sweep.push(SweepPoint {
+                    target_rate: r,
+                    achieved_rate: s["achieved_rate"].as_f64().unwrap_or(0.0),
+                    latency: Latency::from_load_summary(s)
+                        .ok_or_else(|| format!("sweep point lacks percentiles: {s}"))?,
+                    loss: loss_of(s),
+                    hgrm,
+                });
+            }
+            row_from_first_point(ctx, path, res)?;
+        }
         PlanMode::Sweep => {
-            // One run per point: each point keeps its own .hgrm and JSON.
+            // No --rates in this build: one run per point.
             for &r in &path.rates {
-                let stem = format!("{}-rate{}", path.name, r.round() as u64);
-                let s = load_once(ctx, path, ns, target, Some(r), &stem, res)?;
+                let stem = format!("{}-rate-{r}", path.name);
+                let s = load_once(ctx, path, ns, target, Offered::Rate(r), &stem, res)?;
                 res.sweep.push(SweepPoint {
                     target_rate: r,
                     achieved_rate: s["achieved_rate"].as_f64().unwrap_or(0.0),
@@ -189,19 +249,28 @@ pub fn run_load(
                     hgrm: format!("{stem}.hgrm"),
                 });
             }
-            // The table row is the lowest-load point; the sweep has its own plot and table.
-            let first = res.sweep.first().ok_or("empty sweep")?.clone();
-            std::fs::copy(
-                ctx.out.join(&first.hgrm),
-                ctx.out.join(format!("{}.hgrm", path.name)),
-            )
-            .map_err(|e| format!("copy {}: {e}", first.hgrm))?;
-            res.latency = Some(first.latency);
-            res.rate_per_s = Some(first.achieved_rate);
-            res.loss = Some(first.loss);
-            res.hgrm = Some(format!("{}.hgrm", path.name));
+            row_from_first_point(ctx, path, res)?;
         }
     }
+    Ok(())
+}
+
+/// A sweep's table row is its lowest-load point; the sweep has its own plot and table.
+fn row_from_first_point(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    let first = res.sweep.first().ok_or("empty sweep")?.clone();
+    std::fs::copy(
+        ctx.out.join(&first.hgrm),
+        ctx.out.join(format!("{}.hgrm", path.name)),
+    )
+    .map_err(|e| format!("copy {}: {e}", first.hgrm))?;
+    res.latency = Some(first.latency);
+    res.rate_per_s = Some(first.achieved_rate);
+    res.loss = Some(first.loss);
+    res.hgrm = Some(format!("{}.hgrm", path.name));
     Ok(())
 }
 
