@@ -149,6 +149,17 @@ pub fn render(r: &LabResults) -> String {
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
         for p in sweeps {
             for pt in &p.sweep {
+                if pt.latency.count == 0 {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | no reply | | | | {} |",
+                        cell(&p.name),
+                        rate(pt.target_rate),
+                        rate(pt.achieved_rate),
+                        pt.loss.lost
+                    );
+                    continue;
+                }
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} | {} |",

@@ -177,9 +177,11 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
         for (q, f) in [("p50", 0), ("p99", 1), ("p99.9", 2)] {
             load.push(Series {
                 label: format!("{} {q}", p.name),
+                // A point that got no reply at all has no latency to draw (not 0 us).
                 points: p
                     .sweep
                     .iter()
+                    .filter(|pt| pt.latency.count > 0)
                     .map(|pt| {
                         let ns = [pt.latency.p50_ns, pt.latency.p99_ns, pt.latency.p999_ns][f];
                         (pt.achieved_rate, ns as f64 / 1000.0)
