@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::wire::MacAddress;
+
 use super::config::{LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE};
 use super::LoadError;
 
@@ -13,6 +15,8 @@ use super::LoadError;
 pub enum Transport {
     /// Kernel UDP socket.
     Udp,
+    /// An EAL port of the client's own (needs --client-ip and EAL arguments after `--`).
+    Dpdk,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,6 +104,18 @@ pub struct LoadArgs {
     /// Write an HdrHistogram interval log, one interval per second.
     #[arg(long)]
     pub hlog: Option<PathBuf>,
+    /// dpdk: this client's IPv4 address (its MAC is the port's).
+    #[arg(long)]
+    pub client_ip: Option<std::net::Ipv4Addr>,
+    /// dpdk: the server's MAC (default: ask by ARP).
+    #[arg(long)]
+    pub server_mac: Option<MacAddress>,
+    /// dpdk: the port, by device name or number (default: the only one).
+    #[arg(long)]
+    pub dpdk_port: Option<String>,
+    /// dpdk: EAL arguments, after `--`; the main lcore (-l/--lcores) runs the measuring loop.
+    #[arg(last = true)]
+    pub eal: Vec<String>,
 }
 
 fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
@@ -146,6 +162,8 @@ impl LoadArgs {
         let wait = match (self.wait, &load) {
             (Some(w), _) => w,
             (None, LoadModel::Open { .. }) => WaitMode::Busy,
+            // A DPDK port is polled; there is nothing to block on.
+            (None, _) if self.transport == Transport::Dpdk => WaitMode::Busy,
             (None, LoadModel::Closed { .. }) => WaitMode::Blocking,
         };
         let duration = match (self.duration, self.count) {
@@ -186,6 +204,7 @@ impl LoadArgs {
             method,
             timeout: Duration::from_millis(self.timeout_ms),
             seed: self.seed,
+            dpdk: super::dpdk::options_from_args(self)?,
         };
         cfg.validate()?;
         Ok(cfg)

@@ -2,11 +2,12 @@
 //! closed-loop (a window in flight) or open-loop (a rate, fixed or Poisson),
 //! matches replies by `request_id`, and reports coordinated-omission
 //! corrected and uncorrected round trips, the server's residence time and
-//! loss accounting. Transport: kernel UDP (DPDK comes later).
+//! loss accounting. Transports: kernel UDP, or an EAL port of the client's own (`dpdk`).
 
 pub mod args;
 pub mod clock;
 pub mod config;
+pub mod dpdk;
 mod engine;
 pub mod report;
 pub mod schedule;

@@ -144,7 +144,8 @@ impl Report {
             WaitMode::Busy => "busy",
         };
         format!(
-            "udp -> {}, {model}, {method}, wait {wait}, timeout {} ms",
+            "{} -> {}, {model}, {method}, wait {wait}, timeout {} ms",
+            format!("{:?}", c.transport).to_lowercase(),
             c.server,
             c.timeout.as_millis()
         )

@@ -72,5 +72,6 @@ impl RpcTransport for Udp {
 pub fn open(cfg: &LoadConfig) -> Result<Box<dyn RpcTransport>, LoadError> {
     match cfg.transport {
         Transport::Udp => Ok(Box::new(Udp::connect(cfg)?)),
+        Transport::Dpdk => Ok(Box::new(super::dpdk::DpdkTransport::open(cfg)?)),
     }
 }
