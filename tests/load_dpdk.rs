@@ -7,7 +7,7 @@ mod support;
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -117,7 +117,7 @@ struct ClientRun {
     port: Value,
 }
 
-fn client_result(out: &Output, json: &PathBuf) -> ClientRun {
+fn client_result(out: &Output, json: &Path) -> ClientRun {
     assert!(out.status.success(), "client failed: {}", text(out));
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(json).expect("client --json")).unwrap();
@@ -148,13 +148,7 @@ fn assert_all_answered(r: &ClientRun, count: u64) {
     assert_eq!(p["tx_ring_full"], 0, "{p}");
 }
 
-fn load_args(
-    server: &str,
-    client_ip: &str,
-    window: u32,
-    count: u64,
-    json: &PathBuf,
-) -> Vec<String> {
+fn load_args(server: &str, client_ip: &str, window: u32, count: u64, json: &Path) -> Vec<String> {
     strs(&[
         "load",
         "--transport",
@@ -348,7 +342,7 @@ impl TapPeer {
     }
 
     /// Runs the DPDK client in the namespace on the tap device.
-    fn client(&self, extra: &[&str], server: &str, json: &PathBuf) -> Output {
+    fn client(&self, extra: &[&str], server: &str, json: &Path) -> Output {
         let prefix = Prefix::new("tapc");
         let mut a = strs(&["netns", "exec", &self.ns.0, bin()]);
         a.extend(load_args(server, CLIENT_IP, 8, 2000, json));
