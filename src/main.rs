@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Run the fast path: poll-mode workers on EAL lcores. EAL arguments follow `--`.
     Serve(ServeArgs),
-    /// Measure round trips against an RPC server (kernel UDP transport for now).
+    /// Measure round trips against an RPC server (kernel UDP, or DPDK: EAL arguments after `--`).
     Load(bypass::load::LoadArgs),
 }
 

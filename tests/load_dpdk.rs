@@ -550,3 +550,29 @@ fn bad_arguments_exit_2_naming_the_flag() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--client-ip"));
 }
+
+#[test]
+fn memif_client_without_server_fails_clearly() {
+    if !need_root("memif_client_without_server_fails_clearly") {
+        return;
+    }
+    let _serial = serial();
+    let sock = SocketFile::new();
+    let prefix = Prefix::new("memifn");
+    let json = tmp("memif-none.json");
+    let mut a = load_args("198.18.0.1:7777", "198.18.0.2", 1, 10, &json);
+    a.push("--".into());
+    a.extend(memif_eal(
+        &prefix,
+        "0@0",
+        &format!(
+            "net_memif0,role=client,socket={},socket-abstract=no",
+            sock.path()
+        ),
+    ));
+    let out = run(&a, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs its server running"), "{}", text(&out));
+    assert!(!json.exists());
+}

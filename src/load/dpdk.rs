@@ -405,8 +405,15 @@ impl DpdkTransport {
         let (Some(rx), Some(tx)) = (port.take_rx(0), port.take_tx(0)) else {
             return Err(setup_err("queue 0 missing after configure"));
         };
-        port.start().map_err(setup_err)?;
         let port_name = port.name().to_string();
+        if let Err(e) = port.start() {
+            let hint = if port.driver() == "net_memif" {
+                " (a net_memif client needs its server running: is the socket path right?)"
+            } else {
+                ""
+            };
+            return Err(setup_err(format!("starting {port_name}: {e}{hint}")));
+        }
         let start = Instant::now();
         while !port.link().up {
             if start.elapsed() > LINK_WAIT {
