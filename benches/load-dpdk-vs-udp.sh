@@ -56,7 +56,8 @@ import json, sys
 name, cj, sj = sys.argv[1:4]
 s = json.load(open(cj))["summary"]
 us = lambda k: s[k] / 1000
-srv = json.loads(open(sj).read().strip().splitlines()[-1])
+lines = open(sj).read().strip().splitlines()
+srv = json.loads(lines[-1]) if lines else {"mempool": {"in_use": f"unknown (no final report: see {sj[:-5]}.err)"}}
 print(f"{name:6} p50 {us('p50_ns'):7.2f}  p90 {us('p90_ns'):7.2f}  p99 {us('p99_ns'):7.2f}  "
       f"p99.9 {us('p999_ns'):8.2f}  max {us('max_ns'):9.2f} us  server p50 {s['server_ns']['p50_ns']/1000:.2f} us  "
       f"received {s['received']} lost {s['lost']}  rate {s['achieved_rate']:.0f}/s  "
@@ -67,7 +68,7 @@ EOF
 if [ "$ONLY" != tap ]; then
     rm -f "$sock"
     "$BIN" "${serve_args[@]}" -- --lcores=0@0,1@1 "${eal[@]}" --file-prefix "bench-ld-$$-ms" \
-        "--vdev=net_memif0,role=server,socket=$sock,socket-abstract=no" >"$OUT/memif-server.json" &
+        "--vdev=net_memif0,role=server,socket=$sock,socket-abstract=no" >"$OUT/memif-server.json" 2>"$OUT/memif-server.err" &
     server_pid=$!
     for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.1; done
     [ -S "$sock" ] || { echo "bench: memif server did not come up" >&2; exit 1; }
@@ -83,7 +84,7 @@ if [ "$ONLY" != memif ]; then
     ip -n "$ns" link set lo up
     dev="bpldb$$"
     ip netns exec "$ns" "$BIN" "${serve_args[@]}" -- --lcores=0@0,1@1 "${eal[@]}" \
-        --file-prefix "bench-ld-$$-ts" "--vdev=net_tap0,iface=$dev" >"$OUT/tap-server.json" &
+        --file-prefix "bench-ld-$$-ts" "--vdev=net_tap0,iface=$dev" >"$OUT/tap-server.json" 2>"$OUT/tap-server.err" &
     server_pid=$!
     for _ in $(seq 200); do ip -n "$ns" link show "$dev" >/dev/null 2>&1 && break; sleep 0.1; done
     ip -n "$ns" addr add 198.18.0.2/24 dev "$dev"
