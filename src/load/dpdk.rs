@@ -167,9 +167,11 @@ enum Discard {
     WrongPort,
     /// An RPC message longer than the caller's buffer.
     TooLong,
+    /// A reply that came while the server's MAC was still being resolved (nothing was sent).
+    BeforeArp,
 }
 
-const DROP_REASONS: [(Discard, &str); 11] = [
+const DROP_REASONS: [(Discard, &str); 12] = [
     (Discard::Malformed, "malformed"),
     (Discard::WrongMac, "wrong-mac"),
     (Discard::NotIpv4, "not-ipv4"),
@@ -181,6 +183,7 @@ const DROP_REASONS: [(Discard, &str); 11] = [
     (Discard::BadUdpChecksum, "bad-udp-checksum"),
     (Discard::WrongPort, "wrong-port"),
     (Discard::TooLong, "too-long"),
+    (Discard::BeforeArp, "before-arp"),
 ];
 
 /// What one received frame is.
@@ -511,7 +514,7 @@ impl DpdkTransport {
                         return Ok(mac);
                     }
                 }
-                Frame::Rpc { .. } => self.stats.drop(Discard::WrongPort),
+                Frame::Rpc { .. } => self.stats.drop(Discard::BeforeArp),
                 Frame::Drop(why) => self.stats.drop(why),
             }
         }
@@ -672,6 +675,13 @@ mod tests {
         let n = emit_request_frame(&mut buf, &ep().reversed(), &repr, payload).unwrap();
         buf.truncate(n);
         buf
+    }
+
+    #[test]
+    fn reason_names_line_up_with_counters() {
+        for (i, (d, _)) in DROP_REASONS.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+        }
     }
 
     #[test]
