@@ -40,13 +40,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 serve_args=(serve --mode rpc --ip 198.18.0.1 --poll-mode busy --json --interval-ms 600000
-    --duration "$((SECS + WARMUP + 60))")
+    --duration 600)
 eal=(--no-pci --huge-unlink --no-telemetry)
 load_args=(--server 198.18.0.1:7777 --window 1 --duration "$SECS" --warmup "$WARMUP" --size "$SIZE")
 
-stop_server() { # json-out
+stop_server() {
     kill -INT "$server_pid"
-    wait "$server_pid" || true
+    local rc=0
+    wait "$server_pid" || rc=$?
+    [ "$rc" -eq 0 ] || echo "bench: the server exited with status $rc" >&2
     server_pid=""
 }
 
