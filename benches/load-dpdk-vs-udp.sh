@@ -45,6 +45,9 @@ eal=(--no-pci --huge-unlink --no-telemetry)
 load_args=(--server 198.18.0.1:7777 --window 1 --duration "$SECS" --warmup "$WARMUP" --size "$SIZE")
 
 stop_server() {
+    # A memif server closing its port while still handling the client's disconnect can crash
+    # (docs/memif.md): give it a moment first.
+    sleep 0.5
     kill -INT "$server_pid"
     local rc=0
     wait "$server_pid" || rc=$?

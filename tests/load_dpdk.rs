@@ -235,6 +235,9 @@ fn memif_fast_path_and_dpdk_client() {
         );
     }
 
+    // Let the server finish handling the last disconnect before it closes its port: memif's
+    // disconnect handling races with a close (docs/memif.md).
+    std::thread::sleep(Duration::from_millis(500));
     let child = server.0.take().unwrap();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
