@@ -48,7 +48,7 @@ stop_server() {
     # A memif server closing its port while still handling the client's disconnect can crash
     # (docs/memif.md): give it a moment first.
     sleep 0.5
-    kill -INT "$server_pid"
+    kill -INT "$server_pid" 2>/dev/null || true
     local rc=0
     wait "$server_pid" || rc=$?
     [ "$rc" -eq 0 ] || echo "bench: the server exited with status $rc" >&2
