@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::wire::MacAddress;
+
 use super::config::{LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE};
 use super::sweep::RateSweep;
 use super::LoadError;
@@ -18,6 +20,8 @@ pub enum Transport {
     Tcp,
     /// Unix-domain stream socket, length-framed RPC messages.
     Unix,
+    /// An EAL port of the client's own (needs --client-ip and EAL arguments after `--`).
+    Dpdk,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +118,18 @@ pub struct LoadArgs {
     /// point, named like --hgrm's.
     #[arg(long)]
     pub hlog: Option<PathBuf>,
+    /// dpdk: this client's IPv4 address (its MAC is the port's).
+    #[arg(long)]
+    pub client_ip: Option<std::net::Ipv4Addr>,
+    /// dpdk: the server's MAC (default: ask by ARP).
+    #[arg(long)]
+    pub server_mac: Option<MacAddress>,
+    /// dpdk: the port, by device name or number (default: the only one).
+    #[arg(long)]
+    pub dpdk_port: Option<String>,
+    /// dpdk: EAL arguments, after `--`; the main lcore (-l/--lcores) runs the measuring loop.
+    #[arg(last = true)]
+    pub eal: Vec<String>,
 }
 
 fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
@@ -183,6 +199,8 @@ impl LoadArgs {
         let wait = match (self.wait, &load) {
             (Some(w), _) => w,
             (None, LoadModel::Open { .. }) => WaitMode::Busy,
+            // A DPDK port is polled; there is nothing to block on.
+            (None, _) if self.transport == Transport::Dpdk => WaitMode::Busy,
             (None, LoadModel::Closed { .. }) => WaitMode::Blocking,
         };
         let duration = match (self.duration, self.count) {
@@ -224,6 +242,7 @@ impl LoadArgs {
             method,
             timeout: Duration::from_millis(self.timeout_ms),
             seed: self.seed,
+            dpdk: super::dpdk::options_from_args(self)?,
         };
         cfg.validate()?;
         Ok(cfg)

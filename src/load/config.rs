@@ -71,6 +71,8 @@ pub struct LoadConfig {
     pub method: RequestMethod,
     pub timeout: Duration,
     pub seed: u64,
+    /// `--transport dpdk` only: addressing, port and EAL arguments.
+    pub dpdk: Option<super::dpdk::DpdkOptions>,
 }
 
 fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
@@ -97,6 +99,7 @@ impl LoadConfig {
             method: RequestMethod::Echo,
             timeout: Duration::from_secs(1),
             seed: 1,
+            dpdk: None,
         }
     }
 
@@ -293,6 +296,7 @@ impl LoadConfig {
             return Err(bad("--timeout-ms", "at most 60000 (60 s)"));
         }
         self.slots()?;
+        super::dpdk::validate(self)?;
         Ok(())
     }
 }

@@ -2,12 +2,13 @@
 //! closed-loop (a window in flight) or open-loop (a rate, fixed or Poisson),
 //! matches replies by `request_id`, and reports coordinated-omission
 //! corrected and uncorrected round trips, the server's residence time and
-//! loss accounting. Transports: kernel UDP, TCP and unix-domain streams (DPDK comes later).
-//! `--rates` sweeps the open-loop rate (the latency-versus-load curve).
+//! loss accounting. Transports: kernel UDP, TCP and unix-domain streams, or an EAL port of
+//! the client's own (`dpdk`). `--rates` sweeps the open-loop rate (the latency-versus-load curve).
 
 pub mod args;
 pub mod clock;
 pub mod config;
+pub mod dpdk;
 mod engine;
 pub mod report;
 pub mod schedule;

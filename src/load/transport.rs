@@ -76,5 +76,6 @@ pub fn open(cfg: &LoadConfig) -> Result<Box<dyn RpcTransport>, LoadError> {
         Transport::Udp => Ok(Box::new(Udp::connect(cfg)?)),
         Transport::Tcp => Ok(Box::new(stream::connect_tcp(cfg)?)),
         Transport::Unix => Ok(Box::new(stream::connect_unix(cfg)?)),
+        Transport::Dpdk => Ok(Box::new(super::dpdk::DpdkTransport::open(cfg)?)),
     }
 }

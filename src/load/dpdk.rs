@@ -1,0 +1,800 @@
+//! The `dpdk` transport: the client owns an EAL port of its own (any vdev or PCI device),
+//! wraps each RPC message in Ethernet/IPv4/UDP in a fresh mbuf, and unwraps replies polled
+//! from the rx ring. The measuring loop runs on the thread that initialised the EAL, i.e. the
+//! main lcore pinned by `-l`/`--lcores`, so client and fast path can share a machine: the
+//! server's worker on one core, the client on the other.
+//!
+//! Per message: one mbuf from the pool and one tx burst out; rx bursts are copied out one
+//! message per `recv` and freed in bulk. No allocation besides the mbuf, no syscall (the PMD
+//! may make one: net_tap writes to a file descriptor).
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use crate::dpdk::{self, Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use crate::wire::frame::{MAX_UDP_PAYLOAD, UDP_HEADERS_LEN};
+use crate::wire::rpc::HEADER_LEN;
+use crate::wire::{
+    emit_udp_frame, ArpOperation, ArpPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Address,
+    Ipv4Packet, MacAddress, UdpEndpoints, UdpPacket,
+};
+
+use super::args::{LoadArgs, Transport, WaitMode};
+use super::config::LoadConfig;
+use super::transport::RpcTransport;
+use super::LoadError;
+
+/// Largest Ethernet frame sent (1500-byte MTU): one mbuf, and what every PMD accepts.
+pub const MAX_FRAME: usize = 1514;
+/// Largest RPC message (header + payload) that fits [`MAX_FRAME`].
+pub const MAX_MESSAGE: usize = MAX_FRAME - UDP_HEADERS_LEN;
+const POOL_SIZE: u32 = 4095;
+const POOL_CACHE: u32 = 64;
+const DATA_ROOM: u16 = 2048;
+const RING_DESC: u16 = 512;
+const RX_BURST: usize = 32;
+/// Tx attempts per message while the ring is full, before the send fails.
+const TX_TRIES: u32 = 1024;
+const LINK_WAIT: Duration = Duration::from_secs(10);
+const ARP_WAIT: Duration = Duration::from_secs(3);
+const ARP_RETRY: Duration = Duration::from_millis(300);
+/// Ethernet minimum without FCS: ARP frames are padded to it.
+const MIN_FRAME: usize = 60;
+
+/// What the dpdk transport needs beyond the common configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkOptions {
+    /// This client's IPv4 address; its MAC is the port's.
+    pub client_ip: Ipv4Addr,
+    /// The server's MAC; `None`: resolved by ARP.
+    pub server_mac: Option<MacAddress>,
+    /// Port by device name or number; `None`: the only port the EAL has.
+    pub port: Option<String>,
+    /// EAL arguments (what followed `--`), without the program name.
+    pub eal: Vec<String>,
+}
+
+fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
+    LoadError::Invalid {
+        flag,
+        msg: msg.into(),
+    }
+}
+
+/// The dpdk options from the command line: `Some` for `--transport dpdk`, `None` otherwise;
+/// dpdk-only flags with another transport are an error naming the flag.
+pub fn options_from_args(a: &LoadArgs) -> Result<Option<DpdkOptions>, LoadError> {
+    if a.transport != Transport::Dpdk {
+        let only = "only with --transport dpdk";
+        if a.client_ip.is_some() {
+            return Err(bad("--client-ip", only));
+        }
+        if a.server_mac.is_some() {
+            return Err(bad("--server-mac", only));
+        }
+        if a.dpdk_port.is_some() {
+            return Err(bad("--dpdk-port", only));
+        }
+        if !a.eal.is_empty() {
+            return Err(bad(
+                "--",
+                "EAL arguments after `--` are for --transport dpdk only",
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(client_ip) = a.client_ip else {
+        return Err(bad(
+            "--client-ip",
+            "--transport dpdk needs --client-ip IP (the address this client sends from)",
+        ));
+    };
+    Ok(Some(DpdkOptions {
+        client_ip,
+        server_mac: a.server_mac,
+        port: a.dpdk_port.clone(),
+        eal: a.eal.clone(),
+    }))
+}
+
+/// Checks what the dpdk transport needs of a configuration; errors name the flag.
+pub fn validate(cfg: &LoadConfig) -> Result<(), LoadError> {
+    if cfg.transport != Transport::Dpdk {
+        return Ok(());
+    }
+    let Some(o) = &cfg.dpdk else {
+        return Err(bad("--client-ip", "--transport dpdk needs --client-ip IP"));
+    };
+    if cfg.wait == WaitMode::Blocking {
+        return Err(bad(
+            "--wait",
+            "blocking makes no sense with --transport dpdk: the client polls its port (busy, the default)",
+        ));
+    }
+    let IpAddr::V4(server) = cfg.server_addr()?.ip() else {
+        return Err(bad("--server", "--transport dpdk speaks IPv4 only"));
+    };
+    let ip = o.client_ip;
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+        return Err(bad("--client-ip", format!("{ip} is not a unicast address")));
+    }
+    if ip == server {
+        return Err(bad("--client-ip", "must differ from the server's address"));
+    }
+    if let Some(m) = o.server_mac {
+        if m.is_multicast() || m.is_unspecified() {
+            return Err(bad("--server-mac", format!("{m} is not a unicast MAC")));
+        }
+    }
+    if o.eal.is_empty() {
+        return Err(bad(
+            "--",
+            "--transport dpdk needs EAL arguments after `--`, e.g. `-- -l 0 --vdev=net_tap0`",
+        ));
+    }
+    if HEADER_LEN + cfg.payload_len > MAX_MESSAGE {
+        return Err(bad(
+            "--size",
+            format!(
+                "--transport dpdk sends one frame of at most {MAX_FRAME} bytes per message: payload at most {}, got {}",
+                MAX_MESSAGE - HEADER_LEN,
+                cfg.payload_len
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a received frame was not a reply. Every reason is a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Discard {
+    /// Too short or inconsistent lengths at some layer.
+    Malformed,
+    /// Not addressed to our MAC (or broadcast, for ARP).
+    WrongMac,
+    /// Neither IPv4 nor ARP (IPv6, VLAN-tagged, ...).
+    NotIpv4,
+    /// ARP that is not a request for our address or a reply to us.
+    ArpOther,
+    BadIpChecksum,
+    /// Not from the server's address to ours.
+    WrongIp,
+    Fragment,
+    NotUdp,
+    BadUdpChecksum,
+    /// Not from the server's port to ours.
+    WrongPort,
+    /// An RPC message longer than the caller's buffer.
+    TooLong,
+    /// A reply that came while the server's MAC was still being resolved (nothing was sent).
+    BeforeArp,
+}
+
+const DROP_REASONS: [(Discard, &str); 12] = [
+    (Discard::Malformed, "malformed"),
+    (Discard::WrongMac, "wrong-mac"),
+    (Discard::NotIpv4, "not-ipv4"),
+    (Discard::ArpOther, "arp-other"),
+    (Discard::BadIpChecksum, "bad-ip-checksum"),
+    (Discard::WrongIp, "wrong-ip"),
+    (Discard::Fragment, "fragment"),
+    (Discard::NotUdp, "not-udp"),
+    (Discard::BadUdpChecksum, "bad-udp-checksum"),
+    (Discard::WrongPort, "wrong-port"),
+    (Discard::TooLong, "too-long"),
+    (Discard::BeforeArp, "before-arp"),
+];
+
+/// What one received frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// An RPC message at `start..start + len` of the frame.
+    Rpc {
+        start: usize,
+        len: usize,
+    },
+    /// Who-has our address, asked by `mac`/`ip`.
+    ArpRequest {
+        mac: MacAddress,
+        ip: Ipv4Address,
+    },
+    /// `ip` is at `mac`, told to us.
+    ArpReply {
+        mac: MacAddress,
+        ip: Ipv4Address,
+    },
+    Drop(Discard),
+}
+
+/// Sorts a frame against our addressing (`ep` is the request direction: we are `src`).
+/// Never panics on any input.
+fn classify(frame: &[u8], ep: &UdpEndpoints) -> Frame {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return Frame::Drop(Discard::Malformed);
+    };
+    let to_us = eth.dst_addr() == ep.src_mac;
+    match eth.ethertype() {
+        EtherType::Arp => {
+            if !to_us && !eth.dst_addr().is_broadcast() {
+                return Frame::Drop(Discard::WrongMac);
+            }
+            let Ok(arp) = ArpPacket::new_checked(eth.payload()) else {
+                return Frame::Drop(Discard::Malformed);
+            };
+            if arp.target_proto_addr() != ep.src_ip {
+                return Frame::Drop(Discard::ArpOther);
+            }
+            let (mac, ip) = (arp.sender_hw_addr(), arp.sender_proto_addr());
+            if !mac.is_unicast() || mac.is_unspecified() {
+                return Frame::Drop(Discard::ArpOther);
+            }
+            match arp.operation() {
+                ArpOperation::Request => Frame::ArpRequest { mac, ip },
+                ArpOperation::Reply if to_us => Frame::ArpReply { mac, ip },
+                _ => Frame::Drop(Discard::ArpOther),
+            }
+        }
+        EtherType::Ipv4 => {
+            if !to_us {
+                return Frame::Drop(Discard::WrongMac);
+            }
+            let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+                return Frame::Drop(Discard::Malformed);
+            };
+            if !ip.verify_checksum() {
+                return Frame::Drop(Discard::BadIpChecksum);
+            }
+            if ip.dst_addr() != ep.src_ip || ip.src_addr() != ep.dst_ip {
+                return Frame::Drop(Discard::WrongIp);
+            }
+            if ip.is_fragment() {
+                return Frame::Drop(Discard::Fragment);
+            }
+            if ip.protocol() != IpProtocol::Udp {
+                return Frame::Drop(Discard::NotUdp);
+            }
+            let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
+                return Frame::Drop(Discard::Malformed);
+            };
+            if udp.dst_port() != ep.src_port || udp.src_port() != ep.dst_port {
+                return Frame::Drop(Discard::WrongPort);
+            }
+            if !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
+                return Frame::Drop(Discard::BadUdpChecksum);
+            }
+            let len = udp.payload().len();
+            let start = EthernetFrame::<&[u8]>::HEADER_LEN
+                + ip.header_len()
+                + UdpPacket::<&[u8]>::HEADER_LEN;
+            Frame::Rpc { start, len }
+        }
+        _ => {
+            if !to_us {
+                Frame::Drop(Discard::WrongMac)
+            } else {
+                Frame::Drop(Discard::NotIpv4)
+            }
+        }
+    }
+}
+
+/// Writes an ARP frame (padded to the Ethernet minimum) into `buf`, which is at least
+/// [`MIN_FRAME`] long.
+fn emit_arp(
+    buf: &mut [u8],
+    op: ArpOperation,
+    eth_dst: MacAddress,
+    (src_mac, src_ip): (MacAddress, Ipv4Address),
+    (dst_mac, dst_ip): (MacAddress, Ipv4Address),
+) {
+    buf.fill(0);
+    let mut eth = EthernetFrame::new_unchecked(&mut *buf);
+    eth.set_dst_addr(eth_dst);
+    eth.set_src_addr(src_mac);
+    eth.set_ethertype(EtherType::Arp);
+    let mut arp = ArpPacket::new_unchecked(eth.payload_mut());
+    arp.set_ethernet_ipv4();
+    arp.set_operation(op);
+    arp.set_sender_hw_addr(src_mac);
+    arp.set_sender_proto_addr(src_ip);
+    arp.set_target_hw_addr(dst_mac);
+    arp.set_target_proto_addr(dst_ip);
+}
+
+/// What the transport saw, reported on stderr when it closes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    rx_frames: u64,
+    tx_frames: u64,
+    replies: u64,
+    arp_requests_answered: u64,
+    arp_replies_received: u64,
+    /// Sends that failed: the pool was empty, or the ring stayed full for [`TX_TRIES`] tries.
+    tx_no_mbuf: u64,
+    tx_ring_full: u64,
+    drops: [u64; DROP_REASONS.len()],
+}
+
+impl Stats {
+    fn drop(&mut self, why: Discard) {
+        self.drops[why as usize] += 1;
+    }
+
+    fn json(&self, port: &str, pool: &Mempool) -> String {
+        let drops: serde_json::Map<String, serde_json::Value> = DROP_REASONS
+            .iter()
+            .map(|&(d, name)| (name.to_string(), self.drops[d as usize].into()))
+            .collect();
+        serde_json::json!({
+            "port": port,
+            "rx_frames": self.rx_frames,
+            "tx_frames": self.tx_frames,
+            "replies": self.replies,
+            "arp_requests_answered": self.arp_requests_answered,
+            "arp_replies_received": self.arp_replies_received,
+            "tx_no_mbuf": self.tx_no_mbuf,
+            "tx_ring_full": self.tx_ring_full,
+            "drops": drops,
+            "mempool": {"capacity": pool.capacity(), "in_use": pool.in_use()},
+        })
+        .to_string()
+    }
+}
+
+/// An EAL port speaking UDP to one server. Fields drop in order after [`Drop::drop`]: the
+/// pool before the EAL it lives in.
+pub struct DpdkTransport {
+    /// Requests go from `src` to `dst`; replies are checked against it.
+    ep: UdpEndpoints,
+    rx: RxQueue,
+    tx: TxQueue,
+    /// Frames received and not yet looked at: `rx_next..len`. Freed in bulk when used up.
+    rx_burst: Burst<RX_BURST>,
+    rx_next: usize,
+    tx_burst: Burst<1>,
+    stats: Stats,
+    port_name: String,
+    /// Always `Some` until drop, which closes the port before counting buffers out.
+    port: Option<Port>,
+    pool: Mempool,
+    _eal: Eal,
+}
+
+fn setup_err(what: impl std::fmt::Display) -> LoadError {
+    LoadError::Io(format!("dpdk: {what}"))
+}
+
+impl DpdkTransport {
+    /// Initialises the EAL, sets the port up, waits for its link and resolves the server's MAC.
+    pub fn open(cfg: &LoadConfig) -> Result<DpdkTransport, LoadError> {
+        validate(cfg)?;
+        let o = cfg
+            .dpdk
+            .as_ref()
+            .ok_or_else(|| bad("--client-ip", "missing"))?;
+        let server_addr = cfg.server_addr()?;
+        let IpAddr::V4(server_ip) = server_addr.ip() else {
+            return Err(bad("--server", "IPv4 only"));
+        };
+        let mut argv = vec!["bypass-load".to_string()];
+        argv.extend(o.eal.iter().cloned());
+        let eal = Eal::init(&argv).map_err(setup_err)?;
+        let port_id = match &o.port {
+            Some(p) => dpdk::find_port(p).map_err(|e| bad("--dpdk-port", e.to_string()))?,
+            None => match dpdk::port_count() {
+                0 => {
+                    return Err(setup_err(
+                        "no ports: add a device to the EAL arguments, e.g. --vdev=net_tap0",
+                    ))
+                }
+                1 => 0,
+                n => {
+                    return Err(bad(
+                        "--dpdk-port",
+                        format!("the EAL has {n} ports; say which one the client uses"),
+                    ))
+                }
+            },
+        };
+        let pool = Mempool::new("bypass_load_pool", POOL_SIZE, POOL_CACHE, DATA_ROOM, -1)
+            .map_err(setup_err)?;
+        let pcfg = PortConfig {
+            rx_desc: RING_DESC,
+            tx_desc: RING_DESC,
+            rss: false,
+            ..PortConfig::default()
+        };
+        let mut port = Port::configure(port_id, &pcfg, &pool).map_err(setup_err)?;
+        let (Some(rx), Some(tx)) = (port.take_rx(0), port.take_tx(0)) else {
+            return Err(setup_err("queue 0 missing after configure"));
+        };
+        let port_name = port.name().to_string();
+        if let Err(e) = port.start() {
+            let hint = if port.driver() == "net_memif" {
+                " (a net_memif client needs its server running: is the socket path right?)"
+            } else {
+                ""
+            };
+            return Err(setup_err(format!("starting {port_name}: {e}{hint}")));
+        }
+        let start = Instant::now();
+        while !port.link().up {
+            if start.elapsed() > LINK_WAIT {
+                return Err(setup_err(format!(
+                    "the link of {port_name} did not come up within {} s (is the peer running? a net_memif client needs its server)",
+                    LINK_WAIT.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let client_port = 49_152 + (std::process::id() % 16_384) as u16;
+        let mut t = DpdkTransport {
+            ep: UdpEndpoints {
+                src_mac: MacAddress(port.mac()),
+                dst_mac: o.server_mac.unwrap_or(MacAddress::BROADCAST),
+                src_ip: o.client_ip.into(),
+                dst_ip: server_ip.into(),
+                src_port: client_port,
+                dst_port: server_addr.port(),
+            },
+            rx,
+            tx,
+            rx_burst: Burst::new(),
+            rx_next: 0,
+            tx_burst: Burst::new(),
+            stats: Stats::default(),
+            port_name,
+            port: Some(port),
+            pool,
+            _eal: eal,
+        };
+        let how = match o.server_mac {
+            Some(_) => "--server-mac",
+            None => {
+                t.ep.dst_mac = t.resolve()?;
+                "ARP"
+            }
+        };
+        eprintln!(
+            "bypass load: dpdk port {} ({}), {} {}:{} -> {} {}:{} (server MAC by {how})",
+            t.port_name,
+            t.port.as_ref().map_or("", |p| p.driver()),
+            t.ep.src_mac,
+            t.ep.src_ip,
+            t.ep.src_port,
+            t.ep.dst_mac,
+            t.ep.dst_ip,
+            t.ep.dst_port,
+        );
+        Ok(t)
+    }
+
+    /// Asks who has the server's address until it answers or [`ARP_WAIT`] passes, answering
+    /// ARP requests for our own address meanwhile.
+    fn resolve(&mut self) -> Result<MacAddress, LoadError> {
+        let start = Instant::now();
+        let mut next_ask = start;
+        loop {
+            let now = Instant::now();
+            if now.duration_since(start) >= ARP_WAIT {
+                return Err(LoadError::Io(format!(
+                    "dpdk: no ARP reply from {} within {} s on {}; give the server's MAC with --server-mac",
+                    self.ep.dst_ip,
+                    ARP_WAIT.as_secs(),
+                    self.port_name
+                )));
+            }
+            if now >= next_ask {
+                let me = (self.ep.src_mac, self.ep.src_ip);
+                let them = (MacAddress::UNSPECIFIED, self.ep.dst_ip);
+                // A failed ask is retried at the next turn.
+                let _ = self.send_arp(ArpOperation::Request, MacAddress::BROADCAST, me, them);
+                next_ask = now + ARP_RETRY;
+            }
+            if self.rx_next == self.rx_burst.len() {
+                self.refill();
+                if self.rx_burst.is_empty() {
+                    std::thread::sleep(Duration::from_micros(200));
+                    continue;
+                }
+            }
+            let i = self.rx_next;
+            self.rx_next += 1;
+            match classify(self.rx_burst.as_slice()[i].data(), &self.ep) {
+                Frame::ArpReply { mac, ip } => {
+                    self.stats.arp_replies_received += 1;
+                    if ip == self.ep.dst_ip {
+                        return Ok(mac);
+                    }
+                }
+                Frame::ArpRequest { mac, ip } => {
+                    self.answer_arp(mac, ip);
+                    // The server asking for us tells us where it is, too.
+                    if ip == self.ep.dst_ip {
+                        return Ok(mac);
+                    }
+                }
+                Frame::Rpc { .. } => self.stats.drop(Discard::BeforeArp),
+                Frame::Drop(why) => self.stats.drop(why),
+            }
+        }
+    }
+
+    /// Frees the used-up burst and polls for a new one.
+    #[inline]
+    fn refill(&mut self) -> usize {
+        self.rx_burst.clear();
+        self.rx_next = 0;
+        let n = self.rx.rx(&mut self.rx_burst);
+        self.stats.rx_frames += n as u64;
+        n
+    }
+
+    /// Hands one packet to the port, retrying a bounded number of times while the ring is full.
+    #[inline]
+    fn transmit(&mut self, m: Mbuf) -> io::Result<()> {
+        if let Err(m) = self.tx_burst.push(m) {
+            // Cannot happen: the one-slot burst is emptied before every return.
+            drop(m);
+            return Err(ErrorKind::Other.into());
+        }
+        for _ in 0..TX_TRIES {
+            if self.tx.tx(&mut self.tx_burst) == 1 {
+                self.stats.tx_frames += 1;
+                return Ok(());
+            }
+            std::hint::spin_loop();
+        }
+        self.tx_burst.clear();
+        self.stats.tx_ring_full += 1;
+        Err(ErrorKind::WouldBlock.into())
+    }
+
+    fn alloc(&mut self) -> io::Result<Mbuf> {
+        match self.pool.alloc() {
+            Some(m) => Ok(m),
+            None => {
+                self.stats.tx_no_mbuf += 1;
+                Err(ErrorKind::OutOfMemory.into())
+            }
+        }
+    }
+
+    fn send_arp(
+        &mut self,
+        op: ArpOperation,
+        eth_dst: MacAddress,
+        src: (MacAddress, Ipv4Address),
+        dst: (MacAddress, Ipv4Address),
+    ) -> io::Result<()> {
+        let mut m = self.alloc()?;
+        let Some(buf) = m.append(MIN_FRAME) else {
+            return Err(ErrorKind::OutOfMemory.into());
+        };
+        emit_arp(buf, op, eth_dst, src, dst);
+        self.transmit(m)
+    }
+
+    /// Tells `mac`/`ip` that our address is at our MAC (a kernel peer asks before it answers).
+    fn answer_arp(&mut self, mac: MacAddress, ip: Ipv4Address) {
+        let me = (self.ep.src_mac, self.ep.src_ip);
+        if self
+            .send_arp(ArpOperation::Reply, mac, me, (mac, ip))
+            .is_ok()
+        {
+            self.stats.arp_requests_answered += 1;
+        }
+    }
+}
+
+impl RpcTransport for DpdkTransport {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        if msg.len() > MAX_MESSAGE.min(MAX_UDP_PAYLOAD) {
+            return Err(ErrorKind::InvalidInput.into());
+        }
+        let mut m = self.alloc()?;
+        let Some(buf) = m.append(UDP_HEADERS_LEN + msg.len()) else {
+            return Err(ErrorKind::OutOfMemory.into());
+        };
+        // The length was checked above, so the frame fits exactly.
+        if emit_udp_frame(buf, &self.ep, msg).is_err() {
+            return Err(ErrorKind::InvalidInput.into());
+        }
+        self.transmit(m)
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut polled = false;
+        loop {
+            if self.rx_next == self.rx_burst.len() {
+                // At most one poll per call, so a stream of junk cannot hold the caller here.
+                if polled || self.refill() == 0 {
+                    return Err(ErrorKind::WouldBlock.into());
+                }
+                polled = true;
+            }
+            let i = self.rx_next;
+            self.rx_next += 1;
+            let frame = self.rx_burst.as_slice()[i].data();
+            match classify(frame, &self.ep) {
+                Frame::Rpc { start, len } => {
+                    let Some(dst) = buf.get_mut(..len) else {
+                        self.stats.drop(Discard::TooLong);
+                        continue;
+                    };
+                    dst.copy_from_slice(&frame[start..start + len]);
+                    self.stats.replies += 1;
+                    return Ok(len);
+                }
+                Frame::ArpRequest { mac, ip } => self.answer_arp(mac, ip),
+                Frame::ArpReply { .. } => self.stats.arp_replies_received += 1,
+                Frame::Drop(why) => self.stats.drop(why),
+            }
+        }
+    }
+}
+
+impl std::ops::Drop for DpdkTransport {
+    fn drop(&mut self) {
+        self.rx_burst.clear();
+        self.tx_burst.clear();
+        // Closing the port returns what its rings held (net_tap keeps its rx ring filled), so
+        // the count of buffers still out comes after it.
+        if let Some(mut port) = self.port.take() {
+            if let Err(e) = port.stop() {
+                eprintln!("bypass load: dpdk: stopping {}: {e}", self.port_name);
+            }
+            drop(port);
+        }
+        eprintln!("dpdk: {}", self.stats.json(&self.port_name, &self.pool));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::emit_request_frame;
+    use crate::wire::rpc::{RpcMethod, RpcRepr};
+
+    fn ep() -> UdpEndpoints {
+        UdpEndpoints {
+            src_mac: MacAddress([2, 0, 0, 0, 0, 2]),
+            dst_mac: MacAddress([2, 0, 0, 0, 0, 1]),
+            src_ip: Ipv4Address([198, 18, 0, 2]),
+            dst_ip: Ipv4Address([198, 18, 0, 1]),
+            src_port: 50_000,
+            dst_port: 7777,
+        }
+    }
+
+    fn reply(payload: &[u8]) -> Vec<u8> {
+        let mut buf = vec![0u8; 2048];
+        let repr = RpcRepr::request(RpcMethod::Echo, 7, 9, payload.len() as u32);
+        let n = emit_request_frame(&mut buf, &ep().reversed(), &repr, payload).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn reason_names_line_up_with_counters() {
+        for (i, (d, _)) in DROP_REASONS.iter().enumerate() {
+            assert_eq!(*d as usize, i);
+        }
+    }
+
+    #[test]
+    fn reply_is_found_at_its_offset() {
+        let f = reply(b"abcdef");
+        assert_eq!(
+            classify(&f, &ep()),
+            Frame::Rpc {
+                start: UDP_HEADERS_LEN,
+                len: HEADER_LEN + 6
+            }
+        );
+        // Ethernet padding after the datagram is not part of the message.
+        let mut padded = f.clone();
+        padded.extend_from_slice(&[0u8; 20]);
+        assert_eq!(classify(&padded, &ep()), classify(&f, &ep()));
+    }
+
+    #[test]
+    fn every_reason_is_counted() {
+        let good = reply(b"x");
+        let case = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut f = good.clone();
+            edit(&mut f);
+            classify(&f, &ep())
+        };
+        assert_eq!(case(&|f| f[0] = 0x04), Frame::Drop(Discard::WrongMac));
+        assert_eq!(
+            case(&|f| f[0..6].fill(0xff)),
+            Frame::Drop(Discard::WrongMac)
+        );
+        assert_eq!(case(&|f| f[12] = 0x86), Frame::Drop(Discard::NotIpv4));
+        assert_eq!(
+            case(&|f| f[14 + 10] ^= 1),
+            Frame::Drop(Discard::BadIpChecksum)
+        );
+        // Changing an address fixes up nothing: fix the IP checksum so the address check runs.
+        let readdress = |f: &mut Vec<u8>, at: usize| {
+            f[at] ^= 1;
+            let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+            ip.fill_checksum();
+        };
+        assert_eq!(
+            case(&|f| readdress(f, 14 + 15)),
+            Frame::Drop(Discard::WrongIp)
+        );
+        assert_eq!(
+            case(&|f| readdress(f, 14 + 19)),
+            Frame::Drop(Discard::WrongIp)
+        );
+        assert_eq!(
+            case(&|f| readdress(f, 14 + 9)),
+            Frame::Drop(Discard::NotUdp)
+        );
+        assert_eq!(
+            case(&|f| readdress(f, 14 + 7)),
+            Frame::Drop(Discard::Fragment)
+        );
+        assert_eq!(case(&|f| f[34 + 3] ^= 1), Frame::Drop(Discard::WrongPort));
+        assert_eq!(case(&|f| f[34 + 1] ^= 1), Frame::Drop(Discard::WrongPort));
+        assert_eq!(case(&|f| f[50] ^= 1), Frame::Drop(Discard::BadUdpChecksum));
+        // A zero UDP checksum means "none" over IPv4 and is accepted.
+        assert!(matches!(case(&|f| f[40..42].fill(0)), Frame::Rpc { .. }));
+        for n in 0..good.len() - 1 {
+            assert!(
+                matches!(classify(&good[..n], &ep()), Frame::Drop(Discard::Malformed)),
+                "truncated to {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn arp_for_us_and_not() {
+        let them = (MacAddress([2, 0, 0, 0, 0, 1]), Ipv4Address([198, 18, 0, 1]));
+        let mut f = [0u8; MIN_FRAME];
+        let us = (MacAddress::UNSPECIFIED, ep().src_ip);
+        emit_arp(
+            &mut f,
+            ArpOperation::Request,
+            MacAddress::BROADCAST,
+            them,
+            us,
+        );
+        assert_eq!(
+            classify(&f, &ep()),
+            Frame::ArpRequest {
+                mac: them.0,
+                ip: them.1
+            }
+        );
+        let other = (MacAddress::UNSPECIFIED, Ipv4Address([198, 18, 0, 9]));
+        emit_arp(
+            &mut f,
+            ArpOperation::Request,
+            MacAddress::BROADCAST,
+            them,
+            other,
+        );
+        assert_eq!(classify(&f, &ep()), Frame::Drop(Discard::ArpOther));
+        let us = (ep().src_mac, ep().src_ip);
+        emit_arp(&mut f, ArpOperation::Reply, ep().src_mac, them, us);
+        assert_eq!(
+            classify(&f, &ep()),
+            Frame::ArpReply {
+                mac: them.0,
+                ip: them.1
+            }
+        );
+        // A broadcast reply is not ours to learn from.
+        emit_arp(&mut f, ArpOperation::Reply, MacAddress::BROADCAST, them, us);
+        assert_eq!(classify(&f, &ep()), Frame::Drop(Discard::ArpOther));
+        let p = ArpPacket::new_checked(&f[14..]).unwrap();
+        assert_eq!(p.sender_proto_addr(), them.1);
+    }
+}

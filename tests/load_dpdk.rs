@@ -1,0 +1,581 @@
+//! `bypass load --transport dpdk`: the DPDK client against the fast path over net_memif
+//! (two processes, shared memory, no kernel), and against a kernel UDP echo server through
+//! net_tap in a namespace the test makes (ARP both ways, checksums checked by the kernel and
+//! by the client). Argument errors need no root; everything else does.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bypass::wire::rpc::{RpcHeader, RpcKind};
+use serde_json::Value;
+use support::*;
+
+/// Two cores: one DPDK pair at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// EAL arguments for one side of a memif pair. No `--no-shconf`: memif registers a
+/// multi-process action at probe and fails without the shared config. No hugepages, a
+/// unique prefix (removed by `Prefix`'s drop).
+fn memif_eal(prefix: &Prefix, lcores: &str, vdev: &str) -> Vec<String> {
+    strs(&[
+        &format!("--lcores={lcores}"),
+        "--no-huge",
+        "--no-pci",
+        "--no-telemetry",
+        "-m",
+        "256",
+        &format!("--file-prefix={}", prefix.0),
+        &format!("--vdev={vdev}"),
+    ])
+}
+
+/// A memif control socket path, removed on drop.
+struct SocketFile(PathBuf);
+
+impl SocketFile {
+    fn new() -> SocketFile {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = PathBuf::from(format!(
+            "/run/bypass-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&p);
+        SocketFile(p)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A child killed on drop (pass or fail).
+struct Guarded(Option<Child>);
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs a command to completion within `limit`, killing it if it overstays.
+fn run_cmd(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut g = Guarded(Some(child));
+    let start = Instant::now();
+    while g.0.as_mut().unwrap().try_wait().expect("wait").is_none() {
+        assert!(
+            start.elapsed() < limit,
+            "{cmd:?} did not finish within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    g.0.take().unwrap().wait_with_output().expect("output")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("bypass-load-dpdk-{}-{name}", std::process::id()))
+}
+
+/// What one client run produced: the --json summary and the transport's closing line.
+struct ClientRun {
+    summary: Value,
+    port: Value,
+}
+
+fn client_result(out: &Output, json: &Path) -> ClientRun {
+    assert!(out.status.success(), "client failed: {}", text(out));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(json).expect("client --json")).unwrap();
+    let _ = std::fs::remove_file(json);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let port = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("dpdk: "))
+        .unwrap_or_else(|| panic!("no closing dpdk line: {}", text(out)));
+    ClientRun {
+        summary: report["summary"].clone(),
+        port: serde_json::from_str(port).expect("dpdk line is JSON"),
+    }
+}
+
+fn assert_all_answered(r: &ClientRun, count: u64) {
+    let s = &r.summary;
+    assert_eq!(s["sent"], count, "{s}");
+    assert_eq!(s["received"], count, "{s}");
+    assert_eq!(s["lost"], 0, "{s}");
+    assert_eq!(s["invalid"], 0, "{s}");
+    assert_eq!(s["send_errors"], 0, "{s}");
+    let p = &r.port;
+    assert_eq!(p["replies"], count, "{p}");
+    assert_eq!(p["mempool"]["in_use"], 0, "client buffers still out: {p}");
+    assert_eq!(p["drops"]["bad-udp-checksum"], 0, "{p}");
+    assert_eq!(p["drops"]["bad-ip-checksum"], 0, "{p}");
+    assert_eq!(p["tx_ring_full"], 0, "{p}");
+}
+
+fn load_args(server: &str, client_ip: &str, window: u32, count: u64, json: &Path) -> Vec<String> {
+    strs(&[
+        "load",
+        "--transport",
+        "dpdk",
+        "--server",
+        server,
+        "--client-ip",
+        client_ip,
+        "--window",
+        &window.to_string(),
+        "--count",
+        &count.to_string(),
+        "--timeout-ms",
+        "500",
+        "--json",
+        json.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn memif_fast_path_and_dpdk_client() {
+    if !need_root("memif_fast_path_and_dpdk_client") {
+        return;
+    }
+    let _serial = serial();
+    let sock = SocketFile::new();
+    let sprefix = Prefix::new("memifs");
+    let mut args = strs(&[
+        "serve",
+        "--mode",
+        "rpc",
+        "--ip",
+        "198.18.0.1",
+        "--poll-mode",
+        "adaptive",
+        "--json",
+        "--duration",
+        "90",
+        "--interval-ms",
+        "60000",
+        "--",
+    ]);
+    args.extend(memif_eal(
+        &sprefix,
+        "0@0,1@1",
+        &format!(
+            "net_memif0,role=server,socket={},socket-abstract=no",
+            sock.path()
+        ),
+    ));
+    let mut server = Guarded(Some(spawn(&args)));
+    let start = Instant::now();
+    while !sock.0.exists() {
+        if let Some(st) = server.0.as_mut().unwrap().try_wait().unwrap() {
+            let out = server.0.take().unwrap().wait_with_output().unwrap();
+            panic!("server exited early ({st}): {}", text(&out));
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no memif socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let count = 2000u64;
+    for window in [1u32, 8] {
+        let cprefix = Prefix::new("memifc");
+        let json = tmp(&format!("memif-w{window}.json"));
+        let mut a = load_args("198.18.0.1:7777", "198.18.0.2", window, count, &json);
+        a.push("--".into());
+        a.extend(memif_eal(
+            &cprefix,
+            "0@0",
+            &format!(
+                "net_memif0,role=client,socket={},socket-abstract=no",
+                sock.path()
+            ),
+        ));
+        let out = run(&a, Duration::from_secs(60));
+        let r = client_result(&out, &json);
+        assert_all_answered(&r, count);
+        assert_eq!(r.port["arp_replies_received"], 1, "{}", r.port);
+        assert_eq!(
+            r.port["tx_frames"],
+            count + 1,
+            "requests and one ARP request"
+        );
+    }
+
+    // Let the server finish handling the last disconnect before it closes its port: memif's
+    // disconnect handling races with a close (docs/memif.md).
+    std::thread::sleep(Duration::from_millis(500));
+    let child = server.0.take().unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "server: {}", text(&out));
+    let fin = json_lines(&out.stdout).pop().expect("final line");
+    let node = |name: &str| {
+        fin["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("node {name}: {fin}"))["packets"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(node("rpc-server"), 2 * count, "{fin}");
+    assert_eq!(node("arp-reply"), 2, "one ARP per client run: {fin}");
+    assert_eq!(fin["tx"], 2 * count + 2, "{fin}");
+    assert_eq!(fin["rx"], 2 * count + 2, "{fin}");
+    assert_eq!(fin["drops"], 0, "{fin}");
+    assert_eq!(
+        fin["mempool"]["in_use"], 0,
+        "server buffers still out: {fin}"
+    );
+}
+
+/// A network namespace this test made; deleted on drop, pass or fail.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("bpl{tag}{}", std::process::id() % 100_000);
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let ns = Netns(name);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{args:?} in {}: {}",
+            self.0,
+            text(&out)
+        );
+        out
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+const KERNEL_IP: &str = "198.18.2.1";
+const CLIENT_IP: &str = "198.18.2.2";
+/// The PMD gives the kernel side of its tap the port's own MAC, so this is both.
+const TAP_MAC: &str = "02:00:00:12:02:01";
+
+/// A namespace with a persistent tap device (address up before the client starts, so its
+/// first ARP finds the kernel ready) and a kernel UDP echo server on it.
+struct TapPeer {
+    ns: Netns,
+    dev: String,
+    stop: Arc<AtomicBool>,
+    echo: Option<JoinHandle<u64>>,
+}
+
+impl TapPeer {
+    fn new(tag: &str) -> TapPeer {
+        let ns = Netns::new(tag);
+        let dev = format!("{}t", ns.0);
+        ns.exec(&[
+            "ip",
+            "tuntap",
+            "add",
+            "dev",
+            &dev,
+            "mode",
+            "tap",
+            "multi_queue",
+        ]);
+        ns.exec(&["ip", "addr", "add", &format!("{KERNEL_IP}/24"), "dev", &dev]);
+        ns.exec(&["ip", "link", "set", &dev, "up"]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let echo = Some(kernel_echo(&ns, Arc::clone(&stop)));
+        TapPeer {
+            ns,
+            dev,
+            stop,
+            echo,
+        }
+    }
+
+    /// Runs the DPDK client in the namespace on the tap device.
+    fn client(&self, extra: &[&str], server: &str, json: &Path) -> Output {
+        let prefix = Prefix::new("tapc");
+        let mut a = strs(&["netns", "exec", &self.ns.0, bin()]);
+        a.extend(load_args(server, CLIENT_IP, 8, 2000, json));
+        a.extend(strs(extra));
+        a.extend(strs(&[
+            "--",
+            "--lcores=0@0",
+            "--no-huge",
+            "--no-shconf",
+            "--no-pci",
+            "--no-telemetry",
+            "-m",
+            "256",
+            &format!("--file-prefix={}", prefix.0),
+            &format!("--vdev=net_tap0,iface={},mac={TAP_MAC}", self.dev),
+        ]));
+        run_cmd(Command::new("ip").args(&a), Duration::from_secs(60))
+    }
+
+    /// Stops the echo server and returns how many requests it answered.
+    fn echoed(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.echo.take().unwrap().join().expect("echo thread")
+    }
+}
+
+impl Drop for TapPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.echo.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A kernel UDP server in `ns` answering each RPC request with the same message as a
+/// response. The kernel drops datagrams whose checksum is wrong, so an answer proves the
+/// client's checksums.
+fn kernel_echo(ns: &Netns, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
+    let path = format!("/var/run/netns/{}", ns.0);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("open netns");
+        // SAFETY: setns on a valid namespace fd affects only this thread.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        let s = UdpSocket::bind(format!("{KERNEL_IP}:7777")).expect("bind echo");
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            let Ok((len, from)) = s.recv_from(&mut buf) else {
+                continue;
+            };
+            let Ok(mut h) = RpcHeader::new_checked(&mut buf[..len]) else {
+                continue;
+            };
+            h.set_kind(RpcKind::Response);
+            if s.send_to(&buf[..len], from).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("echo server ready");
+    h
+}
+
+#[test]
+fn tap_kernel_peer_arp_both_ways() {
+    if !need_root("tap_kernel_peer_arp_both_ways") {
+        return;
+    }
+    let _serial = serial();
+    let peer = TapPeer::new("a");
+    let server = format!("{KERNEL_IP}:7777");
+
+    // The client asks for the kernel's MAC; the kernel learns ours from the request.
+    let json = tmp("tap-arp.json");
+    let r = client_result(&peer.client(&[], &server, &json), &json);
+    assert_all_answered(&r, 2000);
+    assert!(
+        r.port["arp_replies_received"].as_u64().unwrap() >= 1,
+        "{}",
+        r.port
+    );
+
+    // Given the MAC the client asks nothing; with its neighbour table flushed the kernel
+    // must ask for ours before it can answer.
+    peer.ns.exec(&["ip", "neigh", "flush", "all"]);
+    let json = tmp("tap-mac.json");
+    let r = client_result(
+        &peer.client(&["--server-mac", TAP_MAC], &server, &json),
+        &json,
+    );
+    assert_all_answered(&r, 2000);
+    assert_eq!(r.port["arp_replies_received"], 0, "{}", r.port);
+    assert!(
+        r.port["arp_requests_answered"].as_u64().unwrap() >= 1,
+        "{}",
+        r.port
+    );
+    assert_eq!(
+        r.port["tx_frames"],
+        2000 + r.port["arp_requests_answered"].as_u64().unwrap()
+    );
+    assert_eq!(peer.echoed(), 4000);
+}
+
+#[test]
+fn arp_to_a_silent_address_fails_clearly() {
+    if !need_root("arp_to_a_silent_address_fails_clearly") {
+        return;
+    }
+    let _serial = serial();
+    let peer = TapPeer::new("s");
+    let json = tmp("tap-silent.json");
+    let start = Instant::now();
+    let out = peer.client(&[], "198.18.2.9:7777", &json);
+    let took = start.elapsed();
+    assert!(!out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no ARP reply from 198.18.2.9") && err.contains("--server-mac"),
+        "{}",
+        text(&out)
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(!json.exists(), "no report for a run that never started");
+    assert_eq!(peer.echoed(), 0);
+}
+
+/// Validation happens before the EAL starts, so these need no root.
+#[test]
+fn bad_arguments_exit_2_naming_the_flag() {
+    let base = [
+        "load",
+        "--transport",
+        "dpdk",
+        "--server",
+        "198.18.0.1:7777",
+        "--count",
+        "10",
+    ];
+    let eal = ["--", "--lcores=0@0", "--no-huge", "--vdev=net_null0"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (eal.to_vec(), "--client-ip"),
+        (
+            [
+                &["--client-ip", "198.18.0.2", "--wait", "blocking"][..],
+                &eal,
+            ]
+            .concat(),
+            "--wait",
+        ),
+        (
+            vec!["--client-ip", "198.18.0.2"],
+            "EAL arguments after `--`",
+        ),
+        (
+            [
+                &[
+                    "--client-ip",
+                    "198.18.0.2",
+                    "--server-mac",
+                    "02:00:00:00:00",
+                ][..],
+                &eal,
+            ]
+            .concat(),
+            "--server-mac",
+        ),
+        (
+            [&["--client-ip", "198.18.0.2", "--size", "1500"][..], &eal].concat(),
+            "--size",
+        ),
+        (
+            [&["--client-ip", "198.18.0.1"][..], &eal].concat(),
+            "--client-ip",
+        ),
+    ];
+    for (extra, flag) in cases {
+        let mut a = strs(&base);
+        a.extend(strs(&extra));
+        let out = run(&a, Duration::from_secs(20));
+        assert_eq!(out.status.code(), Some(2), "{a:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{a:?} should name {flag}: {err}");
+        assert!(!err.contains("EAL:"), "{a:?} started the EAL: {err}");
+    }
+    // dpdk-only flags with the kernel transport.
+    let a = strs(&[
+        "load",
+        "--server",
+        "127.0.0.1:7777",
+        "--client-ip",
+        "198.18.0.2",
+        "--count",
+        "1",
+    ]);
+    let out = run(&a, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--client-ip"));
+}
+
+#[test]
+fn memif_client_without_server_fails_clearly() {
+    if !need_root("memif_client_without_server_fails_clearly") {
+        return;
+    }
+    let _serial = serial();
+    let sock = SocketFile::new();
+    let prefix = Prefix::new("memifn");
+    let json = tmp("memif-none.json");
+    let mut a = load_args("198.18.0.1:7777", "198.18.0.2", 1, 10, &json);
+    a.push("--".into());
+    a.extend(memif_eal(
+        &prefix,
+        "0@0",
+        &format!(
+            "net_memif0,role=client,socket={},socket-abstract=no",
+            sock.path()
+        ),
+    ));
+    let out = run(&a, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs its server running"), "{}", text(&out));
+    assert!(!json.exists());
+}
