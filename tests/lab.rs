@@ -146,6 +146,9 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
         match p["status"].as_str().unwrap() {
             "ok" => {
                 ok += 1;
+                // Every server stopped when asked and gave its final report.
+                assert!(p["warnings"].is_null(), "{name}: {}", p["warnings"]);
+                assert!(p["server"]["type"] == "final", "{name}: no server report");
                 let hgrm = out.join(p["hgrm"].as_str().expect("hgrm named"));
                 let (rows, total) = hgrm_read::parse(&std::fs::read_to_string(&hgrm).unwrap())
                     .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -7,7 +7,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+
+fn code(st: std::process::ExitStatus) -> i32 {
+    st.code()
+        .unwrap_or_else(|| -st.signal().unwrap_or(i32::MAX))
+}
 
 use crate::shutdown;
 
@@ -43,6 +48,7 @@ pub struct Proc {
 /// How a wait ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Waited {
+    /// The exit code; a death by signal N is -N.
     Exited(i32),
     TimedOut,
     Interrupted,
@@ -181,7 +187,7 @@ impl Proc {
                         Err(RecvTimeoutError::Timeout) => {}
                     }
                 }
-                return Waited::Exited(st.code().unwrap_or(-1));
+                return Waited::Exited(code(st));
             }
             if shutdown::requested() {
                 return Waited::Interrupted;
@@ -222,7 +228,7 @@ impl Proc {
                         Err(RecvTimeoutError::Timeout) => {}
                     }
                 }
-                return Waited::Exited(st.code().unwrap_or(-1));
+                return Waited::Exited(code(st));
             }
             if start.elapsed() > grace {
                 self.kill();

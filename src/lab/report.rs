@@ -33,6 +33,7 @@ fn cell(s: &str) -> String {
 
 fn row(p: &PathResult) -> String {
     let status = match p.status {
+        Status::Ok if !p.warnings.is_empty() => "ok, **warning**".to_string(),
         Status::Ok => "ok".to_string(),
         s => format!("**{}**", s.as_str()),
     };
@@ -78,7 +79,7 @@ pub fn render(r: &LabResults) -> String {
     }
     let _ = writeln!(
         s,
-        "Started {} UTC, wall time {:.0} s{}. {} paths: {} ok, {} failed, {} skipped.\n",
+        "Started {} UTC, wall time {:.0} s{}. {} paths: {} ok ({} with a warning), {} failed, {} skipped.\n",
         r.started,
         r.wall_s,
         if r.interrupted {
@@ -88,6 +89,7 @@ pub fn render(r: &LabResults) -> String {
         },
         r.paths.len(),
         r.paths.iter().filter(|p| p.status == Status::Ok).count(),
+        r.paths.iter().filter(|p| !p.warnings.is_empty()).count(),
         r.failed(),
         r.paths
             .iter()
@@ -181,6 +183,13 @@ pub fn render(r: &LabResults) -> String {
     for p in &r.paths {
         let cpus = format!("server CPU {}, client CPU {}", p.server_cpu, p.client_cpu);
         let _ = match p.status {
+            Status::Ok if !p.warnings.is_empty() => writeln!(
+                s,
+                "- **{}**: {} ({cpus}). **Warning**: {}",
+                p.name,
+                p.description,
+                p.warnings.join("; ")
+            ),
             Status::Ok => writeln!(s, "- **{}**: {} ({cpus}).", p.name, p.description),
             Status::Failed => writeln!(
                 s,

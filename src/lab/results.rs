@@ -138,6 +138,10 @@ pub struct PathResult {
     pub client_report: Option<Value>,
     /// The commands the path ran, for reproducing it by hand.
     pub commands: Vec<String>,
+    /// Trouble that did not spoil the measurement (e.g. a server that would not stop when
+    /// asked): the figures stand, the problem is shown next to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl PathResult {
@@ -168,6 +172,16 @@ impl PathResult {
             server: None,
             client_report: None,
             commands: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The server's final report after the client measured; a server that would not stop
+    /// cleanly is a warning on figures the client already has, not a failed measurement.
+    pub fn keep_server_report(&mut self, fin: Result<Value, String>) {
+        match fin {
+            Ok(v) => self.server = Some(v),
+            Err(e) => self.warnings.push(format!("server: {e}")),
         }
     }
 }

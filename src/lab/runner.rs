@@ -121,6 +121,9 @@ fn summary_line(r: &PathResult) -> String {
                     l.p99_ns as f64 / 1e3
                 );
             }
+            if !r.warnings.is_empty() {
+                s += &format!(" (warning: {})", r.warnings.join("; "));
+            }
             if let Some(t) = &r.throughput {
                 s += &format!(
                     ", bypass {:.2} Mpps, testpmd {:.2} Mpps, ratio {:.3}",

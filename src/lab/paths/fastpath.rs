@@ -107,6 +107,6 @@ pub fn run(
     })();
     let fin = stop_server(&mut server);
     measured?;
-    res.server = Some(fin?);
+    res.keep_server_report(fin);
     Ok(())
 }

@@ -77,6 +77,6 @@ pub fn run(
     let fin = stop_server(&mut server);
     let _ = std::fs::remove_file(&sock);
     measured?;
-    res.server = Some(fin?);
+    res.keep_server_report(fin);
     Ok(())
 }

@@ -34,6 +34,6 @@ pub fn run(
     let measured = run_load(ctx, path, &topo.server_ns, &target, res);
     let fin = stop_server(&mut server);
     measured?;
-    res.server = Some(fin?);
+    res.keep_server_report(fin);
     Ok(())
 }

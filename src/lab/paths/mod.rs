@@ -103,6 +103,16 @@ pub fn stop_server(server: &mut Proc) -> Result<Value, String> {
     match (w, last) {
         (Waited::Exited(0), Some(v)) => Ok(v),
         (Waited::Exited(0), None) => Err(format!("{} printed no final report", server.what)),
+        (Waited::TimedOut, _) => Err(format!(
+            "{} did not exit within 10 s of SIGINT and was killed; no final report",
+            server.what
+        )),
+        (Waited::Exited(c), _) if c < 0 => Err(format!(
+            "{} died of signal {} when asked to stop; no final report. stderr: {}",
+            server.what,
+            -c,
+            server.stderr_tail(4)
+        )),
         (w, _) => Err(format!(
             "{} did not stop cleanly ({w:?}): {}",
             server.what,
