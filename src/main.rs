@@ -27,8 +27,9 @@ enum Command {
     Load(bypass::load::LoadArgs),
     /// Run a lab scenario: every server path side by side, same clients, in network
     /// namespaces; writes results.json, .hgrm files, SVG plots and report.md.
-    /// Exit status: 0 if every path ran or was skipped, 1 if any path failed, 2 for a broken
-    /// scenario (refused before anything is created), 130 after Ctrl-C.
+    /// Exit status: 0 if every path ran or was skipped, 1 if any path failed or a prerequisite
+    /// is missing, 2 for a broken scenario (refused before anything is created), 130 after
+    /// Ctrl-C.
     Lab(bypass::lab::LabArgs),
     /// Kernel-stack baseline RPC servers (udp, tcp, unix sockets) speaking the same protocol.
     KernelServe(bypass::kernel::KernelServeArgs),
