@@ -8,36 +8,56 @@
 use super::ipv4::Ipv4Address;
 
 /// Folds carries back into the low 16 bits (end-around carry).
-#[inline]
-fn fold(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+///
+/// Four fixed steps instead of a loop: after them no carry is left for any
+/// u64 input. The result is 0 only for a 0 input, as with the loop.
+#[inline(always)]
+fn fold(sum: u64) -> u16 {
+    let s = (sum >> 32) + (sum & 0xffff_ffff); // < 2^33
+    let s = (s >> 32) + (s & 0xffff_ffff); // < 2^32
+    let s = (s >> 16) + (s & 0xffff); // < 2^17
+    ((s >> 16) + (s & 0xffff)) as u16
+}
+
+/// Adds `w` to `acc` with end-around carry: ones'-complement addition on
+/// 64-bit words, which is the 16-bit ones'-complement sum since
+/// 2^16 ≡ 1 (mod 2^16 - 1).
+#[inline(always)]
+fn add_carry(acc: u64, w: u64) -> u64 {
+    let (s, carry) = acc.overflowing_add(w);
+    s + u64::from(carry)
 }
 
 /// Ones'-complement sum of `data` as big-endian 16-bit words, folded.
 ///
-/// Adds 32-bit words into a 64-bit accumulator: since 2^16 ≡ 1 in ones'
-/// complement arithmetic, that is the same sum with half the additions, and
-/// the accumulator cannot overflow for any buffer smaller than 16 GiB. An odd
-/// trailing byte is padded with a zero on the right, as RFC 1071 specifies.
+/// Sums native-endian 64-bit words with end-around carry and byte-swaps
+/// the folded result once: the ones'-complement sum is byte-order
+/// independent (RFC 1071 section 2(B)), so this is the big-endian word sum
+/// with an eighth of the additions and no per-word swaps. An odd trailing
+/// byte is padded with a zero on the right, as RFC 1071 specifies.
 #[inline]
 pub fn data_sum(data: &[u8]) -> u16 {
     let mut acc: u64 = 0;
-    let mut words = data.chunks_exact(4);
+    let mut words = data.chunks_exact(8);
     for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+        // The chunk is exactly 8 bytes, so the conversion cannot fail.
+        acc = add_carry(acc, u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
     }
-    let rest = words.remainder();
-    let mut pairs = rest.chunks_exact(2);
-    for p in &mut pairs {
-        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
+    let mut rest = words.remainder();
+    if rest.len() >= 4 {
+        acc = add_carry(acc, u64::from(u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]])));
+        rest = &rest[4..];
     }
-    if let [last] = pairs.remainder() {
-        acc += u64::from(*last) << 8;
+    if rest.len() >= 2 {
+        acc = add_carry(acc, u64::from(u16::from_ne_bytes([rest[0], rest[1]])));
+        rest = &rest[2..];
     }
-    fold(acc)
+    if let [last] = rest {
+        // In big-endian word order the odd byte is the high half of a
+        // zero-padded word; in native order that is the same two bytes.
+        acc = add_carry(acc, u64::from(u16::from_ne_bytes([*last, 0])));
+    }
+    u16::from_be(fold(acc))
 }
 
 /// Ones'-complement sum of several partial sums.
@@ -93,6 +113,18 @@ pub fn update_u32(old_csum: u16, old: u32, new: u32) -> u16 {
         + u64::from(!(old as u16))
         + u64::from((new >> 16) as u16)
         + u64::from(new as u16);
+    !fold(acc)
+}
+
+/// [`update`] for several 16-bit words at once: `old[i]` became `new[i]`.
+/// One fold for all of them; the result is the same as applying
+/// [`update`] word by word (the ones'-complement sum is associative).
+#[inline]
+pub fn update_words<const N: usize>(old_csum: u16, old: &[u16; N], new: &[u16; N]) -> u16 {
+    let mut acc = u64::from(!old_csum);
+    for i in 0..N {
+        acc += u64::from(!old[i]) + u64::from(new[i]);
+    }
     !fold(acc)
 }
 

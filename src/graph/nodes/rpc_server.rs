@@ -1,20 +1,23 @@
 //! `rpc-server`: serves bypass RPC v1 (docs/protocol.md) by rewriting each
 //! valid request into its response or error in place.
 //!
-//! Two passes per vector: the first answers every packet except for the
-//! `server_ns` stamp; the second reads the TSC once and stamps all replies
-//! with it. The replies leave together when the dispatch ends anyway, so a
-//! per-packet TSC read would cost cycles without being more accurate; and
-//! since the read follows every spin of the vector, spin replies include
+//! One pass per vector: the TSC is read once when the node starts on a
+//! vector and every reply is stamped with that `server_ns` while it is
+//! rewritten. The replies leave together when the dispatch ends anyway, so
+//! a per-packet TSC read would cost cycles without being more accurate.
+//! Only when a `spin` ran in the vector is the clock read again after the
+//! pass and the replies restamped (a second pass), so spin replies include
 //! their spin.
 
 use crate::graph::{now_tsc, Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 
+use crate::wire::checksum;
+
 use super::util::{
-    ipv4_reverse, ipv4_set_total_len, is_plain_udp, ns_to_ticks, swap_macs, ticks_to_ns,
-    udp_set_len_recompute, udp_set_u16, udp_set_u32, udp_swap_ports, write_u16_at, ETH_LEN,
-    UDP_LEN, UDP_PAYLOAD_OFF,
+    be16, head_mut, ipv4_set_total_len, is_plain_udp, is_plain_udp_head, ns_to_ticks,
+    ticks_to_ns, udp_set_len_recompute, udp_set_u32, ETH_LEN, IP_CSUM, IP_SRC, IP_TTL_PROTO,
+    REPLY_TTL, UDP_CSUM, UDP_LEN, UDP_OFF, UDP_PAYLOAD_OFF,
 };
 use super::{drop_reasons, quad_loop, NodeConfig, RPC_SERVER};
 
@@ -24,6 +27,7 @@ const NEXT_TX: u16 = 1;
 const RPC_OFF: usize = UDP_PAYLOAD_OFF;
 /// The version/kind byte pair, rewritten as one checksummed word.
 const VERSION_KIND: usize = RPC_OFF + 2;
+const METHOD: usize = RPC_OFF + 4;
 const STATUS: usize = RPC_OFF + 6;
 const SERVER_NS: usize = RPC_OFF + 24;
 const LENGTH: usize = RPC_OFF + 28;
@@ -61,7 +65,7 @@ impl RpcServer {
 
     /// What to answer a valid request with; spins if asked to.
     #[inline]
-    fn execute(&self, method: RpcMethod, payload: &[u8], tsc_hz: u64) -> RpcStatus {
+    fn execute(&self, method: RpcMethod, payload: &[u8], tsc_hz: u64, spun: &mut bool) -> RpcStatus {
         match method {
             RpcMethod::Echo => RpcStatus::Ok,
             RpcMethod::Spin => {
@@ -73,68 +77,125 @@ impl RpcServer {
                     return RpcStatus::BadArgument;
                 }
                 spin(ns, tsc_hz);
+                *spun |= ns != 0;
                 RpcStatus::Ok
             }
             RpcMethod::Other(_) => RpcStatus::UnknownMethod,
         }
     }
 
+    /// Answers one request in place, stamping `server_ns`. Sets `*spun`
+    /// when a spin ran, so the caller knows `server_ns` is stale.
     #[inline]
-    fn serve<P: PacketBuf>(&self, p: &mut P, tsc_hz: u64) -> Result<u16, RpcDrop> {
+    fn serve<P: PacketBuf>(
+        &self,
+        p: &mut P,
+        tsc_hz: u64,
+        server_ns: u32,
+        spun: &mut bool,
+    ) -> Result<u16, RpcDrop> {
         let data = p.data_mut();
-        if !is_plain_udp(data) {
+        let len = data.len();
+        let Some(h) = head_mut::<ERROR_FRAME_LEN>(data) else {
+            return Err(if is_plain_udp(data) {
+                RpcDrop::Truncated
+            } else {
+                RpcDrop::Malformed
+            });
+        };
+        if !is_plain_udp_head(h, len) {
             return Err(RpcDrop::Malformed);
         }
-        let dgram_len = data.len() - RPC_OFF;
-        if dgram_len < rpc::HEADER_LEN {
-            return Err(RpcDrop::Truncated);
-        }
-        let h = RpcHeader::new_unchecked(&data[RPC_OFF..]);
-        if h.magic() != rpc::MAGIC {
+        if be16(h, RPC_OFF) != rpc::MAGIC {
             return Err(RpcDrop::BadMagic);
         }
-        if h.version() != rpc::VERSION {
+        let old_version_kind = be16(h, VERSION_KIND);
+        if (old_version_kind >> 8) as u8 != rpc::VERSION {
             return Err(RpcDrop::BadVersion);
         }
-        if h.kind() != RpcKind::Request {
+        if RpcKind::from(old_version_kind as u8) != RpcKind::Request {
             return Err(RpcDrop::NotRequest);
         }
-        if h.length() as usize > dgram_len - rpc::HEADER_LEN {
+        let length = u32::from_be_bytes([h[LENGTH], h[LENGTH + 1], h[LENGTH + 2], h[LENGTH + 3]]);
+        if length as usize > len - ERROR_FRAME_LEN {
             return Err(RpcDrop::BadLength);
         }
-        let status = self.execute(h.method(), h.payload(), tsc_hz);
+        let status = match RpcMethod::from(be16(h, METHOD)) {
+            RpcMethod::Echo => RpcStatus::Ok,
+            method => {
+                let req = RpcHeader::new_unchecked(&data[RPC_OFF..]);
+                self.execute(method, req.payload(), tsc_hz, spun)
+            }
+        };
+        let Some(h) = head_mut::<ERROR_FRAME_LEN>(data) else {
+            return Err(RpcDrop::Truncated);
+        };
 
-        swap_macs(data);
-        ipv4_reverse(data);
-        udp_swap_ports(data);
+        reverse_headers(h);
         let version = u16::from(rpc::VERSION) << 8;
         if status == RpcStatus::Ok {
             // Same length as the request: every change is folded into the
-            // checksums incrementally, the payload is never re-summed.
-            udp_set_u16(
-                data,
-                VERSION_KIND,
-                version | u16::from(u8::from(RpcKind::Response)),
-            );
-            udp_set_u16(data, STATUS, 0);
+            // UDP checksum at once, the payload is never re-summed.
+            let new_version_kind = version | u16::from(u8::from(RpcKind::Response));
+            let old_status = be16(h, STATUS);
+            let old_ns = [be16(h, SERVER_NS), be16(h, SERVER_NS + 2)];
+            let new_ns = [(server_ns >> 16) as u16, server_ns as u16];
+            put16(h, VERSION_KIND, new_version_kind);
+            put16(h, STATUS, 0);
+            put16(h, SERVER_NS, new_ns[0]);
+            put16(h, SERVER_NS + 2, new_ns[1]);
+            let csum = be16(h, UDP_CSUM);
+            if csum != 0 {
+                let c = checksum::update_words(
+                    csum,
+                    &[old_version_kind, old_status, old_ns[0], old_ns[1]],
+                    &[new_version_kind, 0, new_ns[0], new_ns[1]],
+                );
+                put16(h, UDP_CSUM, if c == 0 { 0xffff } else { c });
+            }
         } else {
-            write_u16_at(
-                data,
-                VERSION_KIND,
-                version | u16::from(u8::from(RpcKind::Error)),
-            );
-            write_u16_at(data, STATUS, status.into());
-            data[LENGTH..LENGTH + 4].fill(0);
-            let excess = data.len() - ERROR_FRAME_LEN;
+            put16(h, VERSION_KIND, version | u16::from(u8::from(RpcKind::Error)));
+            put16(h, STATUS, status.into());
+            h[SERVER_NS..SERVER_NS + 4].copy_from_slice(&server_ns.to_be_bytes());
+            h[LENGTH..LENGTH + 4].fill(0);
+            let excess = len - ERROR_FRAME_LEN;
             p.trim(excess);
             let data = p.data_mut();
             ipv4_set_total_len(data, (ERROR_FRAME_LEN - ETH_LEN) as u16);
-            // server_ns is stamped later by an incremental update, so the
-            // full recompute here must already see the final length.
             udp_set_len_recompute(data, (UDP_LEN + rpc::HEADER_LEN) as u16);
         }
         Ok(NEXT_TX)
     }
+}
+
+/// Turns the request's Ethernet, IPv4 and UDP headers around in place:
+/// addresses and ports swapped (which leaves both checksums valid), TTL
+/// reset with an incremental header-checksum fix. Needs a plain UDP frame.
+#[inline(always)]
+fn reverse_headers(h: &mut [u8; ERROR_FRAME_LEN]) {
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&h[6..12]);
+    macs[6..].copy_from_slice(&h[..6]);
+    h[..12].copy_from_slice(&macs);
+
+    let mut ips = [0u8; 8];
+    ips[..4].copy_from_slice(&h[IP_SRC + 4..IP_SRC + 8]);
+    ips[4..].copy_from_slice(&h[IP_SRC..IP_SRC + 4]);
+    h[IP_SRC..IP_SRC + 8].copy_from_slice(&ips);
+
+    let old = be16(h, IP_TTL_PROTO);
+    let new = (u16::from(REPLY_TTL) << 8) | (old & 0xff);
+    let c = checksum::update(be16(h, IP_CSUM), old, new);
+    put16(h, IP_TTL_PROTO, new);
+    put16(h, IP_CSUM, c);
+
+    let ports = [h[UDP_OFF + 2], h[UDP_OFF + 3], h[UDP_OFF], h[UDP_OFF + 1]];
+    h[UDP_OFF..UDP_OFF + 4].copy_from_slice(&ports);
+}
+
+#[inline(always)]
+fn put16<const N: usize>(h: &mut [u8; N], off: usize, v: u16) {
+    h[off..off + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 /// Busy-waits `ns` nanoseconds on the TSC. No sleep or yield: the point of
@@ -165,13 +226,22 @@ impl<P: PacketBuf> Node<P> for RpcServer {
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
         let tsc_hz = ctx.tsc_hz();
-        quad_loop(ctx, pkts, nexts, |p| self.serve(p, tsc_hz));
-
-        if !nexts.contains(&NEXT_TX) {
+        let stamp = |ctx: &NodeCtx<'_>| {
+            let elapsed = ctx.now_tsc().saturating_sub(ctx.rx_tsc());
+            u32::try_from(ticks_to_ns(elapsed, tsc_hz)).unwrap_or(u32::MAX)
+        };
+        let server_ns = stamp(ctx);
+        let mut spun = false;
+        quad_loop(ctx, pkts, nexts, |p| {
+            self.serve(p, tsc_hz, server_ns, &mut spun)
+        });
+        if !spun {
             return;
         }
-        let elapsed = ctx.now_tsc().saturating_sub(ctx.rx_tsc());
-        let server_ns = u32::try_from(ticks_to_ns(elapsed, tsc_hz)).unwrap_or(u32::MAX);
+        // A spin ran after the clock was read: restamp every reply with a
+        // reading taken after all of them, so spin replies include their
+        // spin and the vector still carries one value.
+        let server_ns = stamp(ctx);
         for (p, _) in pkts
             .iter_mut()
             .zip(nexts.iter())
