@@ -103,6 +103,10 @@ pub struct Graph<P: PacketBuf> {
     round: u64,
     rx_tsc: u64,
     tsc_hz: u64,
+    /// TSC at the end of the last node call (or the start of the current
+    /// dispatch): the start of the next call. One read per call instead of
+    /// two; the few cycles of routing between calls go to the next node.
+    last_tsc: u64,
 }
 
 impl<P: PacketBuf> Graph<P> {
@@ -181,6 +185,7 @@ impl<P: PacketBuf> Graph<P> {
             round: 1,
             rx_tsc: 0,
             tsc_hz,
+            last_tsc: 0,
         })
     }
 
@@ -214,6 +219,7 @@ impl<P: PacketBuf> Graph<P> {
     /// next [`Self::dispatch`]. If that node's vector is already full it is
     /// run right away, which may emit packets into `out`.
     pub fn enqueue(&mut self, node: NodeId, pkt: P, out: &mut PacketVector<P>) {
+        self.last_tsc = now_tsc();
         self.deliver_one(node.0, pkt, out);
     }
 
@@ -228,6 +234,7 @@ impl<P: PacketBuf> Graph<P> {
         out: &mut PacketVector<P>,
     ) {
         self.rx_tsc = rx_tsc;
+        self.last_tsc = now_tsc();
         if !input.is_empty() {
             self.deliver_vector(self.entry, input, out);
         }
@@ -251,11 +258,13 @@ impl<P: PacketBuf> Graph<P> {
         slot.last_round = self.round;
         slot.drops.fill(0);
 
-        let start = now_tsc();
-        let mut ctx = NodeCtx::new(&mut slot.drops, self.rx_tsc, self.tsc_hz);
+        let start = self.last_tsc;
+        let mut ctx = NodeCtx::with_start(&mut slot.drops, self.rx_tsc, self.tsc_hz, start);
         slot.node
             .process(&mut ctx, v.as_mut_slice(), &mut slot.nexts[..n]);
-        let cycles = now_tsc().wrapping_sub(start);
+        let end = now_tsc();
+        self.last_tsc = end;
+        let cycles = end.wrapping_sub(start);
 
         self.counters.record(i, new_call, n as u64, cycles);
         let mut attributed = 0;

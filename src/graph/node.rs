@@ -31,6 +31,8 @@ pub struct NodeCtx<'a> {
     drops: &'a mut [u64],
     rx_tsc: u64,
     tsc_hz: u64,
+    /// TSC when this call started, if the caller read it anyway.
+    start_tsc: Option<u64>,
 }
 
 impl<'a> NodeCtx<'a> {
@@ -41,6 +43,16 @@ impl<'a> NodeCtx<'a> {
             drops,
             rx_tsc,
             tsc_hz,
+            start_tsc: None,
+        }
+    }
+
+    /// [`Self::new`] for a call whose start the engine has just read off
+    /// the TSC, so the node need not read it again.
+    pub(super) fn with_start(drops: &'a mut [u64], rx_tsc: u64, tsc_hz: u64, start: u64) -> Self {
+        Self {
+            start_tsc: Some(start),
+            ..Self::new(drops, rx_tsc, tsc_hz)
         }
     }
 
@@ -81,6 +93,14 @@ impl<'a> NodeCtx<'a> {
     #[inline]
     pub fn now_tsc(&self) -> u64 {
         now_tsc()
+    }
+
+    /// TSC when this node call started: the engine's reading if it took
+    /// one (it reads the TSC between calls for the cycle counters anyway),
+    /// else a fresh one.
+    #[inline]
+    pub fn start_tsc(&self) -> u64 {
+        self.start_tsc.unwrap_or_else(now_tsc)
     }
 }
 
