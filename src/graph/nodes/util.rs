@@ -68,11 +68,11 @@ pub(super) fn is_plain_udp_head<const N: usize>(h: &[u8; N], len: usize) -> bool
 #[inline(always)]
 pub(super) fn udp_verify_sum(data: &[u8], udp_len: u16) -> u16 {
     let covered = data.get(IP_SRC..).unwrap_or(&[]);
-    checksum::combine(&[
-        checksum::data_sum(covered),
-        u16::from(u8::from(IpProtocol::Udp)),
-        udp_len,
-    ])
+    checksum::Accumulator::default()
+        .add_u16(u16::from(u8::from(IpProtocol::Udp)))
+        .add_u16(udp_len)
+        .add_bytes(covered)
+        .finish()
 }
 
 #[inline]
