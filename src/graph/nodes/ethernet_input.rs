@@ -6,7 +6,7 @@ use crate::wire::{EtherType, MacAddress};
 
 use super::util::{be16, head, ETH_LEN};
 
-use super::{drop_reasons, quad_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
+use super::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
 
 const NEXTS: &[&str] = &[DROP, ARP_REPLY, IP4_INPUT];
 const NEXT_ARP: u16 = 1;
@@ -85,7 +85,7 @@ impl<P: PacketBuf> Node<P> for EthernetInput {
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        quad_loop(ctx, pkts, nexts, |p| self.classify(p.data()));
+        packet_loop(ctx, pkts, nexts, |p| self.classify(p.data()));
     }
 }
 

@@ -10,7 +10,7 @@ use super::util::{
     be16, head, is_bad_source_ip, ETH_LEN, IP_LEN, IP_OFF, IP_SRC, IP_TOTAL_LEN, IP_TTL_PROTO,
     UDP_OFF,
 };
-use super::{drop_reasons, quad_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, UDP_INPUT};
+use super::{drop_reasons, packet_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, UDP_INPUT};
 
 const NEXTS: &[&str] = &[DROP, ICMP_ECHO, UDP_INPUT];
 const NEXT_ICMP: u16 = 1;
@@ -154,7 +154,7 @@ impl<P: PacketBuf> Node<P> for Ip4Input {
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        quad_loop(ctx, pkts, nexts, |p| self.check(p));
+        packet_loop(ctx, pkts, nexts, |p| self.check(p));
     }
 }
 

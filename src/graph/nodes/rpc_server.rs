@@ -19,7 +19,7 @@ use super::util::{
     ticks_to_ns, udp_set_len_recompute, udp_set_u32, ETH_LEN, IP_CSUM, IP_SRC, IP_TTL_PROTO,
     REPLY_TTL, UDP_CSUM, UDP_LEN, UDP_OFF, UDP_PAYLOAD_OFF,
 };
-use super::{drop_reasons, quad_loop, NodeConfig, RPC_SERVER};
+use super::{drop_reasons, packet_loop, NodeConfig, RPC_SERVER};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
@@ -241,7 +241,7 @@ impl<P: PacketBuf> Node<P> for RpcServer {
         };
         let server_ns = stamp(ctx.start_tsc(), ctx.rx_tsc());
         let mut spun = false;
-        quad_loop(ctx, pkts, nexts, |p| {
+        packet_loop(ctx, pkts, nexts, |p| {
             self.serve(p, tsc_hz, server_ns, &mut spun)
         });
         if !spun {

@@ -6,7 +6,7 @@ use super::util::{
     be16, head, is_plain_udp_head, udp_verify_sum, UDP_CSUM, UDP_LEN_FIELD, UDP_OFF,
     UDP_PAYLOAD_OFF,
 };
-use super::{drop_reasons, quad_loop, NodeConfig, RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT};
+use super::{drop_reasons, packet_loop, NodeConfig, RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT};
 
 const NEXTS: &[&str] = &[DROP, RPC_SERVER, SOCKPERF_ECHO];
 const NEXT_RPC: u16 = 1;
@@ -89,7 +89,7 @@ impl<P: PacketBuf> Node<P> for UdpInput {
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        quad_loop(ctx, pkts, nexts, |p| self.dispatch(p.data()));
+        packet_loop(ctx, pkts, nexts, |p| self.dispatch(p.data()));
     }
 }
 
