@@ -149,11 +149,15 @@ pub fn update_u32(old_csum: u16, old: u32, new: u32) -> u16 {
     !fold(acc)
 }
 
-/// [`update`] for several 16-bit words at once: `old[i]` became `new[i]`.
-/// One fold for all of them; the result is the same as applying
-/// [`update`] word by word (the ones'-complement sum is associative).
-#[inline]
-pub fn update_words<const N: usize>(old_csum: u16, old: &[u16; N], new: &[u16; N]) -> u16 {
+/// [`update`] for several changed words at once, in native byte order:
+/// `old_csum`, `old[i]` and `new[i]` are read from (and the result is
+/// stored back into) the packet with `from_ne_bytes`/`to_ne_bytes`, each
+/// at an even offset; a 16-bit field goes in zero-extended. One fold for
+/// all words and no byte swaps, with the same bytes as updating the
+/// big-endian values word by word: the ones'-complement sum is associative
+/// and byte-order independent, and a 32-bit word is the sum of its halves.
+#[inline(always)]
+pub fn update_ne32<const N: usize>(old_csum: u16, old: &[u32; N], new: &[u32; N]) -> u16 {
     let mut acc = u64::from(!old_csum);
     for i in 0..N {
         acc += u64::from(!old[i]) + u64::from(new[i]);
@@ -272,6 +276,35 @@ mod tests {
             assert_eq!(u64::from(f) % 0xffff, v % 0xffff, "{v:#x}");
         }
         assert_eq!(fold(0), 0);
+    }
+
+    #[test]
+    fn native_multi_word_update_matches_full_recompute() {
+        let ne32 = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let ne16 = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        let mut rng = XorShift(0x5eed);
+        let mut buf = [0u8; 40];
+        for _ in 0..5000 {
+            rng.fill(&mut buf);
+            buf[0] = 0x45;
+            buf[2..4].fill(0);
+            let csum = checksum(&buf);
+            buf[2..4].copy_from_slice(&csum.to_be_bytes());
+            // Change two 32-bit words and one 16-bit word at even offsets
+            // past the checksum field.
+            let (i, j, k) = (4 + 2 * rng.below(4), 14 + 2 * rng.below(4), 26 + 2 * rng.below(6));
+            let old = [ne32(&buf, i), ne32(&buf, j), u32::from(ne16(&buf, k))];
+            let a = rng.next_u64() as u32;
+            let b = rng.next_u64() as u32;
+            let c = rng.next_u64() as u16;
+            buf[i..i + 4].copy_from_slice(&a.to_ne_bytes());
+            buf[j..j + 4].copy_from_slice(&b.to_ne_bytes());
+            buf[k..k + 2].copy_from_slice(&c.to_ne_bytes());
+            let new = [a, b, u32::from(c)];
+            let got = update_ne32(ne16(&buf, 2), &old, &new);
+            buf[2..4].fill(0);
+            assert_eq!(u16::from_be_bytes(got.to_ne_bytes()), checksum(&buf));
+        }
     }
 
     #[test]

@@ -135,23 +135,26 @@ impl RpcServer {
         let version = u16::from(rpc::VERSION) << 8;
         if status == RpcStatus::Ok {
             // Same length as the request: every change is folded into the
-            // UDP checksum at once, the payload is never re-summed.
+            // UDP checksum at once, the payload is never re-summed. Whole
+            // native-endian words: version/kind with the (unchanged)
+            // method, status with the first half of the (unchanged)
+            // request id, and server_ns.
             let new_version_kind = version | u16::from(u8::from(RpcKind::Response));
-            let old_status = be16(h, STATUS);
-            let old_ns = [be16(h, SERVER_NS), be16(h, SERVER_NS + 2)];
-            let new_ns = [(server_ns >> 16) as u16, server_ns as u16];
-            put16(h, VERSION_KIND, new_version_kind);
-            put16(h, STATUS, 0);
-            put16(h, SERVER_NS, new_ns[0]);
-            put16(h, SERVER_NS + 2, new_ns[1]);
-            let csum = be16(h, UDP_CSUM);
+            let old = [ne32(h, VERSION_KIND), ne32(h, STATUS), ne32(h, SERVER_NS)];
+            let new = [
+                with_be16(old[0], new_version_kind),
+                with_be16(old[1], RpcStatus::Ok.into()),
+                u32::from_ne_bytes(server_ns.to_be_bytes()),
+            ];
+            put_ne32(h, VERSION_KIND, new[0]);
+            put_ne32(h, STATUS, new[1]);
+            put_ne32(h, SERVER_NS, new[2]);
+            let csum = u16::from_ne_bytes([h[UDP_CSUM], h[UDP_CSUM + 1]]);
             if csum != 0 {
-                let c = checksum::update_words(
-                    csum,
-                    &[old_version_kind, old_status, old_ns[0], old_ns[1]],
-                    &[new_version_kind, 0, new_ns[0], new_ns[1]],
-                );
-                put16(h, UDP_CSUM, if c == 0 { 0xffff } else { c });
+                // 0 and 0xffff read the same in either byte order.
+                let c = checksum::update_ne32(csum, &old, &new);
+                let c = if c == 0 { 0xffff } else { c };
+                h[UDP_CSUM..UDP_CSUM + 2].copy_from_slice(&c.to_ne_bytes());
             }
         } else {
             put16(h, VERSION_KIND, version | u16::from(u8::from(RpcKind::Error)));
@@ -185,11 +188,12 @@ fn reverse_headers(h: &mut [u8; ERROR_FRAME_LEN]) {
     let ips = u64::from_ne_bytes(word(h, IP_SRC)).rotate_left(32);
     h[IP_SRC..IP_SRC + 8].copy_from_slice(&ips.to_ne_bytes());
 
-    let old = be16(h, IP_TTL_PROTO);
-    let new = (u16::from(REPLY_TTL) << 8) | (old & 0xff);
-    let c = checksum::update(be16(h, IP_CSUM), old, new);
-    put16(h, IP_TTL_PROTO, new);
-    put16(h, IP_CSUM, c);
+    let old = u16::from_ne_bytes([h[IP_TTL_PROTO], h[IP_TTL_PROTO + 1]]);
+    let new = u16::from_ne_bytes([REPLY_TTL, h[IP_TTL_PROTO + 1]]);
+    let csum = u16::from_ne_bytes([h[IP_CSUM], h[IP_CSUM + 1]]);
+    let c = checksum::update_ne32(csum, &[u32::from(old)], &[u32::from(new)]);
+    h[IP_TTL_PROTO..IP_TTL_PROTO + 2].copy_from_slice(&new.to_ne_bytes());
+    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&c.to_ne_bytes());
 
     let ports = u32::from_ne_bytes([h[UDP_OFF], h[UDP_OFF + 1], h[UDP_OFF + 2], h[UDP_OFF + 3]]);
     h[UDP_OFF..UDP_OFF + 4].copy_from_slice(&ports.rotate_left(16).to_ne_bytes());
@@ -201,6 +205,26 @@ fn word<const N: usize>(h: &[u8; N], off: usize) -> [u8; 8] {
     let mut w = [0; 8];
     w.copy_from_slice(&h[off..off + 8]);
     w
+}
+
+/// Native-endian u32 at a constant (even) offset, for checksum updates.
+#[inline(always)]
+fn ne32<const N: usize>(h: &[u8; N], off: usize) -> u32 {
+    u32::from_ne_bytes([h[off], h[off + 1], h[off + 2], h[off + 3]])
+}
+
+#[inline(always)]
+fn put_ne32<const N: usize>(h: &mut [u8; N], off: usize, v: u32) {
+    h[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// The native-endian word `w` with its first two bytes (in memory order)
+/// replaced by the big-endian `v`.
+#[inline(always)]
+fn with_be16(w: u32, v: u16) -> u32 {
+    let mut b = w.to_ne_bytes();
+    b[..2].copy_from_slice(&v.to_be_bytes());
+    u32::from_ne_bytes(b)
 }
 
 #[inline(always)]
