@@ -76,7 +76,10 @@ impl Accumulator {
     /// Adds one 16-bit value, e.g. a pseudo-header field.
     #[inline(always)]
     pub fn add_u16(self, v: u16) -> Self {
-        Self(add_carry(self.0, u64::from(u16::from_ne_bytes(v.to_be_bytes()))))
+        Self(add_carry(
+            self.0,
+            u64::from(u16::from_ne_bytes(v.to_be_bytes())),
+        ))
     }
 
     /// The folded big-endian sum, as [`data_sum`] returns it.
@@ -270,7 +273,14 @@ mod tests {
 
     #[test]
     fn fold_keeps_nonzero_sums_nonzero() {
-        for v in [1u64, 0xffff, 0x1_0000, 0xffff_ffff, u64::MAX, 0x8000_0000_0000_0000] {
+        for v in [
+            1u64,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            u64::MAX,
+            0x8000_0000_0000_0000,
+        ] {
             let f = fold(v);
             assert_ne!(f, 0, "{v:#x}");
             assert_eq!(u64::from(f) % 0xffff, v % 0xffff, "{v:#x}");
@@ -292,7 +302,11 @@ mod tests {
             buf[2..4].copy_from_slice(&csum.to_be_bytes());
             // Change two 32-bit words and one 16-bit word at even offsets
             // past the checksum field.
-            let (i, j, k) = (4 + 2 * rng.below(4), 14 + 2 * rng.below(4), 26 + 2 * rng.below(6));
+            let (i, j, k) = (
+                4 + 2 * rng.below(4),
+                14 + 2 * rng.below(4),
+                26 + 2 * rng.below(6),
+            );
             let old = [ne32(&buf, i), ne32(&buf, j), u32::from(ne16(&buf, k))];
             let a = rng.next_u64() as u32;
             let b = rng.next_u64() as u32;

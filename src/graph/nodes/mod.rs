@@ -16,9 +16,9 @@
 
 use crate::wire::{Ipv4Address, MacAddress};
 
-use super::{BuildError, Graph, Node, NodeCtx, PacketBuf};
 #[cfg(doc)]
 use super::prefetch;
+use super::{BuildError, Graph, Node, NodeCtx, PacketBuf};
 
 mod arp_reply;
 mod ethernet_input;

@@ -15,9 +15,9 @@ use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 use crate::wire::checksum;
 
 use super::util::{
-    be16, head_mut, ipv4_set_total_len, is_plain_udp, is_plain_udp_head, ns_to_ticks,
-    ticks_to_ns, udp_set_len_recompute, udp_set_u32, ETH_LEN, IP_CSUM, IP_SRC, IP_TTL_PROTO,
-    REPLY_TTL, UDP_CSUM, UDP_LEN, UDP_OFF, UDP_PAYLOAD_OFF,
+    be16, head_mut, ipv4_set_total_len, is_plain_udp, is_plain_udp_head, ns_to_ticks, ticks_to_ns,
+    udp_set_len_recompute, udp_set_u32, ETH_LEN, IP_CSUM, IP_SRC, IP_TTL_PROTO, REPLY_TTL,
+    UDP_CSUM, UDP_LEN, UDP_OFF, UDP_PAYLOAD_OFF,
 };
 use super::{drop_reasons, packet_loop, NodeConfig, RPC_SERVER};
 
@@ -65,7 +65,13 @@ impl RpcServer {
 
     /// What to answer a valid request with; spins if asked to.
     #[inline]
-    fn execute(&self, method: RpcMethod, payload: &[u8], tsc_hz: u64, spun: &mut bool) -> RpcStatus {
+    fn execute(
+        &self,
+        method: RpcMethod,
+        payload: &[u8],
+        tsc_hz: u64,
+        spun: &mut bool,
+    ) -> RpcStatus {
         match method {
             RpcMethod::Echo => RpcStatus::Ok,
             RpcMethod::Spin => {
@@ -157,7 +163,11 @@ impl RpcServer {
                 h[UDP_CSUM..UDP_CSUM + 2].copy_from_slice(&c.to_ne_bytes());
             }
         } else {
-            put16(h, VERSION_KIND, version | u16::from(u8::from(RpcKind::Error)));
+            put16(
+                h,
+                VERSION_KIND,
+                version | u16::from(u8::from(RpcKind::Error)),
+            );
             put16(h, STATUS, status.into());
             h[SERVER_NS..SERVER_NS + 4].copy_from_slice(&server_ns.to_be_bytes());
             h[LENGTH..LENGTH + 4].fill(0);

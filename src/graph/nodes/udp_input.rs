@@ -1,12 +1,12 @@
 //! `udp-input`: validates the UDP header and dispatches by destination
 //! port.
 
-use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
 use super::util::{
     be16, head, is_plain_udp_head, udp_verify_sum, UDP_CSUM, UDP_LEN_FIELD, UDP_OFF,
     UDP_PAYLOAD_OFF,
 };
 use super::{drop_reasons, packet_loop, NodeConfig, RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT};
+use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
 
 const NEXTS: &[&str] = &[DROP, RPC_SERVER, SOCKPERF_ECHO];
 const NEXT_RPC: u16 = 1;
