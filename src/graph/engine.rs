@@ -74,7 +74,14 @@ enum Target {
 struct Slot<P> {
     node: Box<dyn Node<P>>,
     edges: Box<[Target]>,
+    /// Per edge, what the node guarantees about every packet it sends
+    /// there ([`Node::edge_props`], padded with 0).
+    edge_props: Box<[u32]>,
     pending: PacketVector<P>,
+    /// AND of the edge properties of every packet in `pending`: what holds
+    /// for all of them when the node runs. Reset by the first delivery
+    /// into an empty vector.
+    pending_props: u32,
     nexts: Box<[u16]>,
     drops: Box<[u64]>,
     last_round: u64,
@@ -161,7 +168,13 @@ impl<P: PacketBuf> Graph<P> {
                     _ => Target::Node(pos[index[next]]),
                 })
                 .collect();
+            let props = node.edge_props();
+            let edge_props = (0..node.next_nodes().len())
+                .map(|k| props.get(k).copied().unwrap_or(0))
+                .collect();
             slots.push(Slot {
+                edge_props,
+                pending_props: 0,
                 drops: vec![0; node.drop_reasons().len()].into(),
                 node,
                 edges,
@@ -220,7 +233,8 @@ impl<P: PacketBuf> Graph<P> {
     /// run right away, which may emit packets into `out`.
     pub fn enqueue(&mut self, node: NodeId, pkt: P, out: &mut PacketVector<P>) {
         self.last_tsc = now_tsc();
-        self.deliver_one(node.0, pkt, out);
+        // Nothing is known about a packet from outside the graph.
+        self.deliver_one(node.0, pkt, 0, out);
     }
 
     /// Run the entry node on `input` (left empty), then every node with
@@ -236,7 +250,7 @@ impl<P: PacketBuf> Graph<P> {
         self.rx_tsc = rx_tsc;
         self.last_tsc = now_tsc();
         if !input.is_empty() {
-            self.deliver_vector(self.entry, input, out);
+            self.deliver_vector(self.entry, input, 0, out);
         }
         for i in 0..self.slots.len() {
             if !self.slots[i].pending.is_empty() {
@@ -254,12 +268,13 @@ impl<P: PacketBuf> Graph<P> {
         let mut v = mem::replace(&mut self.slots[i].pending, PacketVector::placeholder());
         let n = v.len();
         let slot = &mut self.slots[i];
+        let props = slot.pending_props;
         let new_call = slot.last_round != self.round;
         slot.last_round = self.round;
         slot.drops.fill(0);
 
         let start = self.last_tsc;
-        let mut ctx = NodeCtx::with_start(&mut slot.drops, self.rx_tsc, self.tsc_hz, start);
+        let mut ctx = NodeCtx::with_start(&mut slot.drops, self.rx_tsc, self.tsc_hz, start, props);
         slot.node
             .process(&mut ctx, v.as_mut_slice(), &mut slot.nexts[..n]);
         let end = now_tsc();
@@ -285,6 +300,16 @@ impl<P: PacketBuf> Graph<P> {
         slot.edges.get(usize::from(slot.nexts[k])).copied()
     }
 
+    /// What node `from` guarantees about its `k`-th packet of this call.
+    #[inline]
+    fn props(&self, from: usize, k: usize) -> u32 {
+        let slot = &self.slots[from];
+        slot.edge_props
+            .get(usize::from(slot.nexts[k]))
+            .copied()
+            .unwrap_or(0)
+    }
+
     fn route(
         &mut self,
         from: usize,
@@ -301,7 +326,10 @@ impl<P: PacketBuf> Graph<P> {
         if nexts.iter().fold(0, |acc, &x| acc | (x ^ first)) == 0 {
             // Home run: the whole vector goes one way, hand it over in O(1).
             match self.target(from, 0) {
-                Some(Target::Node(j)) => self.deliver_vector(j, v, out),
+                Some(Target::Node(j)) => {
+                    let props = self.props(from, 0);
+                    self.deliver_vector(j, v, props, out)
+                }
                 Some(Target::Drop) => {
                     t.dropped = n as u64;
                     v.clear();
@@ -324,7 +352,10 @@ impl<P: PacketBuf> Graph<P> {
         } else {
             for (k, pkt) in v.drain().enumerate() {
                 match self.target(from, k) {
-                    Some(Target::Node(j)) => self.deliver_one(j, pkt, out),
+                    Some(Target::Node(j)) => {
+                        let props = self.props(from, k);
+                        self.deliver_one(j, pkt, props, out)
+                    }
                     Some(Target::Drop) => t.dropped += 1,
                     Some(Target::Tx) => {
                         t.tx += 1;
@@ -371,24 +402,39 @@ impl<P: PacketBuf> Graph<P> {
     }
 
     /// Move a whole vector to node `j`, running `j` first if its pending
-    /// packets and `v` together would not fit.
-    fn deliver_vector(&mut self, j: usize, v: &mut PacketVector<P>, out: &mut PacketVector<P>) {
+    /// packets and `v` together would not fit. `props` holds for every
+    /// packet of `v`.
+    fn deliver_vector(
+        &mut self,
+        j: usize,
+        v: &mut PacketVector<P>,
+        props: u32,
+        out: &mut PacketVector<P>,
+    ) {
         if self.slots[j].pending.room() < v.len() {
             self.run(j, out);
         }
-        let dst = &mut self.slots[j].pending;
-        if dst.is_empty() {
-            dst.swap(v);
+        let slot = &mut self.slots[j];
+        if slot.pending.is_empty() {
+            slot.pending_props = props;
+            slot.pending.swap(v);
         } else {
-            v.move_into(dst);
+            slot.pending_props &= props;
+            v.move_into(&mut slot.pending);
         }
     }
 
-    fn deliver_one(&mut self, j: usize, pkt: P, out: &mut PacketVector<P>) {
+    fn deliver_one(&mut self, j: usize, pkt: P, props: u32, out: &mut PacketVector<P>) {
         if self.slots[j].pending.is_full() {
             self.run(j, out);
         }
-        let pushed = self.slots[j].pending.push(pkt);
+        let slot = &mut self.slots[j];
+        if slot.pending.is_empty() {
+            slot.pending_props = props;
+        } else {
+            slot.pending_props &= props;
+        }
+        let pushed = slot.pending.push(pkt);
         debug_assert!(pushed.is_ok(), "a just-flushed vector has room");
     }
 }

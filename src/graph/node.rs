@@ -19,6 +19,18 @@ pub trait Node<P: PacketBuf> {
         &[]
     }
 
+    /// Per next edge (indexed like [`Self::next_nodes`]), a bit set of
+    /// properties this node guarantees for every packet it sends there,
+    /// e.g. "headers validated, layout fixed". The bits mean what the nodes
+    /// of a graph agree on; the engine only ANDs them over the packets of a
+    /// vector and hands the result to the receiving node as
+    /// [`NodeCtx::guaranteed`], so that node can skip re-checking what the
+    /// node before it verified. Packets queued from outside the graph
+    /// carry no properties. Missing entries mean none.
+    fn edge_props(&self) -> &'static [u32] {
+        &[]
+    }
+
     /// Handle `pkts` (in place) and write one next-edge index per packet
     /// into `nexts` (same length as `pkts`). A dropped packet must be
     /// counted with `ctx.drop*` and sent to the `"drop"` edge.
@@ -33,6 +45,8 @@ pub struct NodeCtx<'a> {
     tsc_hz: u64,
     /// TSC when this call started, if the caller read it anyway.
     start_tsc: Option<u64>,
+    /// Edge properties common to every packet of this call.
+    props: u32,
 }
 
 impl<'a> NodeCtx<'a> {
@@ -44,16 +58,33 @@ impl<'a> NodeCtx<'a> {
             rx_tsc,
             tsc_hz,
             start_tsc: None,
+            props: 0,
         }
     }
 
     /// [`Self::new`] for a call whose start the engine has just read off
-    /// the TSC, so the node need not read it again.
-    pub(super) fn with_start(drops: &'a mut [u64], rx_tsc: u64, tsc_hz: u64, start: u64) -> Self {
+    /// the TSC, so the node need not read it again, and whose packets all
+    /// carry the edge properties `props` (see [`Node::edge_props`]).
+    pub(super) fn with_start(
+        drops: &'a mut [u64],
+        rx_tsc: u64,
+        tsc_hz: u64,
+        start: u64,
+        props: u32,
+    ) -> Self {
         Self {
             start_tsc: Some(start),
+            props,
             ..Self::new(drops, rx_tsc, tsc_hz)
         }
+    }
+
+    /// True if every packet of this call carries all the edge properties
+    /// in `mask` (see [`Node::edge_props`]); always false for a context
+    /// made with [`Self::new`].
+    #[inline]
+    pub fn guaranteed(&self, mask: u32) -> bool {
+        mask != 0 && self.props & mask == mask
     }
 
     /// Count one dropped packet under the node-local `reason` index.

@@ -10,7 +10,9 @@ use super::util::{
     be16, head, is_bad_source_ip, ETH_LEN, IP_LEN, IP_OFF, IP_SRC, IP_TOTAL_LEN, IP_TTL_PROTO,
     UDP_OFF,
 };
-use super::{drop_reasons, packet_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, UDP_INPUT};
+use super::{
+    drop_reasons, packet_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, PROP_IPV4_UDP, UDP_INPUT,
+};
 
 const NEXTS: &[&str] = &[DROP, ICMP_ECHO, UDP_INPUT];
 const NEXT_ICMP: u16 = 1;
@@ -151,6 +153,17 @@ impl<P: PacketBuf> Node<P> for Ip4Input {
 
     fn drop_reasons(&self) -> &'static [&'static str] {
         Ip4Drop::NAMES
+    }
+
+    fn edge_props(&self) -> &'static [u32] {
+        // Whatever leaves for udp-input passed every check above (IHL 5,
+        // protocol UDP) and was trimmed to its total_len.
+        const PROPS: [u32; NEXTS.len()] = {
+            let mut p = [0; NEXTS.len()];
+            p[NEXT_UDP as usize] = PROP_IPV4_UDP;
+            p
+        };
+        &PROPS
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {

@@ -115,6 +115,13 @@ pub fn build_server_graph<P: PacketBuf + 'static>(
 /// same edge index everywhere.
 const NEXT_DROP: u16 = 0;
 
+/// Edge property ([`Node::edge_props`]): Ethernet + option-less IPv4 whose
+/// `total_len` ends the buffer, carrying UDP. Set by `ip4-input`.
+const PROP_IPV4_UDP: u32 = 1 << 0;
+/// Edge property: [`PROP_IPV4_UDP`] plus a UDP header whose length ends the
+/// buffer (the layout [`util::is_plain_udp`] checks). Set by `udp-input`.
+const PROP_PLAIN_UDP: u32 = 1 << 1;
+
 /// Runs `f` on each packet in order. `f` returns the next-edge index, or a
 /// drop reason that is counted here and routed to [`NEXT_DROP`].
 ///

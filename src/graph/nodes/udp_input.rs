@@ -5,7 +5,10 @@ use super::util::{
     be16, head, is_plain_udp_head, udp_verify_sum, UDP_CSUM, UDP_LEN_FIELD, UDP_OFF,
     UDP_PAYLOAD_OFF,
 };
-use super::{drop_reasons, packet_loop, NodeConfig, RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT};
+use super::{
+    drop_reasons, packet_loop, NodeConfig, PROP_IPV4_UDP, PROP_PLAIN_UDP, RPC_SERVER,
+    SOCKPERF_ECHO, UDP_INPUT,
+};
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
 
 const NEXTS: &[&str] = &[DROP, RPC_SERVER, SOCKPERF_ECHO];
@@ -42,8 +45,10 @@ impl UdpInput {
 
     /// Every check reads the first 42 bytes through one fixed-size view, so
     /// the whole header test is a handful of compares with no bounds checks.
+    /// `IPV4_UDP`: the vector carries [`PROP_IPV4_UDP`], so only the UDP
+    /// length is left to check of the layout.
     #[inline]
-    fn dispatch(&self, data: &[u8]) -> Result<u16, UdpDrop> {
+    fn dispatch<const IPV4_UDP: bool>(&self, data: &[u8]) -> Result<u16, UdpDrop> {
         let len = data.len();
         // Shorter than the headers, IPv4 options, another protocol, or a
         // length field that does not end the frame: all one reason, since
@@ -51,7 +56,12 @@ impl UdpInput {
         let Some(h) = head::<UDP_PAYLOAD_OFF>(data) else {
             return Err(UdpDrop::Malformed);
         };
-        if !is_plain_udp_head(h, len) {
+        let plain = if IPV4_UDP {
+            UDP_OFF + usize::from(be16(h, UDP_LEN_FIELD)) == len
+        } else {
+            is_plain_udp_head(h, len)
+        };
+        if !plain {
             return Err(UdpDrop::Malformed);
         }
         if be16(h, UDP_OFF) == 0 {
@@ -88,8 +98,25 @@ impl<P: PacketBuf> Node<P> for UdpInput {
         UdpDrop::NAMES
     }
 
+    fn edge_props(&self) -> &'static [u32] {
+        const PLAIN: u32 = PROP_IPV4_UDP | PROP_PLAIN_UDP;
+        const PROPS: [u32; NEXTS.len()] = {
+            let mut p = [0; NEXTS.len()];
+            p[NEXT_RPC as usize] = PLAIN;
+            p[NEXT_SOCKPERF as usize] = PLAIN;
+            p
+        };
+        &PROPS
+    }
+
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        packet_loop(ctx, pkts, nexts, |p| self.dispatch(p.data()));
+        // One branch per vector picks the loop; the packets' verdicts are
+        // the same either way.
+        if ctx.guaranteed(PROP_IPV4_UDP) {
+            packet_loop(ctx, pkts, nexts, |p| self.dispatch::<true>(p.data()));
+        } else {
+            packet_loop(ctx, pkts, nexts, |p| self.dispatch::<false>(p.data()));
+        }
     }
 }
 
