@@ -3,12 +3,14 @@
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::os::raw::c_char;
 
 use dpdk_sys as sys;
 
 use super::burst::Burst;
 use super::error::{DpdkError, Result};
+use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 
 /// How to set a port up.
@@ -104,7 +106,47 @@ impl RxQueue {
     }
 }
 
+impl RxQueue {
+    /// Receives up to `dst.len()` packets straight into caller-owned slots (a graph vector's
+    /// free tail) and returns how many it wrote: the first that many slots then hold owned
+    /// packets.
+    #[inline]
+    pub fn rx_into(&mut self, dst: &mut [MaybeUninit<Mbuf>]) -> usize {
+        let room = dst.len().min(u16::MAX as usize);
+        if room == 0 {
+            return 0;
+        }
+        // SAFETY: Mbuf is repr(transparent) over a non-null rte_mbuf pointer, so the slots
+        // have the layout of the `rte_mbuf *` array rx_burst fills; it writes at most `room`
+        // of them, each a valid mbuf whose ownership passes to us.
+        let n = unsafe {
+            sys::rte_eth_rx_burst(self.port, self.queue, dst.as_mut_ptr().cast(), room as u16)
+        };
+        n as usize
+    }
+}
+
 impl TxQueue {
+    /// Hands the NIC as many of `pkts`, from the front, as it accepts, reading them in place,
+    /// and returns that number.
+    ///
+    /// # Safety
+    /// The first returned-count packets then belong to the NIC: the caller must forget them
+    /// (never drop or use them again), e.g. with `PacketVector::forget_front`.
+    #[inline]
+    pub unsafe fn tx_in_place(&mut self, pkts: &mut [Mbuf]) -> usize {
+        if pkts.is_empty() {
+            return 0;
+        }
+        let len = pkts.len().min(u16::MAX as usize);
+        // SAFETY: Mbuf is repr(transparent) over a non-null rte_mbuf pointer; tx_burst reads
+        // `len` of them (a PMD may also write the array, hence &mut) and takes ownership of the first `sent`, which the caller forgets.
+        let sent = unsafe {
+            sys::rte_eth_tx_burst(self.port, self.queue, pkts.as_mut_ptr().cast(), len as u16)
+        };
+        sent as usize
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -19,6 +19,18 @@ pub trait Node<P: PacketBuf> {
         &[]
     }
 
+    /// Per next edge (indexed like [`Self::next_nodes`]), a bit set of
+    /// properties this node guarantees for every packet it sends there,
+    /// e.g. "headers validated, layout fixed". The bits mean what the nodes
+    /// of a graph agree on; the engine only ANDs them over the packets of a
+    /// vector and hands the result to the receiving node as
+    /// [`NodeCtx::guaranteed`], so that node can skip re-checking what the
+    /// node before it verified. Packets queued from outside the graph
+    /// carry no properties. Missing entries mean none.
+    fn edge_props(&self) -> &'static [u32] {
+        &[]
+    }
+
     /// Handle `pkts` (in place) and write one next-edge index per packet
     /// into `nexts` (same length as `pkts`). A dropped packet must be
     /// counted with `ctx.drop*` and sent to the `"drop"` edge.
@@ -31,6 +43,10 @@ pub struct NodeCtx<'a> {
     drops: &'a mut [u64],
     rx_tsc: u64,
     tsc_hz: u64,
+    /// TSC when this call started, if the caller read it anyway.
+    start_tsc: Option<u64>,
+    /// Edge properties common to every packet of this call.
+    props: u32,
 }
 
 impl<'a> NodeCtx<'a> {
@@ -41,7 +57,34 @@ impl<'a> NodeCtx<'a> {
             drops,
             rx_tsc,
             tsc_hz,
+            start_tsc: None,
+            props: 0,
         }
+    }
+
+    /// [`Self::new`] for a call whose start the engine has just read off
+    /// the TSC, so the node need not read it again, and whose packets all
+    /// carry the edge properties `props` (see [`Node::edge_props`]).
+    pub(super) fn with_start(
+        drops: &'a mut [u64],
+        rx_tsc: u64,
+        tsc_hz: u64,
+        start: u64,
+        props: u32,
+    ) -> Self {
+        Self {
+            start_tsc: Some(start),
+            props,
+            ..Self::new(drops, rx_tsc, tsc_hz)
+        }
+    }
+
+    /// True if every packet of this call carries all the edge properties
+    /// in `mask` (see [`Node::edge_props`]); always false for a context
+    /// made with [`Self::new`].
+    #[inline]
+    pub fn guaranteed(&self, mask: u32) -> bool {
+        mask != 0 && self.props & mask == mask
     }
 
     /// Count one dropped packet under the node-local `reason` index.
@@ -81,6 +124,14 @@ impl<'a> NodeCtx<'a> {
     #[inline]
     pub fn now_tsc(&self) -> u64 {
         now_tsc()
+    }
+
+    /// TSC when this node call started: the engine's reading if it took
+    /// one (it reads the TSC between calls for the cycle counters anyway),
+    /// else a fresh one.
+    #[inline]
+    pub fn start_tsc(&self) -> u64 {
+        self.start_tsc.unwrap_or_else(now_tsc)
     }
 }
 

@@ -8,36 +8,92 @@
 use super::ipv4::Ipv4Address;
 
 /// Folds carries back into the low 16 bits (end-around carry).
-#[inline]
-fn fold(mut sum: u64) -> u16 {
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
+///
+/// Two fixed steps instead of a loop: 64 to 32 bits with one carrying add,
+/// then 32 to 16 by adding the word to itself rotated by 16 bits, whose
+/// upper half is then the end-around sum of both halves. The result is 0
+/// only for a 0 input, as with a fold loop.
+#[inline(always)]
+fn fold(sum: u64) -> u16 {
+    let (lo, carry) = (sum as u32).overflowing_add((sum >> 32) as u32);
+    // An overflowing add leaves at most 2^32 - 2, so adding the carry
+    // cannot overflow again.
+    let s = lo + u32::from(carry);
+    (s.wrapping_add(s.rotate_left(16)) >> 16) as u16
 }
 
-/// Ones'-complement sum of `data` as big-endian 16-bit words, folded.
+/// Adds `w` to `acc` with end-around carry: ones'-complement addition on
+/// 64-bit words, which is the 16-bit ones'-complement sum since
+/// 2^16 ≡ 1 (mod 2^16 - 1).
+#[inline(always)]
+fn add_carry(acc: u64, w: u64) -> u64 {
+    let (s, carry) = acc.overflowing_add(w);
+    s + u64::from(carry)
+}
+
+/// A running ones'-complement sum in native byte order, folded once at the
+/// end: callers that sum several pieces (pseudo-header fields and a
+/// datagram) pay for one fold and one byte swap instead of one per piece.
 ///
-/// Adds 32-bit words into a 64-bit accumulator: since 2^16 ≡ 1 in ones'
-/// complement arithmetic, that is the same sum with half the additions, and
-/// the accumulator cannot overflow for any buffer smaller than 16 GiB. An odd
-/// trailing byte is padded with a zero on the right, as RFC 1071 specifies.
+/// The ones'-complement sum is byte-order independent (RFC 1071 section
+/// 2(B)), so native-endian 64-bit words summed with end-around carry and
+/// byte-swapped once give the big-endian 16-bit word sum, with an eighth
+/// of the additions and no per-word swaps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Accumulator(u64);
+
+impl Accumulator {
+    /// Adds `data` as big-endian 16-bit words; an odd trailing byte is
+    /// padded with a zero on the right, as RFC 1071 specifies. Pieces
+    /// after an odd-length one would be misaligned: only the last piece
+    /// may have an odd length.
+    #[inline(always)]
+    pub fn add_bytes(self, data: &[u8]) -> Self {
+        let mut acc = self.0;
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            // The chunk is exactly 8 bytes, so the conversion cannot fail.
+            acc = add_carry(acc, u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])));
+        }
+        let mut rest = words.remainder();
+        if rest.len() >= 4 {
+            let w = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]);
+            acc = add_carry(acc, u64::from(w));
+            rest = &rest[4..];
+        }
+        if rest.len() >= 2 {
+            acc = add_carry(acc, u64::from(u16::from_ne_bytes([rest[0], rest[1]])));
+            rest = &rest[2..];
+        }
+        if let [last] = rest {
+            // In big-endian word order the odd byte is the high half of a
+            // zero-padded word; in native order that is the same two bytes.
+            acc = add_carry(acc, u64::from(u16::from_ne_bytes([*last, 0])));
+        }
+        Self(acc)
+    }
+
+    /// Adds one 16-bit value, e.g. a pseudo-header field.
+    #[inline(always)]
+    pub fn add_u16(self, v: u16) -> Self {
+        Self(add_carry(
+            self.0,
+            u64::from(u16::from_ne_bytes(v.to_be_bytes())),
+        ))
+    }
+
+    /// The folded big-endian sum, as [`data_sum`] returns it.
+    #[inline(always)]
+    pub fn finish(self) -> u16 {
+        u16::from_be(fold(self.0))
+    }
+}
+
+/// Ones'-complement sum of `data` as big-endian 16-bit words, folded (see
+/// [`Accumulator`] for how).
 #[inline]
 pub fn data_sum(data: &[u8]) -> u16 {
-    let mut acc: u64 = 0;
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        acc += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let rest = words.remainder();
-    let mut pairs = rest.chunks_exact(2);
-    for p in &mut pairs {
-        acc += u64::from(u16::from_be_bytes([p[0], p[1]]));
-    }
-    if let [last] = pairs.remainder() {
-        acc += u64::from(*last) << 8;
-    }
-    fold(acc)
+    Accumulator::default().add_bytes(data).finish()
 }
 
 /// Ones'-complement sum of several partial sums.
@@ -93,6 +149,22 @@ pub fn update_u32(old_csum: u16, old: u32, new: u32) -> u16 {
         + u64::from(!(old as u16))
         + u64::from((new >> 16) as u16)
         + u64::from(new as u16);
+    !fold(acc)
+}
+
+/// [`update`] for several changed words at once, in native byte order:
+/// `old_csum`, `old[i]` and `new[i]` are read from (and the result is
+/// stored back into) the packet with `from_ne_bytes`/`to_ne_bytes`, each
+/// at an even offset; a 16-bit field goes in zero-extended. One fold for
+/// all words and no byte swaps, with the same bytes as updating the
+/// big-endian values word by word: the ones'-complement sum is associative
+/// and byte-order independent, and a 32-bit word is the sum of its halves.
+#[inline(always)]
+pub fn update_ne32<const N: usize>(old_csum: u16, old: &[u32; N], new: &[u32; N]) -> u16 {
+    let mut acc = u64::from(!old_csum);
+    for i in 0..N {
+        acc += u64::from(!old[i]) + u64::from(new[i]);
+    }
     !fold(acc)
 }
 
@@ -179,6 +251,73 @@ mod tests {
             let new = rng.next_u64() as u32;
             buf[j..j + 4].copy_from_slice(&new.to_be_bytes());
             assert_eq!(update_u32(csum, old, new), checksum(&buf));
+        }
+    }
+
+    #[test]
+    fn accumulator_pieces_equal_whole() {
+        let mut rng = XorShift(23);
+        let mut buf = [0u8; 96];
+        for _ in 0..500 {
+            rng.fill(&mut buf);
+            let len = rng.below(buf.len() + 1);
+            let cut = 2 * rng.below(len / 2 + 1);
+            let (a, b) = buf[..len].split_at(cut);
+            let v = rng.next_u64() as u16;
+            let pieces = Accumulator::default().add_bytes(a).add_u16(v).add_bytes(b);
+            assert_eq!(pieces.finish(), combine(&[reference_sum(&buf[..len]), v]));
+        }
+        assert_eq!(Accumulator::default().finish(), 0);
+        assert_eq!(Accumulator::default().add_u16(0x1234).finish(), 0x1234);
+    }
+
+    #[test]
+    fn fold_keeps_nonzero_sums_nonzero() {
+        for v in [
+            1u64,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            u64::MAX,
+            0x8000_0000_0000_0000,
+        ] {
+            let f = fold(v);
+            assert_ne!(f, 0, "{v:#x}");
+            assert_eq!(u64::from(f) % 0xffff, v % 0xffff, "{v:#x}");
+        }
+        assert_eq!(fold(0), 0);
+    }
+
+    #[test]
+    fn native_multi_word_update_matches_full_recompute() {
+        let ne32 = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let ne16 = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+        let mut rng = XorShift(0x5eed);
+        let mut buf = [0u8; 40];
+        for _ in 0..5000 {
+            rng.fill(&mut buf);
+            buf[0] = 0x45;
+            buf[2..4].fill(0);
+            let csum = checksum(&buf);
+            buf[2..4].copy_from_slice(&csum.to_be_bytes());
+            // Change two 32-bit words and one 16-bit word at even offsets
+            // past the checksum field.
+            let (i, j, k) = (
+                4 + 2 * rng.below(4),
+                14 + 2 * rng.below(4),
+                26 + 2 * rng.below(6),
+            );
+            let old = [ne32(&buf, i), ne32(&buf, j), u32::from(ne16(&buf, k))];
+            let a = rng.next_u64() as u32;
+            let b = rng.next_u64() as u32;
+            let c = rng.next_u64() as u16;
+            buf[i..i + 4].copy_from_slice(&a.to_ne_bytes());
+            buf[j..j + 4].copy_from_slice(&b.to_ne_bytes());
+            buf[k..k + 2].copy_from_slice(&c.to_ne_bytes());
+            let new = [a, b, u32::from(c)];
+            let got = update_ne32(ne16(&buf, 2), &old, &new);
+            buf[2..4].fill(0);
+            assert_eq!(u16::from_be_bytes(got.to_ne_bytes()), checksum(&buf));
         }
     }
 

@@ -6,7 +6,7 @@ use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::{ArpOperation, ArpPacket, EthernetFrame, Ipv4Address, MacAddress};
 
 use super::util::{is_bad_source_ip, ETH_LEN};
-use super::{drop_reasons, quad_loop, NodeConfig, ARP_REPLY};
+use super::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
@@ -83,7 +83,7 @@ impl<P: PacketBuf> Node<P> for ArpReply {
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        quad_loop(ctx, pkts, nexts, |p| self.reply(p));
+        packet_loop(ctx, pkts, nexts, |p| self.reply(p));
     }
 }
 

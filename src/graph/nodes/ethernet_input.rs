@@ -2,9 +2,11 @@
 //! all and hands it to the protocol it carries.
 
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
-use crate::wire::{EtherType, EthernetFrame, MacAddress};
+use crate::wire::{EtherType, MacAddress};
 
-use super::{drop_reasons, quad_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
+use super::util::{be16, head, ETH_LEN};
+
+use super::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
 
 const NEXTS: &[&str] = &[DROP, ARP_REPLY, IP4_INPUT];
 const NEXT_ARP: u16 = 1;
@@ -42,21 +44,22 @@ impl EthernetInput {
 
     #[inline]
     fn classify(&self, data: &[u8]) -> Result<u16, EthernetDrop> {
-        let Ok(eth) = EthernetFrame::new_checked(data) else {
+        let Some(h) = head::<ETH_LEN>(data) else {
             return Err(EthernetDrop::Runt);
         };
         if data.len() > self.max_frame_len {
             return Err(EthernetDrop::Oversize);
         }
-        let ty = eth.ethertype();
-        let dst = eth.dst_addr();
+        let ty = EtherType::from(be16(h, 12));
+        let dst = &h[..6];
         // Broadcast is only useful to us for ARP who-has; any other
         // broadcast is someone else's business and must not be answered.
-        if dst != self.mac && !(dst.is_broadcast() && ty == EtherType::Arp) {
+        if dst != self.mac.0 && !(dst == MacAddress::BROADCAST.0 && ty == EtherType::Arp) {
             return Err(EthernetDrop::NotForUs);
         }
-        let src = eth.src_addr();
-        if src.is_multicast() || src.is_unspecified() {
+        let src = &h[6..12];
+        // Group bit, or all zero.
+        if src[0] & 0x01 != 0 || src == MacAddress::UNSPECIFIED.0 {
             return Err(EthernetDrop::BadSrcMac);
         }
         match ty {
@@ -82,7 +85,7 @@ impl<P: PacketBuf> Node<P> for EthernetInput {
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        quad_loop(ctx, pkts, nexts, |p| self.classify(p.data()));
+        packet_loop(ctx, pkts, nexts, |p| self.classify(p.data()));
     }
 }
 

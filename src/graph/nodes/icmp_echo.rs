@@ -6,7 +6,7 @@ use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::{IcmpEchoKind, IcmpEchoPacket, IpProtocol, Ipv4Packet, WireError};
 
 use super::util::{ipv4_reverse, is_plain_ipv4, swap_macs, IP_OFF, UDP_OFF};
-use super::{drop_reasons, quad_loop, NodeConfig, ICMP_ECHO};
+use super::{drop_reasons, packet_loop, NodeConfig, ICMP_ECHO};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
@@ -72,7 +72,7 @@ impl<P: PacketBuf> Node<P> for IcmpEcho {
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        quad_loop(ctx, pkts, nexts, Self::reply);
+        packet_loop(ctx, pkts, nexts, Self::reply);
     }
 }
 

@@ -1,22 +1,25 @@
 //! `rpc-server`: serves bypass RPC v1 (docs/protocol.md) by rewriting each
 //! valid request into its response or error in place.
 //!
-//! Two passes per vector: the first answers every packet except for the
-//! `server_ns` stamp; the second reads the TSC once and stamps all replies
-//! with it. The replies leave together when the dispatch ends anyway, so a
-//! per-packet TSC read would cost cycles without being more accurate; and
-//! since the read follows every spin of the vector, spin replies include
+//! One pass per vector: the TSC is read once when the node starts on a
+//! vector (the engine's reading for the cycle counters) and every reply is stamped with that `server_ns` while it is
+//! rewritten. The replies leave together when the dispatch ends anyway, so
+//! a per-packet TSC read would cost cycles without being more accurate.
+//! Only when a `spin` ran in the vector is the clock read again after the
+//! pass and the replies restamped (a second pass), so spin replies include
 //! their spin.
 
 use crate::graph::{now_tsc, Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 
+use crate::wire::checksum;
+
 use super::util::{
-    ipv4_reverse, ipv4_set_total_len, is_plain_udp, ns_to_ticks, swap_macs, ticks_to_ns,
-    udp_set_len_recompute, udp_set_u16, udp_set_u32, udp_swap_ports, write_u16_at, ETH_LEN,
-    UDP_LEN, UDP_PAYLOAD_OFF,
+    be16, head_mut, ipv4_set_total_len, is_plain_udp, is_plain_udp_head, ns_to_ticks, ticks_to_ns,
+    udp_set_len_recompute, udp_set_u32, ETH_LEN, IP_CSUM, IP_SRC, IP_TTL_PROTO, REPLY_TTL,
+    UDP_CSUM, UDP_LEN, UDP_OFF, UDP_PAYLOAD_OFF,
 };
-use super::{drop_reasons, quad_loop, NodeConfig, RPC_SERVER};
+use super::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
@@ -24,6 +27,7 @@ const NEXT_TX: u16 = 1;
 const RPC_OFF: usize = UDP_PAYLOAD_OFF;
 /// The version/kind byte pair, rewritten as one checksummed word.
 const VERSION_KIND: usize = RPC_OFF + 2;
+const METHOD: usize = RPC_OFF + 4;
 const STATUS: usize = RPC_OFF + 6;
 const SERVER_NS: usize = RPC_OFF + 24;
 const LENGTH: usize = RPC_OFF + 28;
@@ -61,7 +65,13 @@ impl RpcServer {
 
     /// What to answer a valid request with; spins if asked to.
     #[inline]
-    fn execute(&self, method: RpcMethod, payload: &[u8], tsc_hz: u64) -> RpcStatus {
+    fn execute(
+        &self,
+        method: RpcMethod,
+        payload: &[u8],
+        tsc_hz: u64,
+        spun: &mut bool,
+    ) -> RpcStatus {
         match method {
             RpcMethod::Echo => RpcStatus::Ok,
             RpcMethod::Spin => {
@@ -73,68 +83,165 @@ impl RpcServer {
                     return RpcStatus::BadArgument;
                 }
                 spin(ns, tsc_hz);
+                *spun |= ns != 0;
                 RpcStatus::Ok
             }
             RpcMethod::Other(_) => RpcStatus::UnknownMethod,
         }
     }
 
+    /// Answers one request in place, stamping `server_ns`. Sets `*spun`
+    /// when a spin ran, so the caller knows `server_ns` is stale.
+    /// `PLAIN`: the vector carries [`PROP_PLAIN_UDP`], so the frame layout
+    /// need not be checked again.
     #[inline]
-    fn serve<P: PacketBuf>(&self, p: &mut P, tsc_hz: u64) -> Result<u16, RpcDrop> {
+    fn serve<const PLAIN: bool, P: PacketBuf>(
+        &self,
+        p: &mut P,
+        tsc_hz: u64,
+        server_ns: u32,
+        spun: &mut bool,
+    ) -> Result<u16, RpcDrop> {
         let data = p.data_mut();
-        if !is_plain_udp(data) {
+        let len = data.len();
+        let Some(h) = head_mut::<ERROR_FRAME_LEN>(data) else {
+            return Err(if PLAIN || is_plain_udp(data) {
+                RpcDrop::Truncated
+            } else {
+                RpcDrop::Malformed
+            });
+        };
+        if !PLAIN && !is_plain_udp_head(h, len) {
             return Err(RpcDrop::Malformed);
         }
-        let dgram_len = data.len() - RPC_OFF;
-        if dgram_len < rpc::HEADER_LEN {
-            return Err(RpcDrop::Truncated);
-        }
-        let h = RpcHeader::new_unchecked(&data[RPC_OFF..]);
-        if h.magic() != rpc::MAGIC {
+        if be16(h, RPC_OFF) != rpc::MAGIC {
             return Err(RpcDrop::BadMagic);
         }
-        if h.version() != rpc::VERSION {
+        let old_version_kind = be16(h, VERSION_KIND);
+        if (old_version_kind >> 8) as u8 != rpc::VERSION {
             return Err(RpcDrop::BadVersion);
         }
-        if h.kind() != RpcKind::Request {
+        if RpcKind::from(old_version_kind as u8) != RpcKind::Request {
             return Err(RpcDrop::NotRequest);
         }
-        if h.length() as usize > dgram_len - rpc::HEADER_LEN {
+        let length = u32::from_be_bytes([h[LENGTH], h[LENGTH + 1], h[LENGTH + 2], h[LENGTH + 3]]);
+        if length as usize > len - ERROR_FRAME_LEN {
             return Err(RpcDrop::BadLength);
         }
-        let status = self.execute(h.method(), h.payload(), tsc_hz);
+        let status = match RpcMethod::from(be16(h, METHOD)) {
+            RpcMethod::Echo => RpcStatus::Ok,
+            method => {
+                let req = RpcHeader::new_unchecked(&data[RPC_OFF..]);
+                self.execute(method, req.payload(), tsc_hz, spun)
+            }
+        };
+        let Some(h) = head_mut::<ERROR_FRAME_LEN>(data) else {
+            return Err(RpcDrop::Truncated);
+        };
 
-        swap_macs(data);
-        ipv4_reverse(data);
-        udp_swap_ports(data);
+        reverse_headers(h);
         let version = u16::from(rpc::VERSION) << 8;
         if status == RpcStatus::Ok {
             // Same length as the request: every change is folded into the
-            // checksums incrementally, the payload is never re-summed.
-            udp_set_u16(
-                data,
-                VERSION_KIND,
-                version | u16::from(u8::from(RpcKind::Response)),
-            );
-            udp_set_u16(data, STATUS, 0);
+            // UDP checksum at once, the payload is never re-summed. Whole
+            // native-endian words: version/kind with the (unchanged)
+            // method, status with the first half of the (unchanged)
+            // request id, and server_ns.
+            let new_version_kind = version | u16::from(u8::from(RpcKind::Response));
+            let old = [ne32(h, VERSION_KIND), ne32(h, STATUS), ne32(h, SERVER_NS)];
+            let new = [
+                with_be16(old[0], new_version_kind),
+                with_be16(old[1], RpcStatus::Ok.into()),
+                u32::from_ne_bytes(server_ns.to_be_bytes()),
+            ];
+            put_ne32(h, VERSION_KIND, new[0]);
+            put_ne32(h, STATUS, new[1]);
+            put_ne32(h, SERVER_NS, new[2]);
+            let csum = u16::from_ne_bytes([h[UDP_CSUM], h[UDP_CSUM + 1]]);
+            if csum != 0 {
+                // 0 and 0xffff read the same in either byte order.
+                let c = checksum::update_ne32(csum, &old, &new);
+                let c = if c == 0 { 0xffff } else { c };
+                h[UDP_CSUM..UDP_CSUM + 2].copy_from_slice(&c.to_ne_bytes());
+            }
         } else {
-            write_u16_at(
-                data,
+            put16(
+                h,
                 VERSION_KIND,
                 version | u16::from(u8::from(RpcKind::Error)),
             );
-            write_u16_at(data, STATUS, status.into());
-            data[LENGTH..LENGTH + 4].fill(0);
-            let excess = data.len() - ERROR_FRAME_LEN;
+            put16(h, STATUS, status.into());
+            h[SERVER_NS..SERVER_NS + 4].copy_from_slice(&server_ns.to_be_bytes());
+            h[LENGTH..LENGTH + 4].fill(0);
+            let excess = len - ERROR_FRAME_LEN;
             p.trim(excess);
             let data = p.data_mut();
             ipv4_set_total_len(data, (ERROR_FRAME_LEN - ETH_LEN) as u16);
-            // server_ns is stamped later by an incremental update, so the
-            // full recompute here must already see the final length.
             udp_set_len_recompute(data, (UDP_LEN + rpc::HEADER_LEN) as u16);
         }
         Ok(NEXT_TX)
     }
+}
+
+/// Turns the request's Ethernet, IPv4 and UDP headers around in place:
+/// addresses and ports swapped (which leaves both checksums valid), TTL
+/// reset with an incremental header-checksum fix. Needs a plain UDP frame.
+#[inline(always)]
+fn reverse_headers(h: &mut [u8; ERROR_FRAME_LEN]) {
+    // Whole-word loads and stores: a swap through a byte array on the
+    // stack stalls on store-to-load forwarding, which cost more than the
+    // rest of the rewrite together.
+    let dst = u64::from_le_bytes(word(h, 0)) & 0xffff_ffff_ffff;
+    let src = u64::from_le_bytes(word(h, 4)) >> 16;
+    h[..8].copy_from_slice(&(src | (dst << 48)).to_le_bytes());
+    h[8..12].copy_from_slice(&((dst >> 16) as u32).to_le_bytes());
+
+    // Rotating the two halves of a word swaps them in either byte order.
+    let ips = u64::from_ne_bytes(word(h, IP_SRC)).rotate_left(32);
+    h[IP_SRC..IP_SRC + 8].copy_from_slice(&ips.to_ne_bytes());
+
+    let old = u16::from_ne_bytes([h[IP_TTL_PROTO], h[IP_TTL_PROTO + 1]]);
+    let new = u16::from_ne_bytes([REPLY_TTL, h[IP_TTL_PROTO + 1]]);
+    let csum = u16::from_ne_bytes([h[IP_CSUM], h[IP_CSUM + 1]]);
+    let c = checksum::update_ne32(csum, &[u32::from(old)], &[u32::from(new)]);
+    h[IP_TTL_PROTO..IP_TTL_PROTO + 2].copy_from_slice(&new.to_ne_bytes());
+    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&c.to_ne_bytes());
+
+    let ports = u32::from_ne_bytes([h[UDP_OFF], h[UDP_OFF + 1], h[UDP_OFF + 2], h[UDP_OFF + 3]]);
+    h[UDP_OFF..UDP_OFF + 4].copy_from_slice(&ports.rotate_left(16).to_ne_bytes());
+}
+
+/// The 8 bytes at `off` of a fixed-size header.
+#[inline(always)]
+fn word<const N: usize>(h: &[u8; N], off: usize) -> [u8; 8] {
+    let mut w = [0; 8];
+    w.copy_from_slice(&h[off..off + 8]);
+    w
+}
+
+/// Native-endian u32 at a constant (even) offset, for checksum updates.
+#[inline(always)]
+fn ne32<const N: usize>(h: &[u8; N], off: usize) -> u32 {
+    u32::from_ne_bytes([h[off], h[off + 1], h[off + 2], h[off + 3]])
+}
+
+#[inline(always)]
+fn put_ne32<const N: usize>(h: &mut [u8; N], off: usize, v: u32) {
+    h[off..off + 4].copy_from_slice(&v.to_ne_bytes());
+}
+
+/// The native-endian word `w` with its first two bytes (in memory order)
+/// replaced by the big-endian `v`.
+#[inline(always)]
+fn with_be16(w: u32, v: u16) -> u32 {
+    let mut b = w.to_ne_bytes();
+    b[..2].copy_from_slice(&v.to_be_bytes());
+    u32::from_ne_bytes(b)
+}
+
+#[inline(always)]
+fn put16<const N: usize>(h: &mut [u8; N], off: usize, v: u16) {
+    h[off..off + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 /// Busy-waits `ns` nanoseconds on the TSC. No sleep or yield: the point of
@@ -165,13 +272,28 @@ impl<P: PacketBuf> Node<P> for RpcServer {
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
         let tsc_hz = ctx.tsc_hz();
-        quad_loop(ctx, pkts, nexts, |p| self.serve(p, tsc_hz));
-
-        if !nexts.contains(&NEXT_TX) {
+        let stamp = |now: u64, rx: u64| {
+            u32::try_from(ticks_to_ns(now.saturating_sub(rx), tsc_hz)).unwrap_or(u32::MAX)
+        };
+        let server_ns = stamp(ctx.start_tsc(), ctx.rx_tsc());
+        let mut spun = false;
+        // One branch per vector picks the loop; the verdicts are the same.
+        if ctx.guaranteed(PROP_PLAIN_UDP) {
+            packet_loop(ctx, pkts, nexts, |p| {
+                self.serve::<true, P>(p, tsc_hz, server_ns, &mut spun)
+            });
+        } else {
+            packet_loop(ctx, pkts, nexts, |p| {
+                self.serve::<false, P>(p, tsc_hz, server_ns, &mut spun)
+            });
+        }
+        if !spun {
             return;
         }
-        let elapsed = ctx.now_tsc().saturating_sub(ctx.rx_tsc());
-        let server_ns = u32::try_from(ticks_to_ns(elapsed, tsc_hz)).unwrap_or(u32::MAX);
+        // A spin ran after the clock was read: restamp every reply with a
+        // reading taken after all of them, so spin replies include their
+        // spin and the vector still carries one value.
+        let server_ns = stamp(ctx.now_tsc(), ctx.rx_tsc());
         for (p, _) in pkts
             .iter_mut()
             .zip(nexts.iter())

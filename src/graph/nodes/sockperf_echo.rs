@@ -9,7 +9,7 @@ use super::util::{
     ipv4_reverse, is_plain_udp, read_u16_at, swap_macs, udp_set_u16, udp_swap_ports,
     UDP_PAYLOAD_OFF,
 };
-use super::{drop_reasons, quad_loop, NodeConfig, SOCKPERF_ECHO};
+use super::{drop_reasons, packet_loop, NodeConfig, SOCKPERF_ECHO};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
@@ -77,7 +77,7 @@ impl<P: PacketBuf> Node<P> for SockperfEcho {
     }
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
-        quad_loop(ctx, pkts, nexts, Self::reply);
+        packet_loop(ctx, pkts, nexts, Self::reply);
     }
 }
 

@@ -355,3 +355,62 @@ fn full_vector_of_echoes() {
     assert_conserved(&stats, VECTOR_SIZE, VECTOR_SIZE);
     assert_eq!(stats.node(RPC_SERVER).unwrap().vectors, 1);
 }
+
+/// Runs `node` on `frames` twice, once told that every packet carries the
+/// edge properties `props` and once not, and asserts identical verdicts,
+/// bytes and drop counts: the properties only let a node skip checks whose
+/// outcome they already fix.
+fn same_verdicts_with_props<N: Node<VecBuf>>(mut node: N, props: u32, frames: &[Vec<u8>]) {
+    let mut runs = Vec::new();
+    for with in [props, 0] {
+        let mut pkts: Vec<VecBuf> = frames.iter().map(|f| VecBuf::from_slice(f)).collect();
+        let mut nexts = vec![u16::MAX; pkts.len()];
+        let mut drops = vec![0u64; node.drop_reasons().len()];
+        // rx stamp in the future: server_ns is a deterministic 0.
+        let mut ctx = NodeCtx::with_start(&mut drops, u64::MAX, HZ, 0, with);
+        assert_eq!(ctx.guaranteed(props), with != 0);
+        node.process(&mut ctx, &mut pkts, &mut nexts);
+        let bytes: Vec<Vec<u8>> = pkts.iter().map(|p| p.data().to_vec()).collect();
+        runs.push((nexts, drops, bytes));
+    }
+    assert_eq!(runs[0], runs[1]);
+}
+
+#[test]
+fn trusted_paths_give_the_same_verdicts() {
+    let echo = rpc_request(RpcMethod::Echo, 1, b"hello");
+    let mut zero_csum = echo.clone();
+    zero_csum[40..42].fill(0);
+    let edit = |at: usize, v: u8| {
+        let mut f = echo.clone();
+        f[at] = v;
+        refill_udp_csum(&mut f);
+        f
+    };
+    let mut bad_csum = echo.clone();
+    bad_csum[60] ^= 0x10;
+    // All plain Ethernet/IPv4/UDP frames, as the properties promise.
+    let frames = vec![
+        echo.clone(),
+        zero_csum,
+        bad_csum,
+        edit(42, 0),   // bad magic
+        edit(44, 2),   // bad version
+        edit(45, 1),   // a response
+        edit(73, 200), // length beyond the datagram
+        rpc_request(RpcMethod::Other(9), 2, &[1; 40]),
+        spin_request(3, 2_000_000),
+        rpc_request(RpcMethod::Spin, 4, b"\0\0"),
+        udp_frame(&to_us(7777), &echo[42..60]), // truncated RPC header
+        udp_frame(&to_us(7777), b""),
+        udp_frame(&to_us(11111), &[0; 14]),
+        udp_frame(&to_us(53), b"q"),
+    ];
+    same_verdicts_with_props(RpcServer::new(&cfg()), PROP_PLAIN_UDP, &frames);
+    same_verdicts_with_props(UdpInput::new(&cfg()), PROP_IPV4_UDP, &frames);
+    // A UDP length that does not end the frame is still caught.
+    let mut short_udp = echo;
+    short_udp[38..40].copy_from_slice(&20u16.to_be_bytes());
+    refill_udp_csum(&mut short_udp);
+    same_verdicts_with_props(UdpInput::new(&cfg()), PROP_IPV4_UDP, &[short_udp]);
+}

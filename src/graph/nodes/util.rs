@@ -21,12 +21,59 @@ pub(super) const UDP_PAYLOAD_OFF: usize = UDP_OFF + UDP_LEN;
 /// return path, so start afresh like an originating host does.
 pub(super) const REPLY_TTL: u8 = 64;
 
-const IP_TTL_PROTO: usize = IP_OFF + 8;
-const IP_CSUM: usize = IP_OFF + 10;
-const IP_TOTAL_LEN: usize = IP_OFF + 2;
-const IP_SRC: usize = IP_OFF + 12;
-const UDP_CSUM: usize = UDP_OFF + 6;
-const UDP_LEN_FIELD: usize = UDP_OFF + 4;
+pub(super) const IP_TTL_PROTO: usize = IP_OFF + 8;
+pub(super) const IP_CSUM: usize = IP_OFF + 10;
+pub(super) const IP_TOTAL_LEN: usize = IP_OFF + 2;
+pub(super) const IP_SRC: usize = IP_OFF + 12;
+pub(super) const UDP_CSUM: usize = UDP_OFF + 6;
+pub(super) const UDP_LEN_FIELD: usize = UDP_OFF + 4;
+
+/// The first `N` bytes as a fixed-size array, or None if the buffer is
+/// shorter. Nodes index the returned array by constant offsets, which the
+/// compiler checks at compile time instead of once per access.
+#[inline(always)]
+pub(super) fn head<const N: usize>(data: &[u8]) -> Option<&[u8; N]> {
+    data.get(..N)?.try_into().ok()
+}
+
+/// [`head`] for writing.
+#[inline(always)]
+pub(super) fn head_mut<const N: usize>(data: &mut [u8]) -> Option<&mut [u8; N]> {
+    data.get_mut(..N)?.try_into().ok()
+}
+
+/// Big-endian u16 at a constant offset of a fixed-size header.
+#[inline(always)]
+pub(super) fn be16<const N: usize>(h: &[u8; N], off: usize) -> u16 {
+    u16::from_be_bytes([h[off], h[off + 1]])
+}
+
+/// Ethernet + option-less IPv4 + UDP, each length field ending exactly at
+/// the end of the `len`-byte buffer whose first 42 bytes are `h`: the
+/// frame layout `ip4-input` and `udp-input` let through. Equivalent to
+/// [`is_plain_udp`] for buffers of at least 42 bytes, in four compares.
+#[inline(always)]
+pub(super) fn is_plain_udp_head<const N: usize>(h: &[u8; N], len: usize) -> bool {
+    const { assert!(N >= UDP_PAYLOAD_OFF) };
+    h[IP_OFF] == 0x45
+        && h[IP_TTL_PROTO + 1] == u8::from(IpProtocol::Udp)
+        && ETH_LEN + usize::from(be16(h, IP_TOTAL_LEN)) == len
+        && UDP_OFF + usize::from(be16(h, UDP_LEN_FIELD)) == len
+}
+
+/// Sum of the IPv4 addresses and the whole UDP datagram of a plain UDP
+/// frame plus the rest of the pseudo-header: 0xffff when a non-zero UDP
+/// checksum verifies. The addresses sit right before the UDP header, so
+/// one pass over `data[IP_SRC..]` covers them and the datagram.
+#[inline(always)]
+pub(super) fn udp_verify_sum(data: &[u8], udp_len: u16) -> u16 {
+    let covered = data.get(IP_SRC..).unwrap_or(&[]);
+    checksum::Accumulator::default()
+        .add_u16(u16::from(u8::from(IpProtocol::Udp)))
+        .add_u16(udp_len)
+        .add_bytes(covered)
+        .finish()
+}
 
 #[inline]
 pub(super) fn read_u16_at(data: &[u8], off: usize) -> u16 {
