@@ -142,7 +142,8 @@ pub fn render(r: &LabResults) -> String {
         let _ = writeln!(s, "## Latency versus load\n");
         let _ = writeln!(
             s,
-            "Open loop, one run per offered rate; the table row above is the lowest rate.\n"
+            "Open loop, one run per offered rate; the table row above is the lowest rate (not drawn \
+             in the percentile plot, which compares the ping-pong paths).\n"
         );
         let _ = writeln!(
             s,

@@ -158,6 +158,8 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
         .paths
         .iter()
         .filter(|p| p.status == Status::Ok)
+        // A sweep's open-loop points have their own plot; here closed loops compare.
+        .filter(|p| p.sweep.is_empty())
         .filter_map(|p| {
             let h = hgrm_read::read_file(&out.join(p.hgrm.as_ref()?)).ok()?;
             Some(Series {
