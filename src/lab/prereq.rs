@@ -71,6 +71,7 @@ pub fn check(scenario: &Scenario, paths: &[ResolvedPath]) -> Vec<String> {
     }
     if paths.iter().any(|p| p.kind == PathKind::Throughput) {
         progs.push(("dpdk-testpmd", "dpdk (apt-get install dpdk)"));
+        progs.push(("stdbuf", "coreutils"));
     }
     for (p, pkg) in progs {
         if which(p).is_none() {

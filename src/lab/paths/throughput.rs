@@ -79,7 +79,9 @@ fn testpmd_round(
 ) -> Result<Vec<f64>, PathError> {
     let prefix = DpdkPrefix::new("tp");
     let mut argv = topo.server_ns.prefix();
-    argv.push("dpdk-testpmd".into());
+    // testpmd's printf output to a pipe is block-buffered: line-buffer it so each 1 s reading
+    // arrives when it is printed.
+    argv.extend(["stdbuf".into(), "-oL".into(), "dpdk-testpmd".into()]);
     argv.extend(eal::args(
         &[path.client_cpu, path.server_cpu],
         ctx.scenario.placement.hugepages,
@@ -103,18 +105,30 @@ fn testpmd_round(
     );
     res.commands.push(shell_line(&argv));
     let mut p = Proc::spawn("dpdk-testpmd", &argv)?;
-    // Run for the duration plus the warm-up second, then stop it as `timeout -s INT` would.
+    // testpmd prints every --stats-period, or slower (every 2 s on a busy 2-core machine):
+    // collect the two readings that are skipped (before forwarding starts, warm-up) plus one
+    // per measured second, however long that takes, within a bound.
+    let want = 2 + path.duration.ceil().max(1.0) as usize;
+    let limit = Duration::from_secs_f64(path.duration * 3.0 + 30.0);
     let start = Instant::now();
-    let run = Duration::from_secs_f64(path.duration + 1.0);
-    match p.wait(run) {
-        Waited::TimedOut => {}
-        Waited::Interrupted => return Err("interrupted".into()),
-        Waited::Exited(c) => {
+    let count = |p: &Proc| p.stdout.iter().filter(|l| l.contains("Tx-pps")).count();
+    while count(&p) < want {
+        let left = limit.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        if let Err(e) = p.wait_line(left, |l| l.contains("Tx-pps")) {
+            if e == "interrupted" {
+                return Err(e.into());
+            }
+            if count(&p) > 2 {
+                // Out of time with some readings: use them.
+                break;
+            }
             return Err(PathError::Failed(format!(
-                "dpdk-testpmd exited with {c} after {:.1} s: {}",
-                start.elapsed().as_secs_f64(),
-                p.stderr_tail(8)
-            )))
+                "dpdk-testpmd after {:.1} s: {e}",
+                start.elapsed().as_secs_f64()
+            )));
         }
     }
     p.stop(Duration::from_secs(10));
