@@ -443,6 +443,28 @@ fn entry_vector_avg(g: &GraphStats) -> f64 {
         .map_or(0.0, |n| n.avg_vector_size())
 }
 
+/// net_tap asks the kernel for a real-time signal per received packet (its rx burst skips the
+/// read syscall until one arrives). Process-directed signals go to the main thread first, so
+/// under load this thread was interrupted tens of thousands of times a second, fell behind
+/// with its reports and took many seconds to notice SIGINT. Blocking the real-time range here
+/// lets the kernel deliver them to another thread (the PMD's handler only bumps a counter);
+/// SIGINT and SIGTERM are not in that range.
+fn keep_realtime_signals_off_this_thread() {
+    // SAFETY: sigset_t is plain data that sigemptyset initialises before use; sigaddset and
+    // pthread_sigmask only read and write the set and this thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+            libc::sigaddset(&mut set, sig);
+        }
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            eprintln!("bypass serve: could not block real-time signals on the control thread (error {rc})");
+        }
+    }
+}
+
 /// Reports once per interval until the duration passes or a stop is requested; returns why
 /// it stopped.
 fn control_loop(
@@ -451,6 +473,7 @@ fn control_loop(
     names: &[String],
     t: &mut Telemetry,
 ) -> &'static str {
+    keep_realtime_signals_off_this_thread();
     let started = t.started;
     let interval = Duration::from_millis(cfg.interval_ms);
     let deadline = (cfg.duration > 0.0).then(|| started + Duration::from_secs_f64(cfg.duration));
