@@ -73,20 +73,12 @@ impl Handler {
     /// What to answer a valid request with; spins if asked to.
     #[inline]
     fn execute(&self, method: RpcMethod, payload: &[u8]) -> RpcStatus {
-        match method {
-            RpcMethod::Echo => RpcStatus::Ok,
-            RpcMethod::Spin => {
-                let Ok(arg) = <[u8; 4]>::try_from(payload) else {
-                    return RpcStatus::BadLength;
-                };
-                let ns = u32::from_be_bytes(arg);
-                if ns > self.spin_max_ns {
-                    return RpcStatus::BadArgument;
-                }
+        match rpc::plan_request(method, payload, self.spin_max_ns) {
+            Ok(ns) => {
                 spin(ns);
                 RpcStatus::Ok
             }
-            RpcMethod::Other(_) => RpcStatus::UnknownMethod,
+            Err(status) => status,
         }
     }
 }

@@ -111,6 +111,27 @@ impl From<RpcStatus> for u16 {
     }
 }
 
+/// What a server does with a valid request (protocol v1): `Ok(ns)` answers after spinning `ns`
+/// nanoseconds (0 for echo), `Err(status)` answers with that error. The one place the method
+/// rules live, so the fast path and the kernel baselines cannot drift apart.
+#[inline]
+pub fn plan_request(method: RpcMethod, payload: &[u8], spin_max_ns: u32) -> Result<u32, RpcStatus> {
+    match method {
+        RpcMethod::Echo => Ok(0),
+        RpcMethod::Spin => {
+            let Ok(arg) = <[u8; 4]>::try_from(payload) else {
+                return Err(RpcStatus::BadLength);
+            };
+            let ns = u32::from_be_bytes(arg);
+            if ns > spin_max_ns {
+                return Err(RpcStatus::BadArgument);
+            }
+            Ok(ns)
+        }
+        RpcMethod::Other(_) => Err(RpcStatus::UnknownMethod),
+    }
+}
+
 mod field {
     use core::ops::Range;
     pub const MAGIC: Range<usize> = 0..2;

@@ -72,21 +72,13 @@ impl RpcServer {
         tsc_hz: u64,
         spun: &mut bool,
     ) -> RpcStatus {
-        match method {
-            RpcMethod::Echo => RpcStatus::Ok,
-            RpcMethod::Spin => {
-                let Ok(arg) = <[u8; 4]>::try_from(payload) else {
-                    return RpcStatus::BadLength;
-                };
-                let ns = u32::from_be_bytes(arg);
-                if ns > self.spin_max_ns {
-                    return RpcStatus::BadArgument;
-                }
+        match rpc::plan_request(method, payload, self.spin_max_ns) {
+            Ok(ns) => {
                 spin(ns, tsc_hz);
                 *spun |= ns != 0;
                 RpcStatus::Ok
             }
-            RpcMethod::Other(_) => RpcStatus::UnknownMethod,
+            Err(status) => status,
         }
     }
 
