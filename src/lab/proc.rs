@@ -168,6 +168,21 @@ impl Proc {
         }
     }
 
+    /// The child has exited: collect what its reader thread still holds (the last lines,
+    /// usually the final report), then say how it ended.
+    fn reaped(&mut self, st: std::process::ExitStatus) -> Waited {
+        self.child = None;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(500) {
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(l) => self.stdout.push(l),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        Waited::Exited(code(st))
+    }
+
     /// Waits for the child to exit by itself, up to `limit`; Ctrl-C ends the wait early.
     pub fn wait(&mut self, limit: Duration) -> Waited {
         let start = Instant::now();
@@ -177,17 +192,7 @@ impl Proc {
                 return Waited::Exited(-1);
             };
             if let Ok(Some(st)) = c.try_wait() {
-                self.child = None;
-                // The reader thread may still hold the last lines.
-                let t = Instant::now();
-                while t.elapsed() < Duration::from_millis(500) {
-                    match self.lines.recv_timeout(Duration::from_millis(50)) {
-                        Ok(l) => self.stdout.push(l),
-                        Err(RecvTimeoutError::Disconnected) => break,
-                        Err(RecvTimeoutError::Timeout) => {}
-                    }
-                }
-                return Waited::Exited(code(st));
+                return self.reaped(st);
             }
             if shutdown::requested() {
                 return Waited::Interrupted;
@@ -219,16 +224,7 @@ impl Proc {
                 return Waited::Exited(-1);
             };
             if let Ok(Some(st)) = c.try_wait() {
-                self.child = None;
-                let t = Instant::now();
-                while t.elapsed() < Duration::from_millis(500) {
-                    match self.lines.recv_timeout(Duration::from_millis(50)) {
-                        Ok(l) => self.stdout.push(l),
-                        Err(RecvTimeoutError::Disconnected) => break,
-                        Err(RecvTimeoutError::Timeout) => {}
-                    }
-                }
-                return Waited::Exited(code(st));
+                return self.reaped(st);
             }
             if start.elapsed() > grace {
                 self.kill();
