@@ -14,16 +14,18 @@ use crate::lab::results::PathResult;
 use crate::lab::scenario::{Client, ResolvedPath, TopologyKind};
 use crate::lab::topology::{DpdkPrefix, Topology};
 
-/// Starts `bypass serve --mode rpc` with `devices` in the topology's server namespace and
-/// waits for its first report line (workers running).
-pub fn start_server(
+/// The command line of `bypass serve --mode rpc --json` in the topology's server namespace,
+/// answering for its server address, worker on the server CPU and control lcore on the
+/// client CPU, stopping by itself after `duration_s`; `extra` adds serve options.
+pub fn serve_argv(
     ctx: &Ctx,
     path: &ResolvedPath,
     topo: &Topology,
-    devices: &[String],
+    extra: &[String],
+    duration_s: f64,
     prefix: &DpdkPrefix,
-    res: &mut PathResult,
-) -> Result<Proc, PathError> {
+    devices: &[String],
+) -> Vec<String> {
     let mut argv = topo.server_ns.prefix();
     argv.extend([
         ctx.bin.to_string_lossy().into_owned(),
@@ -35,18 +37,40 @@ pub fn start_server(
         "--poll-mode".into(),
         path.poll_mode.as_str().into(),
         "--json".into(),
-        "--interval-ms".into(),
-        "500".into(),
         "--duration".into(),
-        format!("{}", server_cap_secs(path)),
-        "--".into(),
+        format!("{duration_s}"),
     ]);
+    argv.extend_from_slice(extra);
+    argv.push("--".into());
     argv.extend(eal::args(
         &[path.client_cpu, path.server_cpu],
         ctx.scenario.placement.hugepages,
         prefix,
         devices,
     ));
+    argv
+}
+
+/// Starts `bypass serve --mode rpc` with `devices` in the topology's server namespace and
+/// waits for its first report line (workers running).
+pub fn start_server(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    topo: &Topology,
+    devices: &[String],
+    prefix: &DpdkPrefix,
+    res: &mut PathResult,
+) -> Result<Proc, PathError> {
+    let extra = ["--interval-ms".to_string(), "500".to_string()];
+    let argv = serve_argv(
+        ctx,
+        path,
+        topo,
+        &extra,
+        server_cap_secs(path),
+        prefix,
+        devices,
+    );
     res.commands.push(shell_line(&argv));
     let mut server = Proc::spawn("bypass serve", &argv)?;
     server.wait_line(Duration::from_secs(30), |l| l.contains("\"interval\""))?;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::fastpath::serve_argv;
 use super::{shell_line, Ctx, PathError};
 use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
@@ -150,33 +151,24 @@ fn bypass_round(
     res: &mut PathResult,
 ) -> Result<(Vec<f64>, Value), PathError> {
     let prefix = DpdkPrefix::new("tb");
-    let mut argv = topo.server_ns.prefix();
-    argv.extend([
-        ctx.bin.to_string_lossy().into_owned(),
-        "serve".into(),
-        "--mode".into(),
-        "rpc".into(),
-        "--ip".into(),
-        topo.spec.server_ip.to_string(),
-        "--mac".into(),
+    let extra = [
+        "--mac".to_string(),
         MacAddress(SERVER_MAC).to_string(),
         "--burst".into(),
         BURST.into(),
-        "--poll-mode".into(),
-        path.poll_mode.as_str().into(),
-        "--duration".into(),
-        format!("{}", path.duration + 1.0),
-        "--json".into(),
-        "--".into(),
-    ]);
-    argv.extend(eal::args(
-        &[path.client_cpu, path.server_cpu],
-        ctx.scenario.placement.hugepages,
+    ];
+    let devices = [format!(
+        "--vdev=net_pcap0,rx_pcap={pcap_file},infinite_rx=1"
+    )];
+    let argv = serve_argv(
+        ctx,
+        path,
+        topo,
+        &extra,
+        path.duration + 1.0,
         &prefix,
-        &[format!(
-            "--vdev=net_pcap0,rx_pcap={pcap_file},infinite_rx=1"
-        )],
-    ));
+        &devices,
+    );
     res.commands.push(shell_line(&argv));
     let mut p = Proc::spawn("bypass serve", &argv)?;
     match p.wait(Duration::from_secs_f64(path.duration + 40.0)) {
