@@ -11,12 +11,12 @@ use crate::stats::{new_latency_histogram, HIGHEST_TRACKABLE_NS};
 use crate::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, HEADER_LEN};
 
 use super::args::WaitMode;
-use super::clock::Clock;
 use super::config::{LoadConfig, LoadModel, RequestMethod};
 use super::report::{Counters, IntervalRow, Report};
 use super::schedule::Schedule;
 use super::transport::RpcTransport;
 use super::LoadError;
+use crate::os::Clock;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Busy mode: replies drained per loop turn before sending is reconsidered.

@@ -6,7 +6,6 @@
 //! the client's own (`dpdk`). `--rates` sweeps the open-loop rate (the latency-versus-load curve).
 
 pub mod args;
-pub mod clock;
 pub mod config;
 pub mod dpdk;
 mod engine;
@@ -22,8 +21,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+pub use crate::os::Clock;
 pub use args::{Arrival, LoadArgs, MethodArg, Transport, WaitMode};
-pub use clock::Clock;
 pub use config::{LoadConfig, LoadModel, RequestMethod};
 pub use report::{Counters, IntervalRow, Report};
 pub use schedule::Schedule;

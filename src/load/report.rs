@@ -63,7 +63,7 @@ pub struct IntervalRow {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub config: LoadConfig,
-    /// [`super::clock::Clock::describe`] of the clock used.
+    /// [`crate::os::Clock::describe`] of the clock used.
     pub time_source: String,
     pub start_time: SystemTime,
     /// Requests/s asked for (open loop), `None` in closed loop.

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use crate::shutdown;
 
 use super::args::{Arrival, LoadArgs, WaitMode};
-use super::clock::Clock;
 use super::config::{LoadConfig, LoadModel, RequestMethod};
 use super::report::Report;
 use super::{run_with_clock, write_file, LoadError};
+use crate::os::Clock;
 
 /// Most points one sweep may have.
 pub const MAX_POINTS: usize = 1000;

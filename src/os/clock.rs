@@ -1,4 +1,4 @@
-//! The client's time source: the TSC when it is invariant (calibrated against
+//! The programs' time source: the TSC when it is invariant (calibrated against
 //! CLOCK_MONOTONIC), otherwise `std::time::Instant`.
 //!
 //! One `Clock` is read from one thread: the engine is single-threaded, so the

@@ -1,0 +1,6 @@
+//! The one safe layer over the operating system and the CPU (beside src/dpdk for DPDK): the
+//! TSC and its calibration against CLOCK_MONOTONIC, so every program reads time the same way.
+
+pub mod clock;
+
+pub use clock::Clock;
