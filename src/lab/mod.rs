@@ -7,6 +7,7 @@ pub mod caps;
 pub mod eal;
 pub mod environment;
 pub mod hgrm_read;
+pub mod hlog_read;
 pub mod paths;
 pub mod plot;
 pub mod prereq;
