@@ -7,6 +7,7 @@
 mod hgrm;
 mod histogram;
 mod hlog;
+pub mod interval;
 mod javafmt;
 
 pub use hgrm::{
