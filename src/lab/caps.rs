@@ -12,6 +12,12 @@ pub struct Caps {
     pub transports: Vec<String>,
     /// `bypass load --rates` (sweeps in one run).
     pub rates: bool,
+    /// `bypass load --hlog` (lossless rounds; without it rounds merge from their .hgrm).
+    pub hlog: bool,
+    /// `bypass noise`, `bypass floor`, `bypass syscalls`: the platform measurements.
+    pub noise: bool,
+    pub floor: bool,
+    pub syscalls: bool,
 }
 
 fn help(bin: &Path, args: &[&str]) -> Option<String> {
@@ -65,6 +71,10 @@ impl Caps {
             kernel_serve: help(bin, &["kernel-serve"]).is_some(),
             transports: possible_values(&load, "--transport"),
             rates: load.contains("--rates"),
+            hlog: load.contains("--hlog"),
+            noise: help(bin, &["noise"]).is_some(),
+            floor: help(bin, &["floor"]).is_some(),
+            syscalls: help(bin, &["syscalls"]).is_some(),
         }
     }
 

@@ -6,9 +6,11 @@
 pub mod caps;
 pub mod eal;
 pub mod environment;
+pub mod figures;
 pub mod hgrm_read;
 pub mod hlog_read;
 pub mod paths;
+pub mod platform;
 pub mod plot;
 pub mod prereq;
 pub mod proc;

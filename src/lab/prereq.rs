@@ -58,7 +58,7 @@ pub fn check(scenario: &Scenario, paths: &[ResolvedPath]) -> Vec<String> {
     let kind = |k: TopologyKind| {
         paths
             .iter()
-            .any(|p| scenario.topologies[p.topology].kind == k)
+            .any(|p| p.topology.is_some_and(|t| scenario.topologies[t].kind == k))
     };
     if kind(TopologyKind::Veth) {
         progs.push(("ethtool", "ethtool (apt-get install ethtool)"));
@@ -66,7 +66,10 @@ pub fn check(scenario: &Scenario, paths: &[ResolvedPath]) -> Vec<String> {
     if kind(TopologyKind::Veth) || kind(TopologyKind::Tap) || kind(TopologyKind::Nic) {
         progs.push(("ping", "iputils-ping (apt-get install iputils-ping)"));
     }
-    if paths.iter().any(|p| p.client == Client::Sockperf) {
+    if paths
+        .iter()
+        .any(|p| p.client == Client::Sockperf || p.cross_check.is_some())
+    {
         progs.push(("sockperf", "sockperf (apt-get install sockperf)"));
     }
     if paths.iter().any(|p| p.kind == PathKind::Throughput) {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::environment::Environment;
+pub use super::platform::Platform;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,14 +87,190 @@ impl Loss {
     }
 }
 
+/// The open-loop client's schedule lag (actual send - intended send), from `bypass load`'s
+/// `send_lag`; `behind` is its own "client fell behind" flag.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SendLag {
+    pub p99_ns: u64,
+    pub max_ns: u64,
+    pub late_1us_fraction: f64,
+    pub behind: bool,
+}
+
+impl SendLag {
+    /// From a load summary; None in closed loop or from a client without the key.
+    pub fn from_load_summary(s: &Value) -> Option<SendLag> {
+        let l = s.get("send_lag").filter(|v| v.is_object())?;
+        Some(SendLag {
+            p99_ns: l["p99_ns"].as_u64().unwrap_or(0),
+            max_ns: l["max_ns"].as_u64().unwrap_or(0),
+            late_1us_fraction: l["late_1us_fraction"].as_f64().unwrap_or(0.0),
+            behind: l["behind"].as_bool().unwrap_or(false),
+        })
+    }
+}
+
 /// One point of a load sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SweepPoint {
     pub target_rate: f64,
     pub achieved_rate: f64,
+    /// Corrected (from the intended send time).
     pub latency: Latency,
+    /// From the actual send time: hides the client's own stalls.
+    #[serde(default)]
+    pub uncorrected: Option<Latency>,
     pub loss: Loss,
     pub hgrm: String,
+    #[serde(default)]
+    pub send_lag: Option<SendLag>,
+    /// Lost requests are recorded at this value (the client's timeout): a percentile at or
+    /// above it means "at least the timeout".
+    #[serde(default)]
+    pub lost_recorded_at_ns: Option<u64>,
+    /// What the platform alone explains at this rate (the probe's model).
+    #[serde(default)]
+    pub platform_model: Option<ModelFig>,
+}
+
+/// The platform model at one sweep point: the closed-loop p50 plus the probe's model delay,
+/// over the measured corrected tail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelFig {
+    pub base_p50_ns: u64,
+    pub delay_p99_ns: u64,
+    pub delay_p999_ns: u64,
+    /// Share of sends that would land in a gap longer than 100 us.
+    pub in_gap_100us: f64,
+    pub model_p99_ns: u64,
+    pub model_p999_ns: u64,
+    /// model / measured.
+    pub ratio_p99: Option<f64>,
+    pub ratio_p999: Option<f64>,
+}
+
+/// One percentile of a path over its rounds: the value of all rounds merged, its 95%
+/// order-statistic interval, and the spread of the per-round values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PercentileCi {
+    pub value_ns: u64,
+    pub lo_ns: u64,
+    pub hi_ns: u64,
+    /// Samples behind it (all rounds).
+    pub samples: u64,
+    /// False: too few samples for a 95% interval (lo/hi are then min and max).
+    pub enough: bool,
+    pub round_min_ns: u64,
+    pub round_max_ns: u64,
+    pub rounds: usize,
+}
+
+/// p50, p99 and p99.9 of a path with their uncertainty.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Intervals {
+    pub p50: PercentileCi,
+    pub p99: PercentileCi,
+    pub p999: PercentileCi,
+}
+
+impl Intervals {
+    pub fn get(&self, what: Pct) -> &PercentileCi {
+        match what {
+            Pct::P50 => &self.p50,
+            Pct::P99 => &self.p99,
+            Pct::P999 => &self.p999,
+        }
+    }
+}
+
+/// The three percentiles every interval, ratio and verdict is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pct {
+    P50,
+    P99,
+    P999,
+}
+
+impl Pct {
+    pub const ALL: [Pct; 3] = [Pct::P50, Pct::P99, Pct::P999];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Pct::P50 => "p50",
+            Pct::P99 => "p99",
+            Pct::P999 => "p99.9",
+        }
+    }
+
+    pub fn quantile(self) -> f64 {
+        match self {
+            Pct::P50 => 0.5,
+            Pct::P99 => 0.99,
+            Pct::P999 => 0.999,
+        }
+    }
+
+    pub fn of(self, l: &Latency) -> u64 {
+        match self {
+            Pct::P50 => l.p50_ns,
+            Pct::P99 => l.p99_ns,
+            Pct::P999 => l.p999_ns,
+        }
+    }
+}
+
+/// A ratio with its interval, as results.json keeps it (see stats::interval::Ratio).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RatioFig {
+    pub median: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub n: usize,
+    /// "range" (min..max of the per-round ratios, fewer than 6) or "order-statistic" (binomial
+    /// bounds on the rank of the median, >= 95%).
+    pub method: String,
+    /// Probability that [lo, hi] covers the true median ratio (75% for a range of 3).
+    #[serde(default)]
+    pub coverage: f64,
+    pub text: String,
+}
+
+/// One round of a latency path.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Round {
+    /// 1-based.
+    pub round: u32,
+    pub status: Status,
+    pub error: Option<String>,
+    pub latency: Option<Latency>,
+    pub loss: Option<Loss>,
+    pub rate_per_s: Option<f64>,
+    /// The round's lossless histogram (interval log), relative to the results folder.
+    pub hlog: Option<String>,
+    /// Indexes into `platform.probes`: the probe just before this round and the next one.
+    pub probe_before: Option<usize>,
+    pub probe_after: Option<usize>,
+    /// A neighbouring probe lost more than `noisy_lost_pct` of a CPU.
+    pub noisy: bool,
+    /// The cross-check client's figures against the same server process this round.
+    pub cross_check: Option<Latency>,
+    /// Whether the cross-check client ran first this round (the order alternates).
+    #[serde(default)]
+    pub cross_check_first: bool,
+    #[serde(default)]
+    pub send_lag: Option<SendLag>,
+    pub elapsed_s: f64,
+}
+
+/// A path's cross-check: our client over the other client, per round, same server process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrossCheckFig {
+    pub client: String,
+    pub p50: Option<RatioFig>,
+    pub p99: Option<RatioFig>,
+    pub p999: Option<RatioFig>,
+    /// The target: the p50 ratio's median within 10% of 1.
+    pub p50_within_10pct: Option<bool>,
 }
 
 /// The fast path against testpmd 5tswap, packets per second (medians of 1 s readings).
@@ -142,6 +319,26 @@ pub struct PathResult {
     /// asked): the figures stand, the problem is shown next to them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Every round of a latency path (results of a later run compare against these).
+    #[serde(default)]
+    pub rounds: Vec<Round>,
+    /// p50 / p99 / p99.9 of the merged rounds with their intervals.
+    #[serde(default)]
+    pub intervals: Option<Intervals>,
+    /// p50 as a multiple of the floor's p50, from paired rounds.
+    #[serde(default)]
+    pub floor_multiple: Option<RatioFig>,
+    #[serde(default)]
+    pub cross_check: Option<CrossCheckFig>,
+    /// Rounds flagged noisy.
+    #[serde(default)]
+    pub noisy_rounds: usize,
+    /// This run's lossless histogram (the round's, while it runs); not written.
+    #[serde(skip)]
+    pub histogram: Option<hdrhistogram::Histogram<u64>>,
+    /// The cross-check client's result of this round, while it runs; not written.
+    #[serde(skip)]
+    pub cross: Option<Box<PathResult>>,
 }
 
 impl PathResult {
@@ -173,7 +370,22 @@ impl PathResult {
             client_report: None,
             commands: Vec::new(),
             warnings: Vec::new(),
+            rounds: Vec::new(),
+            intervals: None,
+            floor_multiple: None,
+            cross_check: None,
+            noisy_rounds: 0,
+            histogram: None,
+            cross: None,
         }
+    }
+
+    /// The per-round values of one percentile, in round order (ok rounds only).
+    pub fn round_values(&self, what: Pct) -> Vec<(u32, f64)> {
+        self.rounds
+            .iter()
+            .filter_map(|r| Some((r.round, what.of(r.latency.as_ref()?) as f64)))
+            .collect()
     }
 
     /// The server's final report after the client measured; a server that would not stop
@@ -199,6 +411,22 @@ pub struct LabResults {
     pub paths: Vec<PathResult>,
     /// Plot files, relative to the results folder.
     pub plots: Vec<String>,
+    /// The noise probes and the syscall tax.
+    #[serde(default)]
+    pub platform: Platform,
+    /// Verdict lines from paired per-round ratios.
+    #[serde(default)]
+    pub verdicts: Vec<Verdict>,
+}
+
+/// One comparison: `a` over `b` at one percentile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Verdict {
+    pub a: String,
+    pub b: String,
+    pub what: String,
+    pub ratio: RatioFig,
+    pub text: String,
 }
 
 impl LabResults {

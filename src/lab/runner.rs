@@ -10,12 +10,15 @@ use std::time::{Duration, Instant, SystemTime};
 use super::caps::Caps;
 use super::environment::Environment;
 use super::paths::{self, Ctx, PathError};
+use super::platform::{self, Platform, Probe};
 use super::plot::{self, Series};
-use super::results::{LabResults, PathResult, Status};
+use super::results::{LabResults, Latency, Loss, PathResult, Round, SendLag, Status};
 use super::scenario::{ResolvedPath, Scenario};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
-use super::{hgrm_read, proc, report};
+use super::{figures, hgrm_read, proc, report};
 use crate::shutdown;
+use crate::stats::write_percentile_distribution;
+use hdrhistogram::Histogram;
 
 /// "YYYY-mm-dd HH:MM:SS" and "YYYYmmdd-HHMMSS" of a time, UTC.
 pub fn utc_stamp(t: SystemTime) -> (String, String) {
@@ -210,6 +213,227 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
     files
 }
 
+/// One step of the lab: a path, and its round when it repeats (None: a sweep or throughput
+/// path, which runs once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    pub path: usize,
+    pub round: Option<u32>,
+}
+
+/// The interleaved order: round 1 of every path in the scenario's order (sweeps and
+/// throughput paths in their place, once), then round 2 of every path that repeats, and so
+/// on, so slow drift of the machine spreads over all paths instead of landing on one.
+pub fn schedule(paths: &[ResolvedPath]) -> Vec<Job> {
+    let most = paths.iter().map(|p| p.repeats).max().unwrap_or(1);
+    let mut jobs = Vec::new();
+    for k in 1..=most {
+        for (i, p) in paths.iter().enumerate() {
+            if !p.is_latency() {
+                if k == 1 {
+                    jobs.push(Job {
+                        path: i,
+                        round: None,
+                    });
+                }
+            } else if k <= p.repeats {
+                jobs.push(Job {
+                    path: i,
+                    round: Some(k),
+                });
+            }
+        }
+    }
+    jobs
+}
+
+/// The CPUs a path runs on, each once.
+fn path_cpus(p: &ResolvedPath) -> Vec<usize> {
+    let mut c = vec![p.client_cpu, p.server_cpu];
+    c.dedup();
+    c
+}
+
+/// Runs `bypass noise` on `cpus` and records the probe (or why there is none).
+fn take_probe(
+    bin: &Path,
+    caps: &Caps,
+    platform: &mut Platform,
+    cpus: &[usize],
+    model_rates: &[f64],
+    (label, path, round): (String, Option<String>, Option<u32>),
+    start: Instant,
+) -> Option<usize> {
+    if platform.probe_s <= 0.0 || shutdown::requested() {
+        return None;
+    }
+    if !caps.noise {
+        if platform.errors.is_empty() {
+            platform
+                .errors
+                .push("no probes: this bypass build has no `bypass noise`".into());
+        }
+        return None;
+    }
+    match platform::probe(bin, cpus, platform.probe_s, model_rates) {
+        Ok((cpus, model)) => {
+            platform.probes.push(Probe {
+                label,
+                path,
+                round,
+                duration_s: platform.probe_s,
+                cpus,
+                model,
+                at_s: start.elapsed().as_secs_f64(),
+            });
+            Some(platform.probes.len() - 1)
+        }
+        Err(e) => {
+            platform.errors.push(format!("probe {label}: {e}"));
+            None
+        }
+    }
+}
+
+/// What a finished run of a path (or of one of its rounds) ended as.
+fn status_of(outcome: Result<(), PathError>) -> (Status, Option<String>) {
+    match outcome {
+        Ok(()) => (Status::Ok, None),
+        Err(PathError::Failed(e)) => (Status::Failed, Some(e)),
+        Err(PathError::Skipped(e)) => (Status::Skipped, Some(e)),
+    }
+}
+
+/// Moves one round's run into its path's result: the round's figures, its histogram for the
+/// merge, the commands, and the latest server and client reports.
+fn fold_round(
+    r: &mut PathResult,
+    hists: &mut Vec<Histogram<u64>>,
+    k: u32,
+    mut rr: PathResult,
+    probe_before: Option<usize>,
+) {
+    let ok = rr.status == Status::Ok;
+    if let (true, Some(h)) = (ok, rr.histogram.take()) {
+        hists.push(h);
+    }
+    let hlog = format!("{}-r{k}.hlog", r.name);
+    r.rounds.push(Round {
+        round: k,
+        status: rr.status,
+        error: rr.error.clone(),
+        latency: if ok { rr.latency.clone() } else { None },
+        loss: rr.loss.clone(),
+        rate_per_s: rr.rate_per_s,
+        hlog: rr
+            .commands
+            .iter()
+            .any(|c| c.contains(&hlog))
+            .then_some(hlog),
+        probe_before,
+        probe_after: None,
+        noisy: false,
+        cross_check: if ok {
+            rr.cross.as_ref().and_then(|c| c.latency.clone())
+        } else {
+            None
+        },
+        cross_check_first: rr.cross.is_some() && k.is_multiple_of(2),
+        send_lag: rr
+            .client_report
+            .as_ref()
+            .and_then(SendLag::from_load_summary),
+        elapsed_s: rr.elapsed_s,
+    });
+    r.commands.append(&mut rr.commands);
+    r.warnings
+        .extend(rr.warnings.iter().map(|w| format!("round {k}: {w}")));
+    if rr.server.is_some() {
+        r.server = rr.server;
+    }
+    if rr.client_report.is_some() {
+        r.client_report = rr.client_report;
+    }
+    r.elapsed_s += rr.elapsed_s;
+}
+
+/// A repeated path's figures from its rounds: status, the merged histogram (written as
+/// `<path>.hgrm`), its percentiles with intervals, summed loss, noisy flags.
+fn finish_rounds(
+    out: &Path,
+    r: &mut PathResult,
+    hists: &[Histogram<u64>],
+    platform: &Platform,
+) -> Result<(), String> {
+    for round in &mut r.rounds {
+        round.probe_after = round
+            .probe_before
+            .map(|i| i + 1)
+            .filter(|&i| i < platform.probes.len());
+        round.noisy = [round.probe_before, round.probe_after]
+            .iter()
+            .flatten()
+            .any(|&i| platform.probes[i].max_lost_pct() > platform.noisy_lost_pct);
+    }
+    r.noisy_rounds = r.rounds.iter().filter(|x| x.noisy).count();
+    let first_bad = r.rounds.iter().find(|x| x.status == Status::Failed);
+    let ok = r.rounds.iter().filter(|x| x.status == Status::Ok).count();
+    (r.status, r.error) = match (first_bad, ok) {
+        (Some(b), _) => (
+            Status::Failed,
+            Some(format!(
+                "round {}: {}",
+                b.round,
+                b.error.as_deref().unwrap_or("?")
+            )),
+        ),
+        (None, 0) => (
+            Status::Skipped,
+            r.rounds.first().and_then(|x| x.error.clone()),
+        ),
+        (None, _) => (Status::Ok, None),
+    };
+    if r.status == Status::Ok && ok < r.rounds.len() {
+        r.warnings.push(format!(
+            "{ok} of {} rounds ran: {}",
+            r.rounds.len(),
+            r.rounds
+                .iter()
+                .find_map(|x| x.error.clone())
+                .unwrap_or_default()
+        ));
+    }
+    let Some(first) = hists.first() else {
+        return Ok(());
+    };
+    let mut merged = first.clone();
+    for h in &hists[1..] {
+        merged
+            .add(h)
+            .map_err(|e| format!("merging rounds: {e:?}"))?;
+    }
+    let hgrm = format!("{}.hgrm", r.name);
+    let mut f = std::fs::File::create(out.join(&hgrm)).map_err(|e| format!("{hgrm}: {e}"))?;
+    write_percentile_distribution(&merged, &mut f, 5, 1000.0)
+        .and_then(|_| f.flush())
+        .map_err(|e| format!("{hgrm}: {e}"))?;
+    r.hgrm = Some(hgrm);
+    r.latency = Some(Latency::from_histogram(&merged));
+    r.intervals = Some(figures::intervals(&merged, &r.rounds));
+    let losses: Vec<&Loss> = r.rounds.iter().filter_map(|x| x.loss.as_ref()).collect();
+    r.loss = Some(Loss {
+        sent: losses.iter().map(|l| l.sent).sum(),
+        received: losses.iter().map(|l| l.received).sum(),
+        lost: losses.iter().map(|l| l.lost).sum(),
+    });
+    let rates: Vec<f64> = r.rounds.iter().filter_map(|x| x.rate_per_s).collect();
+    r.rate_per_s = (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64);
+    if r.cross_check.is_none() && r.rounds.iter().any(|x| x.cross_check.is_some()) {
+        r.cross_check = figures::cross_check(r, "sockperf");
+    }
+    Ok(())
+}
+
 /// Runs the scenario into `out`; returns the results (already written).
 pub fn run(
     scenario: &Scenario,
@@ -234,68 +458,111 @@ pub fn run(
     }
 
     let progress = Progress::new();
-    let n = resolved.len();
-    let mut results = Vec::new();
-    {
-        // Topologies live until every path ran; their drop removes namespaces and interfaces.
-        let mut topos: Vec<Option<Result<Topology, String>>> =
-            (0..scenario.topologies.len()).map(|_| None).collect();
-        let ctx = Ctx {
-            bin: bin.clone(),
-            scenario,
-            out,
-            run_dir: &run_dir.0,
-            caps: &caps,
-        };
-        for (i, p) in resolved.iter().enumerate() {
-            let spec = &scenario.topologies[p.topology];
+    let jobs = schedule(resolved);
+    let n = jobs.len();
+    let mut results: Vec<PathResult> = resolved
+        .iter()
+        .map(|p| {
+            let topo = p
+                .topology
+                .map_or("-", |t| scenario.topologies[t].name.as_str());
             let mut r = PathResult::new(
                 &p.name,
                 p.kind.as_str(),
-                &spec.name,
+                topo,
                 p.client.as_str(),
                 &p.description,
             );
             r.server_cpu = p.server_cpu;
             r.client_cpu = p.client_cpu;
-            let label = format!("[{}/{n}] {}", i + 1, p.name);
-            if shutdown::requested() {
-                r.status = Status::Skipped;
-                r.error = Some("interrupted (Ctrl-C) before this path started".into());
-                results.push(r);
+            r
+        })
+        .collect();
+    let mut hists: Vec<Vec<Histogram<u64>>> = vec![Vec::new(); resolved.len()];
+    // A path skipped once (a program this build lacks) is not retried every round.
+    let mut given_up = vec![false; resolved.len()];
+    let mut platform = Platform {
+        probe_s: scenario.platform.probe,
+        noisy_lost_pct: scenario.platform.noisy_lost_pct,
+        ..Platform::default()
+    };
+    {
+        // Topologies live until every path ran; their drop removes namespaces and interfaces.
+        let mut topos: Vec<Option<Result<Topology, String>>> =
+            (0..scenario.topologies.len()).map(|_| None).collect();
+        for (j, job) in jobs.iter().enumerate() {
+            let p = &resolved[job.path];
+            if given_up[job.path] {
                 continue;
             }
+            let r = &mut results[job.path];
+            if shutdown::requested() {
+                if r.rounds.is_empty() && job.round.unwrap_or(1) == 1 {
+                    r.status = Status::Skipped;
+                    r.error = Some("interrupted (Ctrl-C) before this path started".into());
+                }
+                continue;
+            }
+            let label = match job.round {
+                Some(k) => format!("[{}/{n}] {} round {k}/{}", j + 1, p.name, p.repeats),
+                None => format!("[{}/{n}] {}", j + 1, p.name),
+            };
+            let probe_label = match job.round {
+                Some(k) => format!("before {} round {k}", p.name),
+                None => format!("before {}", p.name),
+            };
+            let probe_before = take_probe(
+                &bin,
+                &caps,
+                &mut platform,
+                &path_cpus(p),
+                &p.rates,
+                (probe_label, Some(p.name.clone()), job.round),
+                wall,
+            );
             progress.begin(label.clone(), &p.description);
             let t = Instant::now();
+            let ctx = Ctx {
+                bin: bin.clone(),
+                scenario,
+                out,
+                run_dir: &run_dir.0,
+                caps: &caps,
+                round: job.round,
+            };
+            let mut rr = match job.round {
+                Some(_) => PathResult::new(&p.name, "", "", "", ""),
+                None => r.clone(),
+            };
             // Built on first use, so a scenario's later topologies do not hold resources
             // during earlier paths... and a build error fails only the paths that need it.
-            let topo = topos[p.topology]
-                .get_or_insert_with(|| Topology::build(spec, p.topology, &run_dir.0));
-            let outcome = match topo {
-                Ok(topo) => paths::run(&ctx, p, topo, &mut r),
-                Err(e) => Err(PathError::Failed(format!(
-                    "topology {:?} could not be built: {e}",
-                    spec.name
-                ))),
+            let outcome = match p.topology {
+                None => paths::run(&ctx, p, None, &mut rr),
+                Some(ti) => {
+                    let spec = &scenario.topologies[ti];
+                    match topos[ti].get_or_insert_with(|| Topology::build(spec, ti, &run_dir.0)) {
+                        Ok(topo) => paths::run(&ctx, p, Some(topo), &mut rr),
+                        Err(e) => Err(PathError::Failed(format!(
+                            "topology {:?} could not be built: {e}",
+                            spec.name
+                        ))),
+                    }
+                }
             };
-            match outcome {
-                Ok(()) => r.status = Status::Ok,
-                Err(PathError::Failed(e)) => {
-                    r.status = Status::Failed;
-                    r.error = Some(e);
-                }
-                Err(PathError::Skipped(e)) => {
-                    r.status = Status::Skipped;
-                    r.error = Some(e);
-                }
-            }
-            r.elapsed_s = t.elapsed().as_secs_f64();
+            (rr.status, rr.error) = status_of(outcome);
+            rr.elapsed_s = t.elapsed().as_secs_f64();
             progress.end(format!(
                 "{label}: {} ({:.1} s)",
-                summary_line(&r),
-                r.elapsed_s
+                summary_line(&rr),
+                rr.elapsed_s
             ));
-            results.push(r);
+            if rr.status == Status::Skipped && !shutdown::requested() {
+                given_up[job.path] = true;
+            }
+            match job.round {
+                Some(k) => fold_round(r, &mut hists[job.path], k, rr, probe_before),
+                None => *r = rr,
+            }
         }
         if shutdown::requested() {
             eprintln!("bypass lab: interrupted; cleaning up");
@@ -303,6 +570,19 @@ pub fn run(
     }
     sweep_leftovers();
     drop(run_dir);
+    finish_platform(&bin, &caps, scenario, &mut platform, wall);
+
+    for (i, p) in resolved.iter().enumerate() {
+        if p.is_latency() && !results[i].rounds.is_empty() {
+            if let Err(e) = finish_rounds(out, &mut results[i], &hists[i], &platform) {
+                results[i].status = Status::Failed;
+                results[i].error = Some(e);
+            }
+        }
+    }
+    figures::floor_multiples(&mut results);
+    figures::platform_models(&mut results, &platform);
+    let verdicts = figures::verdicts(&results, &scenario.comparisons(resolved));
 
     let mut env = env;
     env.loadavg_end = super::environment::loadavg();
@@ -316,6 +596,8 @@ pub fn run(
         environment: env,
         paths: results,
         plots: Vec::new(),
+        platform,
+        verdicts,
     };
     lab.plots = plots(out, &lab);
     lab.wall_s = wall.elapsed().as_secs_f64();
@@ -326,9 +608,92 @@ pub fn run(
     Ok(lab)
 }
 
+/// The probe after the last path and the syscall tax row, once per lab.
+fn finish_platform(
+    bin: &Path,
+    caps: &Caps,
+    scenario: &Scenario,
+    platform: &mut Platform,
+    wall: Instant,
+) {
+    let pl = &scenario.placement;
+    let mut cpus = vec![pl.client_cpu, pl.server_cpu];
+    cpus.dedup();
+    platform.end_probe = take_probe(
+        bin,
+        caps,
+        platform,
+        &cpus,
+        &[],
+        ("end".into(), None, None),
+        wall,
+    );
+    if !scenario.platform.syscalls || shutdown::requested() {
+        return;
+    }
+    if !caps.syscalls {
+        platform
+            .errors
+            .push("no syscall row: this bypass build has no `bypass syscalls`".into());
+        return;
+    }
+    eprintln!("bypass lab: syscall tax on CPU {}", pl.client_cpu);
+    match platform::syscalls(bin, pl.client_cpu) {
+        Ok(s) => platform.syscalls = Some(s),
+        Err(e) => platform.errors.push(format!("syscalls: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedule_interleaves_rounds_and_runs_sweeps_once() {
+        let text = r#"
+name = "s"
+[defaults]
+repeats = 2
+[[topology]]
+name = "lo"
+kind = "loopback"
+server_ip = "198.18.3.1"
+[[path]]
+name = "a"
+kind = "kernel-serve"
+topology = "lo"
+plan = { mode = "ping-pong" }
+[[path]]
+name = "sw"
+kind = "kernel-serve"
+topology = "lo"
+wait = "busy"
+plan = { mode = "sweep", rates = "1000:2000:1000" }
+[[path]]
+name = "b"
+kind = "kernel-serve"
+topology = "lo"
+repeats = 3
+plan = { mode = "ping-pong" }
+"#;
+        let paths = Scenario::from_toml(text)
+            .unwrap()
+            .resolve_with_cpus(2)
+            .unwrap();
+        let order: Vec<(usize, Option<u32>)> =
+            schedule(&paths).iter().map(|j| (j.path, j.round)).collect();
+        assert_eq!(
+            order,
+            [
+                (0, Some(1)),
+                (1, None),
+                (2, Some(1)),
+                (0, Some(2)),
+                (2, Some(2)),
+                (2, Some(3))
+            ]
+        );
+    }
 
     #[test]
     fn utc_stamps() {

@@ -46,6 +46,13 @@ pub struct Scenario {
     pub placement: Placement,
     #[serde(default)]
     pub defaults: Defaults,
+    #[serde(default)]
+    pub platform: PlatformSpec,
+    /// Pairs of latency paths the report compares with paired per-round ratios
+    /// (`[["fastpath-memif", "kernel-udp-loopback"], ...]`); absent: each fast path against
+    /// the busy kernel UDP path on its topology (or on loopback). Every latency path is also
+    /// compared with the floor (the first `limit` path) whatever this says.
+    pub compare: Option<Vec<Vec<String>>>,
     #[serde(rename = "topology", default)]
     pub topologies: Vec<TopologySpec>,
     #[serde(rename = "path", default)]
@@ -89,6 +96,33 @@ pub struct Defaults {
     pub poll_mode: PollMode,
     /// How the client waits for replies.
     pub wait: Wait,
+    /// Rounds of every latency path, interleaved A B C .. A B C (sweeps and throughput paths
+    /// run once, in the first round).
+    pub repeats: u32,
+}
+
+/// The platform measurements around the paths: the noise probe and the syscall tax row.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformSpec {
+    /// Seconds of `bypass noise` on the path's CPUs before every path-round and once at the
+    /// end; 0 turns the probe off.
+    pub probe: f64,
+    /// A path-round whose probe before or after lost more than this share of a CPU (percent)
+    /// is flagged as measured on a noisy machine.
+    pub noisy_lost_pct: f64,
+    /// Measure the syscall tax (`bypass syscalls`) once per lab on the client CPU.
+    pub syscalls: bool,
+}
+
+impl Default for PlatformSpec {
+    fn default() -> Self {
+        PlatformSpec {
+            probe: 0.5,
+            noisy_lost_pct: 1.0,
+            syscalls: true,
+        }
+    }
 }
 
 impl Default for Defaults {
@@ -99,6 +133,7 @@ impl Default for Defaults {
             size: 32,
             poll_mode: PollMode::Busy,
             wait: Wait::Busy,
+            repeats: 1,
         }
     }
 }
@@ -205,6 +240,9 @@ pub enum PathKind {
     FastpathMemif,
     /// The fast path against testpmd 5tswap on net_pcap: packets per second, and the ratio.
     Throughput,
+    /// `bypass floor`: two threads on the client and server CPUs ping-pong a message through
+    /// shared memory, the floor no IPC on this machine beats. No topology, no server.
+    Limit,
 }
 
 impl PathKind {
@@ -214,6 +252,7 @@ impl PathKind {
             PathKind::Fastpath => "fastpath",
             PathKind::FastpathMemif => "fastpath-memif",
             PathKind::Throughput => "throughput",
+            PathKind::Limit => "limit",
         }
     }
 }
@@ -278,6 +317,33 @@ impl Client {
     }
 }
 
+/// How `bypass floor` passes its message (a limit path's `floor_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FloorMode {
+    /// A single-producer single-consumer ring of slots each way.
+    Ring,
+    /// One cache-line mailbox each way.
+    Line,
+}
+
+impl FloorMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FloorMode::Ring => "ring",
+            FloorMode::Line => "line",
+        }
+    }
+}
+
+/// A second client measuring the same server process in every round of a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrossCheck {
+    /// The unmodified `sockperf ping-pong` client against the server's sockperf port.
+    Sockperf,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PlanMode {
@@ -311,7 +377,8 @@ pub struct PathSpec {
     /// Unique; names the path's files (`<name>.hgrm`).
     pub name: String,
     pub kind: PathKind,
-    pub topology: String,
+    /// Required by every kind but `limit`.
+    pub topology: Option<String>,
     /// One line for the report saying what the path measures (a default is derived).
     pub description: Option<String>,
     /// kernel-serve: udp (default), tcp or unix.
@@ -328,6 +395,14 @@ pub struct PathSpec {
     pub plan: Plan,
     pub server_cpu: Option<usize>,
     pub client_cpu: Option<usize>,
+    /// Rounds of this path (default: defaults.repeats); latency paths only.
+    pub repeats: Option<u32>,
+    /// `"sockperf"`: in every round the unmodified sockperf client measures the same server
+    /// process right after (or before, alternating) our client; kernel-serve udp and fastpath
+    /// paths measured by `bypass load` in ping-pong.
+    pub cross_check: Option<CrossCheck>,
+    /// limit: ring (default) or line.
+    pub floor_mode: Option<FloorMode>,
 }
 
 /// A path with every default filled in, ready to run.
@@ -335,7 +410,8 @@ pub struct PathSpec {
 pub struct ResolvedPath {
     pub name: String,
     pub kind: PathKind,
-    pub topology: usize,
+    /// Index into the scenario's topologies; None for a limit path.
+    pub topology: Option<usize>,
     pub description: String,
     pub proto: Proto,
     pub backend: Backend,
@@ -353,6 +429,18 @@ pub struct ResolvedPath {
     pub rounds: u32,
     pub server_cpu: usize,
     pub client_cpu: usize,
+    /// Rounds of this path in the interleaved schedule (1 for sweeps and throughput).
+    pub repeats: u32,
+    pub cross_check: Option<CrossCheck>,
+    pub floor_mode: FloorMode,
+}
+
+impl ResolvedPath {
+    /// Whether this path gives one round-trip distribution per round (not a sweep or a
+    /// packet rate): the paths that repeat, merge and compare.
+    pub fn is_latency(&self) -> bool {
+        self.kind != PathKind::Throughput && self.mode != PlanMode::Sweep
+    }
 }
 
 /// Parses "A:B:STEP" into A, A+STEP, ... up to B inclusive.
@@ -387,6 +475,11 @@ pub fn in_lab_range(ip: Ipv4Addr) -> bool {
     let o = ip.octets();
     o[0] == 198 && (o[1] == 18 || o[1] == 19)
 }
+
+/// Most rounds a path may ask for.
+pub const MAX_REPEATS: u32 = 50;
+/// Largest message `bypass floor` passes.
+pub const MAX_FLOOR_SIZE: usize = 256;
 
 fn positive_secs(field: String, v: f64) -> Result<f64, ScenarioError> {
     if !v.is_finite() || v <= 0.0 || v > 3600.0 {
@@ -453,6 +546,25 @@ impl Scenario {
         if d.size > 8192 {
             return Err(err("defaults.size", "at most 8192 bytes"));
         }
+        if !(1..=MAX_REPEATS).contains(&d.repeats) {
+            return Err(err(
+                "defaults.repeats",
+                format!("must be in 1..={MAX_REPEATS}"),
+            ));
+        }
+        let pl = &self.platform;
+        if !pl.probe.is_finite() || !(0.0..=10.0).contains(&pl.probe) {
+            return Err(err(
+                "platform.probe",
+                "must be in [0, 10] seconds (0: no probe)",
+            ));
+        }
+        if !pl.noisy_lost_pct.is_finite() || !(0.0..=100.0).contains(&pl.noisy_lost_pct) {
+            return Err(err(
+                "platform.noisy_lost_pct",
+                "must be a percentage in [0, 100]",
+            ));
+        }
         self.check_topologies()?;
 
         let mut names = HashSet::new();
@@ -473,9 +585,182 @@ impl Scenario {
             if !names.insert(ps.name.clone()) {
                 return Err(err(f("name"), format!("{:?} is used twice", ps.name)));
             }
-            out.push(self.resolve_path(ps, cpus, &f)?);
+            let r = if ps.kind == PathKind::Limit {
+                self.resolve_limit(ps, cpus, &f)?
+            } else {
+                self.resolve_path(ps, cpus, &f)?
+            };
+            out.push(r);
         }
+        self.check_compare(&out)?;
         Ok(out)
+    }
+
+    /// The pairs the report compares: `compare` as given, or the default pairs (each fast
+    /// path against the busy kernel UDP ping-pong path on its own topology, else on loopback).
+    pub fn comparisons(&self, paths: &[ResolvedPath]) -> Vec<(String, String)> {
+        if let Some(c) = &self.compare {
+            return c.iter().map(|p| (p[0].clone(), p[1].clone())).collect();
+        }
+        let kernel = |p: &ResolvedPath| {
+            p.kind == PathKind::KernelServe
+                && p.proto == Proto::Udp
+                && p.backend == Backend::Busy
+                && p.is_latency()
+        };
+        let loopback = |p: &ResolvedPath| {
+            p.topology
+                .is_some_and(|t| self.topologies[t].kind == TopologyKind::Loopback)
+        };
+        let mut out = Vec::new();
+        for f in paths.iter().filter(|p| {
+            matches!(p.kind, PathKind::Fastpath | PathKind::FastpathMemif) && p.is_latency()
+        }) {
+            let same = paths
+                .iter()
+                .find(|k| kernel(k) && k.topology == f.topology)
+                .or_else(|| paths.iter().find(|k| kernel(k) && loopback(k)));
+            if let Some(k) = same {
+                out.push((f.name.clone(), k.name.clone()));
+            }
+        }
+        out
+    }
+
+    fn check_compare(&self, paths: &[ResolvedPath]) -> Result<(), ScenarioError> {
+        let Some(pairs) = &self.compare else {
+            return Ok(());
+        };
+        for (i, pair) in pairs.iter().enumerate() {
+            let f = format!("compare[{i}]");
+            if pair.len() != 2 {
+                return Err(err(f, "a pair of path names: [\"a\", \"b\"]"));
+            }
+            if pair[0] == pair[1] {
+                return Err(err(f, format!("{:?} against itself", pair[0])));
+            }
+            for name in pair {
+                match paths.iter().find(|p| &p.name == name) {
+                    None => return Err(err(f, format!("no path named {name:?}"))),
+                    Some(p) if !p.is_latency() => {
+                        return Err(err(
+                            f,
+                            format!("{name:?} is a sweep or throughput path; compare ping-pong or rate paths"),
+                        ))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn repeats_of(&self, ps: &PathSpec, f: &dyn Fn(&str) -> String) -> Result<u32, ScenarioError> {
+        let latency = ps.kind != PathKind::Throughput && ps.plan.mode != PlanMode::Sweep;
+        match ps.repeats {
+            Some(_) if !latency => Err(err(
+                f("repeats"),
+                "sweeps and throughput paths run once (throughput alternates plan.rounds)",
+            )),
+            Some(r) if !(1..=MAX_REPEATS).contains(&r) => {
+                Err(err(f("repeats"), format!("must be in 1..={MAX_REPEATS}")))
+            }
+            Some(r) => Ok(r),
+            None if latency => Ok(self.defaults.repeats),
+            None => Ok(1),
+        }
+    }
+
+    /// A limit path: `bypass floor` on the client and server CPUs; no topology, no client.
+    fn resolve_limit(
+        &self,
+        ps: &PathSpec,
+        cpus: usize,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<ResolvedPath, ScenarioError> {
+        let d = &self.defaults;
+        if ps.topology.is_some() {
+            return Err(err(
+                f("topology"),
+                "a limit path runs on no topology: remove it",
+            ));
+        }
+        if ps.client.is_some_and(|c| c != Client::None) {
+            return Err(err(f("client"), "a limit path has no client"));
+        }
+        if ps.proto.is_some() || ps.backend.is_some() || ps.poll_mode.is_some() {
+            return Err(err(
+                f("proto"),
+                "proto, backend and poll_mode are server settings; a limit path has no server",
+            ));
+        }
+        if ps.cross_check.is_some() {
+            return Err(err(
+                f("cross_check"),
+                "a limit path has no server to cross-check",
+            ));
+        }
+        if ps.plan.mode != PlanMode::PingPong || ps.plan.rounds.is_some() {
+            return Err(err(
+                f("plan.mode"),
+                "a limit path is a ping-pong (duration and warmup only)",
+            ));
+        }
+        let duration = positive_secs(f("plan.duration"), ps.plan.duration.unwrap_or(d.duration))?;
+        let size = ps.size.unwrap_or(d.size);
+        if !(1..=MAX_FLOOR_SIZE).contains(&size) {
+            return Err(err(
+                f("size"),
+                format!("a limit path passes 1..={MAX_FLOOR_SIZE} bytes"),
+            ));
+        }
+        let server_cpu = ps.server_cpu.unwrap_or(self.placement.server_cpu);
+        let client_cpu = ps.client_cpu.unwrap_or(self.placement.client_cpu);
+        for (k, c) in [("server_cpu", server_cpu), ("client_cpu", client_cpu)] {
+            if c >= cpus {
+                return Err(err(f(k), format!("CPU {c} does not exist ({cpus} CPUs)")));
+            }
+        }
+        if server_cpu == client_cpu {
+            return Err(err(
+                f("client_cpu"),
+                format!("both floor threads spin: they need a CPU each, not both CPU {client_cpu}"),
+            ));
+        }
+        let floor_mode = ps.floor_mode.unwrap_or(FloorMode::Ring);
+        let description = ps.description.clone().unwrap_or_else(|| {
+            format!(
+                "the floor: {size}-byte ping-pong through shared memory ({}), two spinning threads on CPUs {client_cpu} and {server_cpu}, no kernel, no NIC",
+                match floor_mode {
+                    FloorMode::Ring => "an SPSC ring each way",
+                    FloorMode::Line => "one cache line each way",
+                }
+            )
+        });
+        Ok(ResolvedPath {
+            name: ps.name.clone(),
+            kind: PathKind::Limit,
+            topology: None,
+            description,
+            proto: Proto::Udp,
+            backend: Backend::Busy,
+            poll_mode: PollMode::Busy,
+            client: Client::None,
+            wait: Wait::Busy,
+            size,
+            mode: PlanMode::PingPong,
+            duration,
+            warmup: 0.0,
+            rate: None,
+            rates: Vec::new(),
+            rates_spec: String::new(),
+            rounds: 1,
+            server_cpu,
+            client_cpu,
+            repeats: self.repeats_of(ps, f)?,
+            cross_check: None,
+            floor_mode,
+        })
     }
 
     fn check_topologies(&self) -> Result<(), ScenarioError> {
@@ -573,17 +858,23 @@ impl Scenario {
         f: &dyn Fn(&str) -> String,
     ) -> Result<ResolvedPath, ScenarioError> {
         let d = &self.defaults;
+        let topo_name = ps.topology.as_deref().ok_or_else(|| {
+            err(
+                f("topology"),
+                format!("a {} path needs a topology", ps.kind.as_str()),
+            )
+        })?;
         let topo_idx = self
             .topologies
             .iter()
-            .position(|t| t.name == ps.topology)
+            .position(|t| t.name == topo_name)
             .ok_or_else(|| {
                 let known: Vec<&str> = self.topologies.iter().map(|t| t.name.as_str()).collect();
                 err(
                     f("topology"),
                     format!(
                         "no topology named {:?} (have: {})",
-                        ps.topology,
+                        topo_name,
                         known.join(", ")
                     ),
                 )
@@ -625,6 +916,7 @@ impl Scenario {
             }
             PathKind::FastpathMemif => tk == TopologyKind::Memif,
             PathKind::Throughput => tk == TopologyKind::Pcap,
+            PathKind::Limit => false,
         };
         if !topo_ok {
             return Err(err(
@@ -650,6 +942,7 @@ impl Scenario {
             (PathKind::Fastpath, Client::LoadDpdk) => {
                 tk == TopologyKind::Nic && !topo.client_eal.is_empty()
             }
+            (PathKind::Limit, _) => false,
         };
         if !client_ok {
             return Err(err(
@@ -749,6 +1042,7 @@ impl Scenario {
             PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => {
                 poll_mode == PollMode::Busy
             }
+            PathKind::Limit => true,
         };
         let client_busy = match client {
             Client::None => false,
@@ -773,6 +1067,25 @@ impl Scenario {
             ));
         }
 
+        if ps.floor_mode.is_some() {
+            return Err(err(f("floor_mode"), "only for kind = \"limit\""));
+        }
+        if ps.cross_check.is_some() {
+            let ok = client == Client::Load
+                && plan.mode == PlanMode::PingPong
+                && match ps.kind {
+                    PathKind::KernelServe => proto == Proto::Udp,
+                    PathKind::Fastpath => tk != TopologyKind::Nic || topo.client_iface.is_some(),
+                    _ => false,
+                };
+            if !ok {
+                return Err(err(
+                    f("cross_check"),
+                    "sockperf cross-checks a ping-pong path measured by client = \"load\" on a kernel-serve udp or fastpath server",
+                ));
+            }
+        }
+        let repeats = self.repeats_of(ps, f)?;
         let description = ps
             .description
             .clone()
@@ -780,7 +1093,7 @@ impl Scenario {
         Ok(ResolvedPath {
             name: ps.name.clone(),
             kind: ps.kind,
-            topology: topo_idx,
+            topology: Some(topo_idx),
             description,
             proto,
             backend,
@@ -797,6 +1110,9 @@ impl Scenario {
             rounds,
             server_cpu,
             client_cpu,
+            repeats,
+            cross_check: ps.cross_check,
+            floor_mode: FloorMode::Ring,
         })
     }
 }
@@ -832,6 +1148,7 @@ fn describe(
         (PathKind::FastpathMemif, _) => {
             format!("fast path on net_memif, shared memory, no kernel ({} poll)", poll.as_str())
         }
+        (PathKind::Limit, _) => return "the shared-memory floor".into(),
         (PathKind::Throughput, _) => {
             return "packets/s: fast path vs testpmd 5tswap on net_pcap replaying RPC requests, same cores".into()
         }
@@ -891,7 +1208,7 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
         assert_eq!((p[0].server_cpu, p[0].client_cpu), (1, 0));
         assert_eq!(p[1].proto, Proto::Tcp);
         assert_eq!(p[1].rates, vec![1000.0, 3000.0, 5000.0]);
-        assert_eq!(p[1].topology, 1);
+        assert_eq!(p[1].topology, Some(1));
     }
 
     #[test]
@@ -979,6 +1296,107 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
     fn duplicate_path_names_are_refused() {
         let e = resolve(&GOOD.replace("name = \"sw\"", "name = \"k\"")).unwrap_err();
         assert_eq!(e.field, "path[1].name");
+    }
+
+    #[test]
+    fn repeats_default_and_refusals() {
+        let p = resolve(GOOD).unwrap();
+        assert_eq!((p[0].repeats, p[1].repeats), (1, 1));
+        let text = GOOD.replace("name = \"t\"\n", "name = \"t\"\n[defaults]\nrepeats = 3\n");
+        let p = resolve(&text).unwrap();
+        assert_eq!(p[0].repeats, 3, "latency paths take defaults.repeats");
+        assert_eq!(p[1].repeats, 1, "a sweep runs once");
+        let e =
+            resolve(&GOOD.replace("proto = \"tcp\"", "proto = \"tcp\"\nrepeats = 2")).unwrap_err();
+        assert_eq!(e.field, "path[1].repeats");
+        let e = resolve(&text.replace("repeats = 3", "repeats = 0")).unwrap_err();
+        assert_eq!(e.field, "defaults.repeats");
+        let e = resolve(&GOOD.replace(
+            "name = \"t\"\n",
+            "name = \"t\"\n[platform]\nnoisy_lost_pct = -1\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "platform.noisy_lost_pct");
+    }
+
+    const LIMIT: &str =
+        "\n[[path]]\nname = \"floor\"\nkind = \"limit\"\nplan = { mode = \"ping-pong\" }\n";
+
+    #[test]
+    fn a_limit_path_needs_no_topology_and_two_cpus() {
+        let p = resolve(&format!("{GOOD}{LIMIT}")).unwrap();
+        assert_eq!(p[2].kind, PathKind::Limit);
+        assert_eq!(p[2].topology, None);
+        assert_eq!(p[2].floor_mode, FloorMode::Ring);
+        assert_eq!((p[2].client_cpu, p[2].server_cpu), (0, 1));
+        let e = resolve(&format!(
+            "{GOOD}{}",
+            LIMIT.replace("kind = \"limit\"", "kind = \"limit\"\ntopology = \"v\"")
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "path[2].topology");
+        let e = resolve(&format!(
+            "{GOOD}{}",
+            LIMIT.replace("kind = \"limit\"", "kind = \"limit\"\nserver_cpu = 0")
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "path[2].client_cpu");
+        let e = resolve(&format!(
+            "{GOOD}{}",
+            LIMIT.replace("kind = \"limit\"", "kind = \"fastpath\"")
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "path[2].topology", "other kinds still need one");
+        let e = resolve(&GOOD.replace(
+            "backend = \"busy\"",
+            "backend = \"busy\"\nfloor_mode = \"line\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "path[0].floor_mode");
+    }
+
+    #[test]
+    fn cross_check_and_compare_are_validated() {
+        resolve(&GOOD.replace(
+            "backend = \"busy\"",
+            "backend = \"busy\"\ncross_check = \"sockperf\"",
+        ))
+        .unwrap();
+        let e = resolve(&GOOD.replace(
+            "proto = \"tcp\"",
+            "proto = \"tcp\"\ncross_check = \"sockperf\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "path[1].cross_check");
+        let with =
+            |c: &str| GOOD.replace("name = \"t\"\n", &format!("name = \"t\"\ncompare = {c}\n"));
+        let e = resolve(&with("[[\"k\", \"nope\"]]")).unwrap_err();
+        assert_eq!(e.field, "compare[0]");
+        assert!(e.msg.contains("nope"));
+        let e = resolve(&with("[[\"k\", \"sw\"]]")).unwrap_err();
+        assert!(e.msg.contains("sweep"), "{e}");
+        let e = resolve(&with("[[\"k\"]]")).unwrap_err();
+        assert_eq!(e.field, "compare[0]");
+    }
+
+    #[test]
+    fn default_comparisons_pair_fast_paths_with_the_busy_kernel() {
+        let s = Scenario::from_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab-default.toml"),
+        )
+        .unwrap();
+        let mut s2 = s.clone();
+        s2.compare = None;
+        let p = s2.resolve_with_cpus(2).unwrap();
+        let pairs = s2.comparisons(&p);
+        assert!(
+            pairs.contains(&("fastpath-af-xdp-veth".into(), "kernel-udp-busy-veth".into())),
+            "{pairs:?}"
+        );
+        assert!(
+            pairs.contains(&("fastpath-memif".into(), "kernel-udp-loopback".into())),
+            "{pairs:?}"
+        );
     }
 
     #[test]

@@ -7,11 +7,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{shell_line, Ctx, PathError};
-use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
-use crate::lab::results::{Latency, Loss, PathResult, SweepPoint};
+use crate::lab::results::{Latency, Loss, PathResult, SendLag, SweepPoint};
 use crate::lab::scenario::{PlanMode, ResolvedPath, Wait};
 use crate::lab::topology::{DpdkPrefix, Netns};
+use crate::lab::{eal, hgrm_read, hlog_read};
 use crate::stats::{new_latency_histogram, write_percentile_distribution};
 
 /// Where `bypass load` sends.
@@ -53,6 +53,7 @@ fn load_once(
 ) -> Result<Value, PathError> {
     let json_file = ctx.out.join(format!("{stem}.load.json"));
     let hgrm_file = ctx.out.join(format!("{stem}.hgrm"));
+    let hlog_file = ctx.out.join(format!("{stem}.hlog"));
     let mut argv = ns.prefix();
     let dpdk = matches!(target, Target::Dpdk { .. });
     if !dpdk {
@@ -120,6 +121,10 @@ fn load_once(
         "--hgrm".into(),
         hgrm_file.to_string_lossy().into_owned(),
     ]);
+    let lossless = !sweep && ctx.caps.hlog;
+    if lossless {
+        argv.extend(["--hlog".into(), hlog_file.to_string_lossy().into_owned()]);
+    }
     // Removed (runtime folder, hugepage files) when this run is over.
     let prefix = DpdkPrefix::new("cl");
     if let Target::Dpdk { devices, .. } = target {
@@ -166,6 +171,13 @@ fn load_once(
             hgrm_file.display()
         )));
     }
+    // The interval log is exact; the .hgrm rounds each value to its row (a build without
+    // --hlog), which is still the same distribution to within a percent.
+    res.histogram = Some(if lossless {
+        hlog_read::read_file(&hlog_file)?
+    } else {
+        hgrm_read::read_file(&hgrm_file)?
+    });
     Ok(v["summary"].clone())
 }
 
@@ -189,14 +201,15 @@ pub fn run_load(
     match path.mode {
         PlanMode::PingPong | PlanMode::Rate => {
             let offered = path.rate.map_or(Offered::PingPong, Offered::Rate);
-            let s = load_once(ctx, path, ns, target, offered, &path.name, res)?;
+            let stem = ctx.stem(path);
+            let s = load_once(ctx, path, ns, target, offered, &stem, res)?;
             res.latency = Some(
                 Latency::from_load_summary(&s)
                     .ok_or_else(|| format!("bypass load summary lacks percentiles: {s}"))?,
             );
             res.rate_per_s = s["achieved_rate"].as_f64();
             res.loss = Some(loss_of(&s));
-            res.hgrm = Some(format!("{}.hgrm", path.name));
+            res.hgrm = Some(format!("{stem}.hgrm"));
             res.client_report = Some(s);
         }
         PlanMode::Sweep if ctx.caps.rates => {
@@ -224,14 +237,7 @@ pub fn run_load(
                 if !ctx.out.join(&hgrm).exists() {
                     return Err(PathError::Failed(format!("bypass load wrote no {hgrm}")));
                 }
-                res.sweep.push(SweepPoint {
-                    target_rate: r,
-                    achieved_rate: s["achieved_rate"].as_f64().unwrap_or(0.0),
-                    latency: Latency::from_load_summary(s)
-                        .ok_or_else(|| format!("sweep point lacks percentiles: {s}"))?,
-                    loss: loss_of(s),
-                    hgrm,
-                });
+                res.sweep.push(sweep_point(r, s, hgrm)?);
             }
             row_from_first_point(ctx, path, res)?;
         }
@@ -240,19 +246,29 @@ pub fn run_load(
             for &r in &path.rates {
                 let stem = format!("{}-rate-{r}", path.name);
                 let s = load_once(ctx, path, ns, target, Offered::Rate(r), &stem, res)?;
-                res.sweep.push(SweepPoint {
-                    target_rate: r,
-                    achieved_rate: s["achieved_rate"].as_f64().unwrap_or(0.0),
-                    latency: Latency::from_load_summary(&s)
-                        .ok_or_else(|| format!("bypass load summary lacks percentiles: {s}"))?,
-                    loss: loss_of(&s),
-                    hgrm: format!("{stem}.hgrm"),
-                });
+                res.sweep.push(sweep_point(r, &s, format!("{stem}.hgrm"))?);
             }
             row_from_first_point(ctx, path, res)?;
         }
     }
     Ok(())
+}
+
+/// One sweep point from its load summary: corrected and uncorrected figures, the client's
+/// schedule lag and the censoring point of lost requests when the client reports them.
+fn sweep_point(rate: f64, s: &Value, hgrm: String) -> Result<SweepPoint, PathError> {
+    Ok(SweepPoint {
+        target_rate: rate,
+        achieved_rate: s["achieved_rate"].as_f64().unwrap_or(0.0),
+        latency: Latency::from_load_summary(s)
+            .ok_or_else(|| format!("sweep point lacks percentiles: {s}"))?,
+        uncorrected: Latency::from_load_summary(&s["uncorrected"]),
+        loss: loss_of(s),
+        hgrm,
+        send_lag: SendLag::from_load_summary(s),
+        lost_recorded_at_ns: s["lost_recorded_at_ns"].as_u64(),
+        platform_model: None,
+    })
 }
 
 /// A sweep's table row is its lowest-load point; the sweep has its own plot and table.
@@ -271,6 +287,35 @@ fn row_from_first_point(
     res.rate_per_s = Some(first.achieved_rate);
     res.loss = Some(first.loss);
     res.hgrm = Some(format!("{}.hgrm", path.name));
+    Ok(())
+}
+
+/// The path's measurement by its own client, then (with `cross_check`) by sockperf against
+/// the same server process; the order alternates by round so neither always runs on a
+/// freshly started server.
+pub fn measure_with_cross_check(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    ns: &Netns,
+    sockperf_at: (&str, u16),
+    ours: impl FnOnce(&mut PathResult) -> Result<(), PathError>,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    if path.cross_check.is_none() {
+        return ours(res);
+    }
+    let mut other = PathResult::new(&path.name, "", "", "sockperf", "");
+    let stem = format!("{}-sockperf", ctx.stem(path));
+    let sockperf_first = ctx.round.is_some_and(|r| r.is_multiple_of(2));
+    if sockperf_first {
+        run_sockperf(ctx, path, ns, sockperf_at, &stem, &mut other)?;
+        ours(res)?;
+    } else {
+        ours(res)?;
+        run_sockperf(ctx, path, ns, sockperf_at, &stem, &mut other)?;
+    }
+    res.commands.append(&mut other.commands);
+    res.cross = Some(Box::new(other));
     Ok(())
 }
 
@@ -337,16 +382,17 @@ pub fn parse_sockperf_full_log(text: &str) -> Vec<u64> {
     out
 }
 
-/// Runs `sockperf ping-pong` against the server's sockperf port.
+/// Runs `sockperf ping-pong` against the server's sockperf port; its files are named
+/// `<stem>.sockperf.csv` and `<stem>.hgrm`.
 pub fn run_sockperf(
     ctx: &Ctx,
     path: &ResolvedPath,
     ns: &Netns,
-    server_ip: &str,
-    port: u16,
+    (server_ip, port): (&str, u16),
+    stem: &str,
     res: &mut PathResult,
 ) -> Result<(), PathError> {
-    let log = ctx.out.join(format!("{}.sockperf.csv", path.name));
+    let log = ctx.out.join(format!("{stem}.sockperf.csv"));
     let secs = path.duration.ceil().max(1.0) as u64;
     let mut argv = ns.prefix();
     argv.extend([
@@ -400,7 +446,7 @@ pub fn run_sockperf(
             clipped += 1;
         }
     }
-    let hgrm = format!("{}.hgrm", path.name);
+    let hgrm = format!("{stem}.hgrm");
     let mut f = std::fs::File::create(ctx.out.join(&hgrm)).map_err(|e| format!("{hgrm}: {e}"))?;
     write_percentile_distribution(&h, &mut f, 5, 1000.0).map_err(|e| format!("{hgrm}: {e}"))?;
     f.flush().map_err(|e| format!("{hgrm}: {e}"))?;
@@ -416,6 +462,7 @@ pub fn run_sockperf(
         lost: sum.dropped,
     });
     res.hgrm = Some(hgrm);
+    res.histogram = Some(h);
     res.client_report = Some(json!({
         "sockperf_run_secs": sum.run_secs,
         "sent": sum.sent,

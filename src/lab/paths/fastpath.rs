@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::client::{run_load, run_sockperf, Target};
+use super::client::{measure_with_cross_check, run_load, run_sockperf, Target};
 use super::kernel::{RPC_PORT, SOCKPERF_PORT};
 use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
 use crate::lab::eal;
@@ -105,7 +105,15 @@ pub fn run(
         match path.client {
             Client::Sockperf => {
                 topo.wait_reachable(Duration::from_secs(15))?;
-                run_sockperf(ctx, path, topo.client_ns(), &ip, SOCKPERF_PORT, res)
+                let stem = ctx.stem(path);
+                run_sockperf(
+                    ctx,
+                    path,
+                    topo.client_ns(),
+                    (&ip, SOCKPERF_PORT),
+                    &stem,
+                    res,
+                )
             }
             Client::LoadDpdk => {
                 let target = Target::Dpdk {
@@ -125,7 +133,9 @@ pub fn run(
                     transport: "udp",
                     addr: format!("{ip}:{RPC_PORT}"),
                 };
-                run_load(ctx, path, topo.client_ns(), &target, res)
+                let ns = topo.client_ns();
+                let ours = |res: &mut PathResult| run_load(ctx, path, ns, &target, res);
+                measure_with_cross_check(ctx, path, ns, (&ip, SOCKPERF_PORT), ours, res)
             }
         }
     })();

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::client::{run_load, run_sockperf, Target};
+use super::client::{measure_with_cross_check, run_load, run_sockperf, Target};
 use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
 use crate::lab::proc::Proc;
 use crate::lab::results::PathResult;
@@ -61,8 +61,9 @@ pub fn run(
         topo.wait_reachable(Duration::from_secs(10))?;
     }
     let ns = topo.client_ns();
+    let stem = ctx.stem(path);
     let measured = match (path.client, path.proto) {
-        (Client::Sockperf, _) => run_sockperf(ctx, path, ns, &ip, SOCKPERF_PORT, res),
+        (Client::Sockperf, _) => run_sockperf(ctx, path, ns, (&ip, SOCKPERF_PORT), &stem, res),
         (_, Proto::Unix) => run_load(ctx, path, ns, &Target::Unix { path: sock.clone() }, res),
         (_, p) => {
             let transport = if p == Proto::Tcp { "tcp" } else { "udp" };
@@ -70,7 +71,8 @@ pub fn run(
                 transport,
                 addr: format!("{ip}:{RPC_PORT}"),
             };
-            run_load(ctx, path, ns, &target, res)
+            let ours = |res: &mut PathResult| run_load(ctx, path, ns, &target, res);
+            measure_with_cross_check(ctx, path, ns, (&ip, SOCKPERF_PORT), ours, res)
         }
     };
     // Stop the server whatever the client did, and keep its report either way.

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod fastpath;
 pub mod kernel;
+pub mod limit;
 pub mod memif;
 pub mod throughput;
 
@@ -27,6 +28,18 @@ pub struct Ctx<'a> {
     /// Scratch folder: sockets, pcap files.
     pub run_dir: &'a Path,
     pub caps: &'a Caps,
+    /// The round being run (1-based) of a repeated path; its files carry `-r<round>`.
+    pub round: Option<u32>,
+}
+
+impl Ctx<'_> {
+    /// The stem of this run's files: `<path>` or `<path>-r<round>`.
+    pub fn stem(&self, path: &ResolvedPath) -> String {
+        match self.round {
+            Some(r) => format!("{}-r{r}", path.name),
+            None => path.name.clone(),
+        }
+    }
 }
 
 /// How a path ended when it did not measure.
@@ -57,9 +70,13 @@ impl From<&str> for PathError {
 pub fn run(
     ctx: &Ctx,
     path: &ResolvedPath,
-    topo: &Topology,
+    topo: Option<&Topology>,
     res: &mut PathResult,
 ) -> Result<(), PathError> {
+    if path.kind == PathKind::Limit {
+        return limit::run(ctx, path, res);
+    }
+    let topo = topo.ok_or("this path has no topology")?;
     if path.client == Client::LoadDpdk && !ctx.caps.has_transport("dpdk") {
         return Err(PathError::Skipped(
             "this bypass build has no `bypass load --transport dpdk` (the DPDK client is not merged yet)".into(),
@@ -79,6 +96,7 @@ pub fn run(
         PathKind::Fastpath => fastpath::run(ctx, path, topo, res),
         PathKind::FastpathMemif => memif::run(ctx, path, topo, res),
         PathKind::Throughput => throughput::run(ctx, path, topo, res),
+        PathKind::Limit => limit::run(ctx, path, res),
     }
 }
 

@@ -1,0 +1,261 @@
+//! report.md from synthetic results: rows, intervals, the floor, verdicts, the platform.
+
+use super::*;
+use crate::lab::environment::Environment;
+use crate::lab::platform::{CpuNoise, PerCall, Platform, Probe, Syscalls};
+use crate::lab::results::{
+    Intervals, Latency, Loss, PercentileCi, RatioFig, Round, SendLag, SweepPoint, Throughput,
+    Verdict,
+};
+
+fn lat(p50: u64) -> Latency {
+    Latency {
+        count: 10,
+        min_ns: 5_000,
+        mean_ns: 7_000.0,
+        p50_ns: p50,
+        p90_ns: 8_000,
+        p99_ns: 30_159,
+        p999_ns: 210_000,
+        max_ns: 1_560_000,
+    }
+}
+
+fn round(k: u32, p50: u64, probe: usize, noisy: bool) -> Round {
+    Round {
+        round: k,
+        status: Status::Ok,
+        error: None,
+        latency: Some(lat(p50)),
+        loss: None,
+        rate_per_s: None,
+        hlog: None,
+        probe_before: Some(probe),
+        probe_after: Some(probe + 1),
+        noisy,
+        cross_check: None,
+        cross_check_first: false,
+        send_lag: None,
+        elapsed_s: 1.0,
+    }
+}
+
+fn ci(v: u64, enough: bool) -> PercentileCi {
+    PercentileCi {
+        value_ns: v,
+        lo_ns: v - 50,
+        hi_ns: v + 60,
+        samples: 10,
+        enough,
+        round_min_ns: v - 700,
+        round_max_ns: v + 900,
+        rounds: 2,
+    }
+}
+
+fn probe(lost: f64) -> Probe {
+    Probe {
+        label: "p".into(),
+        duration_s: 0.5,
+        cpus: vec![
+            CpuNoise {
+                cpu: 0,
+                lost_pct: lost,
+                gap_max_ns: 1_200_000,
+                over_1ms: 1,
+                ..CpuNoise::default()
+            },
+            CpuNoise {
+                cpu: 1,
+                lost_pct: 0.1,
+                ..CpuNoise::default()
+            },
+        ],
+        ..Probe::default()
+    }
+}
+
+fn fig(m: f64, lo: f64, hi: f64) -> RatioFig {
+    RatioFig {
+        median: m,
+        lo,
+        hi,
+        n: 2,
+        method: "range".into(),
+        coverage: 0.5,
+        text: format!("{m:.2}x [{lo:.2}, {hi:.2}] over 2 paired rounds (min..max)"),
+    }
+}
+
+fn lab() -> LabResults {
+    let mut ok = PathResult::new("fast", "fastpath", "veth", "load", "round trip: x -> y");
+    ok.status = Status::Ok;
+    ok.latency = Some(lat(6_950));
+    ok.rate_per_s = Some(7805.7);
+    ok.loss = Some(Loss {
+        sent: 1000,
+        received: 998,
+        lost: 2,
+    });
+    ok.rounds = vec![round(1, 6_250, 0, false), round(2, 7_850, 2, true)];
+    ok.noisy_rounds = 1;
+    ok.intervals = Some(Intervals {
+        p50: ci(6_950, true),
+        p99: ci(30_159, true),
+        p999: ci(210_000, false),
+    });
+    ok.floor_multiple = Some(fig(34.75, 31.2, 39.25));
+    let mut floor = PathResult::new("floor", "limit", "-", "none", "the floor");
+    floor.status = Status::Ok;
+    floor.latency = Some(lat(200));
+    floor.rounds = vec![round(1, 200, 1, false), round(2, 200, 3, false)];
+    let mut bad = PathResult::new("broken|pipe", "kernel-serve", "lo", "load", "d");
+    bad.status = Status::Failed;
+    bad.error = Some("server exited".into());
+    let mut thr = PathResult::new("thr", "throughput", "pcap", "none", "pps");
+    thr.status = Status::Ok;
+    thr.throughput = Some(Throughput {
+        bypass_pps: 11.58e6,
+        testpmd_pps: 27.07e6,
+        ratio: 0.428,
+        frame_bytes: 106,
+        rounds: 2,
+        bypass_readings: vec![],
+        testpmd_readings: vec![],
+    });
+    let mut sw = PathResult::new("sw", "kernel-serve", "veth", "load", "d");
+    sw.status = Status::Ok;
+    let mut pt_lat = lat(9_000);
+    pt_lat.max_ns = 1_000_000_000;
+    sw.sweep = vec![SweepPoint {
+        target_rate: 10_000.0,
+        achieved_rate: 9_100.0,
+        latency: pt_lat,
+        uncorrected: Some(lat(8_000)),
+        loss: Loss::default(),
+        hgrm: "sw-rate-10000.hgrm".into(),
+        send_lag: Some(SendLag {
+            p99_ns: 800_000,
+            max_ns: 2_000_000,
+            late_1us_fraction: 0.2,
+            behind: true,
+        }),
+        lost_recorded_at_ns: Some(1_000_000_000),
+        platform_model: None,
+    }];
+    LabResults {
+        scenario: "t".into(),
+        scenario_file: None,
+        description: String::new(),
+        started: "2026-11-27 17:19:01".into(),
+        wall_s: 157.0,
+        interrupted: false,
+        environment: Environment::capture(0, 1, true, "busy"),
+        paths: vec![ok, floor, bad, thr, sw],
+        plots: vec!["latency-percentiles.svg".into()],
+        platform: Platform {
+            probe_s: 0.5,
+            noisy_lost_pct: 1.0,
+            probes: vec![probe(0.4), probe(0.3), probe(2.5), probe(0.2), probe(0.1)],
+            end_probe: Some(4),
+            syscalls: Some(Syscalls {
+                cpu: 0,
+                getppid_ns: PerCall {
+                    median: 232.0,
+                    min: 220.0,
+                    max: 260.0,
+                },
+                udp_send_recv_ns: PerCall {
+                    median: 3700.0,
+                    min: 3500.0,
+                    max: 4100.0,
+                },
+                unix_send_recv_ns: PerCall {
+                    median: 2200.0,
+                    min: 2100.0,
+                    max: 2500.0,
+                },
+                command: "bypass syscalls --cpu 0 --json".into(),
+            }),
+            errors: vec![],
+        },
+        verdicts: vec![Verdict {
+            a: "fast".into(),
+            b: "floor".into(),
+            what: "p50".into(),
+            ratio: fig(34.75, 31.2, 39.25),
+            text: "fast vs floor, p50: 34.75x [31.20, 39.25] over 2 paired rounds".into(),
+        }],
+    }
+}
+
+#[test]
+fn table_has_a_row_per_path_with_its_intervals() {
+    let md = render(&lab());
+    let start = md
+        .find("| path | status | rounds")
+        .expect("round-trip table");
+    let rows: Vec<&str> = md[start..]
+        .lines()
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    // Header, separator, one row per path.
+    assert_eq!(rows.len(), 7, "{md}");
+    assert!(
+        rows[2].starts_with(
+            "| fast | ok, **noisy** (1 of 2 rounds) | 2 | 6.95 [6.90, 7.01] (6.25..7.85) | \
+             30.2 [30.1, 30.2] (29.5..31.1) | 210 [too few samples] (209..211) | 1560 | \
+             34.75x [31.20, 39.25] | 7.8 k/s req | 2 of 1000 (0.200%) |"
+        ),
+        "{}",
+        rows[2]
+    );
+    assert!(rows[3].contains("| the floor |"), "{}", rows[3]);
+    assert!(
+        rows[4].starts_with("| broken\\|pipe | **failed** |"),
+        "{}",
+        rows[4]
+    );
+    assert!(
+        rows[5].contains("11.58 M/s pkt (testpmd 27.07 M/s, ratio 0.428)"),
+        "{}",
+        rows[5]
+    );
+    assert!(md.contains("**Failed**: server exited"));
+    assert!(md.contains("![latency-percentiles.svg](latency-percentiles.svg)"));
+    assert!(md.contains("1 failed"));
+}
+
+#[test]
+fn floor_verdicts_platform_and_syscalls_are_reported() {
+    let md = render(&lab());
+    assert!(
+        md.contains("- fast: 34.8x the shared-memory floor (34.75x [31.20, 39.25]"),
+        "{md}"
+    );
+    assert!(md.contains("- fast vs floor, p50: 34.75x [31.20, 39.25] over 2 paired rounds"));
+    assert!(md.contains("## Platform"));
+    // CPU 0 over five probes: median 0.3, range 0.1..2.5, one gap over 1 ms in each.
+    assert!(md.contains("| 0 | 5 | 0.30 (0.10..2.50) |"), "{md}");
+    assert!(
+        md.contains("| fast | r1: 0.40 / 0.10; r2: 2.50 / 0.10 | 2 |"),
+        "{md}"
+    );
+    assert!(md.contains("At the end: lost % per CPU 0.10 / 0.10."));
+    assert!(md.contains("| ns per call | 232 [220..260] | 3700 [3500..4100] | 2200 [2100..2500] |"));
+}
+
+#[test]
+fn sweep_rows_show_uncorrected_lag_and_censoring() {
+    let md = render(&lab());
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| sw | 10.0 k/s |"))
+        .expect("sweep row");
+    assert!(row.contains("| 9.00 (8.00) |"), "{row}");
+    assert!(row.contains(">= 1000000 (timeout)"), "{row}");
+    assert!(
+        row.contains("**client fell behind** (lag p99 800 us"),
+        "{row}"
+    );
+}
