@@ -4,6 +4,7 @@
 //! and report.md into a timestamped folder.
 
 pub mod caps;
+pub mod compare;
 pub mod eal;
 pub mod environment;
 pub mod figures;
@@ -44,6 +45,30 @@ pub struct LabArgs {
     /// Results folder (default: lab-results/<YYYYmmdd-HHMMSS>/ under the current folder).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Compare two earlier runs instead of measuring: prints, as markdown on stdout, each path's
+    /// p50 / p99 / p99.9 in both, new/old from their rounds, and a verdict line per figure.
+    #[arg(long, num_args = 2, value_names = ["OLD_DIR", "NEW_DIR"])]
+    pub compare: Option<Vec<PathBuf>>,
+}
+
+/// `--compare OLD_DIR NEW_DIR`: exit 2 when a folder is missing or holds no valid results.
+fn compare_runs(args: &LabArgs, dirs: &[PathBuf]) -> ExitCode {
+    if args.scenario.is_some() || args.out.is_some() {
+        eprintln!("bypass lab: --compare reads two results folders; it takes no scenario or --out");
+        return ExitCode::from(2);
+    }
+    let runs = compare::load("OLD_DIR", &dirs[0])
+        .and_then(|old| Ok((old, compare::load("NEW_DIR", &dirs[1])?)));
+    match runs {
+        Ok((old, new)) => {
+            print!("{}", compare::render(&old, &new, &dirs[0], &dirs[1]));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bypass lab --compare: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn load(args: &LabArgs) -> Result<(Scenario, Option<PathBuf>), String> {
@@ -66,6 +91,9 @@ fn load(args: &LabArgs) -> Result<(Scenario, Option<PathBuf>), String> {
 }
 
 pub fn run(args: LabArgs) -> ExitCode {
+    if let Some(dirs) = &args.compare {
+        return compare_runs(&args, dirs);
+    }
     let (scenario, file) = match load(&args) {
         Ok(v) => v,
         Err(e) => {

@@ -66,10 +66,10 @@ fn row(p: &PathResult) -> String {
         (Some(f), _) => format!("{:.2}x [{:.2}, {:.2}]", f.median, f.lo, f.hi),
         _ => String::new(),
     };
-    let rounds = if p.rounds.is_empty() {
-        "1".to_string()
-    } else {
-        p.rounds.len().to_string()
+    let rounds = match (p.rounds.len(), p.status) {
+        (0, Status::Ok) => "1".to_string(),
+        (0, _) => String::new(),
+        (n, _) => n.to_string(),
     };
     format!(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",

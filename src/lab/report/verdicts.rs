@@ -51,8 +51,9 @@ pub fn comparisons(s: &mut String, r: &LabResults) {
     let _ = writeln!(
         s,
         "A over B from paired rounds (A's round i over B's round i; they ran minutes apart at \
-         most): the median ratio and, for fewer than 6 rounds, the range of the per-round ratios, \
-         else a bootstrap 95% interval. When the interval includes 1 the line says \"no \
+         most): the median ratio and, for fewer than 6 rounds, the range of the per-round ratios \
+         with its real coverage (75% for 3 rounds), else a 95% order-statistic interval of the \
+         median. When the interval includes 1 the line says \"no \
          measurable difference\", whatever the median.\n"
     );
     let floor = floor_index(&r.paths).map(|i| r.paths[i].name.as_str());
