@@ -146,9 +146,12 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
         match p["status"].as_str().unwrap() {
             "ok" => {
                 ok += 1;
-                // Every server stopped when asked and gave its final report.
+                // Every server stopped when asked and gave its final report (the floor has
+                // no server).
                 assert!(p["warnings"].is_null(), "{name}: {}", p["warnings"]);
-                assert!(p["server"]["type"] == "final", "{name}: no server report");
+                if p["kind"] != "limit" {
+                    assert!(p["server"]["type"] == "final", "{name}: no server report");
+                }
                 let hgrm = out.join(p["hgrm"].as_str().expect("hgrm named"));
                 let (rows, total) = hgrm_read::parse(&std::fs::read_to_string(&hgrm).unwrap())
                     .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -165,6 +168,8 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
                 assert!(loss["received"].as_u64().unwrap() > 0, "{name}: {loss}");
                 if name.starts_with("sweep") {
                     assert_eq!(p["sweep"].as_array().unwrap().len(), 2, "{name}");
+                } else {
+                    check_rounds_and_intervals(name, p, &report);
                 }
             }
             // A client or server this build lacks (parallel work) is reported, never faked.
@@ -192,8 +197,146 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
         assert_eq!(doc.root_element().tag_name().name(), "svg");
     }
     assert!(out.join("latency-percentiles.svg").exists());
+    check_platform_floor_and_verdicts(&results, &report);
+    check_compare(&out);
     let left = leftovers(pid);
     assert!(left.is_empty(), "the lab left {left:?}");
+}
+
+/// Two rounds per latency path, each with its figures and interval log; merged p50 / p99 /
+/// p99.9 with lo <= value <= hi and the rounds' min..max, in results.json and report.md.
+fn check_rounds_and_intervals(name: &str, p: &Value, report: &str) {
+    let rounds = p["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2, "{name}: two rounds");
+    for (i, r) in rounds.iter().enumerate() {
+        assert_eq!(r["round"].as_u64(), Some(i as u64 + 1), "{name}: {r}");
+        assert_eq!(r["status"], "ok", "{name}: {r}");
+        assert!(r["latency"]["p50_ns"].as_u64().unwrap() > 0, "{name}: {r}");
+        assert!(
+            r["hlog"].is_string(),
+            "{name}: round {} has no interval log",
+            i + 1
+        );
+    }
+    for k in ["p50", "p99", "p999"] {
+        let c = &p["intervals"][k];
+        let v = |f: &str| {
+            c[f].as_u64()
+                .unwrap_or_else(|| panic!("{name}.{k}.{f}: {c}"))
+        };
+        assert!(
+            v("lo_ns") <= v("value_ns") && v("value_ns") <= v("hi_ns"),
+            "{name} {k}: {c}"
+        );
+        assert!(v("round_min_ns") <= v("round_max_ns"), "{name} {k}: {c}");
+        assert_eq!(v("rounds"), 2, "{name} {k}");
+        assert!(c["enough"].is_boolean(), "{name} {k}");
+    }
+    assert_eq!(
+        p["intervals"]["p50"]["value_ns"], p["latency"]["p50_ns"],
+        "{name}: the table shows the merged rounds"
+    );
+    let row = report
+        .lines()
+        .find(|l| l.starts_with(&format!("| {name} |")))
+        .unwrap();
+    assert!(
+        row.contains(" [") && row.contains(".."),
+        "{name}: no interval or spread in {row}"
+    );
+}
+
+/// The platform section (probes before every round and at the end), the floor row, the
+/// syscall row, the sockperf cross-check and at least one verdict line.
+fn check_platform_floor_and_verdicts(results: &Value, report: &str) {
+    let pl = &results["platform"];
+    let probes = pl["probes"].as_array().expect("platform.probes");
+    // Two rounds of 5 latency paths, the sweep, the end.
+    assert!(probes.len() >= 12, "{} probes: {pl}", probes.len());
+    for pr in probes {
+        let cpus = pr["cpus"].as_array().unwrap();
+        assert!(!cpus.is_empty(), "{pr}");
+        assert!(
+            cpus.iter().all(|c| c["lost_pct"].as_f64().is_some()),
+            "{pr}"
+        );
+    }
+    assert!(pl["end_probe"].is_u64(), "no end probe");
+    assert!(report.contains("## Platform") && report.contains("| CPU | probes | lost %"));
+    for r in results["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["rounds"].as_array().unwrap())
+    {
+        assert!(r["probe_before"].is_u64(), "a round without its probe: {r}");
+    }
+    let sc = &pl["syscalls"];
+    for k in ["getppid_ns", "udp_send_recv_ns", "unix_send_recv_ns"] {
+        assert!(
+            sc[k]["median"].as_f64().unwrap() > 0.0,
+            "syscalls.{k}: {sc}"
+        );
+    }
+    assert!(report.contains("| ns per call |"), "no syscall row");
+    let floor = results["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "limit")
+        .expect("the floor path");
+    assert_eq!(floor["status"], "ok", "{}", floor["error"]);
+    assert!(report.contains("## The floor"));
+    assert!(
+        report.contains("x the shared-memory floor ("),
+        "no path shown as a floor multiple"
+    );
+    let tap = results["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "fastpath-tap")
+        .unwrap();
+    assert_eq!(tap["cross_check"]["p50"]["n"], 2, "{}", tap["cross_check"]);
+    assert!(
+        report.contains("| fastpath-tap | 2 |"),
+        "no cross-check row"
+    );
+    let verdicts = results["verdicts"].as_array().expect("verdicts");
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v["a"] == "fastpath-tap" && v["b"] == "kernel-udp-veth" && v["what"] == "p50"),
+        "{verdicts:?}"
+    );
+    assert!(
+        report.contains("- fastpath-tap vs kernel-udp-veth, p50: "),
+        "no verdict line"
+    );
+}
+
+/// `bypass lab --compare` renders a run against itself as no difference anywhere, and
+/// refuses a missing folder with exit 2.
+fn check_compare(out: &Path) {
+    let o = out.to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        let r = Command::new(bin()).arg("lab").args(args).output().unwrap();
+        (
+            r.status.code(),
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        )
+    };
+    let (code, md, err) = run(&["--compare", &o, &o]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(md.contains("| kernel-udp-veth | p50 |"), "{md}");
+    assert!(
+        md.contains("kernel-udp-veth new vs old, p50: no measurable difference"),
+        "{md}"
+    );
+    let (code, _, err) = run(&["--compare", "/nonexistent-bypass-run", &o]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("OLD_DIR /nonexistent-bypass-run"), "{err}");
 }
 
 const GOOD: &str = r#"
