@@ -167,8 +167,8 @@ fn payload(seq: u64, msg: &mut [u64]) {
     }
 }
 
-/// Waits for one reply; false if the run must end first (a stop request, or no reply long
-/// after the end). The clock is read only every 4096 empty polls.
+/// Waits for one reply; false if the run must end first (a stop request, a responder that
+/// could not start, or no reply long after the end). The clock is read only every 4096 empty polls.
 fn await_reply<M: Mailbox>(
     sh: &Shared<M>,
     clock: &Clock,
@@ -179,7 +179,10 @@ fn await_reply<M: Mailbox>(
     let mut polls = 0u32;
     while !sh.reply.try_recv(cursor, out) {
         polls = polls.wrapping_add(1);
-        if polls.is_multiple_of(4096) && (crate::shutdown::requested() || clock.now_ns() > give_up)
+        if polls.is_multiple_of(4096)
+            && (crate::shutdown::requested()
+                || sh.stop.0.load(Ordering::Acquire)
+                || clock.now_ns() > give_up)
         {
             return false;
         }
@@ -244,8 +247,10 @@ fn exchange<M: Mailbox + 'static>(
         let cpu = cfg.responder_cpu;
         thread::spawn(move || {
             let pinned = cpus::pin(cpu);
-            if pinned.is_ok() {
-                respond(&sh, words);
+            match pinned {
+                Ok(()) => respond(&sh, words),
+                // Nobody will answer: tell the initiator instead of letting it wait out the run.
+                Err(_) => sh.stop.0.store(true, Ordering::Release),
             }
             pinned
         })
