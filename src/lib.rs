@@ -8,6 +8,7 @@ pub mod graph;
 pub mod kernel;
 pub mod lab;
 pub mod load;
+pub mod noise;
 pub mod os;
 pub mod pcap;
 pub mod server;

@@ -31,6 +31,13 @@ enum Command {
     /// is missing, 2 for a broken scenario (refused before anything is created), 130 after
     /// Ctrl-C.
     Lab(bypass::lab::LabArgs),
+    /// Probe each CPU for the time the platform takes from it (sysjitter-style gaps), who else
+    /// ran there, and what an open-loop client would see from it alone.
+    Noise(bypass::noise::NoiseArgs),
+    /// The shared-memory ping-pong floor between two pinned threads: the limit of IPC here.
+    Floor(bypass::noise::FloorArgs),
+    /// The syscall tax: ns per no-op system call and per loopback UDP / unix send+recv pair.
+    Syscalls(bypass::noise::SyscallsArgs),
     /// Kernel-stack baseline RPC servers (udp, tcp, unix sockets) speaking the same protocol.
     KernelServe(bypass::kernel::KernelServeArgs),
 }
@@ -145,6 +152,9 @@ fn main() -> ExitCode {
         Command::Load(args) => bypass::load::run(args),
         Command::Lab(args) => bypass::lab::run(args),
         Command::KernelServe(args) => bypass::kernel::run(args),
+        Command::Noise(args) => bypass::noise::run_noise(args),
+        Command::Floor(args) => bypass::noise::run_floor(args),
+        Command::Syscalls(args) => bypass::noise::run_syscalls(args),
         Command::Serve(args) => {
             let result = args
                 .into_config()

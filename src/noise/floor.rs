@@ -1,0 +1,395 @@
+//! `bypass floor`: the physical limit of IPC on this machine. Two pinned threads ping-pong a
+//! small message through shared memory, one cache-line mailbox (`line`) or a single-producer
+//! single-consumer ring of slots (`ring`) each way; the initiator times each round trip with the
+//! programs' clock into the same histogram type every path uses.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+use crate::os::Clock;
+use crate::stats::{new_latency_histogram, write_percentile_distribution, HlogWriter, Summary};
+
+use super::args::{FloorArgs, FloorConfig, FloorMode, MAX_LINE_SIZE, MAX_RING_SIZE};
+use super::cpus;
+use super::output::{print_json, write_file};
+use super::NoiseError;
+
+/// Round trips before this are not recorded (caches, TLB, the frequency governor).
+pub const WARMUP: Duration = Duration::from_millis(200);
+/// Slots in each ring.
+pub const RING_SLOTS: usize = 16;
+const RING_WORDS: usize = MAX_RING_SIZE / 8;
+const LINE_WORDS: usize = MAX_LINE_SIZE / 8;
+/// A reply later than this after the end of the run means the responder is gone.
+const REPLY_GRACE_NS: u64 = 1_000_000_000;
+
+/// Keeps a value on its own cache line so the two sides never share one by accident.
+#[repr(align(64))]
+struct Padded<T>(T);
+
+fn zeroed<const N: usize>() -> [AtomicU64; N] {
+    std::array::from_fn(|_| AtomicU64::new(0))
+}
+
+/// One direction of the exchange. Each side keeps its own cursor (what it last consumed).
+trait Mailbox: Send + Sync {
+    /// False when there is no room (a ring full of unread messages).
+    fn send(&self, msg: &[u64]) -> bool;
+    fn try_recv(&self, cursor: &mut u64, out: &mut [u64]) -> bool;
+}
+
+/// A sequence word and 7 payload words in one cache line: the receiver polls the line the
+/// sender writes, nothing else moves.
+#[repr(align(64))]
+struct Line {
+    seq: AtomicU64,
+    words: [AtomicU64; LINE_WORDS],
+}
+
+impl Mailbox for Line {
+    fn send(&self, msg: &[u64]) -> bool {
+        for (w, v) in self.words.iter().zip(msg) {
+            w.store(*v, Ordering::Relaxed);
+        }
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s + 1, Ordering::Release);
+        true
+    }
+
+    fn try_recv(&self, cursor: &mut u64, out: &mut [u64]) -> bool {
+        if self.seq.load(Ordering::Acquire) == *cursor {
+            return false;
+        }
+        for (o, w) in out.iter_mut().zip(&self.words) {
+            *o = w.load(Ordering::Relaxed);
+        }
+        *cursor += 1;
+        true
+    }
+}
+
+#[repr(align(64))]
+struct Slot([AtomicU64; RING_WORDS]);
+
+/// A single-producer single-consumer ring: the producer publishes `head`, the consumer
+/// `tail`, each on its own line; slots are cache-line aligned.
+struct Ring {
+    head: Padded<AtomicU64>,
+    tail: Padded<AtomicU64>,
+    slots: [Slot; RING_SLOTS],
+}
+
+impl Ring {
+    fn new() -> Ring {
+        Ring {
+            head: Padded(AtomicU64::new(0)),
+            tail: Padded(AtomicU64::new(0)),
+            slots: std::array::from_fn(|_| Slot(zeroed())),
+        }
+    }
+}
+
+impl Mailbox for Ring {
+    fn send(&self, msg: &[u64]) -> bool {
+        let h = self.head.0.load(Ordering::Relaxed);
+        if h - self.tail.0.load(Ordering::Acquire) == RING_SLOTS as u64 {
+            return false;
+        }
+        let slot = &self.slots[h as usize % RING_SLOTS].0;
+        for (w, v) in slot.iter().zip(msg) {
+            w.store(*v, Ordering::Relaxed);
+        }
+        self.head.0.store(h + 1, Ordering::Release);
+        true
+    }
+
+    fn try_recv(&self, cursor: &mut u64, out: &mut [u64]) -> bool {
+        if self.head.0.load(Ordering::Acquire) == *cursor {
+            return false;
+        }
+        let slot = &self.slots[*cursor as usize % RING_SLOTS].0;
+        for (o, w) in out.iter_mut().zip(slot) {
+            *o = w.load(Ordering::Relaxed);
+        }
+        *cursor += 1;
+        self.tail.0.store(*cursor, Ordering::Release);
+        true
+    }
+}
+
+/// Both directions and the stop flag the initiator raises when it is done.
+struct Shared<M> {
+    request: M,
+    reply: M,
+    stop: Padded<AtomicBool>,
+}
+
+/// What the initiator measured.
+#[derive(Debug, Clone)]
+pub struct FloorRun {
+    pub hist: Histogram<u64>,
+    pub sent: u64,
+    pub received: u64,
+    /// Replies whose payload was not the request's (a broken exchange, never expected).
+    pub invalid: u64,
+    pub measured_secs: f64,
+}
+
+/// Raises the stop flag however the initiator leaves, so the responder always ends.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+fn respond<M: Mailbox>(sh: &Shared<M>, words: usize) {
+    let mut buf = [0u64; RING_WORDS];
+    let mut cursor = 0;
+    while !sh.stop.0.load(Ordering::Acquire) {
+        if sh.request.try_recv(&mut cursor, &mut buf[..words]) {
+            while !sh.reply.send(&buf[..words]) {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+fn payload(seq: u64, msg: &mut [u64]) {
+    for (i, w) in msg.iter_mut().enumerate() {
+        *w = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i as u64;
+    }
+}
+
+/// Waits for one reply; false if the run must end first (a stop request, a responder that
+/// could not start, or no reply long after the end). The clock is read only every 4096 empty polls.
+fn await_reply<M: Mailbox>(
+    sh: &Shared<M>,
+    clock: &Clock,
+    cursor: &mut u64,
+    out: &mut [u64],
+    give_up: u64,
+) -> bool {
+    let mut polls = 0u32;
+    while !sh.reply.try_recv(cursor, out) {
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(4096)
+            && (crate::shutdown::requested()
+                || sh.stop.0.load(Ordering::Acquire)
+                || clock.now_ns() > give_up)
+        {
+            return false;
+        }
+    }
+    true
+}
+
+fn initiate<M: Mailbox>(
+    sh: &Shared<M>,
+    clock: &Clock,
+    cfg: &FloorConfig,
+    words: usize,
+) -> FloorRun {
+    let _stop = StopOnDrop(&sh.stop.0);
+    let mut run = FloorRun {
+        hist: new_latency_histogram(),
+        sent: 0,
+        received: 0,
+        invalid: 0,
+        measured_secs: 0.0,
+    };
+    let (mut msg, mut back) = ([0u64; RING_WORDS], [0u64; RING_WORDS]);
+    let (msg, back) = (&mut msg[..words], &mut back[..words]);
+    let measure_from = clock.now_ns() + WARMUP.as_nanos() as u64;
+    let end = measure_from + cfg.duration.as_nanos() as u64;
+    let (mut cursor, mut seq, mut last) = (0u64, 0u64, measure_from);
+    while run.sent < cfg.count && !crate::shutdown::requested() {
+        seq += 1;
+        payload(seq, msg);
+        let t0 = clock.now_ns();
+        if t0 >= end {
+            break;
+        }
+        while !sh.request.send(msg) {
+            std::hint::spin_loop();
+        }
+        if !await_reply(sh, clock, &mut cursor, back, end + REPLY_GRACE_NS) {
+            break;
+        }
+        let t1 = clock.now_ns();
+        if t0 >= measure_from {
+            run.sent += 1;
+            run.received += 1;
+            run.hist.saturating_record(t1 - t0);
+            run.invalid += u64::from(back != &*msg);
+            last = t1;
+        }
+    }
+    run.measured_secs = last.saturating_sub(measure_from) as f64 / 1e9;
+    run
+}
+
+fn exchange<M: Mailbox + 'static>(
+    shared: Shared<M>,
+    clock: Clock,
+    cfg: &FloorConfig,
+) -> Result<FloorRun, NoiseError> {
+    let words = cfg.size.div_ceil(8);
+    let sh = Arc::new(shared);
+    let responder = {
+        let sh = Arc::clone(&sh);
+        let cpu = cfg.responder_cpu;
+        thread::spawn(move || {
+            let pinned = cpus::pin(cpu);
+            match pinned {
+                Ok(()) => respond(&sh, words),
+                // Nobody will answer: tell the initiator instead of letting it wait out the run.
+                Err(_) => sh.stop.0.store(true, Ordering::Release),
+            }
+            pinned
+        })
+    };
+    let cfg2 = cfg.clone();
+    let sh2 = Arc::clone(&sh);
+    let initiator = thread::spawn(move || {
+        let _stop = StopOnDrop(&sh2.stop.0);
+        cpus::pin(cfg2.initiator_cpu)?;
+        Ok::<FloorRun, NoiseError>(initiate(&sh2, &clock, &cfg2, words))
+    });
+    let run = initiator
+        .join()
+        .map_err(|_| NoiseError::Io("the initiator thread panicked".into()))?;
+    responder
+        .join()
+        .map_err(|_| NoiseError::Io("the responder thread panicked".into()))??;
+    run
+}
+
+/// Runs the ping-pong `cfg` asks for.
+pub fn measure(cfg: &FloorConfig, clock: Clock) -> Result<FloorRun, NoiseError> {
+    let stop = Padded(AtomicBool::new(false));
+    match cfg.mode {
+        FloorMode::Line => {
+            let line = || Line {
+                seq: AtomicU64::new(0),
+                words: zeroed(),
+            };
+            let sh = Shared {
+                request: line(),
+                reply: line(),
+                stop,
+            };
+            exchange(sh, clock, cfg)
+        }
+        FloorMode::Ring => {
+            let sh = Shared {
+                request: Ring::new(),
+                reply: Ring::new(),
+                stop,
+            };
+            exchange(sh, clock, cfg)
+        }
+    }
+}
+
+/// The `--json` object, its `summary` shaped like `bypass load --json`'s.
+pub fn to_json(cfg: &FloorConfig, run: &FloorRun, time_source: &str) -> Value {
+    let s = Summary::from_histogram(&run.hist);
+    json!({
+        "type": "floor",
+        "mode": cfg.mode.name(),
+        "size": cfg.size,
+        "cpus": [cfg.initiator_cpu, cfg.responder_cpu],
+        "time_source": time_source,
+        "summary": {
+            "count": s.count,
+            "sent": run.sent,
+            "received": run.received,
+            "lost": run.sent - run.received,
+            "invalid": run.invalid,
+            "min_ns": s.min,
+            "mean_ns": s.mean,
+            "stddev_ns": s.stddev,
+            "p50_ns": s.p50,
+            "p90_ns": s.p90,
+            "p99_ns": s.p99,
+            "p999_ns": s.p999,
+            "p9999_ns": s.p9999,
+            "p99999_ns": s.p99999,
+            "max_ns": s.max,
+            "measured_secs": run.measured_secs,
+        }
+    })
+}
+
+fn describe(cfg: &FloorConfig) -> String {
+    format!(
+        "{} mode, {} B, cpu {} (initiator) <-> cpu {} (responder)",
+        cfg.mode.name(),
+        cfg.size,
+        cfg.initiator_cpu,
+        cfg.responder_cpu
+    )
+}
+
+fn write_outputs(
+    args: &FloorArgs,
+    cfg: &FloorConfig,
+    run: &FloorRun,
+    started: SystemTime,
+    time_source: &str,
+) -> Result<(), NoiseError> {
+    if let Some(p) = &args.hgrm {
+        write_file(p, |w| {
+            write_percentile_distribution(&run.hist, w, 5, 1000.0)
+        })?;
+    }
+    if let Some(p) = &args.hlog {
+        write_file(p, |w| {
+            let mut log = HlogWriter::new(w, started)?;
+            log.write_comment(&format!(
+                "bypass floor: {}; round trip, ns; time source: {time_source}",
+                describe(cfg)
+            ))?;
+            log.write_interval(None, WARMUP.as_secs_f64(), run.measured_secs, &run.hist)?;
+            log.flush()
+        })?;
+    }
+    Ok(())
+}
+
+/// The `bypass floor` command.
+pub fn run(args: &FloorArgs) -> Result<(), NoiseError> {
+    let cfg = args.to_config()?;
+    crate::shutdown::install_handlers().map_err(|e| NoiseError::Io(format!("signals: {e}")))?;
+    let clock = Clock::new();
+    let started = SystemTime::now();
+    let run = measure(&cfg, clock)?;
+    let time_source = clock.describe();
+    write_outputs(args, &cfg, &run, started, &time_source)?;
+    if run.invalid > 0 {
+        return Err(NoiseError::Io(format!(
+            "{} replies did not carry their request's payload",
+            run.invalid
+        )));
+    }
+    if args.json {
+        return print_json(&to_json(&cfg, &run, &time_source));
+    }
+    println!("bypass floor: {}", describe(&cfg));
+    println!("time source: {time_source}");
+    println!(
+        "measured: {:.3} s after {:.1} s warmup, {} round trips\n",
+        run.measured_secs,
+        WARMUP.as_secs_f64(),
+        run.received
+    );
+    print!("{}", Summary::from_histogram(&run.hist).to_table());
+    Ok(())
+}
