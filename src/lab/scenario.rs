@@ -478,8 +478,9 @@ pub fn in_lab_range(ip: Ipv4Addr) -> bool {
 
 /// Most rounds a path may ask for.
 pub const MAX_REPEATS: u32 = 50;
-/// Largest message `bypass floor` passes.
+/// Largest message `bypass floor` passes through its ring, and through one cache line.
 pub const MAX_FLOOR_SIZE: usize = 256;
+pub const MAX_LINE_SIZE: usize = 56;
 
 fn positive_secs(field: String, v: f64) -> Result<f64, ScenarioError> {
     if !v.is_finite() || v <= 0.0 || v > 3600.0 {
@@ -728,6 +729,12 @@ impl Scenario {
             ));
         }
         let floor_mode = ps.floor_mode.unwrap_or(FloorMode::Ring);
+        if floor_mode == FloorMode::Line && size > MAX_LINE_SIZE {
+            return Err(err(
+                f("size"),
+                format!("floor_mode = \"line\" passes at most {MAX_LINE_SIZE} bytes (one cache line with its header)"),
+            ));
+        }
         let description = ps.description.clone().unwrap_or_else(|| {
             format!(
                 "the floor: {size}-byte ping-pong through shared memory ({}), two spinning threads on CPUs {client_cpu} and {server_cpu}, no kernel, no NIC",

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::{cell, rate, us};
 use crate::lab::results::{LabResults, PathResult, Pct, Status, SweepPoint};
+use crate::stats::interval::fmt_ratio;
 
 /// "6.95 [6.90, 7.01] (6.20..7.90)": merged value, its 95% interval, the rounds' min..max.
 fn pct_cell(p: &PathResult, what: Pct) -> String {
@@ -63,7 +64,12 @@ fn row(p: &PathResult) -> String {
         .unwrap_or_default();
     let floor = match (&p.floor_multiple, p.kind.as_str()) {
         (_, "limit") if p.latency.is_some() => "the floor".to_string(),
-        (Some(f), _) => format!("{:.2}x [{:.2}, {:.2}]", f.median, f.lo, f.hi),
+        (Some(f), _) => format!(
+            "{}x [{}, {}]",
+            fmt_ratio(f.median),
+            fmt_ratio(f.lo),
+            fmt_ratio(f.hi)
+        ),
         _ => String::new(),
     };
     let rounds = match (p.rounds.len(), p.status) {

@@ -205,7 +205,7 @@ fn table_has_a_row_per_path_with_its_intervals() {
         rows[2].starts_with(
             "| fast | ok, **noisy** (1 of 2 rounds) | 2 | 6.95 [6.90, 7.01] (6.25..7.85) | \
              30.2 [30.1, 30.2] (29.5..31.1) | 210 [too few samples] (209..211) | 1560 | \
-             34.75x [31.20, 39.25] | 7.8 k/s req | 2 of 1000 (0.200%) |"
+             34.8x [31.2, 39.2] | 7.8 k/s req | 2 of 1000 (0.200%) |"
         ),
         "{}",
         rows[2]

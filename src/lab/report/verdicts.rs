@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use super::{cell, repeated, us};
 use crate::lab::figures::floor_index;
 use crate::lab::results::{LabResults, RatioFig};
+use crate::stats::interval::fmt_ratio;
 
 pub fn floor(s: &mut String, r: &LabResults) {
     let Some(fi) = floor_index(&r.paths) else {
@@ -35,8 +36,10 @@ pub fn floor(s: &mut String, r: &LabResults) {
         if let Some(m) = &p.floor_multiple {
             let _ = writeln!(
                 s,
-                "- {}: {:.1}x the shared-memory floor ({})",
-                p.name, m.median, m.text
+                "- {}: {}x the shared-memory floor ({})",
+                p.name,
+                fmt_ratio(m.median),
+                m.text
             );
         }
     }
@@ -76,7 +79,12 @@ pub fn comparisons(s: &mut String, r: &LabResults) {
 
 fn ratio_cell(f: &Option<RatioFig>) -> String {
     f.as_ref().map_or(String::new(), |r| {
-        format!("{:.3}x [{:.3}, {:.3}]", r.median, r.lo, r.hi)
+        format!(
+            "{}x [{}, {}]",
+            fmt_ratio(r.median),
+            fmt_ratio(r.lo),
+            fmt_ratio(r.hi)
+        )
     })
 }
 
