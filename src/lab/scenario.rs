@@ -1093,10 +1093,13 @@ impl Scenario {
             }
         }
         let repeats = self.repeats_of(ps, f)?;
-        let description = ps
+        let mut description = ps
             .description
             .clone()
             .unwrap_or_else(|| describe(ps.kind, tk, proto, backend, poll_mode, client, wait));
+        if ps.cross_check.is_some() {
+            description += "; in every round sockperf measures the same server process too";
+        }
         Ok(ResolvedPath {
             name: ps.name.clone(),
             kind: ps.kind,
