@@ -8,7 +8,10 @@ use clap::{Args, ValueEnum};
 
 use crate::wire::MacAddress;
 
-use super::config::{LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE};
+use super::config::{
+    LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE,
+    DEFAULT_SLOT_DEADLINE,
+};
 use super::sweep::RateSweep;
 use super::LoadError;
 
@@ -98,9 +101,18 @@ pub struct LoadArgs {
     /// Spin: nanoseconds the server busy-waits per request.
     #[arg(long)]
     pub spin_ns: Option<u32>,
-    /// A request unanswered this long is counted lost (its slot is freed).
+    /// A request unanswered this long is counted lost (its slot is freed) and enters both
+    /// round-trip histograms at this value: a percentile at or above it reads ">= timeout"
+    /// (JSON: listed under "at_least_timeout"; "lost_recorded_at_ns" is the timeout).
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
+    /// Closed loop: a request outstanding this long gives its window slot up, so the next
+    /// request goes out and one loss does not stall a window-1 loop for the whole timeout.
+    /// The request is still matched until --timeout-ms (received if answered by then, lost
+    /// and recorded at the timeout if not, "late" after). The summary counts the slots given
+    /// up. Default 10 (at most the timeout); raise it for a server slower than that.
+    #[arg(long)]
+    pub slot_deadline_ms: Option<u64>,
     /// Seed of the Poisson arrival generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -179,6 +191,12 @@ impl LoadArgs {
                     "--rate (open loop) and --window (closed loop) exclude each other",
                 ))
             }
+            (_, Some(_)) if self.slot_deadline_ms.is_some() => {
+                return Err(bad(
+                    "--slot-deadline-ms",
+                    "closed loop only (an open loop has no window)",
+                ))
+            }
             (_, Some(rate)) => LoadModel::Open {
                 rate,
                 arrival: self.arrival.unwrap_or(Arrival::Fixed),
@@ -241,6 +259,9 @@ impl LoadArgs {
             payload_len,
             method,
             timeout: Duration::from_millis(self.timeout_ms),
+            slot_deadline: self
+                .slot_deadline_ms
+                .map_or(DEFAULT_SLOT_DEADLINE, Duration::from_millis),
             seed: self.seed,
             dpdk: super::dpdk::options_from_args(self)?,
         };
