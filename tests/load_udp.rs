@@ -594,6 +594,7 @@ fn one_loss_does_not_stall_a_window_1_loop() {
     assert_eq!(at_or_above_timeout(&r, &r.corrected), 1, "{text}");
     assert!(text.contains("slots given up"), "{text}");
     assert_eq!(r.summary_json()["slot_deadline_ns"], 10_000_000);
+    assert!(r.summary_json()["send_lag"].is_null());
 }
 
 #[test]
@@ -721,6 +722,28 @@ fn output_files() {
     // JSON: every key.
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let s = &v["summary"];
+    // Issue 9 keys: the censoring point, send lag (open loop), the clock's calibration.
+    assert_eq!(s["lost_recorded_at_ns"], 1_000_000_000u64, "{s}");
+    assert!(s["at_least_timeout"].is_array(), "{s}");
+    assert!(s["uncorrected"]["at_least_timeout"].is_array(), "{s}");
+    let lag = &s["send_lag"];
+    for k in ["count", "p50_ns", "p99_ns", "p999_ns", "max_ns"] {
+        assert!(lag[k].is_u64(), "send_lag.{k}: {s}");
+    }
+    assert!(lag["late_1us_fraction"].is_f64(), "{s}");
+    assert!(lag["behind"].is_boolean(), "{s}");
+    assert_eq!(lag["count"], s["sent"], "{s}");
+    let clock = &s["clock"];
+    match clock["source"].as_str() {
+        Some("tsc") => {
+            assert!(clock["mhz"].as_f64().unwrap() > 0.0, "{s}");
+            assert!(clock["uncertainty_ppm"].as_f64().unwrap() > 0.0, "{s}");
+            assert!(clock["cross_check"].is_string() || clock["cross_check"].is_null());
+        }
+        Some("monotonic") => assert!(clock["mhz"].is_null(), "{s}"),
+        other => panic!("clock.source {other:?}: {s}"),
+    }
+    assert!(s["slot_deadline_ns"].is_null(), "open loop: {s}");
     let pct = [
         "count",
         "min_ns",
@@ -851,6 +874,11 @@ fn validation_errors_name_the_flag() {
         (&["--warmup", "-1"], "--warmup"),
         (&["--timeout-ms", "0"], "--timeout-ms"),
         (&["--rate", "1e9", "--timeout-ms", "60000"], "--timeout-ms"),
+        (&["--slot-deadline-ms", "0"], "--slot-deadline-ms"),
+        (
+            &["--rate", "10", "--slot-deadline-ms", "5"],
+            "--slot-deadline-ms",
+        ),
     ];
     for (extra, flag) in cases {
         let e = flag_error(extra);

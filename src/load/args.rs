@@ -68,7 +68,12 @@ pub struct LoadArgs {
     /// Closed loop: requests kept in flight (default 1 = ping-pong). Excludes --rate.
     #[arg(long)]
     pub window: Option<u32>,
-    /// Open loop: requests per second (fractional allowed). Excludes --window.
+    /// Open loop: requests per second (fractional allowed). Excludes --window. The summary
+    /// reports the send lag (actual - intended send: p50/p99/p99.9/max, the fraction of sends
+    /// more than 1 us late) and flags a client that fell behind: requests left unsent,
+    /// achieved < 99% of the target, or lag p99 above one mean inter-send gap (clamped to
+    /// 10 us..1 ms). Requests due before the end of the run are still sent after it (a stall
+    /// spanning the end) for up to one --timeout-ms; any left then are charged as unsent.
     #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open-loop sweep A:B:STEP requests/s: one full run (warmup, then duration or count) per

@@ -154,26 +154,29 @@ fn describe_points(base: &LoadConfig) -> String {
     )
 }
 
-/// The human table's header: corrected round trip, then uncorrected (`u-`), then the
-/// client's send lag and whether it fell behind.
+/// The human table's header: target and achieved rate, corrected round trip, losses, then
+/// the uncorrected round trip (`u-`), achieved as % of target, the client's send-lag p99 and
+/// whether it fell behind.
 pub fn table_header() -> String {
     format!(
-        "{:>12} {:>12} {:>7} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6} {:>8}",
+        "{:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>6}",
         "target/s",
         "achieved/s",
-        "ach %",
         "count",
         "p50 us",
+        "p90 us",
         "p99 us",
         "p99.9 us",
         "max us",
+        "lost",
         "u-p50",
+        "u-p90",
         "u-p99",
         "u-p99.9",
         "u-max",
+        "ach %",
         "lag p99",
-        "behind",
-        "lost"
+        "behind"
     )
 }
 
@@ -196,22 +199,28 @@ pub fn table_row(r: &Report) -> String {
     };
     let lag = r.send_lag_summary();
     format!(
-        "{:>12} {:>12.1} {:>7.1} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9.1} {:>6} {:>8}",
+        "{:>12} {:>12.1} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7.1} {:>9.1} {:>6}",
         target,
         r.achieved_rate,
-        pct,
         c.count,
         cell(&c, c.p50),
+        cell(&c, c.p90),
         cell(&c, c.p99),
         cell(&c, c.p999),
         cell(&c, c.max),
+        r.counters.lost,
         cell(&u, u.p50),
+        cell(&u, u.p90),
         cell(&u, u.p99),
         cell(&u, u.p999),
         cell(&u, u.max),
+        pct,
         lag.as_ref().map_or(0.0, |l| l.p99_ns as f64 / 1000.0),
-        if lag.is_some_and(|l| l.behind) { "yes" } else { "no" },
-        r.counters.lost
+        if lag.is_some_and(|l| l.behind) {
+            "yes"
+        } else {
+            "no"
+        },
     )
 }
 
