@@ -386,6 +386,12 @@ fn no_server_everything_lost_in_bounded_time() {
     assert_eq!(r.corrected.len(), r.counters.sent);
     assert_eq!(at_or_above_timeout(&r, &r.corrected), r.counters.sent);
     assert!(r.human_summary().contains(">= timeout"));
+    let j = r.summary_json();
+    let flagged = j["at_least_timeout"].as_array().unwrap();
+    for k in ["min_ns", "p50_ns", "p99_ns", "max_ns"] {
+        assert!(flagged.iter().any(|v| v == k), "{k}: {j}");
+    }
+    assert_eq!(j["lost_recorded_at_ns"], 30_000_000u64);
     // An empty result still renders.
     assert!(r.human_summary().contains("lost"));
 }
