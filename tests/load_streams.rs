@@ -687,12 +687,23 @@ fn no_server_is_a_clear_error() {
 }
 
 /// Data rows of the sweep's human table: lines of nine numbers.
+/// The sweep table's rows as numbers: `>=tmo` (at least the timeout) reads as infinity,
+/// the behind column's yes/no as 1/0.
 fn table_rows(stdout: &str) -> Vec<Vec<f64>> {
+    const COLUMNS: usize = 17;
     stdout
         .lines()
         .filter_map(|l| {
-            let f: Vec<f64> = l.split_whitespace().map_while(|x| x.parse().ok()).collect();
-            (f.len() == 9 && l.split_whitespace().count() == 9).then_some(f)
+            let f: Vec<f64> = l
+                .split_whitespace()
+                .map_while(|x| match x {
+                    ">=tmo" => Some(f64::INFINITY),
+                    "yes" => Some(1.0),
+                    "no" => Some(0.0),
+                    _ => x.parse().ok(),
+                })
+                .collect();
+            (f.len() == COLUMNS && l.split_whitespace().count() == COLUMNS).then_some(f)
         })
         .collect()
 }
@@ -736,23 +747,44 @@ fn rate_sweep_over_udp() {
         assert!((row[1] - target).abs() < target * 0.5, "{stdout}");
         assert!(row[2] > target * 0.5, "count: {stdout}");
         assert_eq!(row[8], 0.0, "lost: {stdout}");
-        // p50 <= p90 <= p99 <= p99.9 <= max
+        // p50 <= p90 <= p99 <= p99.9 <= max, corrected and uncorrected
         assert!(row[3..8].windows(2).all(|w| w[0] <= w[1]), "{stdout}");
+        assert!(row[9..14].windows(2).all(|w| w[0] <= w[1]), "{stdout}");
+        // Achieved as % of target, beside the rates it is computed from.
+        assert!((row[14] - row[1] / row[0] * 100.0).abs() < 0.2, "{stdout}");
+        assert!(row[16] == 0.0 || row[16] == 1.0, "behind: {stdout}");
     }
 
     let csv = std::fs::read_to_string(&files.0[1]).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(
-        lines[0],
-        "target_rate,achieved_rate,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,sent,received,lost"
+    // The first eleven columns as before; uncorrected, send lag and behind after them.
+    assert!(
+        lines[0].starts_with(
+            "target_rate,achieved_rate,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,sent,received,lost,uncorrected_p50_ns,"
+        ),
+        "{csv}"
     );
+    let columns = lines[0].split(',').count();
+    assert_eq!(columns, 22, "{csv}");
     assert_eq!(lines.len(), 4, "{csv}");
     for (line, target) in lines[1..].iter().zip([500.0, 1000.0, 1500.0]) {
-        let f: Vec<f64> = line.split(',').map(|x| x.parse().unwrap()).collect();
-        assert_eq!(f.len(), 11, "{line}");
+        let f: Vec<f64> = line
+            .split(',')
+            .map(|x| match x {
+                "true" => 1.0,
+                "false" => 0.0,
+                _ => x.parse().unwrap(),
+            })
+            .collect();
+        assert_eq!(f.len(), columns, "{line}");
         assert_eq!(f[0], target);
-        assert_eq!(f[9], f[2], "received == count: {line}");
+        // Lost requests are recorded too (at the timeout): count == received + lost.
+        assert_eq!(f[2], f[9] + f[10], "count == received + lost: {line}");
         assert_eq!(f[8], f[9] + f[10], "sent == received + lost: {line}");
+        assert!(
+            f[11] <= f[3] * 1.01 + 1000.0,
+            "uncorrected p50 <= corrected: {line}"
+        );
     }
 
     let v = json_file(&files.0[0]);
@@ -770,9 +802,15 @@ fn rate_sweep_over_udp() {
             "received",
             "lost",
             "achieved_rate",
+            "uncorrected",
+            "lost_recorded_at_ns",
         ] {
             assert!(s.get(k).is_some(), "{k}: {s}");
         }
+        assert!(s["uncorrected"]["p99_ns"].is_u64(), "{s}");
+        assert!(s["send_lag"]["p99_ns"].is_u64(), "{s}");
+        assert!(s["send_lag"]["behind"].is_boolean(), "{s}");
+        assert!(s["clock"]["source"].is_string(), "{s}");
     }
     assert!(v["time_source"].is_string());
 

@@ -29,6 +29,8 @@ enum Behaviour {
     Echo,
     /// Never answer every `n`th request received (1-based: n, 2n, ...).
     DropEvery(u64),
+    /// Never answer the `n`th request received (1-based), answer every other.
+    DropOnly(u64),
     /// On the `at`th request, hold every reply for `pause`, then answer all.
     StallOnce {
         at: u64,
@@ -136,6 +138,11 @@ fn serve(sock: UdpSocket, behaviour: Behaviour, stop: &AtomicBool) -> u64 {
                     continue;
                 }
             }
+            Behaviour::DropOnly(k) => {
+                if seen == k {
+                    continue;
+                }
+            }
             Behaviour::StallOnce { at: when, pause } => {
                 if seen == when {
                     stall_until = Some(at + pause);
@@ -187,6 +194,11 @@ fn closed(server: SocketAddr, window: u32, count: u64) -> LoadConfig {
         duration: Some(Duration::from_secs(30)),
         ..LoadConfig::closed(server, window)
     }
+}
+
+/// Samples at or above the timeout's histogram bucket: the lost requests.
+fn at_or_above_timeout(r: &Report, h: &hdrhistogram::Histogram<u64>) -> u64 {
+    h.count_between(r.censor_ns(), u64::MAX / 2)
 }
 
 fn assert_clean(r: &Report, count: u64) {
@@ -275,7 +287,10 @@ fn dropped_requests_are_lost_exactly_and_never_stall() {
     assert_eq!(c.lost, 100, "{}", r.human_summary());
     assert_eq!(c.received, 900);
     assert_eq!((c.late, c.duplicated, c.invalid), (0, 0, 0));
-    assert_eq!(r.corrected.len(), 900);
+    // Lost requests enter the histograms at the timeout (issue 9): 900 replies + 100 lost.
+    assert_eq!(r.corrected.len(), 1000);
+    assert_eq!(at_or_above_timeout(&r, &r.corrected), 100);
+    assert_eq!(at_or_above_timeout(&r, &r.uncorrected), 100);
     // 100 timeouts of 100 ms over 16 slots: about 0.7 s; serially it would be 10 s.
     assert!(took < Duration::from_secs(8), "took {took:?}");
     assert_eq!(server.stop(), 1000);
@@ -307,8 +322,11 @@ fn late_replies_are_counted_after_loss() {
         every: 10,
         by: Duration::from_millis(80),
     });
+    // Slots held for the whole timeout, so the run lasts long enough for the delayed
+    // replies to come back (the slot deadline has its own test).
     let cfg = LoadConfig {
         timeout: Duration::from_millis(30),
+        slot_deadline: Duration::from_millis(30),
         ..closed(server.addr, 4, 200)
     };
     let r = run_with(&cfg).unwrap();
@@ -318,7 +336,9 @@ fn late_replies_are_counted_after_loss() {
     // Most delayed replies arrive while the run goes on; the last few may not.
     assert!((10..=20).contains(&c.late), "{c:?}");
     assert_eq!((c.duplicated, c.invalid), (0, 0));
-    assert_eq!(r.corrected.len(), 180);
+    // 180 replies + 20 lost recorded at the timeout.
+    assert_eq!(r.corrected.len(), 200);
+    assert_eq!(at_or_above_timeout(&r, &r.corrected), 20);
 }
 
 #[test]
@@ -362,7 +382,16 @@ fn no_server_everything_lost_in_bounded_time() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(r.counters.sent >= 4);
     assert_eq!(r.counters.lost, r.counters.sent);
-    assert_eq!(r.corrected.len(), 0);
+    // Every request is lost, so every sample is the timeout, a lower bound.
+    assert_eq!(r.corrected.len(), r.counters.sent);
+    assert_eq!(at_or_above_timeout(&r, &r.corrected), r.counters.sent);
+    assert!(r.human_summary().contains(">= timeout"));
+    let j = r.summary_json();
+    let flagged = j["at_least_timeout"].as_array().unwrap();
+    for k in ["min_ns", "p50_ns", "p99_ns", "max_ns"] {
+        assert!(flagged.iter().any(|v| v == k), "{k}: {j}");
+    }
+    assert_eq!(j["lost_recorded_at_ns"], 30_000_000u64);
     // An empty result still renders.
     assert!(r.human_summary().contains("lost"));
 }
@@ -435,6 +464,164 @@ fn open_loop_without_cap_sees_stall_in_both() {
     let c = r.summary().p99;
     let u = bypass::stats::Summary::from_histogram(&r.uncorrected).p99;
     assert!(c >= 100_000_000 && u >= 100_000_000, "{c} {u}");
+}
+
+#[test]
+fn stall_arithmetic_of_the_corrected_tail() {
+    let _g = serial();
+    // At R = 2000/s a server stall of D = 200 ms holds about R*D = 400 requests; the k-th of
+    // them waits about D - k/R, so the corrected max is about D and about R*D/2 = 200 samples
+    // exceed D/2. Bounds are generous (a shared VM adds its own delays).
+    let (rate, d_ms) = (2000.0, 200.0);
+    let r = open_stall(None);
+    let text = r.human_summary();
+    let censor = r.censor_ns();
+    // The held replies leave in one burst, which may overflow the client's socket buffer:
+    // those requests are lost, recorded at the timeout, and counted apart below.
+    let lost = r.counters.lost as f64;
+    let held = rate * d_ms / 1e3;
+    assert!(lost < held, "{text}");
+    let max_answered = r
+        .corrected
+        .iter_recorded()
+        .map(|v| v.value_iterated_to())
+        .filter(|&v| v < censor)
+        .max()
+        .unwrap_or(0);
+    let max_ms = max_answered as f64 / 1e6;
+    assert!(
+        (d_ms * 0.75..d_ms + 100.0).contains(&max_ms),
+        "max {max_ms} ms\n{text}"
+    );
+    let above = |ms: f64| r.corrected.count_between((ms * 1e6) as u64, u64::MAX / 2) as f64;
+    let half = above(d_ms / 2.0);
+    assert!(
+        (held / 2.0 * 0.6..held / 2.0 * 1.5 + lost).contains(&half),
+        "{half} samples above D/2, expected ~{} (+ up to {lost} lost)\n{text}",
+        held / 2.0
+    );
+    let late = above(5.0);
+    assert!(
+        (held * 0.6..held * 1.5).contains(&late),
+        "{late} samples above 5 ms, expected ~{held}\n{text}"
+    );
+    // Fire-and-forget: the stall is the server's, not the client's schedule.
+    assert_eq!(r.counters.unsent, 0);
+    assert!(text.contains("send lag (actual - intended send)"), "{text}");
+}
+
+#[test]
+fn requests_due_before_the_end_are_sent_through_a_stall() {
+    let _g = serial();
+    // 16 in flight and a 300 ms stall from t = 1.425 s spans the end of a 1.5 s send phase:
+    // the requests due in the last 75 ms cannot go out on time. They are sent when the
+    // stall ends, so all R * T = 3000 scheduled requests go out, late, and the client says so.
+    let server = Server::start(Behaviour::StallOnce {
+        at: 2850,
+        pause: Duration::from_millis(300),
+    });
+    let cfg = LoadConfig {
+        duration: Some(Duration::from_millis(1500)),
+        load: LoadModel::Open {
+            rate: 2000.0,
+            arrival: Arrival::Fixed,
+            max_in_flight: Some(16),
+        },
+        ..LoadConfig::open(server.addr, 2000.0)
+    };
+    let r = run_with(&cfg).unwrap();
+    server.stop();
+    let text = r.human_summary();
+    let c = &r.counters;
+    assert_eq!(c.sent, 3000, "{text}");
+    assert_eq!(c.unsent, 0, "{text}");
+    assert_eq!(c.received + c.lost, 3000, "{text}");
+    assert_eq!(r.corrected.len(), 3000);
+    let lag = r.send_lag_summary().unwrap();
+    assert_eq!(lag.count, 3000);
+    assert!(lag.max_ns >= 150_000_000, "{lag:?}\n{text}");
+    assert!(lag.behind, "{lag:?}\n{text}");
+    assert!(r.corrected.max() >= 150_000_000, "{text}");
+}
+
+#[test]
+fn a_client_forced_behind_reports_its_lag() {
+    let _g = serial();
+    // 5 M requests/s is far beyond what one thread sends through a kernel socket.
+    let server = Server::start(Behaviour::Echo);
+    let rate = 5_000_000.0;
+    let cfg = LoadConfig {
+        duration: Some(Duration::from_millis(500)),
+        timeout: Duration::from_millis(100),
+        ..LoadConfig::open(server.addr, rate)
+    };
+    let started = Instant::now();
+    let r = run_with(&cfg).unwrap();
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let text = r.human_summary();
+    let lag = r.send_lag_summary().unwrap();
+    assert!(lag.behind, "{lag:?}\n{text}");
+    assert!(r.behind_reason().is_some());
+    assert!(text.contains("CLIENT FELL BEHIND"), "{text}");
+    assert!(lag.p99_ns > 1_000_000, "{lag:?}");
+    assert!(lag.late_1us_fraction > 0.5, "{lag:?}");
+    let c = &r.counters;
+    // Every request of the schedule (500 ms at 200 ns apart) is sent or charged as unsent.
+    assert_eq!(c.sent + c.unsent, 2_500_000, "{c:?}");
+    assert!(c.unsent > 0, "{c:?}");
+    assert_eq!(r.corrected.len(), c.received + c.lost + c.unsent, "{c:?}");
+    assert!(r.achieved_rate < rate * 0.99);
+    let j = r.summary_json();
+    assert_eq!(j["send_lag"]["behind"], true);
+    assert_eq!(j["unsent"], c.unsent);
+}
+
+#[test]
+fn one_loss_does_not_stall_a_window_1_loop() {
+    let _g = serial();
+    // The 100th request is never answered. Holding its slot for the 1 s timeout would end
+    // this 1 s run at about 100 requests; giving the slot up after 10 ms keeps it going.
+    let server = Server::start(Behaviour::DropOnly(100));
+    let cfg = LoadConfig {
+        duration: Some(Duration::from_secs(1)),
+        count: None,
+        ..LoadConfig::closed(server.addr, 1)
+    };
+    let r = run_with(&cfg).unwrap();
+    server.stop();
+    let text = r.human_summary();
+    let c = &r.counters;
+    assert!(c.sent > 1000, "{text}");
+    assert_eq!(c.lost, 1, "{text}");
+    assert_eq!(c.received, c.sent - 1, "{text}");
+    assert!(c.slots_given_up >= 1, "{text}");
+    assert_eq!(r.corrected.len(), c.sent);
+    assert_eq!(at_or_above_timeout(&r, &r.corrected), 1, "{text}");
+    assert!(text.contains("slots given up"), "{text}");
+    assert_eq!(r.summary_json()["slot_deadline_ns"], 10_000_000);
+    assert!(r.summary_json()["send_lag"].is_null());
+}
+
+#[test]
+fn a_slow_reply_after_its_slot_deadline_is_still_received() {
+    let _g = serial();
+    // Every 50th reply takes 40 ms: past the 10 ms slot deadline, within the 1 s timeout.
+    let server = Server::start(Behaviour::DelayEvery {
+        every: 50,
+        by: Duration::from_millis(40),
+    });
+    let r = run_with(&closed(server.addr, 1, 200)).unwrap();
+    server.stop();
+    let c = &r.counters;
+    assert_eq!(
+        (c.sent, c.received, c.lost, c.late),
+        (200, 200, 0, 0),
+        "{c:?}"
+    );
+    assert!(c.slots_given_up >= 4, "{c:?}");
+    // Their real round trips are recorded.
+    assert!(r.corrected.count_between(35_000_000, 900_000_000) >= 4);
 }
 
 #[test]
@@ -541,6 +728,28 @@ fn output_files() {
     // JSON: every key.
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let s = &v["summary"];
+    // Issue 9 keys: the censoring point, send lag (open loop), the clock's calibration.
+    assert_eq!(s["lost_recorded_at_ns"], 1_000_000_000u64, "{s}");
+    assert!(s["at_least_timeout"].is_array(), "{s}");
+    assert!(s["uncorrected"]["at_least_timeout"].is_array(), "{s}");
+    let lag = &s["send_lag"];
+    for k in ["count", "p50_ns", "p99_ns", "p999_ns", "max_ns"] {
+        assert!(lag[k].is_u64(), "send_lag.{k}: {s}");
+    }
+    assert!(lag["late_1us_fraction"].is_f64(), "{s}");
+    assert!(lag["behind"].is_boolean(), "{s}");
+    assert_eq!(lag["count"], s["sent"], "{s}");
+    let clock = &s["clock"];
+    match clock["source"].as_str() {
+        Some("tsc") => {
+            assert!(clock["mhz"].as_f64().unwrap() > 0.0, "{s}");
+            assert!(clock["uncertainty_ppm"].as_f64().unwrap() > 0.0, "{s}");
+            assert!(clock["cross_check"].is_string() || clock["cross_check"].is_null());
+        }
+        Some("monotonic") => assert!(clock["mhz"].is_null(), "{s}"),
+        other => panic!("clock.source {other:?}: {s}"),
+    }
+    assert!(s["slot_deadline_ns"].is_null(), "open loop: {s}");
     let pct = [
         "count",
         "min_ns",
@@ -671,6 +880,11 @@ fn validation_errors_name_the_flag() {
         (&["--warmup", "-1"], "--warmup"),
         (&["--timeout-ms", "0"], "--timeout-ms"),
         (&["--rate", "1e9", "--timeout-ms", "60000"], "--timeout-ms"),
+        (&["--slot-deadline-ms", "0"], "--slot-deadline-ms"),
+        (
+            &["--rate", "10", "--slot-deadline-ms", "5"],
+            "--slot-deadline-ms",
+        ),
     ];
     for (extra, flag) in cases {
         let e = flag_error(extra);

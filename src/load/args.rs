@@ -8,7 +8,10 @@ use clap::{Args, ValueEnum};
 
 use crate::wire::MacAddress;
 
-use super::config::{LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE};
+use super::config::{
+    LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE,
+    DEFAULT_SLOT_DEADLINE,
+};
 use super::sweep::RateSweep;
 use super::LoadError;
 
@@ -65,7 +68,12 @@ pub struct LoadArgs {
     /// Closed loop: requests kept in flight (default 1 = ping-pong). Excludes --rate.
     #[arg(long)]
     pub window: Option<u32>,
-    /// Open loop: requests per second (fractional allowed). Excludes --window.
+    /// Open loop: requests per second (fractional allowed). Excludes --window. The summary
+    /// reports the send lag (actual - intended send: p50/p99/p99.9/max, the fraction of sends
+    /// more than 1 us late) and flags a client that fell behind: requests left unsent,
+    /// achieved < 99% of the target, or lag p99 above one mean inter-send gap (clamped to
+    /// 10 us..1 ms). Requests due before the end of the run are still sent after it (a stall
+    /// spanning the end) for up to one --timeout-ms; any left then are charged as unsent.
     #[arg(long, allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Open-loop sweep A:B:STEP requests/s: one full run (warmup, then duration or count) per
@@ -98,9 +106,18 @@ pub struct LoadArgs {
     /// Spin: nanoseconds the server busy-waits per request.
     #[arg(long)]
     pub spin_ns: Option<u32>,
-    /// A request unanswered this long is counted lost (its slot is freed).
+    /// A request unanswered this long is counted lost (its slot is freed) and enters both
+    /// round-trip histograms at this value: a percentile at or above it reads ">= timeout"
+    /// (JSON: listed under "at_least_timeout"; "lost_recorded_at_ns" is the timeout).
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
+    /// Closed loop: a request outstanding this long gives its window slot up, so the next
+    /// request goes out and one loss does not stall a window-1 loop for the whole timeout.
+    /// The request is still matched until --timeout-ms (received if answered by then, lost
+    /// and recorded at the timeout if not, "late" after). The summary counts the slots given
+    /// up. Default 10 (at most the timeout); raise it for a server slower than that.
+    #[arg(long)]
+    pub slot_deadline_ms: Option<u64>,
     /// Seed of the Poisson arrival generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -179,6 +196,12 @@ impl LoadArgs {
                     "--rate (open loop) and --window (closed loop) exclude each other",
                 ))
             }
+            (_, Some(_)) if self.slot_deadline_ms.is_some() => {
+                return Err(bad(
+                    "--slot-deadline-ms",
+                    "closed loop only (an open loop has no window)",
+                ))
+            }
             (_, Some(rate)) => LoadModel::Open {
                 rate,
                 arrival: self.arrival.unwrap_or(Arrival::Fixed),
@@ -241,6 +264,9 @@ impl LoadArgs {
             payload_len,
             method,
             timeout: Duration::from_millis(self.timeout_ms),
+            slot_deadline: self
+                .slot_deadline_ms
+                .map_or(DEFAULT_SLOT_DEADLINE, Duration::from_millis),
             seed: self.seed,
             dpdk: super::dpdk::options_from_args(self)?,
         };

@@ -30,6 +30,9 @@ pub const MAX_STREAM_PAYLOAD: usize = MAX_STREAM_MESSAGE - HEADER_LEN;
 pub const MAX_SLOTS: usize = 1 << 24;
 /// Longest timeout accepted.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+/// Closed loop: a request outstanding this long gives its window slot up (it stays matched
+/// until the timeout), so one loss cannot stall a window-1 loop for the whole timeout.
+pub const DEFAULT_SLOT_DEADLINE: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadModel {
@@ -70,6 +73,10 @@ pub struct LoadConfig {
     pub payload_len: usize,
     pub method: RequestMethod,
     pub timeout: Duration,
+    /// Closed loop: a request outstanding this long frees its window slot for the next
+    /// request, yet is still matched until `timeout` (lost after it). The engine uses the
+    /// smaller of this and `timeout`. Unused in open loop.
+    pub slot_deadline: Duration,
     pub seed: u64,
     /// `--transport dpdk` only: addressing, port and EAL arguments.
     pub dpdk: Option<super::dpdk::DpdkOptions>,
@@ -98,6 +105,7 @@ impl LoadConfig {
             payload_len: DEFAULT_ECHO_SIZE,
             method: RequestMethod::Echo,
             timeout: Duration::from_secs(1),
+            slot_deadline: DEFAULT_SLOT_DEADLINE,
             seed: 1,
             dpdk: None,
         }
@@ -197,10 +205,22 @@ impl LoadConfig {
         self.duration.unwrap_or(COUNT_ONLY_TIME_LIMIT)
     }
 
+    /// Closed loop: how long a request holds its window slot (at most the timeout).
+    pub fn effective_slot_deadline(&self) -> Duration {
+        self.slot_deadline.min(self.timeout)
+    }
+
     /// In-flight slots to allocate (a power of two).
     pub fn slots(&self) -> Result<usize, LoadError> {
         let want = match self.load {
-            LoadModel::Closed { window } => (window as f64) * 4.0,
+            // Room for requests past their slot deadline but not yet timed out (up to 16
+            // windows' worth; beyond that the ring gives the oldest up, counted lost).
+            LoadModel::Closed { window } => {
+                let ratio = self.timeout.as_secs_f64()
+                    / self.effective_slot_deadline().as_secs_f64().max(1e-9);
+                let windows = (ratio + 1.0).clamp(4.0, 16.0);
+                ((window as f64) * windows).min((MAX_SLOTS / 4) as f64 * 4.0)
+            }
             LoadModel::Open {
                 rate,
                 max_in_flight,
@@ -294,6 +314,9 @@ impl LoadConfig {
         }
         if self.timeout > MAX_TIMEOUT {
             return Err(bad("--timeout-ms", "at most 60000 (60 s)"));
+        }
+        if self.slot_deadline.is_zero() {
+            return Err(bad("--slot-deadline-ms", "must be at least 1"));
         }
         self.slots()?;
         super::dpdk::validate(self)?;

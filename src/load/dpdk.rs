@@ -4,8 +4,9 @@
 //! main lcore pinned by `-l`/`--lcores`, so client and fast path can share a machine: the
 //! server's worker on one core, the client on the other.
 //!
-//! Per message: one mbuf from the pool and one tx burst out; rx bursts are copied out one
-//! message per `recv` and freed in bulk. No allocation besides the mbuf, no syscall (the PMD
+//! Per message: one mbuf from the pool and one tx burst out; each rx burst is stamped when the
+//! poll returns, before any checksum check, and its replies are handed to the engine in place
+//! (no copy), all with that stamp; the burst is freed in bulk. No allocation besides the mbuf, no syscall (the PMD
 //! may make one: net_tap writes to a file descriptor).
 
 use std::io::{self, ErrorKind};
@@ -24,6 +25,7 @@ use super::args::{LoadArgs, Transport, WaitMode};
 use super::config::LoadConfig;
 use super::transport::RpcTransport;
 use super::LoadError;
+use crate::os::Clock;
 
 /// Largest Ethernet frame sent (1500-byte MTU): one mbuf, and what every PMD accepts.
 pub const MAX_FRAME: usize = 1514;
@@ -352,6 +354,8 @@ pub struct DpdkTransport {
     /// Frames received and not yet looked at: `rx_next..len`. Freed in bulk when used up.
     rx_burst: Burst<RX_BURST>,
     rx_next: usize,
+    /// When the current burst arrived (`recv_with`'s clock, ns).
+    rx_stamp: u64,
     tx_burst: Burst<1>,
     stats: Stats,
     port_name: String,
@@ -442,6 +446,7 @@ impl DpdkTransport {
             tx,
             rx_burst: Burst::new(),
             rx_next: 0,
+            rx_stamp: 0,
             tx_burst: Burst::new(),
             stats: Stats::default(),
             port_name,
@@ -607,6 +612,39 @@ impl RpcTransport for DpdkTransport {
 
     #[inline]
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let (start, len) = self.next_reply(None)?;
+            let Some(dst) = buf.get_mut(..len) else {
+                self.stats.drop(Discard::TooLong);
+                continue;
+            };
+            let frame = self.rx_burst.as_slice()[self.rx_next - 1].data();
+            dst.copy_from_slice(&frame[start..start + len]);
+            return Ok(len);
+        }
+    }
+
+    /// The reply is handed over in its mbuf (no copy), stamped with its burst's arrival.
+    #[inline]
+    fn recv_with(
+        &mut self,
+        _buf: &mut [u8],
+        clock: &Clock,
+        f: &mut dyn FnMut(&[u8], u64),
+    ) -> io::Result<()> {
+        let (start, len) = self.next_reply(Some(clock))?;
+        let frame = self.rx_burst.as_slice()[self.rx_next - 1].data();
+        f(&frame[start..start + len], self.rx_stamp);
+        Ok(())
+    }
+}
+
+impl DpdkTransport {
+    /// Finds the next RPC reply in the current burst, polling at most one new burst, and
+    /// returns where it lies in frame `rx_next - 1`. A new burst is stamped on `clock` the
+    /// moment the poll returns, before any frame of it is looked at.
+    #[inline]
+    fn next_reply(&mut self, clock: Option<&Clock>) -> io::Result<(usize, usize)> {
         let mut polled = false;
         loop {
             if self.rx_next == self.rx_burst.len() {
@@ -614,20 +652,15 @@ impl RpcTransport for DpdkTransport {
                 if polled || self.refill() == 0 {
                     return Err(ErrorKind::WouldBlock.into());
                 }
+                self.rx_stamp = clock.map_or(0, Clock::now_ns_ordered);
                 polled = true;
             }
             let i = self.rx_next;
             self.rx_next += 1;
-            let frame = self.rx_burst.as_slice()[i].data();
-            match classify(frame, &self.ep) {
+            match classify(self.rx_burst.as_slice()[i].data(), &self.ep) {
                 Frame::Rpc { start, len } => {
-                    let Some(dst) = buf.get_mut(..len) else {
-                        self.stats.drop(Discard::TooLong);
-                        continue;
-                    };
-                    dst.copy_from_slice(&frame[start..start + len]);
                     self.stats.replies += 1;
-                    return Ok(len);
+                    return Ok((start, len));
                 }
                 Frame::ArpRequest { mac, ip } => self.answer_arp(mac, ip),
                 Frame::ArpReply { .. } => self.stats.arp_replies_received += 1,

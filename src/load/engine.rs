@@ -1,6 +1,12 @@
 //! The measuring loop: sends requests, matches replies to in-flight slots,
 //! expires lost requests, records latencies. Single-threaded; nothing on the
 //! per-request path allocates.
+//!
+//! Honest accounting (issue 9): a lost request enters the histograms at the timeout (a
+//! censored sample: "at least the timeout"); open-loop requests due before the end of the
+//! sending phase are sent even when a stall spans the end, or, past one timeout of catching
+//! up, charged as unsent at their age; every open-loop send records its lag behind the
+//! schedule; a closed-loop request past its slot deadline frees its window slot.
 
 use std::io::ErrorKind;
 use std::time::SystemTime;
@@ -21,6 +27,8 @@ use crate::os::Clock;
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Busy mode: replies drained per loop turn before sending is reconsidered.
 const RECV_BATCH: usize = 64;
+/// Unsent requests charged one by one at the end; beyond this the rest are charged in bulk.
+const CHARGE_ONE_BY_ONE: u64 = 10_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SlotState {
@@ -37,6 +45,8 @@ struct Slot {
     id: u64,
     state: SlotState,
     measured: bool,
+    /// Closed loop: past its slot deadline, no longer holding a window slot.
+    overdue: bool,
     intended_ns: u64,
     sent_ns: u64,
 }
@@ -45,6 +55,7 @@ const EMPTY: Slot = Slot {
     id: u64::MAX,
     state: SlotState::Empty,
     measured: false,
+    overdue: false,
     intended_ns: 0,
     sent_ns: 0,
 };
@@ -61,7 +72,8 @@ struct Interval {
 struct Engine<'a> {
     cfg: &'a LoadConfig,
     clock: Clock,
-    transport: Box<dyn RpcTransport>,
+    /// `None` only while `receive` has it out.
+    transport: Option<Box<dyn RpcTransport>>,
     wire_method: RpcMethod,
     send_buf: Vec<u8>,
     recv_buf: Vec<u8>,
@@ -70,7 +82,14 @@ struct Engine<'a> {
     next_id: u64,
     /// Lowest id that may still be in flight.
     oldest: u64,
+    /// Lowest id that may still hold its window slot (closed loop).
+    oldest_active: u64,
     in_flight: u64,
+    /// In flight but past the slot deadline (closed loop): not counted against the window.
+    overdue: u64,
+    /// Closed loop: a request older than this gives its window slot up.
+    slot_deadline_ns: Option<u64>,
+    last_send_ns: u64,
     highest_reply: Option<u64>,
     measure_start: u64,
     timeout_ns: u64,
@@ -79,6 +98,8 @@ struct Engine<'a> {
     uncorrected: Histogram<u64>,
     server: Histogram<u64>,
     wire: Histogram<u64>,
+    /// Open loop: actual minus intended send time of each measured request.
+    send_lag: Histogram<u64>,
     interval: Interval,
     rows: Vec<IntervalRow>,
     interval_hists: Vec<Histogram<u64>>,
@@ -108,7 +129,7 @@ pub fn run(
     let mut e = Engine {
         cfg,
         clock,
-        transport,
+        transport: Some(transport),
         wire_method,
         send_buf,
         recv_buf: vec![0u8; 65_536],
@@ -116,7 +137,14 @@ pub fn run(
         mask: slots as u64 - 1,
         next_id: 0,
         oldest: 0,
+        oldest_active: 0,
         in_flight: 0,
+        overdue: 0,
+        slot_deadline_ns: match cfg.load {
+            LoadModel::Closed { .. } => Some(cfg.effective_slot_deadline().as_nanos() as u64),
+            LoadModel::Open { .. } => None,
+        },
+        last_send_ns: 0,
         highest_reply: None,
         measure_start: 0,
         timeout_ns: cfg.timeout.as_nanos() as u64,
@@ -125,6 +153,7 @@ pub fn run(
         uncorrected: new_latency_histogram(),
         server: new_latency_histogram(),
         wire: new_latency_histogram(),
+        send_lag: new_latency_histogram(),
         interval: Interval {
             index: 0,
             sent: 0,
@@ -145,8 +174,6 @@ impl Engine<'_> {
         let t0 = self.clock.now_ns();
         self.measure_start = t0 + cfg.warmup.as_nanos() as u64;
         let send_end = self.measure_start + cfg.send_limit().as_nanos() as u64;
-        // Hard stop: everything sent by send_end is resolved one timeout later.
-        let hard_end = send_end + self.timeout_ns + 50_000_000;
         let mut schedule = match cfg.load {
             LoadModel::Open { rate, arrival, .. } => Some(Schedule::new(rate, arrival, cfg.seed)),
             LoadModel::Closed { .. } => None,
@@ -157,39 +184,35 @@ impl Engine<'_> {
                 .map_or(self.mask + 1, u64::from)
                 .min(self.mask + 1),
         };
+        // Open loop: requests due before send_end are still sent after it (a stall spanning
+        // the end), for at most one timeout; what is left then is charged as unsent.
+        let catch_up_end = send_end + self.timeout_ns;
         let mut sending_stopped: Option<u64> = None;
+        let mut hard_end = u64::MAX;
         let mut now = t0;
-        loop {
-            if now >= hard_end {
-                break;
-            }
+        while now < hard_end {
             self.roll_intervals(now);
             self.expire(now);
             if sending_stopped.is_none() {
-                let count_done = cfg.count.is_some_and(|c| self.counters.sent >= c);
-                if count_done || now >= send_end {
-                    sending_stopped = Some(now.min(send_end));
+                let due_left = schedule
+                    .as_ref()
+                    .is_some_and(|s| t0 + s.peek_ns() < send_end);
+                let done =
+                    self.count_done() || (now >= send_end && !due_left) || now >= catch_up_end;
+                if done {
+                    if let Some(s) = schedule.as_mut() {
+                        self.charge_unsent(s, t0, send_end, now);
+                    }
+                    let stop = now.min(send_end).max(self.last_send_ns);
+                    sending_stopped = Some(stop);
+                    // Everything sent is resolved one timeout after the last send.
+                    hard_end = now + self.timeout_ns + 50_000_000;
                 }
             }
             if sending_stopped.is_none() {
                 match schedule.as_mut() {
-                    None => {
-                        while self.in_flight < max_in_flight && !self.count_done() {
-                            now = self.clock.now_ns();
-                            self.send(now, now);
-                        }
-                    }
-                    Some(s) => {
-                        while self.in_flight < max_in_flight && !self.count_done() {
-                            let intended = t0 + s.peek_ns();
-                            if intended > now || intended >= send_end {
-                                break;
-                            }
-                            s.next_ns();
-                            now = self.clock.now_ns();
-                            self.send(intended, now);
-                        }
-                    }
+                    None => self.send_closed(max_in_flight),
+                    Some(s) => self.send_open(s, t0, send_end, max_in_flight, now),
                 }
             } else if self.in_flight == 0 {
                 break;
@@ -204,7 +227,11 @@ impl Engine<'_> {
         self.expire(u64::MAX);
         self.roll_intervals(end);
         self.close_interval(end, true);
-        let sent_until = sending_stopped.unwrap_or(end);
+        Ok(self.report(start_time, sending_stopped.unwrap_or(end)))
+    }
+
+    fn report(&mut self, start_time: SystemTime, sent_until: u64) -> Report {
+        let cfg = self.cfg;
         let measured_ns = sent_until.saturating_sub(self.measure_start);
         let measured_secs = measured_ns as f64 / 1e9;
         let achieved_rate = if measured_secs > 0.0 {
@@ -212,21 +239,86 @@ impl Engine<'_> {
         } else {
             0.0
         };
-        Ok(Report {
+        let take = |h: &mut Histogram<u64>| std::mem::replace(h, new_latency_histogram());
+        Report {
             config: cfg.clone(),
             time_source: self.clock.describe(),
+            clock: self.clock,
             start_time,
             target_rate: cfg.target_rate(),
             achieved_rate,
             measured_secs,
             counters: self.counters,
-            corrected: std::mem::replace(&mut self.corrected, new_latency_histogram()),
-            uncorrected: std::mem::replace(&mut self.uncorrected, new_latency_histogram()),
-            server: std::mem::replace(&mut self.server, new_latency_histogram()),
-            wire: std::mem::replace(&mut self.wire, new_latency_histogram()),
+            corrected: take(&mut self.corrected),
+            uncorrected: take(&mut self.uncorrected),
+            server: take(&mut self.server),
+            wire: take(&mut self.wire),
+            send_lag: match cfg.load {
+                LoadModel::Open { .. } => Some(take(&mut self.send_lag)),
+                LoadModel::Closed { .. } => None,
+            },
             intervals: std::mem::take(&mut self.rows),
             interval_histograms: std::mem::take(&mut self.interval_hists),
-        })
+        }
+    }
+
+    /// Closed loop: fills the window (requests past their slot deadline do not count).
+    fn send_closed(&mut self, window: u64) {
+        while self.in_flight - self.overdue < window && !self.count_done() {
+            let now = self.clock.now_ns();
+            self.send(now, now);
+        }
+    }
+
+    /// Open loop: sends every request due by `now` (and before `send_end`) that the
+    /// in-flight cap allows, recording each one's lag behind its intended time.
+    fn send_open(
+        &mut self,
+        s: &mut Schedule,
+        t0: u64,
+        send_end: u64,
+        max_in_flight: u64,
+        mut now: u64,
+    ) {
+        while self.in_flight < max_in_flight && !self.count_done() {
+            let intended = t0 + s.peek_ns();
+            if intended > now || intended >= send_end {
+                break;
+            }
+            s.next_ns();
+            now = self.clock.now_ns();
+            if intended >= self.measure_start {
+                let lag = (now.saturating_sub(intended)).min(HIGHEST_TRACKABLE_NS);
+                let _ = self.send_lag.record(lag);
+            }
+            self.send(intended, now);
+        }
+    }
+
+    /// The requests due before `send_end` that the catch-up could not send: counted as
+    /// `unsent` and recorded in the corrected histogram at their age now (at least the
+    /// timeout, since the catch-up lasted that long).
+    fn charge_unsent(&mut self, s: &mut Schedule, t0: u64, send_end: u64, now: u64) {
+        let limit = self.cfg.count.unwrap_or(u64::MAX);
+        let mut charged = 0u64;
+        while t0 + s.peek_ns() < send_end && self.counters.sent + self.counters.unsent < limit {
+            let intended = t0 + s.next_ns();
+            if intended < self.measure_start {
+                continue;
+            }
+            let age = now.saturating_sub(intended).min(HIGHEST_TRACKABLE_NS);
+            if charged == CHARGE_ONE_BY_ONE {
+                // Absurd backlogs: the rest by the mean gap, all at this (the oldest left) age.
+                let rest = ((send_end - intended) as f64 / s.mean_gap_ns()).ceil() as u64;
+                let rest = rest.min(limit - self.counters.sent - self.counters.unsent);
+                let _ = self.corrected.record_n(age, rest);
+                self.counters.unsent += rest;
+                return;
+            }
+            let _ = self.corrected.record(age);
+            self.counters.unsent += 1;
+            charged += 1;
+        }
     }
 
     fn count_done(&self) -> bool {
@@ -246,10 +338,12 @@ impl Engine<'_> {
         let mut h = RpcHeader::new_unchecked(&mut self.send_buf[..]);
         repr.emit(&mut h)
             .expect("send buffer holds at least a header");
+        self.last_send_ns = now;
         self.slots[idx] = Slot {
             id,
             state: SlotState::InFlight,
             measured,
+            overdue: false,
             intended_ns,
             sent_ns: now,
         };
@@ -260,25 +354,48 @@ impl Engine<'_> {
         } else {
             self.counters.warmup_sent += 1;
         }
-        match self.transport.send(&self.send_buf) {
+        let sent = match self.transport.as_mut() {
+            Some(t) => t.send(&self.send_buf),
+            None => Err(ErrorKind::NotConnected.into()),
+        };
+        match sent {
             Ok(_) => {}
             // The request stays in flight and times out: loss never stalls the run.
             Err(_) => self.counters.send_errors += 1,
         }
     }
 
+    /// Gives a request up. A measured one enters the histograms at the timeout (plus its
+    /// send lag in the corrected one): censored at the timeout, so losses, which cluster in
+    /// the largest stalls, are not missing from the tail.
     fn declare_lost(&mut self, idx: usize) {
         let slot = &mut self.slots[idx];
         slot.state = SlotState::Lost;
-        self.in_flight -= 1;
+        let slot = *slot;
+        self.release(slot);
         if slot.measured {
             self.counters.lost += 1;
             self.interval.lost += 1;
+            let clamp = |v: u64| v.min(HIGHEST_TRACKABLE_NS);
+            let lag = slot.sent_ns.saturating_sub(slot.intended_ns);
+            let corrected = clamp(self.timeout_ns.saturating_add(lag));
+            let _ = self.corrected.record(corrected);
+            let _ = self.interval.hist.record(corrected);
+            let _ = self.uncorrected.record(clamp(self.timeout_ns));
+        }
+    }
+
+    /// A request stops being in flight (answered or lost).
+    fn release(&mut self, slot: Slot) {
+        self.in_flight -= 1;
+        if slot.overdue {
+            self.overdue -= 1;
         }
     }
 
     /// Requests are sent in id order, so they time out in id order: walk
     /// from the oldest and stop at the first one still within its timeout.
+    /// Closed loop: likewise for the slot deadline, from the oldest still holding a slot.
     fn expire(&mut self, now: u64) {
         while self.oldest < self.next_id {
             let idx = (self.oldest & self.mask) as usize;
@@ -291,6 +408,25 @@ impl Engine<'_> {
             }
             self.oldest += 1;
         }
+        let Some(deadline) = self.slot_deadline_ns else {
+            return;
+        };
+        self.oldest_active = self.oldest_active.max(self.oldest);
+        while self.oldest_active < self.next_id {
+            let idx = (self.oldest_active & self.mask) as usize;
+            let slot = self.slots[idx];
+            if slot.id == self.oldest_active && slot.state == SlotState::InFlight && !slot.overdue {
+                if now < slot.sent_ns.saturating_add(deadline) {
+                    break;
+                }
+                self.slots[idx].overdue = true;
+                self.overdue += 1;
+                if slot.measured {
+                    self.counters.slots_given_up += 1;
+                }
+            }
+            self.oldest_active += 1;
+        }
     }
 
     fn receive(&mut self, wait: WaitMode) -> Result<(), LoadError> {
@@ -298,31 +434,36 @@ impl Engine<'_> {
             WaitMode::Busy => RECV_BATCH,
             WaitMode::Blocking => 1,
         };
+        // The transport hands each reply to `on_reply` in place (a DPDK mbuf is not copied);
+        // both are moved out for the call so the callback may borrow the engine (two
+        // pointer moves, no allocation).
+        let Some(mut transport) = self.transport.take() else {
+            return Ok(());
+        };
+        let mut buf = std::mem::take(&mut self.recv_buf);
+        let clock = self.clock;
+        let mut result = Ok(());
         for _ in 0..batch {
-            match self.transport.recv(&mut self.recv_buf) {
-                Ok(n) => {
-                    let now = self.clock.now_ns();
-                    self.on_reply(n, now);
-                    // Blocking: back to the loop to send the next request;
-                    // anything else queued is read without sleeping anyway.
-                }
-                Err(e) => match e.kind() {
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted => break,
-                    // ICMP port unreachable from an earlier send: the request
-                    // will time out; keep going.
-                    ErrorKind::ConnectionRefused => {
-                        self.counters.send_errors += 1;
-                        break;
-                    }
-                    _ => return Err(LoadError::Io(format!("recv: {e}"))),
-                },
+            // Blocking: one reply, then back to the loop to send the next request; anything
+            // else queued is read without sleeping anyway.
+            let got = transport.recv_with(&mut buf, &clock, &mut |msg, at| self.on_reply(msg, at));
+            let Err(e) = got else { continue };
+            match e.kind() {
+                ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted => {}
+                // ICMP port unreachable from an earlier send: the request
+                // will time out; keep going.
+                ErrorKind::ConnectionRefused => self.counters.send_errors += 1,
+                _ => result = Err(LoadError::Io(format!("recv: {e}"))),
             }
+            break;
         }
-        Ok(())
+        self.transport = Some(transport);
+        self.recv_buf = buf;
+        result
     }
 
-    fn on_reply(&mut self, n: usize, now: u64) {
-        let Ok(h) = RpcHeader::new_checked(&self.recv_buf[..n]) else {
+    fn on_reply(&mut self, msg: &[u8], now: u64) {
+        let Ok(h) = RpcHeader::new_checked(msg) else {
             self.counters.invalid += 1;
             return;
         };
@@ -369,7 +510,7 @@ impl Engine<'_> {
         }
         let server_ns = u64::from(h.server_ns());
         self.slots[idx].state = SlotState::Received;
-        self.in_flight -= 1;
+        self.release(slot);
         if let Some(high) = self.highest_reply {
             if id < high && slot.measured {
                 self.counters.reordered += 1;

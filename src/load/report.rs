@@ -8,10 +8,18 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::stats::{write_percentile_distribution, HlogWriter, Summary};
+use crate::stats::{write_percentile_distribution, HlogWriter, Summary, HIGHEST_TRACKABLE_NS};
 
 use super::args::{Arrival, WaitMode};
 use super::config::{LoadConfig, LoadModel, RequestMethod};
+use crate::os::Clock;
+
+/// A send later than this behind its intended time counts as late.
+pub const LATE_SEND_NS: u64 = 1_000;
+/// Behind: achieved below this fraction of the target rate ...
+pub const BEHIND_RATE_FRACTION: f64 = 0.99;
+/// ... or send-lag p99 above one mean inter-send gap, clamped to this range (ns).
+pub const BEHIND_LAG_P99_RANGE_NS: (f64, f64) = (10_000.0, 1_000_000.0);
 
 /// Request accounting. Everything except `warmup_sent`, `invalid` and
 /// `send_errors` counts measured requests only (intended send time after warmup).
@@ -37,6 +45,12 @@ pub struct Counters {
     pub send_errors: u64,
     /// Requests sent during warmup (not measured).
     pub warmup_sent: u64,
+    /// Closed loop: requests that gave their window slot up at the slot deadline (each is
+    /// then received, late or lost like any other).
+    pub slots_given_up: u64,
+    /// Open loop: requests due before the end of the sending phase that a client too far
+    /// behind never sent; charged in the corrected histogram at their age.
+    pub unsent: u64,
 }
 
 /// One per-second interval (by reply arrival time). Latency is corrected.
@@ -65,6 +79,8 @@ pub struct Report {
     pub config: LoadConfig,
     /// [`crate::os::Clock::describe`] of the clock used.
     pub time_source: String,
+    /// The clock used (its calibration for the JSON `clock` object).
+    pub clock: Clock,
     pub start_time: SystemTime,
     /// Requests/s asked for (open loop), `None` in closed loop.
     pub target_rate: Option<f64>,
@@ -82,12 +98,42 @@ pub struct Report {
     pub server: Histogram<u64>,
     /// Uncorrected round trip minus server residence: network and stacks.
     pub wire: Histogram<u64>,
+    /// Open loop: actual minus intended send time of each measured request sent; `None` in
+    /// closed loop.
+    pub send_lag: Option<Histogram<u64>>,
     pub intervals: Vec<IntervalRow>,
     /// Corrected histogram of each interval, same order as `intervals`.
     pub interval_histograms: Vec<Histogram<u64>>,
 }
 
-fn percentiles(s: &Summary) -> serde_json::Map<String, Value> {
+/// How far an open-loop client fell behind its schedule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendLag {
+    pub count: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+    /// Sends more than [`LATE_SEND_NS`] behind their intended time.
+    pub late_1us_fraction: f64,
+    /// The client fell behind: see [`Report::behind_reason`].
+    pub behind: bool,
+}
+
+const PERCENTILE_KEYS: [&str; 8] = [
+    "min_ns",
+    "p50_ns",
+    "p90_ns",
+    "p99_ns",
+    "p999_ns",
+    "p9999_ns",
+    "p99999_ns",
+    "max_ns",
+];
+
+/// The summary's values; `censor`: values at or above it are lower bounds ("at least the
+/// timeout"), listed under `at_least_timeout`.
+fn percentiles(s: &Summary, censor: Option<u64>) -> serde_json::Map<String, Value> {
     let v = json!({
         "count": s.count,
         "min_ns": s.min,
@@ -101,10 +147,51 @@ fn percentiles(s: &Summary) -> serde_json::Map<String, Value> {
         "p99999_ns": s.p99999,
         "max_ns": s.max,
     });
-    match v {
-        Value::Object(m) => m,
-        _ => unreachable!("json! of an object literal"),
+    let Value::Object(mut m) = v else {
+        unreachable!("json! of an object literal")
+    };
+    if let Some(c) = censor {
+        let values = [s.min, s.p50, s.p90, s.p99, s.p999, s.p9999, s.p99999, s.max];
+        let flagged: Vec<&str> = PERCENTILE_KEYS
+            .iter()
+            .zip(values)
+            .filter(|&(_, v)| s.count > 0 && v >= c)
+            .map(|(k, _)| *k)
+            .collect();
+        m.insert("at_least_timeout".into(), json!(flagged));
     }
+    m
+}
+
+/// Like [`Summary::to_table`], but a value at or above `censor` reads `>= timeout`.
+fn latency_table(s: &Summary, censor: u64) -> String {
+    let v = |ns: u64| {
+        if s.count > 0 && ns >= censor {
+            format!("{:>14}", ">= timeout")
+        } else {
+            format!("{:>14.3}", ns as f64 / 1000.0)
+        }
+    };
+    let mut out = format!("{:<10}{:>14}{:>14}\n", "metric", "value (us)", "samples >=");
+    let _ = writeln!(out, "{:<10}{:>14}", "count", s.count);
+    let _ = writeln!(out, "{:<10}{}", "min", v(s.min));
+    let _ = writeln!(out, "{:<10}{:>14.3}", "mean", s.mean / 1000.0);
+    let _ = writeln!(out, "{:<10}{:>14.3}", "stddev", s.stddev / 1000.0);
+    let _ = writeln!(out, "{:<10}{}", "p50", v(s.p50));
+    for t in &s.tails {
+        let _ = writeln!(
+            out,
+            "{:<10}{}{:>14}",
+            t.label,
+            v(t.value),
+            t.samples_at_or_above
+        );
+    }
+    let _ = writeln!(out, "{:<10}{}", "max", v(s.max));
+    if let Some(w) = s.low_samples_warning() {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
 }
 
 impl Report {
@@ -115,6 +202,93 @@ impl Report {
     /// Summary of the corrected (primary) histogram.
     pub fn summary(&self) -> Summary {
         Summary::from_histogram(&self.corrected)
+    }
+
+    /// Where lost requests are recorded (the timeout, ns): the censoring point.
+    pub fn lost_recorded_at_ns(&self) -> u64 {
+        self.config.timeout.as_nanos() as u64
+    }
+
+    /// The lowest value sharing a histogram bucket with the timeout: a percentile at or
+    /// above it may be a lost request, so it only says "at least the timeout".
+    pub fn censor_ns(&self) -> u64 {
+        let t = self.lost_recorded_at_ns().min(HIGHEST_TRACKABLE_NS);
+        self.corrected.lowest_equivalent(t)
+    }
+
+    /// Why the open-loop client counts as behind its schedule, or `None` when it kept up
+    /// (or in closed loop). Behind: requests left unsent, achieved below
+    /// [`BEHIND_RATE_FRACTION`] of the target, or send-lag p99 above one mean inter-send
+    /// gap (clamped to [`BEHIND_LAG_P99_RANGE_NS`]): then 1% of requests went out later than
+    /// the next one was due, and the offered load was not the schedule.
+    pub fn behind_reason(&self) -> Option<String> {
+        let (target, lag) = (self.target_rate?, self.send_lag.as_ref()?);
+        if self.counters.unsent > 0 {
+            return Some(format!(
+                "{} requests due were never sent",
+                self.counters.unsent
+            ));
+        }
+        if self.achieved_rate < target * BEHIND_RATE_FRACTION {
+            return Some(format!(
+                "achieved {:.1}% of the target rate (< {:.0}%)",
+                self.achieved_rate / target * 100.0,
+                BEHIND_RATE_FRACTION * 100.0
+            ));
+        }
+        let (lo, hi) = BEHIND_LAG_P99_RANGE_NS;
+        let limit = (1e9 / target).clamp(lo, hi);
+        let p99 = if lag.is_empty() {
+            0
+        } else {
+            lag.value_at_percentile(99.0)
+        };
+        (p99 as f64 > limit).then(|| {
+            format!(
+                "send-lag p99 {:.1} us > {:.1} us (one mean inter-send gap, clamped to {:.0}..{:.0} us)",
+                p99 as f64 / 1e3,
+                limit / 1e3,
+                lo / 1e3,
+                hi / 1e3
+            )
+        })
+    }
+
+    /// The send-lag figures (open loop), `None` in closed loop.
+    pub fn send_lag_summary(&self) -> Option<SendLag> {
+        let h = self.send_lag.as_ref()?;
+        let at = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_percentile(p)
+            }
+        };
+        let late = h.len() - h.count_between(0, LATE_SEND_NS);
+        Some(SendLag {
+            count: h.len(),
+            p50_ns: at(50.0),
+            p99_ns: at(99.0),
+            p999_ns: at(99.9),
+            max_ns: if h.is_empty() { 0 } else { h.max() },
+            late_1us_fraction: if h.is_empty() {
+                0.0
+            } else {
+                late as f64 / h.len() as f64
+            },
+            behind: self.behind_reason().is_some(),
+        })
+    }
+
+    /// The `"clock"` object: source, frequency, calibration uncertainty, cross-check.
+    pub fn clock_json(&self) -> Value {
+        let cal = self.clock.calibration();
+        json!({
+            "source": self.clock.source_name(),
+            "mhz": cal.map(|c| c.mhz),
+            "uncertainty_ppm": cal.map(|c| c.uncertainty_ppm),
+            "cross_check": cal.and_then(|c| c.cross_check()),
+        })
     }
 
     /// One line describing the load model.
@@ -186,28 +360,67 @@ impl Report {
         }
         let _ = writeln!(
             out,
-            "requests: sent {}, received {}, lost {}, duplicated {}, reordered {}, late {}, invalid {}, errors {}, send errors {}",
-            c.sent, c.received, c.lost, c.duplicated, c.reordered, c.late, c.invalid, c.errors, c.send_errors
+            "requests: sent {}, received {}, lost {}, duplicated {}, reordered {}, late {}, invalid {}, errors {}, send errors {}, unsent {}",
+            c.sent, c.received, c.lost, c.duplicated, c.reordered, c.late, c.invalid, c.errors, c.send_errors, c.unsent
         );
+        out.push_str(&self.human_accounting());
+        let censor = self.censor_ns();
         if self.is_open_loop() {
             let _ = writeln!(
                 out,
                 "\nround trip, corrected (from intended send time) [primary]:"
             );
-            out.push_str(&self.summary().to_table());
+            out.push_str(&latency_table(&self.summary(), censor));
             let _ = writeln!(
                 out,
                 "\nround trip, uncorrected (from actual send time; hides coordinated omission):"
             );
-            out.push_str(&Summary::from_histogram(&self.uncorrected).to_table());
+            out.push_str(&latency_table(
+                &Summary::from_histogram(&self.uncorrected),
+                censor,
+            ));
         } else {
             let _ = writeln!(out, "\nround trip (closed loop: corrected == uncorrected):");
-            out.push_str(&self.summary().to_table());
+            out.push_str(&latency_table(&self.summary(), censor));
         }
         let _ = writeln!(out, "\nserver residence (server_ns from replies):");
         out.push_str(&Summary::from_histogram(&self.server).to_table());
         let _ = writeln!(out, "\nwire + stacks (uncorrected round trip - server_ns):");
         out.push_str(&Summary::from_histogram(&self.wire).to_table());
+        out
+    }
+
+    /// The human lines on losses, send lag (open loop) and window slots (closed loop).
+    fn human_accounting(&self) -> String {
+        let mut out = String::new();
+        let timeout_ms = self.config.timeout.as_secs_f64() * 1e3;
+        let _ = writeln!(
+            out,
+            "lost requests are recorded at the {timeout_ms:.0} ms timeout; '>= timeout' marks a value that is only a lower bound"
+        );
+        if let Some(l) = self.send_lag_summary() {
+            let us = |ns: u64| ns as f64 / 1e3;
+            let verdict = match self.behind_reason() {
+                Some(why) => format!("CLIENT FELL BEHIND: {why}"),
+                None => "client kept up".into(),
+            };
+            let _ = writeln!(
+                out,
+                "send lag (actual - intended send): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us; {:.2}% of sends > 1 us late; {verdict}",
+                us(l.p50_ns),
+                us(l.p99_ns),
+                us(l.p999_ns),
+                us(l.max_ns),
+                l.late_1us_fraction * 100.0
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "window: {} slots given up at the {:.1} ms slot deadline (the window stayed full; each request was still matched until the timeout)",
+                self.counters.slots_given_up,
+                self.config.effective_slot_deadline().as_secs_f64() * 1e3
+            );
+        }
         out
     }
 
@@ -218,7 +431,8 @@ impl Report {
 
     /// The `"summary"` object of [`Report::to_json`]: corrected percentiles, counters, rates.
     pub fn summary_json(&self) -> Value {
-        let mut summary = percentiles(&self.summary());
+        let censor = Some(self.censor_ns());
+        let mut summary = percentiles(&self.summary(), censor);
         let c = &self.counters;
         let extra = json!({
             "sent": c.sent,
@@ -231,14 +445,21 @@ impl Report {
             "errors": c.errors,
             "send_errors": c.send_errors,
             "warmup_sent": c.warmup_sent,
+            "slots_given_up": c.slots_given_up,
+            "unsent": c.unsent,
+            "slot_deadline_ns": (!self.is_open_loop())
+                .then(|| self.config.effective_slot_deadline().as_nanos() as u64),
+            "lost_recorded_at_ns": self.lost_recorded_at_ns(),
+            "send_lag": self.send_lag_summary(),
+            "clock": self.clock_json(),
             "target_rate": self.target_rate,
             "achieved_rate": self.achieved_rate,
             "measured_secs": self.measured_secs,
             "time_source": self.time_source,
             "load": self.describe_load(),
-            "uncorrected": percentiles(&Summary::from_histogram(&self.uncorrected)),
-            "server_ns": percentiles(&Summary::from_histogram(&self.server)),
-            "wire_ns": percentiles(&Summary::from_histogram(&self.wire)),
+            "uncorrected": percentiles(&Summary::from_histogram(&self.uncorrected), censor),
+            "server_ns": percentiles(&Summary::from_histogram(&self.server), None),
+            "wire_ns": percentiles(&Summary::from_histogram(&self.wire), None),
         });
         if let Value::Object(m) = extra {
             summary.extend(m);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::shutdown;
+use crate::stats::Summary;
 
 use super::args::{Arrival, LoadArgs, WaitMode};
 use super::config::{LoadConfig, LoadModel, RequestMethod};
@@ -153,10 +154,12 @@ fn describe_points(base: &LoadConfig) -> String {
     )
 }
 
-/// The human table's header.
+/// The human table's header: target and achieved rate, corrected round trip, losses, then
+/// the uncorrected round trip (`u-`), achieved as % of target, the client's send-lag p99 and
+/// whether it fell behind.
 pub fn table_header() -> String {
     format!(
-        "{:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "{:>12} {:>12} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>6}",
         "target/s",
         "achieved/s",
         "count",
@@ -165,40 +168,79 @@ pub fn table_header() -> String {
         "p99 us",
         "p99.9 us",
         "max us",
-        "lost"
+        "lost",
+        "u-p50",
+        "u-p90",
+        "u-p99",
+        "u-p99.9",
+        "u-max",
+        "ach %",
+        "lag p99",
+        "behind"
     )
 }
 
-/// One table row: corrected round trip in microseconds.
+/// One table row in microseconds; a value at or above the timeout reads `>=tmo`.
 pub fn table_row(r: &Report) -> String {
-    let s = r.summary();
-    let us = |ns: u64| ns as f64 / 1000.0;
+    let (c, u) = (r.summary(), Summary::from_histogram(&r.uncorrected));
+    let censor = r.censor_ns();
+    let cell = |s: &Summary, ns: u64| {
+        if s.count > 0 && ns >= censor {
+            ">=tmo".to_string()
+        } else {
+            format!("{:.1}", ns as f64 / 1000.0)
+        }
+    };
+    let target = r.target_rate.unwrap_or(0.0);
+    let pct = if target > 0.0 {
+        r.achieved_rate / target * 100.0
+    } else {
+        0.0
+    };
+    let lag = r.send_lag_summary();
     format!(
-        "{:>12} {:>12.1} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>8}",
-        r.target_rate.unwrap_or(0.0),
+        "{:>12} {:>12.1} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7.1} {:>9.1} {:>6}",
+        target,
         r.achieved_rate,
-        s.count,
-        us(s.p50),
-        us(s.p90),
-        us(s.p99),
-        us(s.p999),
-        us(s.max),
-        r.counters.lost
+        c.count,
+        cell(&c, c.p50),
+        cell(&c, c.p90),
+        cell(&c, c.p99),
+        cell(&c, c.p999),
+        cell(&c, c.max),
+        r.counters.lost,
+        cell(&u, u.p50),
+        cell(&u, u.p90),
+        cell(&u, u.p99),
+        cell(&u, u.p999),
+        cell(&u, u.max),
+        pct,
+        lag.as_ref().map_or(0.0, |l| l.p99_ns as f64 / 1000.0),
+        if lag.is_some_and(|l| l.behind) {
+            "yes"
+        } else {
+            "no"
+        },
     )
 }
 
-/// The sweep as CSV: a header line and one row per point (corrected round trip, ns).
+/// The sweep as CSV: a header line and one row per point (ns). The first eleven columns are
+/// as before; uncorrected percentiles, send lag and the behind flag follow.
 pub fn write_csv(points: &[Report], w: &mut impl Write) -> io::Result<()> {
     writeln!(
         w,
-        "target_rate,achieved_rate,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,sent,received,lost"
+        "target_rate,achieved_rate,count,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,sent,received,lost,\
+         uncorrected_p50_ns,uncorrected_p90_ns,uncorrected_p99_ns,uncorrected_p999_ns,uncorrected_max_ns,\
+         send_lag_p99_ns,send_lag_max_ns,late_1us_fraction,behind,unsent,lost_recorded_at_ns"
     )?;
     for r in points {
         let s = r.summary();
+        let u = Summary::from_histogram(&r.uncorrected);
         let c = &r.counters;
+        let lag = r.send_lag_summary();
         writeln!(
             w,
-            "{},{:.1},{},{},{},{},{},{},{},{},{}",
+            "{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.6},{},{},{}",
             r.target_rate.unwrap_or(0.0),
             r.achieved_rate,
             s.count,
@@ -209,7 +251,18 @@ pub fn write_csv(points: &[Report], w: &mut impl Write) -> io::Result<()> {
             s.max,
             c.sent,
             c.received,
-            c.lost
+            c.lost,
+            u.p50,
+            u.p90,
+            u.p99,
+            u.p999,
+            u.max,
+            lag.as_ref().map_or(0, |l| l.p99_ns),
+            lag.as_ref().map_or(0, |l| l.max_ns),
+            lag.as_ref().map_or(0.0, |l| l.late_1us_fraction),
+            lag.is_some_and(|l| l.behind),
+            c.unsent,
+            r.lost_recorded_at_ns()
         )?;
     }
     Ok(())
@@ -221,6 +274,7 @@ pub fn to_json(points: &[Report], rates: &str) -> Value {
         "sweep": points.iter().map(Report::summary_json).collect::<Vec<_>>(),
         "rates": rates,
         "time_source": points.first().map(|r| r.time_source.clone()),
+        "clock": points.first().map(Report::clock_json),
     })
 }
 
@@ -251,7 +305,10 @@ pub fn run(args: &LoadArgs, base: &LoadConfig, sweep: &RateSweep) -> Result<(), 
         describe_points(base)
     );
     let _ = writeln!(out, "time source: {}", clock.describe());
-    let _ = writeln!(out, "corrected round trip (from intended send time):");
+    let _ = writeln!(
+        out,
+        "round trip: corrected (from intended send time), then uncorrected (u-, from actual send); lag p99: the client's send lag; >=tmo: at least the timeout (lost requests are recorded there)"
+    );
     let _ = writeln!(out, "{}", table_header());
     let _ = out.flush();
     let mut done: Vec<Report> = Vec::with_capacity(configs.len());

@@ -10,6 +10,7 @@ use super::args::{Transport, WaitMode};
 use super::config::LoadConfig;
 use super::stream;
 use super::LoadError;
+use crate::os::Clock;
 
 /// A message pipe to one RPC server.
 ///
@@ -22,12 +23,32 @@ pub trait RpcTransport {
     fn send(&mut self, msg: &[u8]) -> io::Result<()>;
     /// Receives one whole message into `buf` and returns its length.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Receives one message and hands it to `f` with its arrival time on `clock`. By
+    /// default: `recv` into `buf`, then an ordered clock read. A transport that receives in
+    /// bursts stamps the burst as it arrives (later messages are not charged for the work on
+    /// earlier ones) and may hand its own buffer over instead of copying into `buf`.
+    #[inline]
+    fn recv_with(
+        &mut self,
+        buf: &mut [u8],
+        clock: &Clock,
+        f: &mut dyn FnMut(&[u8], u64),
+    ) -> io::Result<()> {
+        let n = self.recv(buf)?;
+        let at = clock.now_ns_ordered();
+        f(&buf[..n], at);
+        Ok(())
+    }
 }
 
 /// How long a blocking wait lasts before the engine gets control back: short enough to expire
-/// lost requests on time and to stop at the end of the run.
+/// lost requests on time, to give a window slot up near its slot deadline, and to stop at the
+/// end of the run.
 pub fn blocking_wait(cfg: &LoadConfig) -> Duration {
-    (cfg.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(100))
+    (cfg.timeout / 4)
+        .min(cfg.effective_slot_deadline() / 2)
+        .clamp(Duration::from_millis(1), Duration::from_millis(100))
 }
 
 pub(crate) fn io_err(what: &str, e: io::Error) -> LoadError {
