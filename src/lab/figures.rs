@@ -193,8 +193,11 @@ pub fn platform_models(paths: &mut [PathResult], platform: &Platform) {
             else {
                 continue;
             };
-            let ratio =
-                |model: u64, measured: u64| (measured > 0).then(|| model as f64 / measured as f64);
+            // A measured percentile at the censoring point is "at least the timeout": no ratio.
+            let cap = pt.lost_recorded_at_ns.unwrap_or(u64::MAX);
+            let ratio = |model: u64, measured: u64| {
+                (measured > 0 && measured < cap).then(|| model as f64 / measured as f64)
+            };
             let (m99, m999) = (base + m.delay_p99_ns, base + m.delay_p999_ns);
             pt.platform_model = Some(super::results::ModelFig {
                 base_p50_ns: base,
@@ -318,6 +321,53 @@ mod tests {
             "{}",
             v[0].text
         );
+    }
+
+    #[test]
+    fn the_platform_model_adds_the_closed_loop_p50_and_skips_censored_tails() {
+        use crate::lab::platform::{ModelRow, Probe};
+        use crate::lab::results::{Loss, SweepPoint};
+        let closed = path("k", "kernel-serve", &[4_000, 4_000]);
+        let mut sweep = PathResult::new("sw", "kernel-serve", "t", "load", "d");
+        let point = |rate: f64, p99: u64, p999: u64| SweepPoint {
+            target_rate: rate,
+            achieved_rate: rate,
+            latency: Latency {
+                count: 1000,
+                p50_ns: 5_000,
+                p99_ns: p99,
+                p999_ns: p999,
+                ..Latency::default()
+            },
+            uncorrected: None,
+            loss: Loss::default(),
+            hgrm: String::new(),
+            send_lag: None,
+            lost_recorded_at_ns: Some(1_000_000_000),
+            platform_model: None,
+        };
+        sweep.sweep = vec![point(10_000.0, 100_000, 1_500_000_000)];
+        let platform = Platform {
+            probes: vec![Probe {
+                path: Some("sw".into()),
+                model: vec![ModelRow {
+                    rate: 10_000.0,
+                    delay_p99_ns: 46_000,
+                    delay_p999_ns: 996_000,
+                    ..ModelRow::default()
+                }],
+                ..Probe::default()
+            }],
+            ..Platform::default()
+        };
+        let mut paths = vec![closed, sweep];
+        paths[0].description = "d".into();
+        platform_models(&mut paths, &platform);
+        let m = paths[1].sweep[0].platform_model.as_ref().unwrap();
+        // The closed-loop path's merged p50 (4 us) plus the platform's delay.
+        assert_eq!((m.base_p50_ns, m.model_p99_ns), (4_000, 50_000));
+        assert_eq!(m.ratio_p99, Some(0.5));
+        assert_eq!(m.ratio_p999, None, "a tail at the timeout has no ratio");
     }
 
     #[test]

@@ -183,7 +183,7 @@ fn model_rows(s: &mut String, sweeps: &[&PathResult]) {
         "| path | offered | sends in a gap > 100 us | model p99 us | measured p99 us | model/measured | model p99.9 us | measured p99.9 us | model/measured |"
     );
     let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let ratio = |r: Option<f64>| r.map_or(String::new(), |v| format!("{v:.2}x"));
+    let ratio = |r: Option<f64>| r.map_or("-".to_string(), |v| format!("{v:.2}x"));
     for (p, pt) in pts {
         let m = pt.platform_model.as_ref().expect("filtered");
         let _ = writeln!(
@@ -193,10 +193,10 @@ fn model_rows(s: &mut String, sweeps: &[&PathResult]) {
             rate(pt.target_rate),
             m.in_gap_100us * 100.0,
             us(m.model_p99_ns),
-            us(pt.latency.p99_ns),
+            censored(pt.latency.p99_ns, pt),
             ratio(m.ratio_p99),
             us(m.model_p999_ns),
-            us(pt.latency.p999_ns),
+            censored(pt.latency.p999_ns, pt),
             ratio(m.ratio_p999)
         );
     }
