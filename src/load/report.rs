@@ -134,22 +134,7 @@ const PERCENTILE_KEYS: [&str; 8] = [
 /// The summary's values; `censor`: values at or above it are lower bounds ("at least the
 /// timeout"), listed under `at_least_timeout`.
 fn percentiles(s: &Summary, censor: Option<u64>) -> serde_json::Map<String, Value> {
-    let v = json!({
-        "count": s.count,
-        "min_ns": s.min,
-        "mean_ns": s.mean,
-        "stddev_ns": s.stddev,
-        "p50_ns": s.p50,
-        "p90_ns": s.p90,
-        "p99_ns": s.p99,
-        "p999_ns": s.p999,
-        "p9999_ns": s.p9999,
-        "p99999_ns": s.p99999,
-        "max_ns": s.max,
-    });
-    let Value::Object(mut m) = v else {
-        unreachable!("json! of an object literal")
-    };
+    let mut m = s.to_json_map();
     if let Some(c) = censor {
         let values = [s.min, s.p50, s.p90, s.p99, s.p999, s.p9999, s.p99999, s.max];
         let flagged: Vec<&str> = PERCENTILE_KEYS

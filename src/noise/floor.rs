@@ -300,31 +300,19 @@ pub fn measure(cfg: &FloorConfig, clock: Clock) -> Result<FloorRun, NoiseError> 
 
 /// The `--json` object, its `summary` shaped like `bypass load --json`'s.
 pub fn to_json(cfg: &FloorConfig, run: &FloorRun, time_source: &str) -> Value {
-    let s = Summary::from_histogram(&run.hist);
+    let mut summary = Summary::from_histogram(&run.hist).to_json_map();
+    summary.insert("sent".into(), run.sent.into());
+    summary.insert("received".into(), run.received.into());
+    summary.insert("lost".into(), (run.sent - run.received).into());
+    summary.insert("invalid".into(), run.invalid.into());
+    summary.insert("measured_secs".into(), run.measured_secs.into());
     json!({
         "type": "floor",
         "mode": cfg.mode.name(),
         "size": cfg.size,
         "cpus": [cfg.initiator_cpu, cfg.responder_cpu],
         "time_source": time_source,
-        "summary": {
-            "count": s.count,
-            "sent": run.sent,
-            "received": run.received,
-            "lost": run.sent - run.received,
-            "invalid": run.invalid,
-            "min_ns": s.min,
-            "mean_ns": s.mean,
-            "stddev_ns": s.stddev,
-            "p50_ns": s.p50,
-            "p90_ns": s.p90,
-            "p99_ns": s.p99,
-            "p999_ns": s.p999,
-            "p9999_ns": s.p9999,
-            "p99999_ns": s.p99999,
-            "max_ns": s.max,
-            "measured_secs": run.measured_secs,
-        }
+        "summary": summary,
     })
 }
 
