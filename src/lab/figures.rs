@@ -194,9 +194,8 @@ pub fn platform_models(paths: &mut [PathResult], platform: &Platform) {
                 continue;
             };
             // A measured percentile at the censoring point is "at least the timeout": no ratio.
-            let cap = pt.lost_recorded_at_ns.unwrap_or(u64::MAX);
             let ratio = |model: u64, measured: u64| {
-                (measured > 0 && measured < cap).then(|| model as f64 / measured as f64)
+                (measured > 0 && !pt.is_censored(measured)).then(|| model as f64 / measured as f64)
             };
             let (m99, m999) = (base + m.delay_p99_ns, base + m.delay_p999_ns);
             pt.platform_model = Some(super::results::ModelFig {

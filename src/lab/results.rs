@@ -133,6 +133,14 @@ pub struct SweepPoint {
     pub platform_model: Option<ModelFig>,
 }
 
+impl SweepPoint {
+    /// True when `ns` is a censored value: at or above the point where lost requests were
+    /// recorded, so it only says "at least the timeout".
+    pub fn is_censored(&self, ns: u64) -> bool {
+        matches!(self.lost_recorded_at_ns, Some(t) if t > 0 && ns >= t)
+    }
+}
+
 /// The platform model at one sweep point: the closed-loop p50 plus the probe's model delay,
 /// over the measured corrected tail.
 #[derive(Debug, Clone, Serialize, Deserialize)]

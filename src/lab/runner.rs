@@ -185,14 +185,16 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
         for (q, f) in [("p50", 0), ("p99", 1), ("p99.9", 2)] {
             load.push(Series {
                 label: format!("{} {q}", p.name),
-                // A point that got no reply at all has no latency to draw (not 0 us).
+                // A point that got no reply at all has no latency to draw (not 0 us), and a
+                // percentile at the timeout is only a lower bound (lost requests): not drawn
+                // as if it were a measured 1 s.
                 points: p
                     .sweep
                     .iter()
                     .filter(|pt| pt.latency.count > 0)
-                    .map(|pt| {
+                    .filter_map(|pt| {
                         let ns = [pt.latency.p50_ns, pt.latency.p99_ns, pt.latency.p999_ns][f];
-                        (pt.achieved_rate, ns as f64 / 1000.0)
+                        (!pt.is_censored(ns)).then(|| (pt.achieved_rate, ns as f64 / 1000.0))
                     })
                     .collect(),
             });

@@ -273,7 +273,13 @@ pub fn verdict(a: &str, b: &str, what: &str, r: &Ratio) -> String {
         )
     } else {
         let word = if r.hi < 1.0 { "lower" } else { "higher" };
-        format!("{a} vs {b}, {what}: {word}, {}", r.describe())
+        // Fewer rounds than a 95% interval needs: the direction is shown, flagged as a hint.
+        let hint = if r.coverage < CONFIDENCE {
+            "; below 95% coverage: a hint, not a verdict (more rounds make it one)"
+        } else {
+            ""
+        };
+        format!("{a} vs {b}, {what}: {word}, {}{hint}", r.describe())
     }
 }
 
@@ -478,6 +484,13 @@ mod tests {
         assert!(v.starts_with("memif vs kernel, p50: lower, 0.110x"), "{v}");
         let slower = paired_ratio(&[2.0, 3.0, 2.5], &[1.0, 1.0, 1.0]).unwrap();
         assert!(verdict("a", "b", "p99", &slower).contains("higher, 2.50x"));
+        assert!(
+            v.ends_with("a hint, not a verdict (more rounds make it one)"),
+            "{v}"
+        );
+        let six = paired_ratio(&[0.5; 6], &[1.0; 6]).unwrap();
+        let v = verdict("a", "b", "p50", &six);
+        assert!(v.ends_with("(order statistics, 97%)"), "{v}");
     }
 
     #[test]

@@ -124,7 +124,7 @@ pub fn round_trips(s: &mut String, r: &LabResults) {
 /// A percentile of a sweep point; at or above the censoring point it reads ">= timeout".
 fn censored(ns: u64, pt: &SweepPoint) -> String {
     match pt.lost_recorded_at_ns {
-        Some(t) if t > 0 && ns >= t => format!(">= {} (timeout)", us(t)),
+        Some(t) if pt.is_censored(ns) => format!(">= {} (timeout)", us(t)),
         _ => us(ns),
     }
 }
@@ -216,7 +216,7 @@ pub fn sweeps(s: &mut String, r: &LabResults) {
          time), with the uncorrected value (from the actual send) in parentheses: a corrected \
          tail far above the uncorrected one is time the requests waited to be sent. Lost \
          requests count at the client's timeout: a percentile reading \">= timeout\" is at least \
-         that. \"client\" is the client's own schedule lag; \"fell behind\" means the achieved \
+         that, and the latency-versus-load plot leaves it out. \"client\" is the client's own schedule lag; \"fell behind\" means the achieved \
          rate is the client's, not the server's.\n"
     );
     let _ = writeln!(

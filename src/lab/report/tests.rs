@@ -259,3 +259,20 @@ fn sweep_rows_show_uncorrected_lag_and_censoring() {
         "{row}"
     );
 }
+
+#[test]
+fn censoring_is_at_or_above_the_timeout_only() {
+    let l = lab();
+    let pt = &l
+        .paths
+        .iter()
+        .find(|p| p.name == "sw")
+        .expect("sweep")
+        .sweep[0];
+    assert!(pt.is_censored(1_000_000_000));
+    assert!(pt.is_censored(1_000_342_000));
+    assert!(!pt.is_censored(999_999_999));
+    let mut uncensored = pt.clone();
+    uncensored.lost_recorded_at_ns = None;
+    assert!(!uncensored.is_censored(u64::MAX));
+}
