@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod lab;
 pub mod load;
 pub mod noise;
+pub mod options;
 pub mod os;
 pub mod pcap;
 pub mod server;
