@@ -1,6 +1,7 @@
 //! bypass: a DPDK kernel-bypass RPC fast path and the latency lab that measures it.
 
 pub mod dpdk;
+pub mod drops;
 
 /// The git revision this binary was built from.
 pub const GIT_REV: &str = env!("BYPASS_GIT_REV");
