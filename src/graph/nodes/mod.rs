@@ -152,32 +152,4 @@ where
     }
 }
 
-/// Declares a node's drop reasons as an enum whose discriminants index the
-/// name list, so the counter index and the name cannot drift apart.
-macro_rules! drop_reasons {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal,)* }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $v,)*
-        }
-
-        impl $name {
-            /// Counter names, indexed by discriminant.
-            pub const NAMES: &'static [&'static str] = &[$($s,)*];
-            pub const ALL: &'static [$name] = &[$($name::$v,)*];
-
-            pub const fn name(self) -> &'static str {
-                Self::NAMES[self as usize]
-            }
-        }
-
-        impl From<$name> for usize {
-            #[inline]
-            fn from(r: $name) -> usize {
-                r as usize
-            }
-        }
-    };
-}
-use drop_reasons;
+pub(crate) use crate::drops::drop_reasons;
