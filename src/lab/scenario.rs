@@ -9,6 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::options::RateSweep;
+use crate::options::{Backend, PollMode, Proto, WaitMode};
+
 /// A scenario error: `field` is the TOML path of the offending value (e.g. `path[2].topology`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
@@ -95,7 +98,7 @@ pub struct Defaults {
     /// The fast path's poll mode.
     pub poll_mode: PollMode,
     /// How the client waits for replies.
-    pub wait: Wait,
+    pub wait: WaitMode,
     /// Rounds of every latency path, interleaved A B C .. A B C (sweeps and throughput paths
     /// run once, in the first round).
     pub repeats: u32,
@@ -132,40 +135,8 @@ impl Default for Defaults {
             warmup: 0.5,
             size: 32,
             poll_mode: PollMode::Busy,
-            wait: Wait::Busy,
+            wait: WaitMode::Busy,
             repeats: 1,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PollMode {
-    Busy,
-    Adaptive,
-}
-
-impl PollMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PollMode::Busy => "busy",
-            PollMode::Adaptive => "adaptive",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Wait {
-    Busy,
-    Blocking,
-}
-
-impl Wait {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Wait::Busy => "busy",
-            Wait::Blocking => "blocking",
         }
     }
 }
@@ -253,42 +224,6 @@ impl PathKind {
             PathKind::FastpathMemif => "fastpath-memif",
             PathKind::Throughput => "throughput",
             PathKind::Limit => "limit",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Proto {
-    Udp,
-    Tcp,
-    Unix,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-            Proto::Unix => "unix",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backend {
-    Blocking,
-    Busy,
-    Batch,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Blocking => "blocking",
-            Backend::Busy => "busy",
-            Backend::Batch => "batch",
         }
     }
 }
@@ -390,7 +325,7 @@ pub struct PathSpec {
     /// Default: load (none for throughput, load-dpdk for fastpath-memif).
     pub client: Option<Client>,
     /// Client wait mode (default: defaults.wait).
-    pub wait: Option<Wait>,
+    pub wait: Option<WaitMode>,
     pub size: Option<usize>,
     pub plan: Plan,
     pub server_cpu: Option<usize>,
@@ -417,7 +352,7 @@ pub struct ResolvedPath {
     pub backend: Backend,
     pub poll_mode: PollMode,
     pub client: Client,
-    pub wait: Wait,
+    pub wait: WaitMode,
     pub size: usize,
     pub mode: PlanMode,
     pub duration: f64,
@@ -443,31 +378,21 @@ impl ResolvedPath {
     }
 }
 
-/// Parses "A:B:STEP" into A, A+STEP, ... up to B inclusive.
-pub fn parse_rates(s: &str) -> Result<Vec<f64>, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 3 {
-        return Err(format!("expected A:B:STEP, got {s:?}"));
+/// Most points a lab sweep may have: a lab rule on top of [`RateSweep`]'s own limit, since
+/// every point costs a warmup and a duration of the lab's wall time.
+pub const MAX_LAB_SWEEP_POINTS: usize = 100;
+
+/// The points of a sweep's "A:B:STEP", by the load client's own parser (so the lab names the
+/// same rates, and the same .hgrm files, as `bypass load --rates`), within the lab's cap.
+pub fn sweep_points(spec: &str) -> Result<Vec<f64>, String> {
+    let points = RateSweep::parse(spec)?.points().to_vec();
+    if points.len() > MAX_LAB_SWEEP_POINTS {
+        return Err(format!(
+            "{} points; a lab sweep runs at most {MAX_LAB_SWEEP_POINTS} (each costs warmup + duration)",
+            points.len()
+        ));
     }
-    let num = |p: &str| -> Result<f64, String> {
-        let v: f64 = p
-            .trim()
-            .parse()
-            .map_err(|_| format!("{p:?} is not a number"))?;
-        if !v.is_finite() || v <= 0.0 {
-            return Err(format!("{p:?} must be a positive number"));
-        }
-        Ok(v)
-    };
-    let (a, b, step) = (num(parts[0])?, num(parts[1])?, num(parts[2])?);
-    if b < a {
-        return Err(format!("end {b} is below start {a}"));
-    }
-    let n = ((b - a) / step).floor() as u64 + 1;
-    if n > 100 {
-        return Err(format!("{n} points; at most 100"));
-    }
-    Ok((0..n).map(|i| a + step * i as f64).collect())
+    Ok(points)
 }
 
 /// 198.18.0.0/15, the RFC 2544 benchmarking range: the only addresses the lab uses.
@@ -753,7 +678,7 @@ impl Scenario {
             backend: Backend::Busy,
             poll_mode: PollMode::Busy,
             client: Client::None,
-            wait: Wait::Busy,
+            wait: WaitMode::Busy,
             size,
             mode: PlanMode::PingPong,
             duration,
@@ -1001,7 +926,7 @@ impl Scenario {
                 let s = plan.rates.as_deref().ok_or_else(|| {
                     err(f("plan.rates"), "mode \"sweep\" needs rates = \"A:B:STEP\"")
                 })?;
-                rates = parse_rates(s).map_err(|m| err(f("plan.rates"), m))?;
+                rates = sweep_points(s).map_err(|m| err(f("plan.rates"), m))?;
             }
         }
         if ps.kind == PathKind::Throughput && plan.mode != PlanMode::PingPong {
@@ -1028,7 +953,7 @@ impl Scenario {
             return Err(err(f("size"), "at most 8192 bytes"));
         }
         let wait = ps.wait.unwrap_or(d.wait);
-        if plan.mode != PlanMode::PingPong && wait == Wait::Blocking && client != Client::None {
+        if plan.mode != PlanMode::PingPong && wait == WaitMode::Blocking && client != Client::None {
             return Err(err(
                 f("wait"),
                 "open-loop clients pace by spinning: use wait = \"busy\"",
@@ -1054,8 +979,8 @@ impl Scenario {
         let client_busy = match client {
             Client::None => false,
             Client::LoadDpdk => true,
-            Client::Load => wait == Wait::Busy || plan.mode != PlanMode::PingPong,
-            Client::Sockperf => wait == Wait::Busy,
+            Client::Load => wait == WaitMode::Busy || plan.mode != PlanMode::PingPong,
+            Client::Sockperf => wait == WaitMode::Busy,
         };
         if server_busy && client_busy && server_cpu == client_cpu {
             return Err(err(
@@ -1135,7 +1060,7 @@ fn describe(
     backend: Backend,
     poll: PollMode,
     client: Client,
-    wait: Wait,
+    wait: WaitMode,
 ) -> String {
     let server = match (kind, tk) {
         (PathKind::KernelServe, TopologyKind::Loopback) => format!(
@@ -1298,8 +1223,11 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
         assert_eq!(e.field, "path[0].plan.rate");
         let e = resolve(&GOOD.replace("duration = 1", "duration = -1")).unwrap_err();
         assert_eq!(e.field, "path[0].plan.duration");
-        assert!(parse_rates("1:2").is_err());
-        assert!(parse_rates("1:1000000:1").is_err());
+        assert!(sweep_points("1:2").is_err());
+        assert!(sweep_points("1:1000000:1").is_err());
+        let e = sweep_points("1:101:1").unwrap_err();
+        assert!(e.contains("at most 100"), "the lab's own cap is named: {e}");
+        assert_eq!(sweep_points("1:100:1").unwrap().len(), 100);
     }
 
     #[test]

@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 use super::{shell_line, Ctx, PathError};
 use crate::lab::proc::{Proc, Waited};
 use crate::lab::results::{Latency, Loss, PathResult, SendLag, SweepPoint};
-use crate::lab::scenario::{PlanMode, ResolvedPath, Wait};
+use crate::lab::scenario::{PlanMode, ResolvedPath};
 use crate::lab::topology::{DpdkPrefix, Netns};
 use crate::lab::{eal, hgrm_read, hlog_read};
+use crate::options::WaitMode;
 use crate::stats::{new_latency_histogram, write_percentile_distribution};
 
 /// Where `bypass load` sends.
@@ -410,7 +411,7 @@ pub fn run_sockperf(
         "--full-log".into(),
         log.to_string_lossy().into_owned(),
     ]);
-    if path.wait == Wait::Busy {
+    if path.wait == WaitMode::Busy {
         // Non-blocking socket, recvfrom in a loop: the spinning client.
         argv.push("--nonblocked".into());
     }

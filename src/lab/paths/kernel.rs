@@ -8,8 +8,9 @@ use super::client::{measure_with_cross_check, run_load, run_sockperf, Target};
 use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
 use crate::lab::proc::Proc;
 use crate::lab::results::PathResult;
-use crate::lab::scenario::{Client, Proto, ResolvedPath, TopologyKind};
+use crate::lab::scenario::{Client, ResolvedPath, TopologyKind};
 use crate::lab::topology::Topology;
+use crate::options::Proto;
 
 pub const RPC_PORT: u16 = 7777;
 pub const SOCKPERF_PORT: u16 = 11111;
