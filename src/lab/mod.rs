@@ -3,13 +3,10 @@
 //! network namespaces it builds and removes, and writes results.json, .hgrm files, SVG plots
 //! and report.md into a timestamped folder.
 
-pub mod caps;
 pub mod compare;
 pub mod eal;
 pub mod environment;
 pub mod figures;
-pub mod hgrm_read;
-pub mod hlog_read;
 pub mod paths;
 pub mod platform;
 pub mod plot;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::caps::Caps;
 use super::environment::Environment;
 use super::paths::{self, Ctx, PathError};
 use super::platform::{self, Platform, Probe};
@@ -15,9 +14,9 @@ use super::plot::{self, Series};
 use super::results::{LabResults, Latency, Loss, PathResult, Round, SendLag, Status};
 use super::scenario::{ResolvedPath, Scenario};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
-use super::{figures, hgrm_read, proc, report};
+use super::{figures, proc, report};
 use crate::shutdown;
-use crate::stats::write_percentile_distribution;
+use crate::stats::{hgrm_read, write_percentile_distribution};
 use hdrhistogram::Histogram;
 
 /// "YYYY-mm-dd HH:MM:SS" and "YYYYmmdd-HHMMSS" of a time, UTC.
@@ -259,7 +258,6 @@ fn path_cpus(p: &ResolvedPath) -> Vec<usize> {
 /// Runs `bypass noise` on `cpus` and records the probe (or why there is none).
 fn take_probe(
     bin: &Path,
-    caps: &Caps,
     platform: &mut Platform,
     cpus: &[usize],
     model_rates: &[f64],
@@ -267,14 +265,6 @@ fn take_probe(
     start: Instant,
 ) -> Option<usize> {
     if platform.probe_s <= 0.0 || shutdown::requested() {
-        return None;
-    }
-    if !caps.noise {
-        if platform.errors.is_empty() {
-            platform
-                .errors
-                .push("no probes: this bypass build has no `bypass noise`".into());
-        }
         return None;
     }
     match platform::probe(bin, cpus, platform.probe_s, model_rates) {
@@ -452,7 +442,6 @@ pub fn run(
         scenario.defaults.poll_mode.as_str(),
     );
     let bin = std::env::current_exe().map_err(|e| format!("cannot find the bypass binary: {e}"))?;
-    let caps = Caps::probe(&bin);
     let run_dir = RunDir(std::env::temp_dir().join(format!("bypass-lab-{}", std::process::id())));
     std::fs::create_dir_all(&run_dir.0).map_err(|e| format!("{}: {e}", run_dir.0.display()))?;
     if let Some(f) = scenario_file {
@@ -515,7 +504,6 @@ pub fn run(
             };
             let probe_before = take_probe(
                 &bin,
-                &caps,
                 &mut platform,
                 &path_cpus(p),
                 &p.rates,
@@ -529,7 +517,6 @@ pub fn run(
                 scenario,
                 out,
                 run_dir: &run_dir.0,
-                caps: &caps,
                 round: job.round,
             };
             let mut rr = match job.round {
@@ -572,7 +559,7 @@ pub fn run(
     }
     sweep_leftovers();
     drop(run_dir);
-    finish_platform(&bin, &caps, scenario, &mut platform, wall);
+    finish_platform(&bin, scenario, &mut platform, wall);
 
     for (i, p) in resolved.iter().enumerate() {
         if p.is_latency() && !results[i].rounds.is_empty() {
@@ -611,32 +598,12 @@ pub fn run(
 }
 
 /// The probe after the last path and the syscall tax row, once per lab.
-fn finish_platform(
-    bin: &Path,
-    caps: &Caps,
-    scenario: &Scenario,
-    platform: &mut Platform,
-    wall: Instant,
-) {
+fn finish_platform(bin: &Path, scenario: &Scenario, platform: &mut Platform, wall: Instant) {
     let pl = &scenario.placement;
     let mut cpus = vec![pl.client_cpu, pl.server_cpu];
     cpus.dedup();
-    platform.end_probe = take_probe(
-        bin,
-        caps,
-        platform,
-        &cpus,
-        &[],
-        ("end".into(), None, None),
-        wall,
-    );
+    platform.end_probe = take_probe(bin, platform, &cpus, &[], ("end".into(), None, None), wall);
     if !scenario.platform.syscalls || shutdown::requested() {
-        return;
-    }
-    if !caps.syscalls {
-        platform
-            .errors
-            .push("no syscall row: this bypass build has no `bypass syscalls`".into());
         return;
     }
     eprintln!("bypass lab: syscall tax on CPU {}", pl.client_cpu);

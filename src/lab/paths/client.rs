@@ -7,12 +7,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{shell_line, Ctx, PathError};
+use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
 use crate::lab::results::{Latency, Loss, PathResult, SendLag, SweepPoint};
 use crate::lab::scenario::{PlanMode, ResolvedPath};
 use crate::lab::topology::{DpdkPrefix, Netns};
-use crate::lab::{eal, hgrm_read, hlog_read};
 use crate::options::WaitMode;
+use crate::stats::hlog_read;
 use crate::stats::{new_latency_histogram, write_percentile_distribution};
 
 /// Where `bypass load` sends.
@@ -122,8 +123,8 @@ fn load_once(
         "--hgrm".into(),
         hgrm_file.to_string_lossy().into_owned(),
     ]);
-    let lossless = !sweep && ctx.caps.hlog;
-    if lossless {
+    if !sweep {
+        // A sweep's points are read from their .hgrm files (plotted, never merged).
         argv.extend(["--hlog".into(), hlog_file.to_string_lossy().into_owned()]);
     }
     // Removed (runtime folder, hugepage files) when this run is over.
@@ -172,13 +173,9 @@ fn load_once(
             hgrm_file.display()
         )));
     }
-    // The interval log is exact; the .hgrm rounds each value to its row (a build without
-    // --hlog), which is still the same distribution to within a percent.
-    res.histogram = Some(if lossless {
-        hlog_read::read_file(&hlog_file)?
-    } else {
-        hgrm_read::read_file(&hgrm_file)?
-    });
+    // The interval log is exact, where the .hgrm rounds each value to its row: rounds merge
+    // from it.
+    res.histogram = Some(hlog_read::read_file(&hlog_file)?);
     Ok(v["summary"].clone())
 }
 
@@ -213,7 +210,7 @@ pub fn run_load(
             res.hgrm = Some(format!("{stem}.hgrm"));
             res.client_report = Some(s);
         }
-        PlanMode::Sweep if ctx.caps.rates => {
+        PlanMode::Sweep => {
             // One `--rates` run: a fresh transport, warmup and duration per point, and one
             // .hgrm per point named `<stem>-<rate>.hgrm` by bypass load.
             let spec = path.rates_spec.clone();
@@ -239,15 +236,6 @@ pub fn run_load(
                     return Err(PathError::Failed(format!("bypass load wrote no {hgrm}")));
                 }
                 res.sweep.push(sweep_point(r, s, hgrm)?);
-            }
-            row_from_first_point(ctx, path, res)?;
-        }
-        PlanMode::Sweep => {
-            // No --rates in this build: one run per point.
-            for &r in &path.rates {
-                let stem = format!("{}-rate-{r}", path.name);
-                let s = load_once(ctx, path, ns, target, Offered::Rate(r), &stem, res)?;
-                res.sweep.push(sweep_point(r, &s, format!("{stem}.hgrm"))?);
             }
             row_from_first_point(ctx, path, res)?;
         }

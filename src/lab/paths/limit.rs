@@ -7,18 +7,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{shell_line, Ctx, PathError};
-use crate::lab::hlog_read;
 use crate::lab::proc::{Proc, Waited};
 use crate::lab::results::{Latency, Loss, PathResult};
 use crate::lab::scenario::ResolvedPath;
+use crate::stats::hlog_read;
 
 pub fn run(ctx: &Ctx, path: &ResolvedPath, res: &mut PathResult) -> Result<(), PathError> {
-    if !ctx.caps.floor {
-        return Err(PathError::Skipped(
-            "this bypass build has no `bypass floor` (the platform programs are not merged yet)"
-                .into(),
-        ));
-    }
     let stem = ctx.stem(path);
     let (hlog, hgrm) = (format!("{stem}.hlog"), format!("{stem}.hgrm"));
     let argv = vec![

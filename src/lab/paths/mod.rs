@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::caps::Caps;
 use super::proc::{Proc, Waited};
 use super::results::PathResult;
-use super::scenario::{Client, PathKind, PlanMode, ResolvedPath, Scenario};
+use super::scenario::{PathKind, PlanMode, ResolvedPath, Scenario};
 use super::topology::Topology;
 
 /// What every path needs to run.
@@ -27,7 +26,6 @@ pub struct Ctx<'a> {
     pub out: &'a Path,
     /// Scratch folder: sockets, pcap files.
     pub run_dir: &'a Path,
-    pub caps: &'a Caps,
     /// The round being run (1-based) of a repeated path; its files carry `-r<round>`.
     pub round: Option<u32>,
 }
@@ -46,7 +44,7 @@ impl Ctx<'_> {
 #[derive(Debug)]
 pub enum PathError {
     Failed(String),
-    /// Not run: a program or capability is missing, or Ctrl-C.
+    /// Not run: Ctrl-C.
     Skipped(String),
 }
 
@@ -77,20 +75,6 @@ pub fn run(
         return limit::run(ctx, path, res);
     }
     let topo = topo.ok_or("this path has no topology")?;
-    if path.client == Client::LoadDpdk && !ctx.caps.has_transport("dpdk") {
-        return Err(PathError::Skipped(
-            "this bypass build has no `bypass load --transport dpdk` (the DPDK client is not merged yet)".into(),
-        ));
-    }
-    if path.client == Client::Load && path.kind == PathKind::KernelServe {
-        let t = path.proto.as_str();
-        if !ctx.caps.has_transport(t) {
-            return Err(PathError::Skipped(format!(
-                "this bypass build has no `bypass load --transport {t}` (have: {})",
-                ctx.caps.transports.join(", ")
-            )));
-        }
-    }
     match path.kind {
         PathKind::KernelServe => kernel::run(ctx, path, topo, res),
         PathKind::Fastpath => fastpath::run(ctx, path, topo, res),
