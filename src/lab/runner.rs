@@ -11,7 +11,7 @@ use super::environment::Environment;
 use super::paths::{self, Ctx, PathError};
 use super::platform::{self, Platform, Probe};
 use super::plot::{self, Series};
-use super::results::{LabResults, Latency, Loss, PathResult, Round, SendLag, Status};
+use super::results::{LabResults, Latency, Loss, PathResult, Round, Status};
 use super::scenario::{ResolvedPath, Scenario};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
 use super::{figures, proc, report};
@@ -331,10 +331,7 @@ fn fold_round(
             None
         },
         cross_check_first: rr.cross.is_some() && k.is_multiple_of(2),
-        send_lag: rr
-            .client_report
-            .as_ref()
-            .and_then(SendLag::from_load_summary),
+        send_lag: rr.send_lag.take(),
         elapsed_s: rr.elapsed_s,
     });
     r.commands.append(&mut rr.commands);

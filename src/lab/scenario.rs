@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::contract::platform::FloorMode;
 use crate::options::RateSweep;
 use crate::options::{Backend, PollMode, Proto, WaitMode};
 
@@ -248,25 +249,6 @@ impl Client {
             Client::LoadDpdk => "load-dpdk",
             Client::Sockperf => "sockperf",
             Client::None => "none",
-        }
-    }
-}
-
-/// How `bypass floor` passes its message (a limit path's `floor_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FloorMode {
-    /// A single-producer single-consumer ring of slots each way.
-    Ring,
-    /// One cache-line mailbox each way.
-    Line,
-}
-
-impl FloorMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FloorMode::Ring => "ring",
-            FloorMode::Line => "line",
         }
     }
 }

@@ -11,12 +11,13 @@ pub mod throughput;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use super::proc::{Proc, Waited};
 use super::results::PathResult;
 use super::scenario::{PathKind, PlanMode, ResolvedPath, Scenario};
 use super::topology::Topology;
+use crate::contract::{last_final, Kept};
 
 /// What every path needs to run.
 pub struct Ctx<'a> {
@@ -94,16 +95,12 @@ pub fn server_cap_secs(path: &ResolvedPath) -> f64 {
     (points * (path.duration + path.warmup + 5.0) * 2.0 + 60.0).ceil()
 }
 
-/// Stops a server with SIGINT and returns its last JSON line (its final report).
-pub fn stop_server(server: &mut Proc) -> Result<Value, String> {
+/// Stops a server with SIGINT and returns its final report, read as its contract `T`.
+pub fn stop_server<T: DeserializeOwned>(server: &mut Proc) -> Result<Kept<T>, String> {
     let w = server.stop(Duration::from_secs(10));
-    let last = server.stdout.iter().rev().find_map(|l| {
-        serde_json::from_str::<Value>(l)
-            .ok()
-            .filter(|v| v["type"] == "final")
-    });
+    let last = last_final::<T>(&server.stdout);
     match (w, last) {
-        (Waited::Exited(0), Some(v)) => Ok(v),
+        (Waited::Exited(0), Some(v)) => v.map_err(|e| format!("{}: {e}", server.what)),
         (Waited::Exited(0), None) => Err(format!("{} printed no final report", server.what)),
         (Waited::TimedOut, _) => Err(format!(
             "{} did not exit within 10 s of SIGINT and was killed; no final report",
