@@ -765,240 +765,52 @@ impl Scenario {
         Ok(())
     }
 
+    /// A server path (every kind but `limit`): its topology, server, client, load plan and
+    /// CPUs, each checked where it is decided.
     fn resolve_path(
         &self,
         ps: &PathSpec,
         cpus: usize,
         f: &dyn Fn(&str) -> String,
     ) -> Result<ResolvedPath, ScenarioError> {
-        let d = &self.defaults;
-        let topo_name = ps.topology.as_deref().ok_or_else(|| {
-            err(
-                f("topology"),
-                format!("a {} path needs a topology", ps.kind.as_str()),
-            )
-        })?;
-        let topo_idx = self
-            .topologies
-            .iter()
-            .position(|t| t.name == topo_name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.topologies.iter().map(|t| t.name.as_str()).collect();
-                err(
-                    f("topology"),
-                    format!(
-                        "no topology named {:?} (have: {})",
-                        topo_name,
-                        known.join(", ")
-                    ),
-                )
-            })?;
+        let topo_idx = self.path_topology(ps, f)?;
         let topo = &self.topologies[topo_idx];
         let tk = topo.kind;
-
-        let client = ps.client.unwrap_or(match ps.kind {
-            PathKind::Throughput => Client::None,
-            PathKind::FastpathMemif => Client::LoadDpdk,
-            _ => Client::Load,
-        });
-        let proto = ps.proto.unwrap_or(Proto::Udp);
-        let backend = ps.backend.unwrap_or(Backend::Blocking);
-        if ps.kind != PathKind::KernelServe && (ps.proto.is_some() || ps.backend.is_some()) {
-            return Err(err(
-                f("proto"),
-                "proto and backend are kernel-serve settings",
-            ));
-        }
-        if backend == Backend::Batch && proto != Proto::Udp {
-            return Err(err(f("backend"), "batch is udp only"));
-        }
-        if ps.kind == PathKind::KernelServe && ps.poll_mode.is_some() {
-            return Err(err(
-                f("poll_mode"),
-                "a fast path setting; kernel-serve uses backend",
-            ));
-        }
-
-        // Which topology each server kind can stand on, and which clients reach it.
-        let topo_ok = match ps.kind {
-            PathKind::KernelServe => matches!(tk, TopologyKind::Veth | TopologyKind::Loopback),
-            PathKind::Fastpath => {
-                matches!(
-                    tk,
-                    TopologyKind::Veth | TopologyKind::Tap | TopologyKind::Nic
-                )
-            }
-            PathKind::FastpathMemif => tk == TopologyKind::Memif,
-            PathKind::Throughput => tk == TopologyKind::Pcap,
-            PathKind::Limit => false,
-        };
-        if !topo_ok {
-            return Err(err(
-                f("topology"),
-                format!(
-                    "a {} path cannot run on {:?}, a {} topology",
-                    ps.kind.as_str(),
-                    topo.name,
-                    tk.as_str()
-                ),
-            ));
-        }
-        let client_ok = match (ps.kind, client) {
-            (PathKind::Throughput, Client::None) => true,
-            (PathKind::Throughput, _) | (_, Client::None) => false,
-            (PathKind::FastpathMemif, c) => c == Client::LoadDpdk,
-            (PathKind::KernelServe, Client::Load) => true,
-            (PathKind::KernelServe, Client::Sockperf) => proto == Proto::Udp,
-            (PathKind::KernelServe, Client::LoadDpdk) => false,
-            (PathKind::Fastpath, Client::Load | Client::Sockperf) => {
-                tk != TopologyKind::Nic || topo.client_iface.is_some()
-            }
-            (PathKind::Fastpath, Client::LoadDpdk) => {
-                tk == TopologyKind::Nic && !topo.client_eal.is_empty()
-            }
-            (PathKind::Limit, _) => false,
-        };
-        if !client_ok {
-            return Err(err(
-                f("client"),
-                format!(
-                    "client {} cannot measure a {} path on a {} topology{}",
-                    client.as_str(),
-                    ps.kind.as_str(),
-                    tk.as_str(),
-                    if ps.kind == PathKind::KernelServe && proto != Proto::Udp {
-                        " with this proto"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-        }
-        if matches!(proto, Proto::Tcp | Proto::Unix) && tk != TopologyKind::Loopback {
-            return Err(err(
-                f("proto"),
-                "tcp and unix paths run on a loopback topology",
-            ));
-        }
-
-        let plan = &ps.plan;
-        let duration = positive_secs(f("plan.duration"), plan.duration.unwrap_or(d.duration))?;
-        let warmup = plan.warmup.unwrap_or(d.warmup);
-        if !warmup.is_finite() || !(0.0..=600.0).contains(&warmup) {
-            return Err(err(f("plan.warmup"), "must be in [0, 600] seconds"));
-        }
-        let mut rate = None;
-        let mut rates = Vec::new();
-        match plan.mode {
-            PlanMode::PingPong => {
-                if plan.rate.is_some() || plan.rates.is_some() {
-                    return Err(err(f("plan.rate"), "ping-pong has no rate"));
-                }
-            }
-            PlanMode::Rate => {
-                let r = plan
-                    .rate
-                    .ok_or_else(|| err(f("plan.rate"), "mode \"rate\" needs rate = N"))?;
-                if !r.is_finite() || r <= 0.0 {
-                    return Err(err(f("plan.rate"), "must be a positive number"));
-                }
-                rate = Some(r);
-            }
-            PlanMode::Sweep => {
-                let s = plan.rates.as_deref().ok_or_else(|| {
-                    err(f("plan.rates"), "mode \"sweep\" needs rates = \"A:B:STEP\"")
-                })?;
-                rates = sweep_points(s).map_err(|m| err(f("plan.rates"), m))?;
-            }
-        }
-        if ps.kind == PathKind::Throughput && plan.mode != PlanMode::PingPong {
-            return Err(err(
-                f("plan.mode"),
-                "a throughput path replays a pcap as fast as it can: use mode = \"ping-pong\" (duration and rounds only)",
-            ));
-        }
-        if ps.kind != PathKind::Throughput && plan.rounds.is_some() {
-            return Err(err(f("plan.rounds"), "only for throughput paths"));
-        }
-        let rounds = plan.rounds.unwrap_or(1);
-        if !(1..=10).contains(&rounds) {
-            return Err(err(f("plan.rounds"), "must be in 1..=10"));
-        }
-        if client == Client::Sockperf && plan.mode != PlanMode::PingPong {
-            return Err(err(
-                f("plan.mode"),
-                "the sockperf client runs ping-pong only",
-            ));
-        }
-        let size = ps.size.unwrap_or(d.size);
+        let (proto, backend) = server_settings(ps, f)?;
+        let client = path_client(ps, topo, proto, f)?;
+        let load = self.path_load(ps, client, f)?;
+        let size = ps.size.unwrap_or(self.defaults.size);
         if size > 8192 {
             return Err(err(f("size"), "at most 8192 bytes"));
         }
-        let wait = ps.wait.unwrap_or(d.wait);
-        if plan.mode != PlanMode::PingPong && wait == WaitMode::Blocking && client != Client::None {
+        let wait = ps.wait.unwrap_or(self.defaults.wait);
+        if load.mode != PlanMode::PingPong && wait == WaitMode::Blocking && client != Client::None {
             return Err(err(
                 f("wait"),
                 "open-loop clients pace by spinning: use wait = \"busy\"",
             ));
         }
-        let poll_mode = ps.poll_mode.unwrap_or(d.poll_mode);
-
-        let server_cpu = ps.server_cpu.unwrap_or(self.placement.server_cpu);
-        let client_cpu = ps.client_cpu.unwrap_or(self.placement.client_cpu);
-        for (k, c) in [("server_cpu", server_cpu), ("client_cpu", client_cpu)] {
-            if c >= cpus {
-                return Err(err(f(k), format!("CPU {c} does not exist ({cpus} CPUs)")));
-            }
-        }
-        // Busy pollers own a core: two on one CPU measure the scheduler, not the path.
-        let server_busy = match ps.kind {
-            PathKind::KernelServe => backend == Backend::Busy,
-            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => {
-                poll_mode == PollMode::Busy
-            }
-            PathKind::Limit => true,
+        let poll_mode = ps.poll_mode.unwrap_or(self.defaults.poll_mode);
+        let busy = Busy {
+            server: match ps.kind {
+                PathKind::KernelServe => backend == Backend::Busy,
+                PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => {
+                    poll_mode == PollMode::Busy
+                }
+                PathKind::Limit => true,
+            },
+            client: match client {
+                Client::None => false,
+                Client::LoadDpdk => true,
+                Client::Load => wait == WaitMode::Busy || load.mode != PlanMode::PingPong,
+                Client::Sockperf => wait == WaitMode::Busy,
+            },
         };
-        let client_busy = match client {
-            Client::None => false,
-            Client::LoadDpdk => true,
-            Client::Load => wait == WaitMode::Busy || plan.mode != PlanMode::PingPong,
-            Client::Sockperf => wait == WaitMode::Busy,
-        };
-        if server_busy && client_busy && server_cpu == client_cpu {
-            return Err(err(
-                f("client_cpu"),
-                format!("server and client both busy-poll on CPU {server_cpu}; busy pollers need a core each"),
-            ));
-        }
-        let dpdk_server = matches!(
-            ps.kind,
-            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput
-        );
-        if dpdk_server && server_cpu == client_cpu {
-            return Err(err(
-                f("server_cpu"),
-                "the fast path's worker lcore needs its own CPU, apart from the control lcore on client_cpu",
-            ));
-        }
-
+        let (server_cpu, client_cpu) = self.path_cpus(ps, cpus, busy, f)?;
         if ps.floor_mode.is_some() {
             return Err(err(f("floor_mode"), "only for kind = \"limit\""));
         }
-        if ps.cross_check.is_some() {
-            let ok = client == Client::Load
-                && plan.mode == PlanMode::PingPong
-                && match ps.kind {
-                    PathKind::KernelServe => proto == Proto::Udp,
-                    PathKind::Fastpath => tk != TopologyKind::Nic || topo.client_iface.is_some(),
-                    _ => false,
-                };
-            if !ok {
-                return Err(err(
-                    f("cross_check"),
-                    "sockperf cross-checks a ping-pong path measured by client = \"load\" on a kernel-serve udp or fastpath server",
-                ));
-            }
-        }
+        check_cross_check(ps, topo, proto, client, load.mode, f)?;
         let repeats = self.repeats_of(ps, f)?;
         let mut description = ps
             .description
@@ -1018,13 +830,13 @@ impl Scenario {
             client,
             wait,
             size,
-            mode: plan.mode,
-            duration,
-            warmup,
-            rate,
-            rates,
-            rates_spec: plan.rates.clone().unwrap_or_default(),
-            rounds,
+            mode: load.mode,
+            duration: load.duration,
+            warmup: load.warmup,
+            rate: load.rate,
+            rates: load.rates,
+            rates_spec: load.rates_spec,
+            rounds: load.rounds,
             server_cpu,
             client_cpu,
             repeats,
@@ -1032,6 +844,301 @@ impl Scenario {
             floor_mode: FloorMode::Ring,
         })
     }
+
+    /// The index of the path's topology.
+    fn path_topology(
+        &self,
+        ps: &PathSpec,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<usize, ScenarioError> {
+        let topo_name = ps.topology.as_deref().ok_or_else(|| {
+            err(
+                f("topology"),
+                format!("a {} path needs a topology", ps.kind.as_str()),
+            )
+        })?;
+        self.topologies
+            .iter()
+            .position(|t| t.name == topo_name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.topologies.iter().map(|t| t.name.as_str()).collect();
+                err(
+                    f("topology"),
+                    format!(
+                        "no topology named {:?} (have: {})",
+                        topo_name,
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The plan's mode, times and rates (`rounds` for throughput paths).
+    fn path_load(
+        &self,
+        ps: &PathSpec,
+        client: Client,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<LoadPlan, ScenarioError> {
+        let plan = &ps.plan;
+        let d = &self.defaults;
+        let duration = positive_secs(f("plan.duration"), plan.duration.unwrap_or(d.duration))?;
+        let warmup = plan.warmup.unwrap_or(d.warmup);
+        if !warmup.is_finite() || !(0.0..=600.0).contains(&warmup) {
+            return Err(err(f("plan.warmup"), "must be in [0, 600] seconds"));
+        }
+        let (rate, rates) = plan_rates(plan, f)?;
+        if ps.kind == PathKind::Throughput && plan.mode != PlanMode::PingPong {
+            return Err(err(
+                f("plan.mode"),
+                "a throughput path replays a pcap as fast as it can: use mode = \"ping-pong\" (duration and rounds only)",
+            ));
+        }
+        if ps.kind != PathKind::Throughput && plan.rounds.is_some() {
+            return Err(err(f("plan.rounds"), "only for throughput paths"));
+        }
+        let rounds = plan.rounds.unwrap_or(1);
+        if !(1..=10).contains(&rounds) {
+            return Err(err(f("plan.rounds"), "must be in 1..=10"));
+        }
+        if client == Client::Sockperf && plan.mode != PlanMode::PingPong {
+            return Err(err(
+                f("plan.mode"),
+                "the sockperf client runs ping-pong only",
+            ));
+        }
+        Ok(LoadPlan {
+            mode: plan.mode,
+            duration,
+            warmup,
+            rate,
+            rates,
+            rates_spec: plan.rates.clone().unwrap_or_default(),
+            rounds,
+        })
+    }
+
+    /// The server and client CPUs: existing, and a core each for two busy pollers and for
+    /// the fast path's worker.
+    fn path_cpus(
+        &self,
+        ps: &PathSpec,
+        cpus: usize,
+        busy: Busy,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<(usize, usize), ScenarioError> {
+        let server_cpu = ps.server_cpu.unwrap_or(self.placement.server_cpu);
+        let client_cpu = ps.client_cpu.unwrap_or(self.placement.client_cpu);
+        for (k, c) in [("server_cpu", server_cpu), ("client_cpu", client_cpu)] {
+            if c >= cpus {
+                return Err(err(f(k), format!("CPU {c} does not exist ({cpus} CPUs)")));
+            }
+        }
+        // Busy pollers own a core: two on one CPU measure the scheduler, not the path.
+        if busy.server && busy.client && server_cpu == client_cpu {
+            return Err(err(
+                f("client_cpu"),
+                format!("server and client both busy-poll on CPU {server_cpu}; busy pollers need a core each"),
+            ));
+        }
+        let dpdk_server = matches!(
+            ps.kind,
+            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput
+        );
+        if dpdk_server && server_cpu == client_cpu {
+            return Err(err(
+                f("server_cpu"),
+                "the fast path's worker lcore needs its own CPU, apart from the control lcore on client_cpu",
+            ));
+        }
+        Ok((server_cpu, client_cpu))
+    }
+}
+
+/// Whether a path's server and its client spin (and so each need a core).
+#[derive(Debug, Clone, Copy)]
+struct Busy {
+    server: bool,
+    client: bool,
+}
+
+/// A path's load plan with its defaults filled in.
+struct LoadPlan {
+    mode: PlanMode,
+    duration: f64,
+    warmup: f64,
+    rate: Option<f64>,
+    rates: Vec<f64>,
+    rates_spec: String,
+    rounds: u32,
+}
+
+/// The rate of a `rate` plan, or the points of a `sweep`.
+fn plan_rates(
+    plan: &Plan,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(Option<f64>, Vec<f64>), ScenarioError> {
+    match plan.mode {
+        PlanMode::PingPong => {
+            if plan.rate.is_some() || plan.rates.is_some() {
+                return Err(err(f("plan.rate"), "ping-pong has no rate"));
+            }
+            Ok((None, Vec::new()))
+        }
+        PlanMode::Rate => {
+            let r = plan
+                .rate
+                .ok_or_else(|| err(f("plan.rate"), "mode \"rate\" needs rate = N"))?;
+            if !r.is_finite() || r <= 0.0 {
+                return Err(err(f("plan.rate"), "must be a positive number"));
+            }
+            Ok((Some(r), Vec::new()))
+        }
+        PlanMode::Sweep => {
+            let s = plan
+                .rates
+                .as_deref()
+                .ok_or_else(|| err(f("plan.rates"), "mode \"sweep\" needs rates = \"A:B:STEP\""))?;
+            let rates = sweep_points(s).map_err(|m| err(f("plan.rates"), m))?;
+            Ok((None, rates))
+        }
+    }
+}
+
+/// The kernel server's proto and backend (defaults for other kinds, which may not set them).
+fn server_settings(
+    ps: &PathSpec,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(Proto, Backend), ScenarioError> {
+    let proto = ps.proto.unwrap_or(Proto::Udp);
+    let backend = ps.backend.unwrap_or(Backend::Blocking);
+    if ps.kind != PathKind::KernelServe && (ps.proto.is_some() || ps.backend.is_some()) {
+        return Err(err(
+            f("proto"),
+            "proto and backend are kernel-serve settings",
+        ));
+    }
+    if backend == Backend::Batch && proto != Proto::Udp {
+        return Err(err(f("backend"), "batch is udp only"));
+    }
+    if ps.kind == PathKind::KernelServe && ps.poll_mode.is_some() {
+        return Err(err(
+            f("poll_mode"),
+            "a fast path setting; kernel-serve uses backend",
+        ));
+    }
+    Ok((proto, backend))
+}
+
+/// The path's client, once the server kind is known to stand on this topology and the client
+/// to reach it there.
+fn path_client(
+    ps: &PathSpec,
+    topo: &TopologySpec,
+    proto: Proto,
+    f: &dyn Fn(&str) -> String,
+) -> Result<Client, ScenarioError> {
+    let tk = topo.kind;
+    let client = ps.client.unwrap_or(match ps.kind {
+        PathKind::Throughput => Client::None,
+        PathKind::FastpathMemif => Client::LoadDpdk,
+        _ => Client::Load,
+    });
+    // Which topology each server kind can stand on, and which clients reach it.
+    let topo_ok = match ps.kind {
+        PathKind::KernelServe => matches!(tk, TopologyKind::Veth | TopologyKind::Loopback),
+        PathKind::Fastpath => {
+            matches!(
+                tk,
+                TopologyKind::Veth | TopologyKind::Tap | TopologyKind::Nic
+            )
+        }
+        PathKind::FastpathMemif => tk == TopologyKind::Memif,
+        PathKind::Throughput => tk == TopologyKind::Pcap,
+        PathKind::Limit => false,
+    };
+    if !topo_ok {
+        return Err(err(
+            f("topology"),
+            format!(
+                "a {} path cannot run on {:?}, a {} topology",
+                ps.kind.as_str(),
+                topo.name,
+                tk.as_str()
+            ),
+        ));
+    }
+    if !client_reaches(ps.kind, client, topo, proto) {
+        return Err(err(
+            f("client"),
+            format!(
+                "client {} cannot measure a {} path on a {} topology{}",
+                client.as_str(),
+                ps.kind.as_str(),
+                tk.as_str(),
+                if ps.kind == PathKind::KernelServe && proto != Proto::Udp {
+                    " with this proto"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if matches!(proto, Proto::Tcp | Proto::Unix) && tk != TopologyKind::Loopback {
+        return Err(err(
+            f("proto"),
+            "tcp and unix paths run on a loopback topology",
+        ));
+    }
+    Ok(client)
+}
+
+/// Whether `client` can measure a `kind` server on `topo`.
+fn client_reaches(kind: PathKind, client: Client, topo: &TopologySpec, proto: Proto) -> bool {
+    let tk = topo.kind;
+    match (kind, client) {
+        (PathKind::Throughput, Client::None) => true,
+        (PathKind::Throughput, _) | (_, Client::None) => false,
+        (PathKind::FastpathMemif, c) => c == Client::LoadDpdk,
+        (PathKind::KernelServe, Client::Load) => true,
+        (PathKind::KernelServe, Client::Sockperf) => proto == Proto::Udp,
+        (PathKind::KernelServe, Client::LoadDpdk) => false,
+        (PathKind::Fastpath, Client::Load | Client::Sockperf) => {
+            tk != TopologyKind::Nic || topo.client_iface.is_some()
+        }
+        (PathKind::Fastpath, Client::LoadDpdk) => {
+            tk == TopologyKind::Nic && !topo.client_eal.is_empty()
+        }
+        (PathKind::Limit, _) => false,
+    }
+}
+
+/// `cross_check`: only on a ping-pong `bypass load` path whose server sockperf can reach.
+fn check_cross_check(
+    ps: &PathSpec,
+    topo: &TopologySpec,
+    proto: Proto,
+    client: Client,
+    mode: PlanMode,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(), ScenarioError> {
+    if ps.cross_check.is_none() {
+        return Ok(());
+    }
+    let ok = client == Client::Load
+        && mode == PlanMode::PingPong
+        && match ps.kind {
+            PathKind::KernelServe => proto == Proto::Udp,
+            PathKind::Fastpath => topo.kind != TopologyKind::Nic || topo.client_iface.is_some(),
+            _ => false,
+        };
+    if ok {
+        return Ok(());
+    }
+    Err(err(
+        f("cross_check"),
+        "sockperf cross-checks a ping-pong path measured by client = \"load\" on a kernel-serve udp or fastpath server",
+    ))
 }
 
 /// The default one-line description of what a path measures.
