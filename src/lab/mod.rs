@@ -98,7 +98,7 @@ pub fn run(args: LabArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let resolved = match scenario.resolve() {
+    let plan = match scenario.resolve() {
         Ok(r) => r,
         Err(e) => {
             let name = file
@@ -108,7 +108,9 @@ pub fn run(args: LabArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let missing = prereq::check(&scenario, &resolved);
+    let missing = prereq::check(&scenario, &plan.paths);
+    // From here on the plan alone carries the scenario.
+    drop(scenario);
     if !missing.is_empty() {
         eprintln!("bypass lab: prerequisites missing:");
         for m in missing {
@@ -129,11 +131,11 @@ pub fn run(args: LabArgs) -> ExitCode {
     }
     eprintln!(
         "bypass lab: scenario {:?}, {} paths, results in {}",
-        scenario.name,
-        resolved.len(),
+        plan.name,
+        plan.paths.len(),
         out.display()
     );
-    match runner::run(&scenario, file.as_deref(), &resolved, &out) {
+    match runner::run(&plan, file.as_deref(), &out) {
         Ok(lab) => {
             let failed = lab.failed();
             eprintln!(

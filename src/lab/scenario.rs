@@ -322,6 +322,30 @@ pub struct PathSpec {
     pub floor_mode: Option<FloorMode>,
 }
 
+/// A scenario resolved: everything the runner needs, owned, so the raw scenario does not
+/// travel beside it.
+#[derive(Debug, Clone)]
+pub struct LabPlan {
+    pub name: String,
+    pub description: String,
+    pub placement: Placement,
+    /// The defaults' poll mode, which the environment section names.
+    pub poll_mode: PollMode,
+    pub platform: PlatformSpec,
+    /// The topologies the paths' `topology` indexes point into.
+    pub topologies: Vec<TopologySpec>,
+    pub paths: Vec<ResolvedPath>,
+    /// The pairs the report compares, as path names (see [`Scenario::comparisons`]).
+    pub comparisons: Vec<(String, String)>,
+}
+
+impl LabPlan {
+    /// The topology a path runs on (None for a limit path).
+    pub fn topology_of(&self, p: &ResolvedPath) -> Option<&TopologySpec> {
+        p.topology.map(|t| &self.topologies[t])
+    }
+}
+
 /// A path with every default filled in, ready to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolvedPath {
@@ -424,13 +448,30 @@ impl Scenario {
         })
     }
 
-    /// Checks everything that can be checked without touching the machine, and fills in the
-    /// defaults of each path.
-    pub fn resolve(&self) -> Result<Vec<ResolvedPath>, ScenarioError> {
+    /// Checks everything that can be checked without touching the machine, fills in the
+    /// defaults of each path, and returns the plan the runner follows.
+    pub fn resolve(&self) -> Result<LabPlan, ScenarioError> {
         self.resolve_with_cpus(cpu_count())
     }
 
-    pub fn resolve_with_cpus(&self, cpus: usize) -> Result<Vec<ResolvedPath>, ScenarioError> {
+    pub fn resolve_with_cpus(&self, cpus: usize) -> Result<LabPlan, ScenarioError> {
+        self.check_settings(cpus)?;
+        let paths = self.resolve_paths(cpus)?;
+        self.check_compare(&paths)?;
+        Ok(LabPlan {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            placement: self.placement.clone(),
+            poll_mode: self.defaults.poll_mode,
+            platform: self.platform.clone(),
+            topologies: self.topologies.clone(),
+            comparisons: self.comparisons(&paths),
+            paths,
+        })
+    }
+
+    /// The scenario-wide settings: name, placement, defaults, platform, topologies.
+    fn check_settings(&self, cpus: usize) -> Result<(), ScenarioError> {
         if self.name.trim().is_empty() {
             return Err(err("name", "must not be empty"));
         }
@@ -473,8 +514,11 @@ impl Scenario {
                 "must be a percentage in [0, 100]",
             ));
         }
-        self.check_topologies()?;
+        self.check_topologies()
+    }
 
+    /// Every path with its defaults, names unique.
+    fn resolve_paths(&self, cpus: usize) -> Result<Vec<ResolvedPath>, ScenarioError> {
         let mut names = HashSet::new();
         let mut out = Vec::new();
         for (i, ps) in self.paths.iter().enumerate() {
@@ -500,13 +544,12 @@ impl Scenario {
             };
             out.push(r);
         }
-        self.check_compare(&out)?;
         Ok(out)
     }
 
     /// The pairs the report compares: `compare` as given, or the default pairs (each fast
     /// path against the busy kernel UDP ping-pong path on its own topology, else on loopback).
-    pub fn comparisons(&self, paths: &[ResolvedPath]) -> Vec<(String, String)> {
+    fn comparisons(&self, paths: &[ResolvedPath]) -> Vec<(String, String)> {
         if let Some(c) = &self.compare {
             return c.iter().map(|p| (p[0].clone(), p[1].clone())).collect();
         }
@@ -1219,7 +1262,7 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
 "#;
 
     fn resolve(text: &str) -> Result<Vec<ResolvedPath>, ScenarioError> {
-        Scenario::from_toml(text)?.resolve_with_cpus(2)
+        Ok(Scenario::from_toml(text)?.resolve_with_cpus(2)?.paths)
     }
 
     #[test]
@@ -1414,8 +1457,7 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
         .unwrap();
         let mut s2 = s.clone();
         s2.compare = None;
-        let p = s2.resolve_with_cpus(2).unwrap();
-        let pairs = s2.comparisons(&p);
+        let pairs = s2.resolve_with_cpus(2).unwrap().comparisons;
         assert!(
             pairs.contains(&("fastpath-af-xdp-veth".into(), "kernel-udp-busy-veth".into())),
             "{pairs:?}"

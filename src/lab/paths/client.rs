@@ -74,7 +74,7 @@ fn load_once(
         eal: if dpdk {
             eal::args(
                 &[path.client_cpu],
-                ctx.scenario.placement.hugepages,
+                ctx.plan.placement.hugepages,
                 &prefix,
                 &target.devices,
             )

@@ -38,7 +38,7 @@ pub fn serve_command(
         burst: None,
         eal: eal::args(
             &[path.client_cpu, path.server_cpu],
-            ctx.scenario.placement.hugepages,
+            ctx.plan.placement.hugepages,
             prefix,
             devices,
         ),

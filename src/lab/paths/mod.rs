@@ -15,14 +15,14 @@ use serde::de::DeserializeOwned;
 
 use super::proc::{Proc, Waited};
 use super::results::PathResult;
-use super::scenario::{PathKind, PlanMode, ResolvedPath, Scenario};
+use super::scenario::{LabPlan, PathKind, PlanMode, ResolvedPath};
 use super::topology::Topology;
 use crate::contract::{last_final, Kept};
 
 /// What every path needs to run.
 pub struct Ctx<'a> {
     pub bin: PathBuf,
-    pub scenario: &'a Scenario,
+    pub plan: &'a LabPlan,
     /// Results folder: .hgrm, client JSON files.
     pub out: &'a Path,
     /// Scratch folder: sockets, pcap files.

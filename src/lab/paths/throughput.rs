@@ -85,7 +85,7 @@ fn testpmd_round(
     argv.extend(["stdbuf".into(), "-oL".into(), "dpdk-testpmd".into()]);
     argv.extend(eal::args(
         &[path.client_cpu, path.server_cpu],
-        ctx.scenario.placement.hugepages,
+        ctx.plan.placement.hugepages,
         &prefix,
         &[format!(
             "--vdev=net_pcap0,rx_pcap={pcap_file},infinite_rx=1"
