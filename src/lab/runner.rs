@@ -461,7 +461,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
         })
         .collect();
     let mut hists: Vec<Vec<Histogram<u64>>> = vec![Vec::new(); plan.paths.len()];
-    // A path skipped once (a program this build lacks) is not retried every round.
+    // A path skipped once is not retried every round.
     let mut given_up = vec![false; plan.paths.len()];
     let mut platform = Platform {
         probe_s: plan.platform.probe,

@@ -269,7 +269,7 @@ pub enum PlanMode {
     /// Open loop at one rate.
     Rate,
     /// Open loop at each rate of `rates` (A:B:STEP), one measurement per point
-    /// (`bypass load --rates`, or one run per point when the build lacks it).
+    /// (one `bypass load --rates` run).
     Sweep,
 }
 
