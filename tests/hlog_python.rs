@@ -2,6 +2,7 @@
 //! must decode our interval log to the histograms we wrote.
 //! Skips (with a printed reason) only when python3 or the `hdrh` module is absent;
 //! CI installs it with `pip install hdrhistogram`.
+#![forbid(unsafe_code)]
 
 mod common;
 

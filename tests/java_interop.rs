@@ -7,6 +7,7 @@
 //! Skips (with a printed reason) when java/javac or the jar is missing:
 //! `apt-get install -y default-jdk-headless libhdrhistogram-java`.
 //! `HDRHISTOGRAM_JAR` overrides the jar location.
+#![forbid(unsafe_code)]
 
 mod common;
 

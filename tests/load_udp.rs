@@ -1,6 +1,7 @@
 //! `bypass::load` against a kernel UDP RPC server living in the test
 //! (docs/protocol.md), on 127.0.0.1. Everything is bounded in time; timing
 //! assertions are generous because test machines are shared and small.
+#![forbid(unsafe_code)]
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! `bypass noise`, `bypass floor` and `bypass syscalls` as a user (and the lab) runs them: the
 //! probe finds a stall the test injects, the JSON contracts hold, output files parse, bad
 //! input exits 2 naming its flag, and the floor stops on SIGINT.
+#![forbid(unsafe_code)]
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
-use support::{bin, run, spawn, strs};
+use support::{bin, run, signal, spawn, strs, Signal};
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bypass-noise-test-{}-{name}", std::process::id()))
@@ -53,11 +54,6 @@ fn f(v: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill has no memory preconditions; the pid is our own live child.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
-}
-
 #[test]
 fn probe_finds_an_injected_stop() {
     let mut child = spawn(&strs(&[
@@ -69,9 +65,9 @@ fn probe_finds_an_injected_stop() {
         "--json",
     ]));
     std::thread::sleep(Duration::from_millis(700));
-    signal(child.id(), libc::SIGSTOP);
+    signal(child.id(), Signal::Stop);
     std::thread::sleep(Duration::from_millis(200));
-    signal(child.id(), libc::SIGCONT);
+    signal(child.id(), Signal::Cont);
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         assert!(
@@ -272,7 +268,7 @@ fn floor_stops_on_sigint() {
     ]));
     std::thread::sleep(Duration::from_millis(600));
     let sent = Instant::now();
-    signal(child.id(), libc::SIGINT);
+    signal(child.id(), Signal::Int);
     while child.try_wait().unwrap().is_none() {
         assert!(
             sent.elapsed() < Duration::from_secs(5),
