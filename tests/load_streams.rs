@@ -17,7 +17,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bypass::wire::rpc::{RpcHeader, RpcKind, HEADER_LEN};
-use support::{explain, spawn, stdout_lines, stop_child, strs, KernelServe, Signal, TempFiles};
+use support::{
+    explain, read_hlog_with_python, spawn, stdout_lines, stop_child, strs, KernelServe, Signal,
+    TempFiles,
+};
 
 /// Runs take turns: two cores do not fit several client and server pairs at once.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -343,13 +346,6 @@ fn json_file(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
-fn python_with_hdrh() -> bool {
-    Command::new("python3")
-        .args(["-c", "import hdrh.log"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 /// A closed-loop run of 400 requests with every output file; checks exact counts and that
 /// every file parses.
 fn closed_loop_with_outputs(server: &StreamServer, tag: &str, window: u32, wait: &str) {
@@ -443,18 +439,9 @@ fn closed_loop_with_outputs(server: &StreamServer, tag: &str, window: u32, wait:
 
     let hlog = std::fs::read_to_string(&files.0[3]).unwrap();
     assert!(hlog.contains(proto), "{hlog}");
-    if python_with_hdrh() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
-        let o = Command::new("python3")
-            .arg(&script)
-            .arg(&files.0[3])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", explain(&o));
-        let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(got["all"]["count"], count);
-    } else {
-        println!("SKIPPED hlog read-back: python3 with the hdrh module is not available");
+    match read_hlog_with_python(&files.0[3]) {
+        Ok(got) => assert_eq!(got["all"]["count"], count),
+        Err(why) => println!("SKIPPED hlog read-back: {why}"),
     }
 }
 

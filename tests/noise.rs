@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
-use support::{bin, run, signal, spawn, strs, Signal};
+use support::{bin, read_hlog_with_python, run, signal, spawn, strs, Signal};
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bypass-noise-test-{}-{name}", std::process::id()))
@@ -174,35 +174,28 @@ fn check_hlog(path: &Path, count: u64) {
         .collect();
     assert_eq!(intervals.len(), 1, "one interval with the whole run");
     assert!(intervals[0].0 > 0.0);
-    let probe = Command::new("python3")
-        .args(["-c", "import hdrh.log"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        println!("SKIPPED hlog count read-back: python3 with the hdrh module is missing");
-        return;
+    match read_hlog_with_python(path) {
+        Ok(got) => assert_eq!(got["all"]["count"], count),
+        Err(why) => println!("SKIPPED hlog count read-back: {why}"),
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(got["all"]["count"], count);
+}
+
+/// The first two CPUs this process may use, for the floor's two threads; None (and a
+/// SKIPPED line for `what`) when there are fewer.
+fn cpu_pair(what: &str) -> Option<[usize; 2]> {
+    let cpus = available_cpus();
+    if cpus.len() < 2 {
+        println!("SKIPPED {what}: needs two CPUs, this process may use {cpus:?}");
+        return None;
+    }
+    Some([cpus[0], cpus[1]])
 }
 
 #[test]
 fn floor_both_modes_json_and_files() {
-    let cpus = available_cpus();
-    if cpus.len() < 2 {
-        println!("SKIPPED floor: needs two CPUs, this process may use {cpus:?}");
+    let Some(cpus) = cpu_pair("floor") else {
         return;
-    }
+    };
     let pair = format!("{},{}", cpus[0], cpus[1]);
     for mode in ["ring", "line"] {
         let (hgrm, hlog) = (tmp(&format!("{mode}.hgrm")), tmp(&format!("{mode}.hlog")));
@@ -252,11 +245,9 @@ fn floor_both_modes_json_and_files() {
 
 #[test]
 fn floor_stops_on_sigint() {
-    let cpus = available_cpus();
-    if cpus.len() < 2 {
-        println!("SKIPPED floor SIGINT: needs two CPUs, this process may use {cpus:?}");
+    let Some(cpus) = cpu_pair("floor SIGINT") else {
         return;
-    }
+    };
     let pair = format!("{},{}", cpus[0], cpus[1]);
     let mut child = spawn(&strs(&[
         "floor",

@@ -340,3 +340,42 @@ impl Drop for Netns {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
     }
 }
+
+/// Why python3 with the PyPI `hdrh` module cannot run here (CI installs it with
+/// `pip install hdrhistogram`), or Ok.
+pub fn python_with_hdrh() -> Result<(), String> {
+    match Command::new("python3")
+        .args(["-c", "import hdrh.log"])
+        .output()
+    {
+        Err(e) => Err(format!("python3 not runnable: {e}")),
+        Ok(o) if !o.status.success() => Err(format!(
+            "python3 lacks the hdrh module (pip install hdrhistogram): {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// An .hlog as the independent python reader decodes it (tests/check_hlog.py's JSON:
+/// `start_time_sec`, `intervals`, `all`); Err(why) when that reader is missing here. A
+/// reader that fails on the file fails the test.
+pub fn read_hlog_with_python(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    python_with_hdrh()?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(path)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "check_hlog.py {} failed: {}",
+        path.display(),
+        explain(&out)
+    );
+    Ok(serde_json::from_slice(&out.stdout).expect("check_hlog.py prints JSON"))
+}
