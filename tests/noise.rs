@@ -302,6 +302,10 @@ fn refused(args: &[&str], flag: &str) {
 
 #[test]
 fn bad_arguments_exit_2_naming_the_flag() {
+    // Valid runs that the `with` cases below spoil with one bad flag each.
+    let noise = ["noise", "--cpus", "0", "--duration", "1"];
+    let floor = ["floor", "--cpus", "0,1", "--duration", "1"];
+    let with = |base: &[&'static str], extra: &[&'static str]| [base, extra].concat();
     refused(&["noise", "--cpus", "99999", "--duration", "1"], "--cpus");
     refused(&["noise", "--cpus", "", "--duration", "1"], "--cpus");
     refused(&["noise", "--cpus", "0", "--duration", "0"], "--duration");
@@ -310,51 +314,13 @@ fn bad_arguments_exit_2_naming_the_flag() {
         &["noise", "--cpus", "0", "--duration", "3601"],
         "--duration",
     );
-    refused(
-        &[
-            "noise",
-            "--cpus",
-            "0",
-            "--duration",
-            "1",
-            "--threshold-ns",
-            "0",
-        ],
-        "--threshold-ns",
-    );
-    refused(
-        &[
-            "noise",
-            "--cpus",
-            "0",
-            "--duration",
-            "1",
-            "--model-rates",
-            "0",
-        ],
-        "--model-rates",
-    );
+    refused(&with(&noise, &["--threshold-ns", "0"]), "--threshold-ns");
+    refused(&with(&noise, &["--model-rates", "0"]), "--model-rates");
     refused(&["floor", "--cpus", "0", "--duration", "1"], "--cpus");
     refused(&["floor", "--cpus", "0,99999", "--duration", "1"], "--cpus");
     refused(&["floor", "--cpus", "0,1", "--duration", "0"], "--duration");
-    refused(
-        &["floor", "--cpus", "0,1", "--duration", "1", "--size", "300"],
-        "--size",
-    );
-    refused(
-        &[
-            "floor",
-            "--cpus",
-            "0,1",
-            "--duration",
-            "1",
-            "--mode",
-            "line",
-            "--size",
-            "64",
-        ],
-        "--size",
-    );
+    refused(&with(&floor, &["--size", "300"]), "--size");
+    refused(&with(&floor, &["--mode", "line", "--size", "64"]), "--size");
     refused(&["syscalls", "--cpu", "99999"], "--cpu");
     refused(&["syscalls", "--iterations", "3"], "--iterations");
 }
