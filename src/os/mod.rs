@@ -2,5 +2,8 @@
 //! TSC and its calibration against CLOCK_MONOTONIC, so every program reads time the same way.
 
 pub mod clock;
+pub mod cpu;
+pub mod signal;
+pub mod tsc;
 
 pub use clock::Clock;
