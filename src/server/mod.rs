@@ -446,6 +446,8 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
     let names: Vec<String> = setup.ports.iter().map(|p| p.name().to_string()).collect();
     let started = Instant::now();
     let mut telemetry = Telemetry {
+        assignments: &assignments,
+        names: &names,
         counters: &counters,
         graphs: &graphs,
         collectors: &collectors,
@@ -454,7 +456,7 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         started,
         last_tick: started,
     };
-    let stop_reason = control_loop(cfg, &assignments, &names, &mut telemetry);
+    let stop_reason = control_loop(cfg, &mut telemetry);
     signal::request_stop();
     let (totals, panicked) = join_workers(&mut setup.ports, &assignments, joins, &counters);
     let elapsed_s = started.elapsed().as_secs_f64();
@@ -545,6 +547,8 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
 
 /// What the control thread reads each interval.
 struct Telemetry<'a> {
+    assignments: &'a [Assignment],
+    names: &'a [String],
     counters: &'a [Arc<WorkerCounters>],
     graphs: &'a [Arc<GraphCounters>],
     collectors: &'a [LatencyCollector],
@@ -585,12 +589,7 @@ fn entry_vector_avg(g: &GraphStats) -> f64 {
 
 /// Reports once per interval until the duration passes or a stop is requested; returns why
 /// it stopped.
-fn control_loop(
-    cfg: &ServeConfig,
-    assignments: &[Assignment],
-    names: &[String],
-    t: &mut Telemetry,
-) -> &'static str {
+fn control_loop(cfg: &ServeConfig, t: &mut Telemetry) -> &'static str {
     // net_tap raises a real-time signal per received packet; process-directed signals go to
     // the main thread first, so under load this thread fell behind with its reports and
     // took seconds to notice SIGINT. The PMD's handler only bumps a counter, so any other
@@ -601,10 +600,12 @@ fn control_loop(
     let started = t.started;
     let interval = Duration::from_millis(cfg.interval_ms);
     let deadline = (cfg.duration > 0.0).then(|| started + Duration::from_secs_f64(cfg.duration));
-    let mut prev: Vec<WorkerSnapshot> = t.counters.iter().map(|c| c.snapshot()).collect();
-    let mut prev_graph = GraphStats::sum(&graph_snapshots(t.graphs));
+    let mut prev = Previous {
+        workers: t.counters.iter().map(|c| c.snapshot()).collect(),
+        graph: GraphStats::sum(&graph_snapshots(t.graphs)),
+        service: new_latency_histogram(),
+    };
     let mut next_tick = started + interval;
-    let mut service = new_latency_histogram();
     loop {
         // Short sleeps keep the reaction to a signal or the deadline within a few ms.
         let now = Instant::now();
@@ -623,31 +624,74 @@ fn control_loop(
             continue;
         }
         next_tick += interval;
-        let dt = now.duration_since(t.last_tick).as_secs_f64().max(1e-9);
-        let offset = t.last_tick.duration_since(started).as_secs_f64();
-        t.last_tick = now;
+        let line = t.interval(&mut prev, now);
+        if cfg.json {
+            println!(
+                "{}",
+                serde_json::to_string(&line).expect("report serialises")
+            );
+        } else {
+            println!("{}", line.human());
+        }
+    }
+}
+
+/// The readings an interval is the difference from, and a histogram to collect into.
+struct Previous {
+    workers: Vec<WorkerSnapshot>,
+    graph: GraphStats,
+    service: Histogram<u64>,
+}
+
+impl Telemetry<'_> {
+    /// The interval line from the last tick to `now`.
+    fn interval(&mut self, prev: &mut Previous, now: Instant) -> Interval {
+        let dt = now.duration_since(self.last_tick).as_secs_f64().max(1e-9);
+        let offset = self.last_tick.duration_since(self.started).as_secs_f64();
+        self.last_tick = now;
         let mut line = Interval {
             kind: "interval",
-            elapsed_s: now.duration_since(started).as_secs_f64(),
+            elapsed_s: now.duration_since(self.started).as_secs_f64(),
             rx_pps: 0.0,
             tx_pps: 0.0,
             drops: 0,
-            workers: Vec::with_capacity(t.counters.len()),
+            workers: Vec::with_capacity(self.counters.len()),
             vector_avg: None,
             drops_by_reason: Default::default(),
             nodes: Vec::new(),
             service_ns: None,
         };
+        let tx_drops = self.worker_intervals(&mut line, &mut prev.workers, dt);
+        let mut graph_delta = None;
+        if !self.graphs.is_empty() {
+            let cur = GraphStats::sum(&graph_snapshots(self.graphs));
+            let d = cur.delta(&prev.graph);
+            prev.graph = cur;
+            line.vector_avg = Some(entry_vector_avg(&d));
+            line.nodes = node_lines(&d);
+            graph_delta = Some(d);
+        }
+        line.drops_by_reason = drops_by_reason(graph_delta.as_ref(), tx_drops);
+        line.drops = line.drops_by_reason.values().sum();
+        if !self.collectors.is_empty() {
+            line.service_ns = Some(self.service_interval(&mut prev.service, offset, dt));
+        }
+        line
+    }
+
+    /// Fills the per-worker rates of `line` and returns the tx drops of the interval.
+    fn worker_intervals(&self, line: &mut Interval, prev: &mut [WorkerSnapshot], dt: f64) -> u64 {
         let mut tx_drops = 0;
-        for (i, c) in t.counters.iter().enumerate() {
+        for (i, c) in self.counters.iter().enumerate() {
             let cur = c.snapshot();
             let d = cur.delta(&prev[i]);
             prev[i] = cur;
+            let a = &self.assignments[i];
             let w = WorkerInterval {
                 worker: i,
-                lcore: assignments[i].lcore,
-                port: names[assignments[i].rx_port].clone(),
-                queue: assignments[i].queue,
+                lcore: a.lcore,
+                port: self.names[a.rx_port].clone(),
+                queue: a.queue,
                 rx_pps: d.rx as f64 / dt,
                 tx_pps: d.tx as f64 / dt,
                 drops: d.tx_drops,
@@ -657,44 +701,34 @@ fn control_loop(
             tx_drops += w.drops;
             line.workers.push(w);
         }
-        let mut graph_delta = None;
-        if !t.graphs.is_empty() {
-            let cur = GraphStats::sum(&graph_snapshots(t.graphs));
-            let d = cur.delta(&prev_graph);
-            prev_graph = cur;
-            line.vector_avg = Some(entry_vector_avg(&d));
-            line.nodes = node_lines(&d);
-            graph_delta = Some(d);
+        tx_drops
+    }
+
+    /// Collects the service times the workers handed over this interval into `service`, adds
+    /// them to the run's total and the hlog, and summarises them.
+    fn service_interval(
+        &mut self,
+        service: &mut Histogram<u64>,
+        offset: f64,
+        dt: f64,
+    ) -> ServiceLine {
+        service.reset();
+        for c in self.collectors {
+            c.collect(service);
         }
-        line.drops_by_reason = drops_by_reason(graph_delta.as_ref(), tx_drops);
-        line.drops = line.drops_by_reason.values().sum();
-        if !t.collectors.is_empty() {
-            service.reset();
-            for c in t.collectors {
-                c.collect(&mut service);
-            }
-            line.service_ns = Some(ServiceLine {
-                count: service.len(),
-                p50_ns: service.value_at_quantile(0.5),
-                p99_ns: service.value_at_quantile(0.99),
-                p999_ns: service.value_at_quantile(0.999),
-                max_ns: service.max(),
-            });
-            let _ = t.total_service.add(&service);
-            if let Some(w) = t.hlog.as_mut() {
-                if let Err(e) = w.write_interval(None, offset, dt, &service) {
-                    eprintln!("bypass serve: hlog write failed, no more intervals: {e}");
-                    t.hlog = None;
-                }
+        let _ = self.total_service.add(&*service);
+        if let Some(w) = self.hlog.as_mut() {
+            if let Err(e) = w.write_interval(None, offset, dt, service) {
+                eprintln!("bypass serve: hlog write failed, no more intervals: {e}");
+                self.hlog = None;
             }
         }
-        if cfg.json {
-            println!(
-                "{}",
-                serde_json::to_string(&line).expect("report serialises")
-            );
-        } else {
-            println!("{}", line.human());
+        ServiceLine {
+            count: service.len(),
+            p50_ns: service.value_at_quantile(0.5),
+            p99_ns: service.value_at_quantile(0.99),
+            p999_ns: service.value_at_quantile(0.999),
+            max_ns: service.max(),
         }
     }
 }
