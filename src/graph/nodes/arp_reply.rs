@@ -5,8 +5,8 @@
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::{ArpOperation, ArpPacket, EthernetFrame, Ipv4Address, MacAddress};
 
+use super::kit::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY};
 use super::util::{is_bad_source_ip, ETH_LEN};
-use super::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;

@@ -6,7 +6,7 @@ use crate::wire::{EtherType, MacAddress};
 
 use super::util::{be16, head, ETH_LEN};
 
-use super::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
+use super::kit::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
 
 const NEXTS: &[&str] = &[DROP, ARP_REPLY, IP4_INPUT];
 const NEXT_ARP: u16 = 1;

@@ -5,8 +5,8 @@
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::{IcmpEchoKind, IcmpEchoPacket, IpProtocol, Ipv4Packet, WireError};
 
+use super::kit::{drop_reasons, packet_loop, NodeConfig, ICMP_ECHO};
 use super::util::{ipv4_reverse, is_plain_ipv4, swap_macs, IP_OFF, UDP_OFF};
-use super::{drop_reasons, packet_loop, NodeConfig, ICMP_ECHO};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;

@@ -6,12 +6,12 @@ use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
 use crate::wire::checksum;
 use crate::wire::{IpProtocol, Ipv4Address, Ipv4Packet, WireError};
 
+use super::kit::{
+    drop_reasons, packet_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, PROP_IPV4_UDP, UDP_INPUT,
+};
 use super::util::{
     be16, head, is_bad_source_ip, ETH_LEN, IP_LEN, IP_OFF, IP_SRC, IP_TOTAL_LEN, IP_TTL_PROTO,
     UDP_OFF,
-};
-use super::{
-    drop_reasons, packet_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, PROP_IPV4_UDP, UDP_INPUT,
 };
 
 const NEXTS: &[&str] = &[DROP, ICMP_ECHO, UDP_INPUT];

@@ -14,12 +14,12 @@ use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 
 use crate::wire::checksum;
 
+use super::kit::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
 use super::util::{
     be16, head_mut, ipv4_set_total_len, is_plain_udp, is_plain_udp_head, ns_to_ticks, ticks_to_ns,
     udp_set_len_recompute, udp_set_u32, ETH_LEN, IP_CSUM, IP_SRC, IP_TTL_PROTO, REPLY_TTL,
     UDP_CSUM, UDP_LEN, UDP_OFF, UDP_PAYLOAD_OFF,
 };
-use super::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;

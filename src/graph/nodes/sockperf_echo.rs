@@ -5,11 +5,11 @@ use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::sockperf::FLAG_CLIENT;
 use crate::wire::SockperfHeader;
 
+use super::kit::{drop_reasons, packet_loop, NodeConfig, SOCKPERF_ECHO};
 use super::util::{
     ipv4_reverse, is_plain_udp, read_u16_at, swap_macs, udp_set_u16, udp_swap_ports,
     UDP_PAYLOAD_OFF,
 };
-use super::{drop_reasons, packet_loop, NodeConfig, SOCKPERF_ECHO};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;

@@ -1,13 +1,13 @@
 //! `udp-input`: validates the UDP header and dispatches by destination
 //! port.
 
+use super::kit::{
+    drop_reasons, packet_loop, NodeConfig, PROP_IPV4_UDP, PROP_PLAIN_UDP, RPC_SERVER,
+    SOCKPERF_ECHO, UDP_INPUT,
+};
 use super::util::{
     be16, head, is_plain_udp_head, udp_verify_sum, UDP_CSUM, UDP_LEN_FIELD, UDP_OFF,
     UDP_PAYLOAD_OFF,
-};
-use super::{
-    drop_reasons, packet_loop, NodeConfig, PROP_IPV4_UDP, PROP_PLAIN_UDP, RPC_SERVER,
-    SOCKPERF_ECHO, UDP_INPUT,
 };
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
 
