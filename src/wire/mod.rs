@@ -27,7 +27,7 @@ pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket};
 pub use ethernet::{EtherType, EthernetFrame, MacAddress};
-pub use frame::{emit_request_frame, emit_udp_frame, UdpEndpoints};
+pub use frame::{emit_request_frame, emit_udp_frame, Ipv4Frame, UdpEndpoints, UdpFrame};
 pub use icmp::{IcmpEchoKind, IcmpEchoPacket};
 pub use ipv4::{IpProtocol, Ipv4Address, Ipv4Packet};
 pub use rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, RpcStatus};
