@@ -13,7 +13,7 @@
 //! every bounds check.
 
 use super::checksum;
-use super::ipv4::{IpProtocol, Ipv4Address, Ipv4Packet};
+use super::ipv4::{IpProtocol, Ipv4Address, Ipv4Packet, VER_IHL_PLAIN};
 use super::udp::UdpPacket;
 use super::{read_u16, WireError};
 
@@ -64,9 +64,6 @@ pub const MAX_UDP_PAYLOAD: usize = u16::MAX as usize - (field::PAYLOAD - field::
 /// remaining TTL says nothing about the return path, so a reply starts
 /// afresh like an originating host does.
 pub const TTL: u8 = 64;
-
-/// Version 4 with the 5-word header: the first IPv4 byte of the layout.
-const VER_IHL_PLAIN: u8 = 0x40 | ((field::UDP - field::IP) / 4) as u8;
 
 /// Ethernet + option-less IPv4 ending exactly at `len`, read from a head
 /// of at least the two headers.

@@ -76,7 +76,7 @@ fn layout_is_the_layers_laid_end_to_end() {
     assert_eq!(UDP_HEADERS_LEN, UdpFrame::<&[u8]>::HEADER_LEN);
     assert_eq!(Ipv4Frame::<&[u8]>::HEADER_LEN, 34);
     assert_eq!(MAX_UDP_PAYLOAD, 65_507);
-    assert_eq!(VER_IHL_PLAIN, 0x45);
+    assert_eq!(super::super::ipv4::VER_IHL_PLAIN, 0x45);
 }
 
 #[test]
