@@ -154,6 +154,20 @@ pub(crate) mod test_util {
         00 01 00 00 00 00 00 00 07 65 78 61 6d 70 6c 65
         03 63 6f 6d 00 00 01 00 01";
 
+    /// The client-to-server flow of the frame tests (and of
+    /// docs/protocol.md's worked example).
+    pub(crate) fn client_to_server() -> super::UdpEndpoints {
+        use super::{rpc, Ipv4Address, MacAddress};
+        super::UdpEndpoints {
+            src_mac: MacAddress([0x02, 0, 0, 0, 0, 0x02]),
+            dst_mac: MacAddress([0x02, 0, 0, 0, 0, 0x01]),
+            src_ip: Ipv4Address([198, 18, 0, 2]),
+            dst_ip: Ipv4Address([198, 18, 0, 1]),
+            src_port: 40000,
+            dst_port: rpc::DEFAULT_PORT,
+        }
+    }
+
     /// Parses a whitespace-separated hex dump into bytes.
     pub fn hex(s: &str) -> Vec<u8> {
         s.split_whitespace()

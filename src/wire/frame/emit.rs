@@ -127,16 +127,7 @@ mod tests {
     use super::*;
     use std::fmt::Write;
 
-    fn endpoints() -> UdpEndpoints {
-        UdpEndpoints {
-            src_mac: MacAddress([0x02, 0, 0, 0, 0, 0x02]),
-            dst_mac: MacAddress([0x02, 0, 0, 0, 0, 0x01]),
-            src_ip: Ipv4Address([198, 18, 0, 2]),
-            dst_ip: Ipv4Address([198, 18, 0, 1]),
-            src_port: 40000,
-            dst_port: rpc::DEFAULT_PORT,
-        }
-    }
+    use super::super::super::test_util::client_to_server as endpoints;
 
     /// Parses a frame down to the RPC layer, verifying everything on the way.
     fn parse(frame: &[u8]) -> (UdpEndpoints, RpcRepr, Vec<u8>) {

@@ -3,7 +3,7 @@
 //! the whole-frame emitters and the request-traffic generator built on the
 //! same layout.
 //!
-//! The offsets in [`field`] are derived from each layer's own `field`
+//! The offsets in `frame::field` are derived from each layer's own `field`
 //! module, so the layout is written once, in the layer views; the frame
 //! views only add which layout is the common one and the in-place reply
 //! steps (turn around, rewrite payload words, shorten) that the server

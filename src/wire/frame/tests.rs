@@ -2,20 +2,9 @@
 //! checks accept exactly what a layer-by-layer parse accepts, and every
 //! reply step leaves checksums that a full recompute agrees with.
 
-use super::super::test_util::XorShift;
-use super::super::{rpc, MacAddress, RpcMethod, RpcRepr};
+use super::super::test_util::{client_to_server as endpoints, XorShift};
+use super::super::{rpc, RpcMethod, RpcRepr};
 use super::*;
-
-fn endpoints() -> UdpEndpoints {
-    UdpEndpoints {
-        src_mac: MacAddress([0x02, 0, 0, 0, 0, 0x02]),
-        dst_mac: MacAddress([0x02, 0, 0, 0, 0, 0x01]),
-        src_ip: Ipv4Address([198, 18, 0, 2]),
-        dst_ip: Ipv4Address([198, 18, 0, 1]),
-        src_port: 40000,
-        dst_port: rpc::DEFAULT_PORT,
-    }
-}
 
 fn udp_frame(ep: &UdpEndpoints, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; UDP_HEADERS_LEN + payload.len()];

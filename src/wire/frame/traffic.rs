@@ -34,20 +34,11 @@ pub fn rpc_echo_requests(ep: UdpEndpoints, count: usize, payload: usize) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{
-        EtherType, EthernetFrame, Ipv4Address, Ipv4Packet, MacAddress, RpcHeader, UdpPacket,
-    };
+    use crate::wire::{EtherType, EthernetFrame, Ipv4Packet, RpcHeader, UdpPacket};
 
     #[test]
     fn rpc_echo_requests_are_valid_and_distinct() {
-        let ep = UdpEndpoints {
-            src_mac: MacAddress([2, 0, 0, 0, 0, 2]),
-            dst_mac: MacAddress([2, 0, 0, 0, 0, 1]),
-            src_ip: Ipv4Address([198, 18, 0, 2]),
-            dst_ip: Ipv4Address([198, 18, 0, 1]),
-            src_port: 40000,
-            dst_port: rpc::DEFAULT_PORT,
-        };
+        let ep = crate::wire::test_util::client_to_server();
         for payload in [0usize, 22, 1400] {
             let frames = rpc_echo_requests(ep, 50, payload);
             assert_eq!(frames.len(), 50);
