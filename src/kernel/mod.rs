@@ -8,6 +8,7 @@
 //! each owns its sockets (UDP: one SO_REUSEPORT socket per thread), buffers and counters.
 
 pub mod args;
+pub mod config;
 pub mod counters;
 pub mod framing;
 pub mod handler;
@@ -27,9 +28,12 @@ use std::process::ExitCode;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::options::FieldError;
 use crate::shutdown;
 
-pub use args::{Backend, KernelConfig, KernelServeArgs, Listen, Proto};
+pub use crate::options::{Backend, Proto};
+pub use args::KernelServeArgs;
+pub use config::{KernelConfig, Listen};
 pub use counters::{Counters, DropReason};
 pub use report::{FinalReport, ThreadReport};
 
@@ -39,8 +43,8 @@ use udp::Endpoint;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelError {
-    /// A command-line value is wrong; `flag` names the flag.
-    Invalid { flag: &'static str, msg: String },
+    /// A command-line value is wrong; the field is the flag.
+    Invalid(FieldError),
     /// A socket could not be set up, or a worker failed.
     Io(String),
 }
@@ -48,7 +52,8 @@ pub enum KernelError {
 impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KernelError::Invalid { flag, msg } => write!(f, "{flag}: {msg}"),
+            // `--flag: why`, as the load client says it.
+            KernelError::Invalid(e) => write!(f, "{}: {}", e.field, e.message),
             KernelError::Io(msg) => f.write_str(msg),
         }
     }
@@ -56,9 +61,9 @@ impl fmt::Display for KernelError {
 
 impl std::error::Error for KernelError {}
 
-/// The `bypass kernel-serve` command: validate, serve until stopped, print the report.
+/// The `bypass kernel-serve` command: flags -> config, serve until stopped, print the report.
 pub fn run(args: KernelServeArgs) -> ExitCode {
-    let result = args.to_config().and_then(|cfg| {
+    let result = KernelConfig::from_args(&args).and_then(|cfg| {
         let (report, worker_error) = serve(&cfg)?;
         let mut out = io::stdout().lock();
         let printed = if cfg.json {
@@ -76,7 +81,7 @@ pub fn run(args: KernelServeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("bypass kernel-serve: {e}");
             match e {
-                KernelError::Invalid { .. } => ExitCode::from(2),
+                KernelError::Invalid(e) => e.exit_code(),
                 KernelError::Io(_) => ExitCode::FAILURE,
             }
         }
@@ -308,10 +313,10 @@ fn start_stream(
 fn bind_unix(p: &Path) -> Result<UnixListener, KernelError> {
     if let Ok(meta) = std::fs::symlink_metadata(p) {
         if !meta.file_type().is_socket() {
-            return Err(KernelError::Invalid {
-                flag: "--path",
-                msg: format!("{} exists and is not a socket", p.display()),
-            });
+            return Err(KernelError::Invalid(FieldError::new(
+                "--path",
+                format!("{} exists and is not a socket", p.display()),
+            )));
         }
         if UnixStream::connect(p).is_ok() {
             return Err(KernelError::Io(format!(
