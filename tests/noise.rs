@@ -145,7 +145,7 @@ fn noise_json_shape_and_hgrm_files() {
         let hgrm = PathBuf::from(c["hgrm"].as_str().unwrap());
         assert_eq!(hgrm, PathBuf::from(format!("{prefix}-cpu{want}.hgrm")));
         let text = std::fs::read_to_string(&hgrm).unwrap();
-        let (_, total) = bypass::lab::hgrm_read::parse(&text).unwrap();
+        let (_, total) = bypass::stats::hgrm_read::parse(&text).unwrap();
         assert_eq!(total, u(c, "gaps"));
         let _ = std::fs::remove_file(hgrm);
     }
@@ -246,7 +246,7 @@ fn floor_both_modes_json_and_files() {
         let secs = f(s, "measured_secs");
         assert!(secs > 0.2 && secs < 1.0, "{secs}");
         let (_, total) =
-            bypass::lab::hgrm_read::parse(&std::fs::read_to_string(&hgrm).unwrap()).unwrap();
+            bypass::stats::hgrm_read::parse(&std::fs::read_to_string(&hgrm).unwrap()).unwrap();
         assert_eq!(total, count);
         check_hlog(&hlog, count);
         let _ = std::fs::remove_file(hgrm);

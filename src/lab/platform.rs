@@ -4,40 +4,14 @@
 
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::proc::{Proc, Waited};
-
-/// One CPU of one probe.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CpuNoise {
-    pub cpu: usize,
-    /// Share of the probe's time lost to gaps, percent.
-    pub lost_pct: f64,
-    pub gaps_per_s: f64,
-    pub gap_p50_ns: u64,
-    pub gap_p99_ns: u64,
-    pub gap_p999_ns: u64,
-    pub gap_max_ns: u64,
-    pub over_100us: u64,
-    pub over_1ms: u64,
-    /// Other tasks that ran on this CPU during the probe.
-    pub other_tasks_seen: u64,
-}
-
-/// What an open-loop client at `rate` would see from the platform alone.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ModelRow {
-    pub rate: f64,
-    pub sends: u64,
-    pub in_gap_10us: f64,
-    pub in_gap_100us: f64,
-    pub delay_p50_ns: u64,
-    pub delay_p99_ns: u64,
-    pub delay_p999_ns: u64,
-    pub delay_max_ns: u64,
-}
+pub use crate::contract::platform::{CpuNoise, ModelRow};
+use crate::contract::platform::{
+    NoiseCommand, NoiseReport, Spread, SyscallsCommand, SyscallsReport,
+};
 
 /// One `bypass noise` run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -93,86 +67,56 @@ pub struct Platform {
     pub errors: Vec<String>,
 }
 
-/// Parses `bypass noise --json` (the contract in the noise brief; unknown keys ignored).
-pub fn parse_noise(v: &Value) -> Result<(Vec<CpuNoise>, Vec<ModelRow>), String> {
-    if v["type"] != "noise" {
-        return Err(format!("not a noise report: {v}"));
-    }
-    let u = |o: &Value, k: &str| o[k].as_u64().unwrap_or(0);
-    let f = |o: &Value, k: &str| o[k].as_f64().unwrap_or(0.0);
-    let cpus = v["cpus"]
-        .as_array()
-        .ok_or("noise report without cpus")?
-        .iter()
-        .map(|c| CpuNoise {
-            cpu: u(c, "cpu") as usize,
-            lost_pct: f(c, "lost_pct"),
-            gaps_per_s: f(c, "gaps_per_s"),
-            gap_p50_ns: u(c, "gap_p50_ns"),
-            gap_p99_ns: u(c, "gap_p99_ns"),
-            gap_p999_ns: u(c, "gap_p999_ns"),
-            gap_max_ns: u(c, "gap_max_ns"),
-            over_100us: u(c, "over_100us"),
-            over_1ms: u(c, "over_1ms"),
-            other_tasks_seen: u(c, "other_tasks_seen"),
-        })
-        .collect();
-    let model = v["model"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|r| ModelRow {
-                    rate: f(r, "rate"),
-                    sends: u(r, "sends"),
-                    in_gap_10us: f(r, "in_gap_10us"),
-                    in_gap_100us: f(r, "in_gap_100us"),
-                    delay_p50_ns: u(r, "delay_p50_ns"),
-                    delay_p99_ns: u(r, "delay_p99_ns"),
-                    delay_p999_ns: u(r, "delay_p999_ns"),
-                    delay_max_ns: u(r, "delay_max_ns"),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok((cpus, model))
+/// Reads `bypass noise --json` (unknown keys ignored).
+pub fn parse_noise(text: &str) -> Result<(Vec<CpuNoise>, Vec<ModelRow>), String> {
+    let r: NoiseReport =
+        serde_json::from_str(text).map_err(|e| format!("not a noise report ({e}): {text}"))?;
+    Ok((r.cpus, r.model))
 }
 
-/// Parses `bypass syscalls --json`.
-pub fn parse_syscalls(v: &Value) -> Result<Syscalls, String> {
-    if v["type"] != "syscalls" {
-        return Err(format!("not a syscalls report: {v}"));
-    }
-    let per = |k: &str| -> Result<PerCall, String> {
-        let o = &v[k];
-        let g = |f: &str| {
-            o[f].as_f64()
-                .ok_or_else(|| format!("syscalls report: {k}.{f} missing"))
-        };
+/// Reads `bypass syscalls --json`; a missing figure is refused by name.
+pub fn parse_syscalls(text: &str) -> Result<Syscalls, String> {
+    let r: SyscallsReport =
+        serde_json::from_str(text).map_err(|e| format!("not a syscalls report ({e}): {text}"))?;
+    let per = |k: &str, s: &Spread| -> Result<PerCall, String> {
+        let g =
+            |f: &str, v: Option<f64>| v.ok_or_else(|| format!("syscalls report: {k}.{f} missing"));
         Ok(PerCall {
-            median: g("median")?,
-            min: g("min")?,
-            max: g("max")?,
+            median: g("median", s.median)?,
+            min: g("min", s.min)?,
+            max: g("max", s.max)?,
         })
     };
     Ok(Syscalls {
-        cpu: v["cpu"].as_u64().unwrap_or(0) as usize,
-        getppid_ns: per("getppid_ns")?,
-        udp_send_recv_ns: per("udp_send_recv_ns")?,
-        unix_send_recv_ns: per("unix_send_recv_ns")?,
+        cpu: r.cpu,
+        getppid_ns: per("getppid_ns", &r.getppid_ns)?,
+        udp_send_recv_ns: per("udp_send_recv_ns", &r.udp_send_recv_ns)?,
+        unix_send_recv_ns: per("unix_send_recv_ns", &r.unix_send_recv_ns)?,
         command: String::new(),
     })
 }
 
-/// Runs a program that prints one JSON object on stdout, bounded in time.
-fn run_json(what: &str, argv: &[String], limit: Duration) -> Result<Value, String> {
+/// Runs a program that prints one JSON object on stdout, bounded in time; returns the text.
+fn run_json(what: &str, argv: &[String], limit: Duration) -> Result<String, String> {
     let mut p = Proc::spawn(what, argv)?;
     match p.wait(limit) {
         Waited::Exited(0) => {}
         Waited::Interrupted => return Err("interrupted".into()),
         w => return Err(format!("{what} ended {w:?}: {}", p.stderr_tail(4))),
     }
-    let text = p.stdout.join("\n");
-    serde_json::from_str(&text).map_err(|e| format!("{what} printed no JSON ({e}): {text}"))
+    Ok(p.stdout.join("\n"))
+}
+
+/// Reads a program's JSON report as its contract type.
+pub fn read_report<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("{what} printed no JSON report ({e}): {text}"))
+}
+
+/// The argv of `bypass <sub> ..`.
+fn with_bin(bin: &std::path::Path, args: Vec<String>) -> Vec<String> {
+    let mut argv = vec![bin.to_string_lossy().into_owned()];
+    argv.extend(args);
+    argv
 }
 
 /// `bypass noise --cpus LIST --duration S --json [--model-rates R,..]`.
@@ -182,35 +126,21 @@ pub fn probe(
     secs: f64,
     model_rates: &[f64],
 ) -> Result<(Vec<CpuNoise>, Vec<ModelRow>), String> {
-    let list: Vec<String> = cpus.iter().map(|c| c.to_string()).collect();
-    let mut argv = vec![
-        bin.to_string_lossy().into_owned(),
-        "noise".into(),
-        "--cpus".into(),
-        list.join(","),
-        "--duration".into(),
-        format!("{secs}"),
-        "--json".into(),
-    ];
-    if !model_rates.is_empty() {
-        let rates: Vec<String> = model_rates.iter().map(|r| format!("{r}")).collect();
-        argv.extend(["--model-rates".into(), rates.join(",")]);
-    }
-    let v = run_json("bypass noise", &argv, Duration::from_secs_f64(secs + 20.0))?;
-    parse_noise(&v)
+    let cmd = NoiseCommand {
+        cpus: cpus.to_vec(),
+        duration_s: secs,
+        model_rates: model_rates.to_vec(),
+    };
+    let argv = with_bin(bin, cmd.argv());
+    let text = run_json("bypass noise", &argv, Duration::from_secs_f64(secs + 20.0))?;
+    parse_noise(&text)
 }
 
 /// `bypass syscalls --cpu C --json`.
 pub fn syscalls(bin: &std::path::Path, cpu: usize) -> Result<Syscalls, String> {
-    let argv = vec![
-        bin.to_string_lossy().into_owned(),
-        "syscalls".into(),
-        "--cpu".into(),
-        cpu.to_string(),
-        "--json".into(),
-    ];
-    let v = run_json("bypass syscalls", &argv, Duration::from_secs(60))?;
-    let mut s = parse_syscalls(&v)?;
+    let argv = with_bin(bin, SyscallsCommand { cpu }.argv());
+    let text = run_json("bypass syscalls", &argv, Duration::from_secs(60))?;
+    let mut s = parse_syscalls(&text)?;
     s.command = super::paths::shell_line(&argv);
     Ok(s)
 }
@@ -231,7 +161,7 @@ mod tests {
             "model":[{"rate":10000.0,"sends":10000,"in_gap_1us":0.01,"in_gap_10us":0.002,
                       "in_gap_100us":0.0005,"delay_p50_ns":0,"delay_p99_ns":3000,
                       "delay_p999_ns":400000,"delay_max_ns":1100000}]});
-        let (cpus, model) = parse_noise(&v).unwrap();
+        let (cpus, model) = parse_noise(&v.to_string()).unwrap();
         assert_eq!(cpus.len(), 2);
         assert_eq!(cpus[0].gap_max_ns, 1_200_000);
         assert_eq!(cpus[0].other_tasks_seen, 3);
@@ -242,7 +172,11 @@ mod tests {
             ..Probe::default()
         };
         assert_eq!(p.max_lost_pct(), 2.1);
-        assert!(parse_noise(&json!({"type":"floor"})).is_err());
+        assert!(parse_noise(&json!({"type":"floor"}).to_string()).is_err());
+        assert!(
+            parse_noise(&json!({"type":"noise"}).to_string()).is_err(),
+            "a noise report without cpus"
+        );
     }
 
     #[test]
@@ -251,12 +185,12 @@ mod tests {
             "getppid_ns":{"median":232.0,"min":220.5,"max":260.0},
             "udp_send_recv_ns":{"median":3700.0,"min":3500.0,"max":4100.0},
             "unix_send_recv_ns":{"median":2200.0,"min":2100.0,"max":2500.0}});
-        let s = parse_syscalls(&v).unwrap();
+        let s = parse_syscalls(&v.to_string()).unwrap();
         assert_eq!(s.getppid_ns.median, 232.0);
         assert_eq!(s.unix_send_recv_ns.max, 2500.0);
         let mut broken = v.clone();
         broken["udp_send_recv_ns"] = json!({"median": 1.0});
-        let e = parse_syscalls(&broken).unwrap_err();
+        let e = parse_syscalls(&broken.to_string()).unwrap_err();
         assert!(e.contains("udp_send_recv_ns.min"), "{e}");
     }
 }

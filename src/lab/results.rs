@@ -2,11 +2,10 @@
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
 use super::environment::Environment;
 pub use super::platform::Platform;
+use crate::contract::{self, Verbatim};
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,19 +39,18 @@ pub struct Latency {
 }
 
 impl Latency {
-    /// From a `bypass load --json` summary object.
-    pub fn from_load_summary(s: &Value) -> Option<Latency> {
-        let u = |k: &str| s.get(k).and_then(Value::as_u64);
-        Some(Latency {
-            count: u("count")?,
-            min_ns: u("min_ns")?,
-            mean_ns: s.get("mean_ns").and_then(Value::as_f64)?,
-            p50_ns: u("p50_ns")?,
-            p90_ns: u("p90_ns")?,
-            p99_ns: u("p99_ns")?,
-            p999_ns: u("p999_ns")?,
-            max_ns: u("max_ns")?,
-        })
+    /// From the percentiles of a `bypass load` (or `bypass floor`) summary.
+    pub fn from_report(s: &contract::load::Percentiles) -> Latency {
+        Latency {
+            count: s.count,
+            min_ns: s.min_ns,
+            mean_ns: s.mean_ns,
+            p50_ns: s.p50_ns,
+            p90_ns: s.p90_ns,
+            p99_ns: s.p99_ns,
+            p999_ns: s.p999_ns,
+            max_ns: s.max_ns,
+        }
     }
 
     pub fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> Latency {
@@ -98,15 +96,14 @@ pub struct SendLag {
 }
 
 impl SendLag {
-    /// From a load summary; None in closed loop or from a client without the key.
-    pub fn from_load_summary(s: &Value) -> Option<SendLag> {
-        let l = s.get("send_lag").filter(|v| v.is_object())?;
-        Some(SendLag {
-            p99_ns: l["p99_ns"].as_u64().unwrap_or(0),
-            max_ns: l["max_ns"].as_u64().unwrap_or(0),
-            late_1us_fraction: l["late_1us_fraction"].as_f64().unwrap_or(0.0),
-            behind: l["behind"].as_bool().unwrap_or(false),
-        })
+    /// From a load summary's `send_lag` (None in closed loop).
+    pub fn from_report(l: &contract::load::SendLag) -> SendLag {
+        SendLag {
+            p99_ns: l.p99_ns,
+            max_ns: l.max_ns,
+            late_1us_fraction: l.late_1us_fraction,
+            behind: l.behind,
+        }
     }
 }
 
@@ -318,9 +315,9 @@ pub struct PathResult {
     pub sweep: Vec<SweepPoint>,
     pub throughput: Option<Throughput>,
     /// The server's final report (bypass serve / kernel-serve --json).
-    pub server: Option<Value>,
+    pub server: Option<Verbatim>,
     /// The client's own summary (bypass load --json summary; sockperf's figures).
-    pub client_report: Option<Value>,
+    pub client_report: Option<Verbatim>,
     /// The commands the path ran, for reproducing it by hand.
     pub commands: Vec<String>,
     /// Trouble that did not spoil the measurement (e.g. a server that would not stop when
@@ -347,6 +344,9 @@ pub struct PathResult {
     /// The cross-check client's result of this round, while it runs; not written.
     #[serde(skip)]
     pub cross: Option<Box<PathResult>>,
+    /// This run's send lag from `bypass load` (open loop), for its round; not written.
+    #[serde(skip)]
+    pub send_lag: Option<SendLag>,
 }
 
 impl PathResult {
@@ -385,6 +385,7 @@ impl PathResult {
             noisy_rounds: 0,
             histogram: None,
             cross: None,
+            send_lag: None,
         }
     }
 
@@ -398,9 +399,9 @@ impl PathResult {
 
     /// The server's final report after the client measured; a server that would not stop
     /// cleanly is a warning on figures the client already has, not a failed measurement.
-    pub fn keep_server_report(&mut self, fin: Result<Value, String>) {
+    pub fn keep_server_report<T>(&mut self, fin: Result<contract::Kept<T>, String>) {
         match fin {
-            Ok(v) => self.server = Some(v),
+            Ok(v) => self.server = Some(v.verbatim),
             Err(e) => self.warnings.push(format!("server: {e}")),
         }
     }

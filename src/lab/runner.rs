@@ -1,4 +1,4 @@
-//! Runs a resolved scenario: builds the topologies, runs the paths in order with a progress
+//! Runs a resolved scenario (its plan): builds the topologies, runs the paths in order with a progress
 //! display on stderr, stops at Ctrl-C, tears everything down, writes the results.
 
 use std::io::{IsTerminal, Write};
@@ -7,17 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::caps::Caps;
 use super::environment::Environment;
 use super::paths::{self, Ctx, PathError};
 use super::platform::{self, Platform, Probe};
 use super::plot::{self, Series};
-use super::results::{LabResults, Latency, Loss, PathResult, Round, SendLag, Status};
-use super::scenario::{ResolvedPath, Scenario};
+use super::results::{LabResults, Latency, Loss, PathResult, Round, Status};
+use super::scenario::{LabPlan, ResolvedPath};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
-use super::{figures, hgrm_read, proc, report};
+use super::{figures, proc, report};
 use crate::shutdown;
-use crate::stats::write_percentile_distribution;
+use crate::stats::{hgrm_read, write_percentile_distribution};
 use hdrhistogram::Histogram;
 
 /// "YYYY-mm-dd HH:MM:SS" and "YYYYmmdd-HHMMSS" of a time, UTC.
@@ -259,7 +258,6 @@ fn path_cpus(p: &ResolvedPath) -> Vec<usize> {
 /// Runs `bypass noise` on `cpus` and records the probe (or why there is none).
 fn take_probe(
     bin: &Path,
-    caps: &Caps,
     platform: &mut Platform,
     cpus: &[usize],
     model_rates: &[f64],
@@ -267,14 +265,6 @@ fn take_probe(
     start: Instant,
 ) -> Option<usize> {
     if platform.probe_s <= 0.0 || shutdown::requested() {
-        return None;
-    }
-    if !caps.noise {
-        if platform.errors.is_empty() {
-            platform
-                .errors
-                .push("no probes: this bypass build has no `bypass noise`".into());
-        }
         return None;
     }
     match platform::probe(bin, cpus, platform.probe_s, model_rates) {
@@ -341,10 +331,7 @@ fn fold_round(
             None
         },
         cross_check_first: rr.cross.is_some() && k.is_multiple_of(2),
-        send_lag: rr
-            .client_report
-            .as_ref()
-            .and_then(SendLag::from_load_summary),
+        send_lag: rr.send_lag.take(),
         elapsed_s: rr.elapsed_s,
     });
     r.commands.append(&mut rr.commands);
@@ -437,22 +424,16 @@ fn finish_rounds(
 }
 
 /// Runs the scenario into `out`; returns the results (already written).
-pub fn run(
-    scenario: &Scenario,
-    scenario_file: Option<&Path>,
-    resolved: &[ResolvedPath],
-    out: &Path,
-) -> Result<LabResults, String> {
+pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<LabResults, String> {
     let wall = Instant::now();
     let (started, _) = utc_stamp(SystemTime::now());
     let env = Environment::capture(
-        scenario.placement.client_cpu,
-        scenario.placement.server_cpu,
-        scenario.placement.hugepages,
-        scenario.defaults.poll_mode.as_str(),
+        plan.placement.client_cpu,
+        plan.placement.server_cpu,
+        plan.placement.hugepages,
+        plan.poll_mode.as_str(),
     );
     let bin = std::env::current_exe().map_err(|e| format!("cannot find the bypass binary: {e}"))?;
-    let caps = Caps::probe(&bin);
     let run_dir = RunDir(std::env::temp_dir().join(format!("bypass-lab-{}", std::process::id())));
     std::fs::create_dir_all(&run_dir.0).map_err(|e| format!("{}: {e}", run_dir.0.display()))?;
     if let Some(f) = scenario_file {
@@ -460,14 +441,13 @@ pub fn run(
     }
 
     let progress = Progress::new();
-    let jobs = schedule(resolved);
+    let jobs = schedule(&plan.paths);
     let n = jobs.len();
-    let mut results: Vec<PathResult> = resolved
+    let mut results: Vec<PathResult> = plan
+        .paths
         .iter()
         .map(|p| {
-            let topo = p
-                .topology
-                .map_or("-", |t| scenario.topologies[t].name.as_str());
+            let topo = p.topology.map_or("-", |t| plan.topologies[t].name.as_str());
             let mut r = PathResult::new(
                 &p.name,
                 p.kind.as_str(),
@@ -480,20 +460,20 @@ pub fn run(
             r
         })
         .collect();
-    let mut hists: Vec<Vec<Histogram<u64>>> = vec![Vec::new(); resolved.len()];
-    // A path skipped once (a program this build lacks) is not retried every round.
-    let mut given_up = vec![false; resolved.len()];
+    let mut hists: Vec<Vec<Histogram<u64>>> = vec![Vec::new(); plan.paths.len()];
+    // A path skipped once is not retried every round.
+    let mut given_up = vec![false; plan.paths.len()];
     let mut platform = Platform {
-        probe_s: scenario.platform.probe,
-        noisy_lost_pct: scenario.platform.noisy_lost_pct,
+        probe_s: plan.platform.probe,
+        noisy_lost_pct: plan.platform.noisy_lost_pct,
         ..Platform::default()
     };
     {
         // Topologies live until every path ran; their drop removes namespaces and interfaces.
         let mut topos: Vec<Option<Result<Topology, String>>> =
-            (0..scenario.topologies.len()).map(|_| None).collect();
+            (0..plan.topologies.len()).map(|_| None).collect();
         for (j, job) in jobs.iter().enumerate() {
-            let p = &resolved[job.path];
+            let p = &plan.paths[job.path];
             if given_up[job.path] {
                 continue;
             }
@@ -515,7 +495,6 @@ pub fn run(
             };
             let probe_before = take_probe(
                 &bin,
-                &caps,
                 &mut platform,
                 &path_cpus(p),
                 &p.rates,
@@ -526,10 +505,9 @@ pub fn run(
             let t = Instant::now();
             let ctx = Ctx {
                 bin: bin.clone(),
-                scenario,
+                plan,
                 out,
                 run_dir: &run_dir.0,
-                caps: &caps,
                 round: job.round,
             };
             let mut rr = match job.round {
@@ -541,7 +519,7 @@ pub fn run(
             let outcome = match p.topology {
                 None => paths::run(&ctx, p, None, &mut rr),
                 Some(ti) => {
-                    let spec = &scenario.topologies[ti];
+                    let spec = &plan.topologies[ti];
                     match topos[ti].get_or_insert_with(|| Topology::build(spec, ti, &run_dir.0)) {
                         Ok(topo) => paths::run(&ctx, p, Some(topo), &mut rr),
                         Err(e) => Err(PathError::Failed(format!(
@@ -572,9 +550,9 @@ pub fn run(
     }
     sweep_leftovers();
     drop(run_dir);
-    finish_platform(&bin, &caps, scenario, &mut platform, wall);
+    finish_platform(&bin, plan, &mut platform, wall);
 
-    for (i, p) in resolved.iter().enumerate() {
+    for (i, p) in plan.paths.iter().enumerate() {
         if p.is_latency() && !results[i].rounds.is_empty() {
             if let Err(e) = finish_rounds(out, &mut results[i], &hists[i], &platform) {
                 results[i].status = Status::Failed;
@@ -584,14 +562,14 @@ pub fn run(
     }
     figures::floor_multiples(&mut results);
     figures::platform_models(&mut results, &platform);
-    let verdicts = figures::verdicts(&results, &scenario.comparisons(resolved));
+    let verdicts = figures::verdicts(&results, &plan.comparisons);
 
     let mut env = env;
     env.loadavg_end = super::environment::loadavg();
     let mut lab = LabResults {
-        scenario: scenario.name.clone(),
+        scenario: plan.name.clone(),
         scenario_file: scenario_file.map(|f| f.display().to_string()),
-        description: scenario.description.clone(),
+        description: plan.description.clone(),
         started,
         wall_s: 0.0,
         interrupted: shutdown::requested(),
@@ -611,32 +589,12 @@ pub fn run(
 }
 
 /// The probe after the last path and the syscall tax row, once per lab.
-fn finish_platform(
-    bin: &Path,
-    caps: &Caps,
-    scenario: &Scenario,
-    platform: &mut Platform,
-    wall: Instant,
-) {
-    let pl = &scenario.placement;
+fn finish_platform(bin: &Path, plan: &LabPlan, platform: &mut Platform, wall: Instant) {
+    let pl = &plan.placement;
     let mut cpus = vec![pl.client_cpu, pl.server_cpu];
     cpus.dedup();
-    platform.end_probe = take_probe(
-        bin,
-        caps,
-        platform,
-        &cpus,
-        &[],
-        ("end".into(), None, None),
-        wall,
-    );
-    if !scenario.platform.syscalls || shutdown::requested() {
-        return;
-    }
-    if !caps.syscalls {
-        platform
-            .errors
-            .push("no syscall row: this bypass build has no `bypass syscalls`".into());
+    platform.end_probe = take_probe(bin, platform, &cpus, &[], ("end".into(), None, None), wall);
+    if !plan.platform.syscalls || shutdown::requested() {
         return;
     }
     eprintln!("bypass lab: syscall tax on CPU {}", pl.client_cpu);
@@ -649,6 +607,7 @@ fn finish_platform(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::scenario::Scenario;
 
     #[test]
     fn schedule_interleaves_rounds_and_runs_sweeps_once() {
@@ -681,7 +640,8 @@ plan = { mode = "ping-pong" }
         let paths = Scenario::from_toml(text)
             .unwrap()
             .resolve_with_cpus(2)
-            .unwrap();
+            .unwrap()
+            .paths;
         let order: Vec<(usize, Option<u32>)> =
             schedule(&paths).iter().map(|j| (j.path, j.round)).collect();
         assert_eq!(

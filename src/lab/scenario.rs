@@ -9,6 +9,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::contract::platform::FloorMode;
+use crate::options::RateSweep;
+use crate::options::{Backend, PollMode, Proto, WaitMode};
+
 /// A scenario error: `field` is the TOML path of the offending value (e.g. `path[2].topology`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScenarioError {
@@ -95,7 +99,7 @@ pub struct Defaults {
     /// The fast path's poll mode.
     pub poll_mode: PollMode,
     /// How the client waits for replies.
-    pub wait: Wait,
+    pub wait: WaitMode,
     /// Rounds of every latency path, interleaved A B C .. A B C (sweeps and throughput paths
     /// run once, in the first round).
     pub repeats: u32,
@@ -132,40 +136,8 @@ impl Default for Defaults {
             warmup: 0.5,
             size: 32,
             poll_mode: PollMode::Busy,
-            wait: Wait::Busy,
+            wait: WaitMode::Busy,
             repeats: 1,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PollMode {
-    Busy,
-    Adaptive,
-}
-
-impl PollMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PollMode::Busy => "busy",
-            PollMode::Adaptive => "adaptive",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Wait {
-    Busy,
-    Blocking,
-}
-
-impl Wait {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Wait::Busy => "busy",
-            Wait::Blocking => "blocking",
         }
     }
 }
@@ -259,42 +231,6 @@ impl PathKind {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Proto {
-    Udp,
-    Tcp,
-    Unix,
-}
-
-impl Proto {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-            Proto::Unix => "unix",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Backend {
-    Blocking,
-    Busy,
-    Batch,
-}
-
-impl Backend {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Blocking => "blocking",
-            Backend::Busy => "busy",
-            Backend::Batch => "batch",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum Client {
     /// `bypass load` over kernel sockets (udp, or tcp/unix per the path's proto).
     Load,
@@ -317,25 +253,6 @@ impl Client {
     }
 }
 
-/// How `bypass floor` passes its message (a limit path's `floor_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FloorMode {
-    /// A single-producer single-consumer ring of slots each way.
-    Ring,
-    /// One cache-line mailbox each way.
-    Line,
-}
-
-impl FloorMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FloorMode::Ring => "ring",
-            FloorMode::Line => "line",
-        }
-    }
-}
-
 /// A second client measuring the same server process in every round of a path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -352,7 +269,7 @@ pub enum PlanMode {
     /// Open loop at one rate.
     Rate,
     /// Open loop at each rate of `rates` (A:B:STEP), one measurement per point
-    /// (`bypass load --rates`, or one run per point when the build lacks it).
+    /// (one `bypass load --rates` run).
     Sweep,
 }
 
@@ -390,7 +307,7 @@ pub struct PathSpec {
     /// Default: load (none for throughput, load-dpdk for fastpath-memif).
     pub client: Option<Client>,
     /// Client wait mode (default: defaults.wait).
-    pub wait: Option<Wait>,
+    pub wait: Option<WaitMode>,
     pub size: Option<usize>,
     pub plan: Plan,
     pub server_cpu: Option<usize>,
@@ -405,6 +322,30 @@ pub struct PathSpec {
     pub floor_mode: Option<FloorMode>,
 }
 
+/// A scenario resolved: everything the runner needs, owned, so the raw scenario does not
+/// travel beside it.
+#[derive(Debug, Clone)]
+pub struct LabPlan {
+    pub name: String,
+    pub description: String,
+    pub placement: Placement,
+    /// The defaults' poll mode, which the environment section names.
+    pub poll_mode: PollMode,
+    pub platform: PlatformSpec,
+    /// The topologies the paths' `topology` indexes point into.
+    pub topologies: Vec<TopologySpec>,
+    pub paths: Vec<ResolvedPath>,
+    /// The pairs the report compares, as path names (see [`Scenario::comparisons`]).
+    pub comparisons: Vec<(String, String)>,
+}
+
+impl LabPlan {
+    /// The topology a path runs on (None for a limit path).
+    pub fn topology_of(&self, p: &ResolvedPath) -> Option<&TopologySpec> {
+        p.topology.map(|t| &self.topologies[t])
+    }
+}
+
 /// A path with every default filled in, ready to run.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResolvedPath {
@@ -417,7 +358,7 @@ pub struct ResolvedPath {
     pub backend: Backend,
     pub poll_mode: PollMode,
     pub client: Client,
-    pub wait: Wait,
+    pub wait: WaitMode,
     pub size: usize,
     pub mode: PlanMode,
     pub duration: f64,
@@ -443,31 +384,21 @@ impl ResolvedPath {
     }
 }
 
-/// Parses "A:B:STEP" into A, A+STEP, ... up to B inclusive.
-pub fn parse_rates(s: &str) -> Result<Vec<f64>, String> {
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 3 {
-        return Err(format!("expected A:B:STEP, got {s:?}"));
+/// Most points a lab sweep may have: a lab rule on top of [`RateSweep`]'s own limit, since
+/// every point costs a warmup and a duration of the lab's wall time.
+pub const MAX_LAB_SWEEP_POINTS: usize = 100;
+
+/// The points of a sweep's "A:B:STEP", by the load client's own parser (so the lab names the
+/// same rates, and the same .hgrm files, as `bypass load --rates`), within the lab's cap.
+pub fn sweep_points(spec: &str) -> Result<Vec<f64>, String> {
+    let points = RateSweep::parse(spec)?.points().to_vec();
+    if points.len() > MAX_LAB_SWEEP_POINTS {
+        return Err(format!(
+            "{} points; a lab sweep runs at most {MAX_LAB_SWEEP_POINTS} (each costs warmup + duration)",
+            points.len()
+        ));
     }
-    let num = |p: &str| -> Result<f64, String> {
-        let v: f64 = p
-            .trim()
-            .parse()
-            .map_err(|_| format!("{p:?} is not a number"))?;
-        if !v.is_finite() || v <= 0.0 {
-            return Err(format!("{p:?} must be a positive number"));
-        }
-        Ok(v)
-    };
-    let (a, b, step) = (num(parts[0])?, num(parts[1])?, num(parts[2])?);
-    if b < a {
-        return Err(format!("end {b} is below start {a}"));
-    }
-    let n = ((b - a) / step).floor() as u64 + 1;
-    if n > 100 {
-        return Err(format!("{n} points; at most 100"));
-    }
-    Ok((0..n).map(|i| a + step * i as f64).collect())
+    Ok(points)
 }
 
 /// 198.18.0.0/15, the RFC 2544 benchmarking range: the only addresses the lab uses.
@@ -517,13 +448,30 @@ impl Scenario {
         })
     }
 
-    /// Checks everything that can be checked without touching the machine, and fills in the
-    /// defaults of each path.
-    pub fn resolve(&self) -> Result<Vec<ResolvedPath>, ScenarioError> {
+    /// Checks everything that can be checked without touching the machine, fills in the
+    /// defaults of each path, and returns the plan the runner follows.
+    pub fn resolve(&self) -> Result<LabPlan, ScenarioError> {
         self.resolve_with_cpus(cpu_count())
     }
 
-    pub fn resolve_with_cpus(&self, cpus: usize) -> Result<Vec<ResolvedPath>, ScenarioError> {
+    pub fn resolve_with_cpus(&self, cpus: usize) -> Result<LabPlan, ScenarioError> {
+        self.check_settings(cpus)?;
+        let paths = self.resolve_paths(cpus)?;
+        self.check_compare(&paths)?;
+        Ok(LabPlan {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            placement: self.placement.clone(),
+            poll_mode: self.defaults.poll_mode,
+            platform: self.platform.clone(),
+            topologies: self.topologies.clone(),
+            comparisons: self.comparisons(&paths),
+            paths,
+        })
+    }
+
+    /// The scenario-wide settings: name, placement, defaults, platform, topologies.
+    fn check_settings(&self, cpus: usize) -> Result<(), ScenarioError> {
         if self.name.trim().is_empty() {
             return Err(err("name", "must not be empty"));
         }
@@ -566,8 +514,11 @@ impl Scenario {
                 "must be a percentage in [0, 100]",
             ));
         }
-        self.check_topologies()?;
+        self.check_topologies()
+    }
 
+    /// Every path with its defaults, names unique.
+    fn resolve_paths(&self, cpus: usize) -> Result<Vec<ResolvedPath>, ScenarioError> {
         let mut names = HashSet::new();
         let mut out = Vec::new();
         for (i, ps) in self.paths.iter().enumerate() {
@@ -593,13 +544,12 @@ impl Scenario {
             };
             out.push(r);
         }
-        self.check_compare(&out)?;
         Ok(out)
     }
 
     /// The pairs the report compares: `compare` as given, or the default pairs (each fast
     /// path against the busy kernel UDP ping-pong path on its own topology, else on loopback).
-    pub fn comparisons(&self, paths: &[ResolvedPath]) -> Vec<(String, String)> {
+    fn comparisons(&self, paths: &[ResolvedPath]) -> Vec<(String, String)> {
         if let Some(c) = &self.compare {
             return c.iter().map(|p| (p[0].clone(), p[1].clone())).collect();
         }
@@ -753,7 +703,7 @@ impl Scenario {
             backend: Backend::Busy,
             poll_mode: PollMode::Busy,
             client: Client::None,
-            wait: Wait::Busy,
+            wait: WaitMode::Busy,
             size,
             mode: PlanMode::PingPong,
             duration,
@@ -858,240 +808,52 @@ impl Scenario {
         Ok(())
     }
 
+    /// A server path (every kind but `limit`): its topology, server, client, load plan and
+    /// CPUs, each checked where it is decided.
     fn resolve_path(
         &self,
         ps: &PathSpec,
         cpus: usize,
         f: &dyn Fn(&str) -> String,
     ) -> Result<ResolvedPath, ScenarioError> {
-        let d = &self.defaults;
-        let topo_name = ps.topology.as_deref().ok_or_else(|| {
-            err(
-                f("topology"),
-                format!("a {} path needs a topology", ps.kind.as_str()),
-            )
-        })?;
-        let topo_idx = self
-            .topologies
-            .iter()
-            .position(|t| t.name == topo_name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self.topologies.iter().map(|t| t.name.as_str()).collect();
-                err(
-                    f("topology"),
-                    format!(
-                        "no topology named {:?} (have: {})",
-                        topo_name,
-                        known.join(", ")
-                    ),
-                )
-            })?;
+        let topo_idx = self.path_topology(ps, f)?;
         let topo = &self.topologies[topo_idx];
         let tk = topo.kind;
-
-        let client = ps.client.unwrap_or(match ps.kind {
-            PathKind::Throughput => Client::None,
-            PathKind::FastpathMemif => Client::LoadDpdk,
-            _ => Client::Load,
-        });
-        let proto = ps.proto.unwrap_or(Proto::Udp);
-        let backend = ps.backend.unwrap_or(Backend::Blocking);
-        if ps.kind != PathKind::KernelServe && (ps.proto.is_some() || ps.backend.is_some()) {
-            return Err(err(
-                f("proto"),
-                "proto and backend are kernel-serve settings",
-            ));
-        }
-        if backend == Backend::Batch && proto != Proto::Udp {
-            return Err(err(f("backend"), "batch is udp only"));
-        }
-        if ps.kind == PathKind::KernelServe && ps.poll_mode.is_some() {
-            return Err(err(
-                f("poll_mode"),
-                "a fast path setting; kernel-serve uses backend",
-            ));
-        }
-
-        // Which topology each server kind can stand on, and which clients reach it.
-        let topo_ok = match ps.kind {
-            PathKind::KernelServe => matches!(tk, TopologyKind::Veth | TopologyKind::Loopback),
-            PathKind::Fastpath => {
-                matches!(
-                    tk,
-                    TopologyKind::Veth | TopologyKind::Tap | TopologyKind::Nic
-                )
-            }
-            PathKind::FastpathMemif => tk == TopologyKind::Memif,
-            PathKind::Throughput => tk == TopologyKind::Pcap,
-            PathKind::Limit => false,
-        };
-        if !topo_ok {
-            return Err(err(
-                f("topology"),
-                format!(
-                    "a {} path cannot run on {:?}, a {} topology",
-                    ps.kind.as_str(),
-                    topo.name,
-                    tk.as_str()
-                ),
-            ));
-        }
-        let client_ok = match (ps.kind, client) {
-            (PathKind::Throughput, Client::None) => true,
-            (PathKind::Throughput, _) | (_, Client::None) => false,
-            (PathKind::FastpathMemif, c) => c == Client::LoadDpdk,
-            (PathKind::KernelServe, Client::Load) => true,
-            (PathKind::KernelServe, Client::Sockperf) => proto == Proto::Udp,
-            (PathKind::KernelServe, Client::LoadDpdk) => false,
-            (PathKind::Fastpath, Client::Load | Client::Sockperf) => {
-                tk != TopologyKind::Nic || topo.client_iface.is_some()
-            }
-            (PathKind::Fastpath, Client::LoadDpdk) => {
-                tk == TopologyKind::Nic && !topo.client_eal.is_empty()
-            }
-            (PathKind::Limit, _) => false,
-        };
-        if !client_ok {
-            return Err(err(
-                f("client"),
-                format!(
-                    "client {} cannot measure a {} path on a {} topology{}",
-                    client.as_str(),
-                    ps.kind.as_str(),
-                    tk.as_str(),
-                    if ps.kind == PathKind::KernelServe && proto != Proto::Udp {
-                        " with this proto"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-        }
-        if matches!(proto, Proto::Tcp | Proto::Unix) && tk != TopologyKind::Loopback {
-            return Err(err(
-                f("proto"),
-                "tcp and unix paths run on a loopback topology",
-            ));
-        }
-
-        let plan = &ps.plan;
-        let duration = positive_secs(f("plan.duration"), plan.duration.unwrap_or(d.duration))?;
-        let warmup = plan.warmup.unwrap_or(d.warmup);
-        if !warmup.is_finite() || !(0.0..=600.0).contains(&warmup) {
-            return Err(err(f("plan.warmup"), "must be in [0, 600] seconds"));
-        }
-        let mut rate = None;
-        let mut rates = Vec::new();
-        match plan.mode {
-            PlanMode::PingPong => {
-                if plan.rate.is_some() || plan.rates.is_some() {
-                    return Err(err(f("plan.rate"), "ping-pong has no rate"));
-                }
-            }
-            PlanMode::Rate => {
-                let r = plan
-                    .rate
-                    .ok_or_else(|| err(f("plan.rate"), "mode \"rate\" needs rate = N"))?;
-                if !r.is_finite() || r <= 0.0 {
-                    return Err(err(f("plan.rate"), "must be a positive number"));
-                }
-                rate = Some(r);
-            }
-            PlanMode::Sweep => {
-                let s = plan.rates.as_deref().ok_or_else(|| {
-                    err(f("plan.rates"), "mode \"sweep\" needs rates = \"A:B:STEP\"")
-                })?;
-                rates = parse_rates(s).map_err(|m| err(f("plan.rates"), m))?;
-            }
-        }
-        if ps.kind == PathKind::Throughput && plan.mode != PlanMode::PingPong {
-            return Err(err(
-                f("plan.mode"),
-                "a throughput path replays a pcap as fast as it can: use mode = \"ping-pong\" (duration and rounds only)",
-            ));
-        }
-        if ps.kind != PathKind::Throughput && plan.rounds.is_some() {
-            return Err(err(f("plan.rounds"), "only for throughput paths"));
-        }
-        let rounds = plan.rounds.unwrap_or(1);
-        if !(1..=10).contains(&rounds) {
-            return Err(err(f("plan.rounds"), "must be in 1..=10"));
-        }
-        if client == Client::Sockperf && plan.mode != PlanMode::PingPong {
-            return Err(err(
-                f("plan.mode"),
-                "the sockperf client runs ping-pong only",
-            ));
-        }
-        let size = ps.size.unwrap_or(d.size);
+        let (proto, backend) = server_settings(ps, f)?;
+        let client = path_client(ps, topo, proto, f)?;
+        let load = self.path_load(ps, client, f)?;
+        let size = ps.size.unwrap_or(self.defaults.size);
         if size > 8192 {
             return Err(err(f("size"), "at most 8192 bytes"));
         }
-        let wait = ps.wait.unwrap_or(d.wait);
-        if plan.mode != PlanMode::PingPong && wait == Wait::Blocking && client != Client::None {
+        let wait = ps.wait.unwrap_or(self.defaults.wait);
+        if load.mode != PlanMode::PingPong && wait == WaitMode::Blocking && client != Client::None {
             return Err(err(
                 f("wait"),
                 "open-loop clients pace by spinning: use wait = \"busy\"",
             ));
         }
-        let poll_mode = ps.poll_mode.unwrap_or(d.poll_mode);
-
-        let server_cpu = ps.server_cpu.unwrap_or(self.placement.server_cpu);
-        let client_cpu = ps.client_cpu.unwrap_or(self.placement.client_cpu);
-        for (k, c) in [("server_cpu", server_cpu), ("client_cpu", client_cpu)] {
-            if c >= cpus {
-                return Err(err(f(k), format!("CPU {c} does not exist ({cpus} CPUs)")));
-            }
-        }
-        // Busy pollers own a core: two on one CPU measure the scheduler, not the path.
-        let server_busy = match ps.kind {
-            PathKind::KernelServe => backend == Backend::Busy,
-            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => {
-                poll_mode == PollMode::Busy
-            }
-            PathKind::Limit => true,
+        let poll_mode = ps.poll_mode.unwrap_or(self.defaults.poll_mode);
+        let busy = Busy {
+            server: match ps.kind {
+                PathKind::KernelServe => backend == Backend::Busy,
+                PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => {
+                    poll_mode == PollMode::Busy
+                }
+                PathKind::Limit => true,
+            },
+            client: match client {
+                Client::None => false,
+                Client::LoadDpdk => true,
+                Client::Load => wait == WaitMode::Busy || load.mode != PlanMode::PingPong,
+                Client::Sockperf => wait == WaitMode::Busy,
+            },
         };
-        let client_busy = match client {
-            Client::None => false,
-            Client::LoadDpdk => true,
-            Client::Load => wait == Wait::Busy || plan.mode != PlanMode::PingPong,
-            Client::Sockperf => wait == Wait::Busy,
-        };
-        if server_busy && client_busy && server_cpu == client_cpu {
-            return Err(err(
-                f("client_cpu"),
-                format!("server and client both busy-poll on CPU {server_cpu}; busy pollers need a core each"),
-            ));
-        }
-        let dpdk_server = matches!(
-            ps.kind,
-            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput
-        );
-        if dpdk_server && server_cpu == client_cpu {
-            return Err(err(
-                f("server_cpu"),
-                "the fast path's worker lcore needs its own CPU, apart from the control lcore on client_cpu",
-            ));
-        }
-
+        let (server_cpu, client_cpu) = self.path_cpus(ps, cpus, busy, f)?;
         if ps.floor_mode.is_some() {
             return Err(err(f("floor_mode"), "only for kind = \"limit\""));
         }
-        if ps.cross_check.is_some() {
-            let ok = client == Client::Load
-                && plan.mode == PlanMode::PingPong
-                && match ps.kind {
-                    PathKind::KernelServe => proto == Proto::Udp,
-                    PathKind::Fastpath => tk != TopologyKind::Nic || topo.client_iface.is_some(),
-                    _ => false,
-                };
-            if !ok {
-                return Err(err(
-                    f("cross_check"),
-                    "sockperf cross-checks a ping-pong path measured by client = \"load\" on a kernel-serve udp or fastpath server",
-                ));
-            }
-        }
+        check_cross_check(ps, topo, proto, client, load.mode, f)?;
         let repeats = self.repeats_of(ps, f)?;
         let mut description = ps
             .description
@@ -1111,13 +873,13 @@ impl Scenario {
             client,
             wait,
             size,
-            mode: plan.mode,
-            duration,
-            warmup,
-            rate,
-            rates,
-            rates_spec: plan.rates.clone().unwrap_or_default(),
-            rounds,
+            mode: load.mode,
+            duration: load.duration,
+            warmup: load.warmup,
+            rate: load.rate,
+            rates: load.rates,
+            rates_spec: load.rates_spec,
+            rounds: load.rounds,
             server_cpu,
             client_cpu,
             repeats,
@@ -1125,6 +887,301 @@ impl Scenario {
             floor_mode: FloorMode::Ring,
         })
     }
+
+    /// The index of the path's topology.
+    fn path_topology(
+        &self,
+        ps: &PathSpec,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<usize, ScenarioError> {
+        let topo_name = ps.topology.as_deref().ok_or_else(|| {
+            err(
+                f("topology"),
+                format!("a {} path needs a topology", ps.kind.as_str()),
+            )
+        })?;
+        self.topologies
+            .iter()
+            .position(|t| t.name == topo_name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.topologies.iter().map(|t| t.name.as_str()).collect();
+                err(
+                    f("topology"),
+                    format!(
+                        "no topology named {:?} (have: {})",
+                        topo_name,
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The plan's mode, times and rates (`rounds` for throughput paths).
+    fn path_load(
+        &self,
+        ps: &PathSpec,
+        client: Client,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<LoadPlan, ScenarioError> {
+        let plan = &ps.plan;
+        let d = &self.defaults;
+        let duration = positive_secs(f("plan.duration"), plan.duration.unwrap_or(d.duration))?;
+        let warmup = plan.warmup.unwrap_or(d.warmup);
+        if !warmup.is_finite() || !(0.0..=600.0).contains(&warmup) {
+            return Err(err(f("plan.warmup"), "must be in [0, 600] seconds"));
+        }
+        let (rate, rates) = plan_rates(plan, f)?;
+        if ps.kind == PathKind::Throughput && plan.mode != PlanMode::PingPong {
+            return Err(err(
+                f("plan.mode"),
+                "a throughput path replays a pcap as fast as it can: use mode = \"ping-pong\" (duration and rounds only)",
+            ));
+        }
+        if ps.kind != PathKind::Throughput && plan.rounds.is_some() {
+            return Err(err(f("plan.rounds"), "only for throughput paths"));
+        }
+        let rounds = plan.rounds.unwrap_or(1);
+        if !(1..=10).contains(&rounds) {
+            return Err(err(f("plan.rounds"), "must be in 1..=10"));
+        }
+        if client == Client::Sockperf && plan.mode != PlanMode::PingPong {
+            return Err(err(
+                f("plan.mode"),
+                "the sockperf client runs ping-pong only",
+            ));
+        }
+        Ok(LoadPlan {
+            mode: plan.mode,
+            duration,
+            warmup,
+            rate,
+            rates,
+            rates_spec: plan.rates.clone().unwrap_or_default(),
+            rounds,
+        })
+    }
+
+    /// The server and client CPUs: existing, and a core each for two busy pollers and for
+    /// the fast path's worker.
+    fn path_cpus(
+        &self,
+        ps: &PathSpec,
+        cpus: usize,
+        busy: Busy,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<(usize, usize), ScenarioError> {
+        let server_cpu = ps.server_cpu.unwrap_or(self.placement.server_cpu);
+        let client_cpu = ps.client_cpu.unwrap_or(self.placement.client_cpu);
+        for (k, c) in [("server_cpu", server_cpu), ("client_cpu", client_cpu)] {
+            if c >= cpus {
+                return Err(err(f(k), format!("CPU {c} does not exist ({cpus} CPUs)")));
+            }
+        }
+        // Busy pollers own a core: two on one CPU measure the scheduler, not the path.
+        if busy.server && busy.client && server_cpu == client_cpu {
+            return Err(err(
+                f("client_cpu"),
+                format!("server and client both busy-poll on CPU {server_cpu}; busy pollers need a core each"),
+            ));
+        }
+        let dpdk_server = matches!(
+            ps.kind,
+            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput
+        );
+        if dpdk_server && server_cpu == client_cpu {
+            return Err(err(
+                f("server_cpu"),
+                "the fast path's worker lcore needs its own CPU, apart from the control lcore on client_cpu",
+            ));
+        }
+        Ok((server_cpu, client_cpu))
+    }
+}
+
+/// Whether a path's server and its client spin (and so each need a core).
+#[derive(Debug, Clone, Copy)]
+struct Busy {
+    server: bool,
+    client: bool,
+}
+
+/// A path's load plan with its defaults filled in.
+struct LoadPlan {
+    mode: PlanMode,
+    duration: f64,
+    warmup: f64,
+    rate: Option<f64>,
+    rates: Vec<f64>,
+    rates_spec: String,
+    rounds: u32,
+}
+
+/// The rate of a `rate` plan, or the points of a `sweep`.
+fn plan_rates(
+    plan: &Plan,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(Option<f64>, Vec<f64>), ScenarioError> {
+    match plan.mode {
+        PlanMode::PingPong => {
+            if plan.rate.is_some() || plan.rates.is_some() {
+                return Err(err(f("plan.rate"), "ping-pong has no rate"));
+            }
+            Ok((None, Vec::new()))
+        }
+        PlanMode::Rate => {
+            let r = plan
+                .rate
+                .ok_or_else(|| err(f("plan.rate"), "mode \"rate\" needs rate = N"))?;
+            if !r.is_finite() || r <= 0.0 {
+                return Err(err(f("plan.rate"), "must be a positive number"));
+            }
+            Ok((Some(r), Vec::new()))
+        }
+        PlanMode::Sweep => {
+            let s = plan
+                .rates
+                .as_deref()
+                .ok_or_else(|| err(f("plan.rates"), "mode \"sweep\" needs rates = \"A:B:STEP\""))?;
+            let rates = sweep_points(s).map_err(|m| err(f("plan.rates"), m))?;
+            Ok((None, rates))
+        }
+    }
+}
+
+/// The kernel server's proto and backend (defaults for other kinds, which may not set them).
+fn server_settings(
+    ps: &PathSpec,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(Proto, Backend), ScenarioError> {
+    let proto = ps.proto.unwrap_or(Proto::Udp);
+    let backend = ps.backend.unwrap_or(Backend::Blocking);
+    if ps.kind != PathKind::KernelServe && (ps.proto.is_some() || ps.backend.is_some()) {
+        return Err(err(
+            f("proto"),
+            "proto and backend are kernel-serve settings",
+        ));
+    }
+    if backend == Backend::Batch && proto != Proto::Udp {
+        return Err(err(f("backend"), "batch is udp only"));
+    }
+    if ps.kind == PathKind::KernelServe && ps.poll_mode.is_some() {
+        return Err(err(
+            f("poll_mode"),
+            "a fast path setting; kernel-serve uses backend",
+        ));
+    }
+    Ok((proto, backend))
+}
+
+/// The path's client, once the server kind is known to stand on this topology and the client
+/// to reach it there.
+fn path_client(
+    ps: &PathSpec,
+    topo: &TopologySpec,
+    proto: Proto,
+    f: &dyn Fn(&str) -> String,
+) -> Result<Client, ScenarioError> {
+    let tk = topo.kind;
+    let client = ps.client.unwrap_or(match ps.kind {
+        PathKind::Throughput => Client::None,
+        PathKind::FastpathMemif => Client::LoadDpdk,
+        _ => Client::Load,
+    });
+    // Which topology each server kind can stand on, and which clients reach it.
+    let topo_ok = match ps.kind {
+        PathKind::KernelServe => matches!(tk, TopologyKind::Veth | TopologyKind::Loopback),
+        PathKind::Fastpath => {
+            matches!(
+                tk,
+                TopologyKind::Veth | TopologyKind::Tap | TopologyKind::Nic
+            )
+        }
+        PathKind::FastpathMemif => tk == TopologyKind::Memif,
+        PathKind::Throughput => tk == TopologyKind::Pcap,
+        PathKind::Limit => false,
+    };
+    if !topo_ok {
+        return Err(err(
+            f("topology"),
+            format!(
+                "a {} path cannot run on {:?}, a {} topology",
+                ps.kind.as_str(),
+                topo.name,
+                tk.as_str()
+            ),
+        ));
+    }
+    if !client_reaches(ps.kind, client, topo, proto) {
+        return Err(err(
+            f("client"),
+            format!(
+                "client {} cannot measure a {} path on a {} topology{}",
+                client.as_str(),
+                ps.kind.as_str(),
+                tk.as_str(),
+                if ps.kind == PathKind::KernelServe && proto != Proto::Udp {
+                    " with this proto"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if matches!(proto, Proto::Tcp | Proto::Unix) && tk != TopologyKind::Loopback {
+        return Err(err(
+            f("proto"),
+            "tcp and unix paths run on a loopback topology",
+        ));
+    }
+    Ok(client)
+}
+
+/// Whether `client` can measure a `kind` server on `topo`.
+fn client_reaches(kind: PathKind, client: Client, topo: &TopologySpec, proto: Proto) -> bool {
+    let tk = topo.kind;
+    match (kind, client) {
+        (PathKind::Throughput, Client::None) => true,
+        (PathKind::Throughput, _) | (_, Client::None) => false,
+        (PathKind::FastpathMemif, c) => c == Client::LoadDpdk,
+        (PathKind::KernelServe, Client::Load) => true,
+        (PathKind::KernelServe, Client::Sockperf) => proto == Proto::Udp,
+        (PathKind::KernelServe, Client::LoadDpdk) => false,
+        (PathKind::Fastpath, Client::Load | Client::Sockperf) => {
+            tk != TopologyKind::Nic || topo.client_iface.is_some()
+        }
+        (PathKind::Fastpath, Client::LoadDpdk) => {
+            tk == TopologyKind::Nic && !topo.client_eal.is_empty()
+        }
+        (PathKind::Limit, _) => false,
+    }
+}
+
+/// `cross_check`: only on a ping-pong `bypass load` path whose server sockperf can reach.
+fn check_cross_check(
+    ps: &PathSpec,
+    topo: &TopologySpec,
+    proto: Proto,
+    client: Client,
+    mode: PlanMode,
+    f: &dyn Fn(&str) -> String,
+) -> Result<(), ScenarioError> {
+    if ps.cross_check.is_none() {
+        return Ok(());
+    }
+    let ok = client == Client::Load
+        && mode == PlanMode::PingPong
+        && match ps.kind {
+            PathKind::KernelServe => proto == Proto::Udp,
+            PathKind::Fastpath => topo.kind != TopologyKind::Nic || topo.client_iface.is_some(),
+            _ => false,
+        };
+    if ok {
+        return Ok(());
+    }
+    Err(err(
+        f("cross_check"),
+        "sockperf cross-checks a ping-pong path measured by client = \"load\" on a kernel-serve udp or fastpath server",
+    ))
 }
 
 /// The default one-line description of what a path measures.
@@ -1135,7 +1192,7 @@ fn describe(
     backend: Backend,
     poll: PollMode,
     client: Client,
-    wait: Wait,
+    wait: WaitMode,
 ) -> String {
     let server = match (kind, tk) {
         (PathKind::KernelServe, TopologyKind::Loopback) => format!(
@@ -1205,7 +1262,7 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
 "#;
 
     fn resolve(text: &str) -> Result<Vec<ResolvedPath>, ScenarioError> {
-        Scenario::from_toml(text)?.resolve_with_cpus(2)
+        Ok(Scenario::from_toml(text)?.resolve_with_cpus(2)?.paths)
     }
 
     #[test]
@@ -1298,8 +1355,11 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
         assert_eq!(e.field, "path[0].plan.rate");
         let e = resolve(&GOOD.replace("duration = 1", "duration = -1")).unwrap_err();
         assert_eq!(e.field, "path[0].plan.duration");
-        assert!(parse_rates("1:2").is_err());
-        assert!(parse_rates("1:1000000:1").is_err());
+        assert!(sweep_points("1:2").is_err());
+        assert!(sweep_points("1:1000000:1").is_err());
+        let e = sweep_points("1:101:1").unwrap_err();
+        assert!(e.contains("at most 100"), "the lab's own cap is named: {e}");
+        assert_eq!(sweep_points("1:100:1").unwrap().len(), 100);
     }
 
     #[test]
@@ -1397,8 +1457,7 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
         .unwrap();
         let mut s2 = s.clone();
         s2.compare = None;
-        let p = s2.resolve_with_cpus(2).unwrap();
-        let pairs = s2.comparisons(&p);
+        let pairs = s2.resolve_with_cpus(2).unwrap().comparisons;
         assert!(
             pairs.contains(&("fastpath-af-xdp-veth".into(), "kernel-udp-busy-veth".into())),
             "{pairs:?}"

@@ -147,6 +147,13 @@ impl Topology {
     }
 
     /// The namespace clients run in.
+    /// The client's address; validation gives every topology with a client one.
+    pub fn client_ip(&self) -> Result<std::net::Ipv4Addr, String> {
+        self.spec
+            .client_ip
+            .ok_or_else(|| format!("topology {:?} has no client_ip", self.spec.name))
+    }
+
     pub fn client_ns(&self) -> &Netns {
         self.client_ns.as_ref().unwrap_or(&self.server_ns)
     }

@@ -2,11 +2,16 @@
 //! latency tooling expects (Java-compatible `.hgrm` percentile distributions
 //! and `.hlog` interval logs).
 //!
-//! All values are nanoseconds recorded into `hdrhistogram::Histogram<u64>`.
+//! All values are nanoseconds recorded into `hdrhistogram::Histogram<u64>`; each format's
+//! reader sits beside its writer.
+
+#![forbid(unsafe_code)]
 
 mod hgrm;
+pub mod hgrm_read;
 mod histogram;
 mod hlog;
+pub mod hlog_read;
 pub mod interval;
 mod javafmt;
 

@@ -4,140 +4,94 @@
 use std::io::Write;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::{shell_line, Ctx, PathError};
+use crate::contract::load::{
+    LoadCommand, LoadReport, LoadSummary, LoadSweepReport, LoadTarget, Offered,
+};
+use crate::contract::Verbatim;
+use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
 use crate::lab::results::{Latency, Loss, PathResult, SendLag, SweepPoint};
-use crate::lab::scenario::{PlanMode, ResolvedPath, Wait};
+use crate::lab::scenario::{PlanMode, ResolvedPath};
 use crate::lab::topology::{DpdkPrefix, Netns};
-use crate::lab::{eal, hgrm_read, hlog_read};
+use crate::options::WaitMode;
+use crate::stats::hlog_read;
 use crate::stats::{new_latency_histogram, write_percentile_distribution};
 
-/// Where `bypass load` sends.
-pub enum Target {
-    /// udp or tcp to IP:PORT.
-    Socket {
-        transport: &'static str,
-        addr: String,
-    },
-    Unix {
-        path: String,
-    },
-    /// DPDK: the client's address and its EAL devices; each run gets its own file prefix.
-    Dpdk {
-        addr: String,
-        client_ip: String,
-        devices: Vec<String>,
-    },
+/// Where `bypass load` sends, and (DPDK) the EAL devices of the client's port; each DPDK run
+/// gets its own file prefix.
+pub struct Target {
+    pub to: LoadTarget,
+    pub devices: Vec<String>,
 }
 
-/// What one `bypass load` run offers.
-enum Offered<'a> {
-    /// Closed loop, one request in flight.
-    PingPong,
-    Rate(f64),
-    /// `--rates A:B:STEP` of `n` points in one run (one .hgrm per point).
-    Rates(&'a str, usize),
+impl Target {
+    /// A kernel socket target (udp, tcp or unix).
+    pub fn socket(to: LoadTarget) -> Target {
+        Target {
+            to,
+            devices: Vec::new(),
+        }
+    }
 }
 
-/// One `bypass load` run; returns its JSON (`{"summary":..}`, or `{"sweep":[..]}` for Rates).
+/// The files of one `bypass load` run, named after `stem` in the results folder.
+struct LoadFiles {
+    json: std::path::PathBuf,
+    hgrm: std::path::PathBuf,
+    hlog: std::path::PathBuf,
+}
+
+/// Runs one `bypass load` and returns its JSON text; `points` bounds its time.
 fn load_once(
     ctx: &Ctx,
     path: &ResolvedPath,
     ns: &Netns,
     target: &Target,
     offered: Offered,
-    stem: &str,
+    files: &LoadFiles,
     res: &mut PathResult,
-) -> Result<Value, PathError> {
-    let json_file = ctx.out.join(format!("{stem}.load.json"));
-    let hgrm_file = ctx.out.join(format!("{stem}.hgrm"));
-    let hlog_file = ctx.out.join(format!("{stem}.hlog"));
+) -> Result<String, PathError> {
+    let dpdk = matches!(target.to, LoadTarget::Dpdk { .. });
+    let sweep = match &offered {
+        Offered::Rates(_) => Some(path.rates.len()),
+        _ => None,
+    };
+    // Removed (runtime folder, hugepage files) when this run is over.
+    let prefix = DpdkPrefix::new("cl");
+    let cmd = LoadCommand {
+        target: target.to.clone(),
+        offered,
+        size: path.size,
+        duration_s: path.duration,
+        warmup_s: path.warmup,
+        json: files.json.clone(),
+        hgrm: files.hgrm.clone(),
+        // A sweep's points are read from their .hgrm files (plotted, never merged).
+        hlog: sweep.is_none().then(|| files.hlog.clone()),
+        eal: if dpdk {
+            eal::args(
+                &[path.client_cpu],
+                ctx.plan.placement.hugepages,
+                &prefix,
+                &target.devices,
+            )
+        } else {
+            Vec::new()
+        },
+    };
     let mut argv = ns.prefix();
-    let dpdk = matches!(target, Target::Dpdk { .. });
     if !dpdk {
         // The DPDK client is pinned by its EAL lcore list instead.
         argv.extend(["taskset".into(), "-c".into(), path.client_cpu.to_string()]);
     }
     argv.push(ctx.bin.to_string_lossy().into_owned());
-    argv.push("load".into());
-    match target {
-        Target::Socket { transport, addr } => {
-            argv.extend([
-                "--transport".into(),
-                transport.to_string(),
-                "--server".into(),
-                addr.clone(),
-            ]);
-        }
-        Target::Unix { path } => {
-            argv.extend([
-                "--transport".into(),
-                "unix".into(),
-                "--server-path".into(),
-                path.clone(),
-            ]);
-        }
-        Target::Dpdk {
-            addr, client_ip, ..
-        } => {
-            argv.extend([
-                "--transport".into(),
-                "dpdk".into(),
-                "--server".into(),
-                addr.clone(),
-                "--client-ip".into(),
-                client_ip.clone(),
-            ]);
-        }
-    }
-    let sweep = matches!(offered, Offered::Rates(..));
-    let points = match offered {
-        Offered::Rate(r) => {
-            argv.extend(["--rate".into(), format!("{r}")]);
-            1
-        }
-        Offered::Rates(spec, n) => {
-            argv.extend(["--rates".into(), spec.to_string()]);
-            n
-        }
-        Offered::PingPong => {
-            if !dpdk {
-                argv.extend(["--wait".into(), path.wait.as_str().into()]);
-            }
-            1
-        }
-    };
-    argv.extend([
-        "--size".into(),
-        path.size.to_string(),
-        "--duration".into(),
-        format!("{}", path.duration),
-        "--warmup".into(),
-        format!("{}", path.warmup),
-        "--json".into(),
-        json_file.to_string_lossy().into_owned(),
-        "--hgrm".into(),
-        hgrm_file.to_string_lossy().into_owned(),
-    ]);
-    let lossless = !sweep && ctx.caps.hlog;
-    if lossless {
-        argv.extend(["--hlog".into(), hlog_file.to_string_lossy().into_owned()]);
-    }
-    // Removed (runtime folder, hugepage files) when this run is over.
-    let prefix = DpdkPrefix::new("cl");
-    if let Target::Dpdk { devices, .. } = target {
-        argv.push("--".into());
-        argv.extend(eal::args(
-            &[path.client_cpu],
-            ctx.scenario.placement.hugepages,
-            &prefix,
-            devices,
-        ));
-    }
+    argv.extend(cmd.argv());
     res.commands.push(shell_line(&argv));
     let mut p = Proc::spawn("bypass load", &argv)?;
+    let points = sweep.unwrap_or(1);
     let limit =
         Duration::from_secs_f64((path.duration + path.warmup + 10.0) * points as f64 + 30.0);
     match p.wait(limit) {
@@ -157,37 +111,95 @@ fn load_once(
         }
         Waited::Interrupted => return Err("interrupted".into()),
     }
-    let text = std::fs::read_to_string(&json_file)
-        .map_err(|e| format!("bypass load wrote no {}: {e}", json_file.display()))?;
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("{} is not JSON: {e}", json_file.display()))?;
-    if sweep {
-        // One .hgrm per point, checked by the caller.
-        return Ok(v);
-    }
-    if !hgrm_file.exists() {
-        return Err(PathError::Failed(format!(
-            "bypass load wrote no {}",
-            hgrm_file.display()
-        )));
-    }
-    // The interval log is exact; the .hgrm rounds each value to its row (a build without
-    // --hlog), which is still the same distribution to within a percent.
-    res.histogram = Some(if lossless {
-        hlog_read::read_file(&hlog_file)?
-    } else {
-        hgrm_read::read_file(&hgrm_file)?
-    });
-    Ok(v["summary"].clone())
+    std::fs::read_to_string(&files.json)
+        .map_err(|e| format!("bypass load wrote no {}: {e}", files.json.display()).into())
 }
 
-fn loss_of(s: &Value) -> Loss {
-    let u = |k: &str| s[k].as_u64().unwrap_or(0);
+/// Reads a report of `bypass load` as its contract type.
+fn read<T: serde::de::DeserializeOwned>(file: &std::path::Path, text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("{} is not a load report: {e}", file.display()))
+}
+
+fn loss_of(s: &LoadSummary) -> Loss {
     Loss {
-        sent: u("sent"),
-        received: u("received"),
-        lost: u("lost"),
+        sent: s.sent,
+        received: s.received,
+        lost: s.lost,
     }
+}
+
+impl LoadFiles {
+    fn new(ctx: &Ctx, stem: &str) -> LoadFiles {
+        LoadFiles {
+            json: ctx.out.join(format!("{stem}.load.json")),
+            hgrm: ctx.out.join(format!("{stem}.hgrm")),
+            hlog: ctx.out.join(format!("{stem}.hlog")),
+        }
+    }
+}
+
+/// One measurement (ping-pong or one rate): its figures, its .hgrm and its lossless histogram.
+fn run_point(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    ns: &Netns,
+    target: &Target,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    let offered = match path.rate {
+        Some(r) => Offered::Rate(r),
+        // The DPDK client polls its port whatever the wait mode.
+        None if matches!(target.to, LoadTarget::Dpdk { .. }) => Offered::PingPong { wait: None },
+        None => Offered::PingPong {
+            wait: Some(path.wait),
+        },
+    };
+    let stem = ctx.stem(path);
+    let files = LoadFiles::new(ctx, &stem);
+    let text = load_once(ctx, path, ns, target, offered, &files, res)?;
+    let report: LoadReport = read(&files.json, &text)?;
+    if !files.hgrm.exists() {
+        return Err(PathError::Failed(format!(
+            "bypass load wrote no {}",
+            files.hgrm.display()
+        )));
+    }
+    // The interval log is exact, where the .hgrm rounds each value to its row: rounds merge
+    // from it.
+    res.histogram = Some(hlog_read::read_file(&files.hlog)?);
+    let s = &report.summary.typed;
+    res.latency = Some(Latency::from_report(&s.latency));
+    res.rate_per_s = s.achieved_rate;
+    res.loss = Some(loss_of(s));
+    res.send_lag = s.send_lag.as_ref().map(SendLag::from_report);
+    res.hgrm = Some(format!("{stem}.hgrm"));
+    res.client_report = Some(report.summary.verbatim);
+    Ok(())
+}
+
+/// One `--rates` run: a fresh transport, warmup and duration per point, and one .hgrm per
+/// point named `<stem>-<rate>.hgrm` by bypass load.
+fn run_sweep(
+    ctx: &Ctx,
+    path: &ResolvedPath,
+    ns: &Netns,
+    target: &Target,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
+    let stem = format!("{}-rate", path.name);
+    let files = LoadFiles::new(ctx, &stem);
+    let offered = Offered::Rates(path.rates_spec.clone());
+    let text = load_once(ctx, path, ns, target, offered, &files, res)?;
+    let report: LoadSweepReport = read(&files.json, &text)?;
+    for s in &report.sweep {
+        let r = s.target_rate.ok_or("sweep point without target_rate")?;
+        let hgrm = format!("{stem}-{r}.hgrm");
+        if !ctx.out.join(&hgrm).exists() {
+            return Err(PathError::Failed(format!("bypass load wrote no {hgrm}")));
+        }
+        res.sweep.push(sweep_point(r, s, hgrm));
+    }
+    row_from_first_point(ctx, path, res)
 }
 
 /// Runs the path's load plan with `bypass load` and fills the result.
@@ -199,76 +211,25 @@ pub fn run_load(
     res: &mut PathResult,
 ) -> Result<(), PathError> {
     match path.mode {
-        PlanMode::PingPong | PlanMode::Rate => {
-            let offered = path.rate.map_or(Offered::PingPong, Offered::Rate);
-            let stem = ctx.stem(path);
-            let s = load_once(ctx, path, ns, target, offered, &stem, res)?;
-            res.latency = Some(
-                Latency::from_load_summary(&s)
-                    .ok_or_else(|| format!("bypass load summary lacks percentiles: {s}"))?,
-            );
-            res.rate_per_s = s["achieved_rate"].as_f64();
-            res.loss = Some(loss_of(&s));
-            res.hgrm = Some(format!("{stem}.hgrm"));
-            res.client_report = Some(s);
-        }
-        PlanMode::Sweep if ctx.caps.rates => {
-            // One `--rates` run: a fresh transport, warmup and duration per point, and one
-            // .hgrm per point named `<stem>-<rate>.hgrm` by bypass load.
-            let spec = path.rates_spec.clone();
-            let stem = format!("{}-rate", path.name);
-            let v = load_once(
-                ctx,
-                path,
-                ns,
-                target,
-                Offered::Rates(&spec, path.rates.len()),
-                &stem,
-                res,
-            )?;
-            let points = v["sweep"]
-                .as_array()
-                .ok_or_else(|| format!("bypass load --rates wrote no sweep: {v}"))?;
-            for s in points {
-                let r = s["target_rate"]
-                    .as_f64()
-                    .ok_or("sweep point without target_rate")?;
-                let hgrm = format!("{stem}-{r}.hgrm");
-                if !ctx.out.join(&hgrm).exists() {
-                    return Err(PathError::Failed(format!("bypass load wrote no {hgrm}")));
-                }
-                res.sweep.push(sweep_point(r, s, hgrm)?);
-            }
-            row_from_first_point(ctx, path, res)?;
-        }
-        PlanMode::Sweep => {
-            // No --rates in this build: one run per point.
-            for &r in &path.rates {
-                let stem = format!("{}-rate-{r}", path.name);
-                let s = load_once(ctx, path, ns, target, Offered::Rate(r), &stem, res)?;
-                res.sweep.push(sweep_point(r, &s, format!("{stem}.hgrm"))?);
-            }
-            row_from_first_point(ctx, path, res)?;
-        }
+        PlanMode::PingPong | PlanMode::Rate => run_point(ctx, path, ns, target, res),
+        PlanMode::Sweep => run_sweep(ctx, path, ns, target, res),
     }
-    Ok(())
 }
 
 /// One sweep point from its load summary: corrected and uncorrected figures, the client's
 /// schedule lag and the censoring point of lost requests when the client reports them.
-fn sweep_point(rate: f64, s: &Value, hgrm: String) -> Result<SweepPoint, PathError> {
-    Ok(SweepPoint {
+fn sweep_point(rate: f64, s: &LoadSummary, hgrm: String) -> SweepPoint {
+    SweepPoint {
         target_rate: rate,
-        achieved_rate: s["achieved_rate"].as_f64().unwrap_or(0.0),
-        latency: Latency::from_load_summary(s)
-            .ok_or_else(|| format!("sweep point lacks percentiles: {s}"))?,
-        uncorrected: Latency::from_load_summary(&s["uncorrected"]),
+        achieved_rate: s.achieved_rate.unwrap_or(0.0),
+        latency: Latency::from_report(&s.latency),
+        uncorrected: s.uncorrected.as_ref().map(Latency::from_report),
         loss: loss_of(s),
         hgrm,
-        send_lag: SendLag::from_load_summary(s),
-        lost_recorded_at_ns: s["lost_recorded_at_ns"].as_u64(),
+        send_lag: s.send_lag.as_ref().map(SendLag::from_report),
+        lost_recorded_at_ns: s.lost_recorded_at_ns,
         platform_model: None,
-    })
+    }
 }
 
 /// A sweep's table row is its lowest-load point; the sweep has its own plot and table.
@@ -317,6 +278,18 @@ pub fn measure_with_cross_check(
     res.commands.append(&mut other.commands);
     res.cross = Some(Box::new(other));
     Ok(())
+}
+
+/// What the lab keeps of a sockperf run as its client report (sockperf writes no JSON).
+#[derive(Serialize)]
+struct SockperfReport {
+    sockperf_run_secs: f64,
+    sent: u64,
+    received: u64,
+    dropped: u64,
+    samples_in_full_log: usize,
+    samples_out_of_histogram_range: u64,
+    full_log: Option<String>,
 }
 
 /// sockperf's summary figures, from its stdout.
@@ -410,7 +383,7 @@ pub fn run_sockperf(
         "--full-log".into(),
         log.to_string_lossy().into_owned(),
     ]);
-    if path.wait == Wait::Busy {
+    if path.wait == WaitMode::Busy {
         // Non-blocking socket, recvfrom in a loop: the spinning client.
         argv.push("--nonblocked".into());
     }
@@ -463,15 +436,15 @@ pub fn run_sockperf(
     });
     res.hgrm = Some(hgrm);
     res.histogram = Some(h);
-    res.client_report = Some(json!({
-        "sockperf_run_secs": sum.run_secs,
-        "sent": sum.sent,
-        "received": sum.received,
-        "dropped": sum.dropped,
-        "samples_in_full_log": samples.len(),
-        "samples_out_of_histogram_range": clipped,
-        "full_log": log.file_name().map(|n| n.to_string_lossy().into_owned()),
-    }));
+    res.client_report = Some(Verbatim::of(&SockperfReport {
+        sockperf_run_secs: sum.run_secs,
+        sent: sum.sent,
+        received: sum.received,
+        dropped: sum.dropped,
+        samples_in_full_log: samples.len(),
+        samples_out_of_histogram_range: clipped,
+        full_log: log.file_name().map(|n| n.to_string_lossy().into_owned()),
+    })?);
     Ok(())
 }
 

@@ -3,51 +3,53 @@
 //! topology. `bypass serve --mode rpc` runs in the server namespace with its worker on the
 //! server CPU; the client is `bypass load`, sockperf, or (nic) `bypass load` over DPDK.
 
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use super::client::{measure_with_cross_check, run_load, run_sockperf, Target};
 use super::kernel::{RPC_PORT, SOCKPERF_PORT};
 use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
+use crate::contract::load::LoadTarget;
+use crate::contract::serve::{ServeCommand, ServeFinal};
 use crate::lab::eal;
 use crate::lab::proc::Proc;
 use crate::lab::results::PathResult;
 use crate::lab::scenario::{Client, ResolvedPath, TopologyKind};
 use crate::lab::topology::{DpdkPrefix, Topology};
+use crate::options::Proto;
 
-/// The command line of `bypass serve --mode rpc --json` in the topology's server namespace,
-/// answering for its server address, worker on the server CPU and control lcore on the
-/// client CPU, stopping by itself after `duration_s`; `extra` adds serve options.
-pub fn serve_argv(
+/// `bypass serve --mode rpc --json` for this path on this topology: answering for its server
+/// address, worker on the server CPU and control lcore on the client CPU, stopping by itself
+/// after `duration_s`, on `devices`; the caller sets the other options.
+pub fn serve_command(
     ctx: &Ctx,
     path: &ResolvedPath,
     topo: &Topology,
-    extra: &[String],
     duration_s: f64,
     prefix: &DpdkPrefix,
     devices: &[String],
-) -> Vec<String> {
+) -> ServeCommand {
+    ServeCommand {
+        ip: topo.spec.server_ip,
+        poll_mode: path.poll_mode,
+        duration_s,
+        interval_ms: None,
+        mac: None,
+        burst: None,
+        eal: eal::args(
+            &[path.client_cpu, path.server_cpu],
+            ctx.plan.placement.hugepages,
+            prefix,
+            devices,
+        ),
+    }
+}
+
+/// The full command line of `cmd` in the topology's server namespace.
+pub fn serve_argv(ctx: &Ctx, topo: &Topology, cmd: &ServeCommand) -> Vec<String> {
     let mut argv = topo.server_ns.prefix();
-    argv.extend([
-        ctx.bin.to_string_lossy().into_owned(),
-        "serve".into(),
-        "--mode".into(),
-        "rpc".into(),
-        "--ip".into(),
-        topo.spec.server_ip.to_string(),
-        "--poll-mode".into(),
-        path.poll_mode.as_str().into(),
-        "--json".into(),
-        "--duration".into(),
-        format!("{duration_s}"),
-    ]);
-    argv.extend_from_slice(extra);
-    argv.push("--".into());
-    argv.extend(eal::args(
-        &[path.client_cpu, path.server_cpu],
-        ctx.scenario.placement.hugepages,
-        prefix,
-        devices,
-    ));
+    argv.push(ctx.bin.to_string_lossy().into_owned());
+    argv.extend(cmd.argv());
     argv
 }
 
@@ -61,16 +63,11 @@ pub fn start_server(
     prefix: &DpdkPrefix,
     res: &mut PathResult,
 ) -> Result<Proc, PathError> {
-    let extra = ["--interval-ms".to_string(), "500".to_string()];
-    let argv = serve_argv(
-        ctx,
-        path,
-        topo,
-        &extra,
-        server_cap_secs(path),
-        prefix,
-        devices,
-    );
+    let cmd = ServeCommand {
+        interval_ms: Some(500),
+        ..serve_command(ctx, path, topo, server_cap_secs(path), prefix, devices)
+    };
+    let argv = serve_argv(ctx, topo, &cmd);
     res.commands.push(shell_line(&argv));
     let mut server = Proc::spawn("bypass serve", &argv)?;
     server.wait_line(Duration::from_secs(30), |l| l.contains("\"interval\""))?;
@@ -97,6 +94,7 @@ pub fn run(
     let prefix = DpdkPrefix::new("fp");
     let mut server = start_server(ctx, path, topo, &devices, &prefix, res)?;
     let ip = topo.spec.server_ip.to_string();
+    let addr = SocketAddrV4::new(topo.spec.server_ip, RPC_PORT);
     let measured = (|| -> Result<(), PathError> {
         if topo.spec.kind == TopologyKind::Tap {
             // net_tap made its interface in the server namespace; it is the client's side.
@@ -116,30 +114,28 @@ pub fn run(
                 )
             }
             Client::LoadDpdk => {
-                let target = Target::Dpdk {
-                    addr: format!("{ip}:{RPC_PORT}"),
-                    client_ip: topo
-                        .spec
-                        .client_ip
-                        .map(|c| c.to_string())
-                        .unwrap_or_default(),
+                let target = Target {
+                    to: LoadTarget::Dpdk {
+                        server: addr,
+                        client_ip: topo.client_ip()?,
+                    },
                     devices: topo.spec.client_eal.clone(),
                 };
                 run_load(ctx, path, &topo.server_ns, &target, res)
             }
             _ => {
                 topo.wait_reachable(Duration::from_secs(15))?;
-                let target = Target::Socket {
-                    transport: "udp",
-                    addr: format!("{ip}:{RPC_PORT}"),
-                };
+                let target = Target::socket(LoadTarget::Socket {
+                    proto: Proto::Udp,
+                    server: addr,
+                });
                 let ns = topo.client_ns();
                 let ours = |res: &mut PathResult| run_load(ctx, path, ns, &target, res);
                 measure_with_cross_check(ctx, path, ns, (&ip, SOCKPERF_PORT), ours, res)
             }
         }
     })();
-    let fin = stop_server(&mut server);
+    let fin = stop_server::<ServeFinal>(&mut server);
     measured?;
     res.keep_server_report(fin);
     Ok(())

@@ -4,40 +4,27 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::{shell_line, Ctx, PathError};
-use crate::lab::hlog_read;
+use crate::contract::platform::{FloorCommand, FloorReport};
+use crate::contract::Kept;
 use crate::lab::proc::{Proc, Waited};
 use crate::lab::results::{Latency, Loss, PathResult};
 use crate::lab::scenario::ResolvedPath;
+use crate::stats::hlog_read;
 
 pub fn run(ctx: &Ctx, path: &ResolvedPath, res: &mut PathResult) -> Result<(), PathError> {
-    if !ctx.caps.floor {
-        return Err(PathError::Skipped(
-            "this bypass build has no `bypass floor` (the platform programs are not merged yet)"
-                .into(),
-        ));
-    }
     let stem = ctx.stem(path);
     let (hlog, hgrm) = (format!("{stem}.hlog"), format!("{stem}.hgrm"));
-    let argv = vec![
-        ctx.bin.to_string_lossy().into_owned(),
-        "floor".into(),
-        "--cpus".into(),
-        format!("{},{}", path.client_cpu, path.server_cpu),
-        "--duration".into(),
-        format!("{}", path.duration),
-        "--mode".into(),
-        path.floor_mode.as_str().into(),
-        "--size".into(),
-        path.size.to_string(),
-        "--json".into(),
-        "--hlog".into(),
-        ctx.out.join(&hlog).to_string_lossy().into_owned(),
-        "--hgrm".into(),
-        ctx.out.join(&hgrm).to_string_lossy().into_owned(),
-    ];
+    let cmd = FloorCommand {
+        cpus: (path.client_cpu, path.server_cpu),
+        duration_s: path.duration,
+        mode: path.floor_mode,
+        size: path.size,
+        hlog: ctx.out.join(&hlog),
+        hgrm: ctx.out.join(&hgrm),
+    };
+    let mut argv = vec![ctx.bin.to_string_lossy().into_owned()];
+    argv.extend(cmd.argv());
     res.commands.push(shell_line(&argv));
     let mut p = Proc::spawn("bypass floor", &argv)?;
     match p.wait(Duration::from_secs_f64(path.duration + 30.0)) {
@@ -51,23 +38,19 @@ pub fn run(ctx: &Ctx, path: &ResolvedPath, res: &mut PathResult) -> Result<(), P
         }
     }
     let text = p.stdout.join("\n");
-    let v: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("bypass floor printed no JSON ({e}): {text}"))?;
-    let s = &v["summary"];
-    res.latency = Some(
-        Latency::from_load_summary(s)
-            .ok_or_else(|| format!("bypass floor summary lacks percentiles: {s}"))?,
-    );
-    let u = |k: &str| s[k].as_u64().unwrap_or(0);
+    let report = Kept::<FloorReport>::parse(&text)
+        .map_err(|e| format!("bypass floor printed no floor report ({e}): {text}"))?;
+    let s = &report.typed.summary;
+    res.latency = Some(Latency::from_report(&s.latency));
     res.loss = Some(Loss {
-        sent: u("sent"),
-        received: u("received"),
-        lost: u("lost"),
+        sent: s.sent,
+        received: s.received,
+        lost: s.lost,
     });
-    let secs = s["measured_secs"].as_f64().unwrap_or(0.0);
-    res.rate_per_s = (secs > 0.0).then(|| u("count") as f64 / secs);
+    let secs = s.measured_secs;
+    res.rate_per_s = (secs > 0.0).then(|| s.latency.count as f64 / secs);
     res.histogram = Some(hlog_read::read_file(&ctx.out.join(&hlog))?);
     res.hgrm = Some(hgrm);
-    res.client_report = Some(v);
+    res.client_report = Some(report.verbatim);
     Ok(())
 }

@@ -2,10 +2,14 @@
 //! unix socket, kernel on neither end. The server (role=server) owns the socket; the client is
 //! `bypass load --transport dpdk` with the client role, its main lcore on the client CPU.
 
+use std::net::SocketAddrV4;
+
 use super::client::{run_load, Target};
 use super::fastpath::start_server;
 use super::kernel::RPC_PORT;
 use super::{stop_server, Ctx, PathError};
+use crate::contract::load::LoadTarget;
+use crate::contract::serve::ServeFinal;
 use crate::lab::results::PathResult;
 use crate::lab::scenario::ResolvedPath;
 use crate::lab::topology::{DpdkPrefix, Topology};
@@ -22,17 +26,15 @@ pub fn run(
         |role: &str| format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no");
     let prefix = DpdkPrefix::new("mfs");
     let mut server = start_server(ctx, path, topo, &[dev("server")], &prefix, res)?;
-    let target = Target::Dpdk {
-        addr: format!("{}:{RPC_PORT}", topo.spec.server_ip),
-        client_ip: topo
-            .spec
-            .client_ip
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
+    let target = Target {
+        to: LoadTarget::Dpdk {
+            server: SocketAddrV4::new(topo.spec.server_ip, RPC_PORT),
+            client_ip: topo.client_ip()?,
+        },
         devices: vec![dev("client")],
     };
     let measured = run_load(ctx, path, &topo.server_ns, &target, res);
-    let fin = stop_server(&mut server);
+    let fin = stop_server::<ServeFinal>(&mut server);
     measured?;
     res.keep_server_report(fin);
     Ok(())

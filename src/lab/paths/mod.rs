@@ -11,23 +11,22 @@ pub mod throughput;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
-use super::caps::Caps;
 use super::proc::{Proc, Waited};
 use super::results::PathResult;
-use super::scenario::{Client, PathKind, PlanMode, ResolvedPath, Scenario};
+use super::scenario::{LabPlan, PathKind, PlanMode, ResolvedPath};
 use super::topology::Topology;
+use crate::contract::{last_final, Kept};
 
 /// What every path needs to run.
 pub struct Ctx<'a> {
     pub bin: PathBuf,
-    pub scenario: &'a Scenario,
+    pub plan: &'a LabPlan,
     /// Results folder: .hgrm, client JSON files.
     pub out: &'a Path,
     /// Scratch folder: sockets, pcap files.
     pub run_dir: &'a Path,
-    pub caps: &'a Caps,
     /// The round being run (1-based) of a repeated path; its files carry `-r<round>`.
     pub round: Option<u32>,
 }
@@ -46,7 +45,7 @@ impl Ctx<'_> {
 #[derive(Debug)]
 pub enum PathError {
     Failed(String),
-    /// Not run: a program or capability is missing, or Ctrl-C.
+    /// Not run: Ctrl-C.
     Skipped(String),
 }
 
@@ -77,20 +76,6 @@ pub fn run(
         return limit::run(ctx, path, res);
     }
     let topo = topo.ok_or("this path has no topology")?;
-    if path.client == Client::LoadDpdk && !ctx.caps.has_transport("dpdk") {
-        return Err(PathError::Skipped(
-            "this bypass build has no `bypass load --transport dpdk` (the DPDK client is not merged yet)".into(),
-        ));
-    }
-    if path.client == Client::Load && path.kind == PathKind::KernelServe {
-        let t = path.proto.as_str();
-        if !ctx.caps.has_transport(t) {
-            return Err(PathError::Skipped(format!(
-                "this bypass build has no `bypass load --transport {t}` (have: {})",
-                ctx.caps.transports.join(", ")
-            )));
-        }
-    }
     match path.kind {
         PathKind::KernelServe => kernel::run(ctx, path, topo, res),
         PathKind::Fastpath => fastpath::run(ctx, path, topo, res),
@@ -110,16 +95,12 @@ pub fn server_cap_secs(path: &ResolvedPath) -> f64 {
     (points * (path.duration + path.warmup + 5.0) * 2.0 + 60.0).ceil()
 }
 
-/// Stops a server with SIGINT and returns its last JSON line (its final report).
-pub fn stop_server(server: &mut Proc) -> Result<Value, String> {
+/// Stops a server with SIGINT and returns its final report, read as its contract `T`.
+pub fn stop_server<T: DeserializeOwned>(server: &mut Proc) -> Result<Kept<T>, String> {
     let w = server.stop(Duration::from_secs(10));
-    let last = server.stdout.iter().rev().find_map(|l| {
-        serde_json::from_str::<Value>(l)
-            .ok()
-            .filter(|v| v["type"] == "final")
-    });
+    let last = last_final::<T>(&server.stdout);
     match (w, last) {
-        (Waited::Exited(0), Some(v)) => Ok(v),
+        (Waited::Exited(0), Some(v)) => v.map_err(|e| format!("{}: {e}", server.what)),
         (Waited::Exited(0), None) => Err(format!("{} printed no final report", server.what)),
         (Waited::TimedOut, _) => Err(format!(
             "{} did not exit within 10 s of SIGINT and was killed; no final report",

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use super::fastpath::serve_argv;
+use super::fastpath::{serve_argv, serve_command};
 use super::{shell_line, Ctx, PathError};
+use crate::contract::serve::{ServeCommand, ServeFinal, ServeInterval};
+use crate::contract::{last_final, lines_of, Kept};
 use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
 use crate::lab::results::{PathResult, Throughput};
@@ -20,7 +20,7 @@ use crate::wire::{rpc, Ipv4Address, MacAddress, UdpEndpoints};
 const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const REQUESTS: usize = 1024;
-const BURST: &str = "32";
+const BURST: u16 = 32;
 
 /// Median of `v` (0 when empty).
 pub fn median(v: &[f64]) -> f64 {
@@ -85,7 +85,7 @@ fn testpmd_round(
     argv.extend(["stdbuf".into(), "-oL".into(), "dpdk-testpmd".into()]);
     argv.extend(eal::args(
         &[path.client_cpu, path.server_cpu],
-        ctx.scenario.placement.hugepages,
+        ctx.plan.placement.hugepages,
         &prefix,
         &[format!(
             "--vdev=net_pcap0,rx_pcap={pcap_file},infinite_rx=1"
@@ -97,7 +97,7 @@ fn testpmd_round(
             "--forward-mode=5tswap",
             "--nb-cores=1",
             "--burst",
-            BURST,
+            &BURST.to_string(),
             "--auto-start",
             "--stats-period",
             "1",
@@ -149,26 +149,17 @@ fn bypass_round(
     topo: &Topology,
     pcap_file: &str,
     res: &mut PathResult,
-) -> Result<(Vec<f64>, Value), PathError> {
+) -> Result<(Vec<f64>, Kept<ServeFinal>), PathError> {
     let prefix = DpdkPrefix::new("tb");
-    let extra = [
-        "--mac".to_string(),
-        MacAddress(SERVER_MAC).to_string(),
-        "--burst".into(),
-        BURST.into(),
-    ];
     let devices = [format!(
         "--vdev=net_pcap0,rx_pcap={pcap_file},infinite_rx=1"
     )];
-    let argv = serve_argv(
-        ctx,
-        path,
-        topo,
-        &extra,
-        path.duration + 1.0,
-        &prefix,
-        &devices,
-    );
+    let cmd = ServeCommand {
+        mac: Some(MacAddress(SERVER_MAC)),
+        burst: Some(BURST),
+        ..serve_command(ctx, path, topo, path.duration + 1.0, &prefix, &devices)
+    };
+    let argv = serve_argv(ctx, topo, &cmd);
     res.commands.push(shell_line(&argv));
     let mut p = Proc::spawn("bypass serve", &argv)?;
     match p.wait(Duration::from_secs_f64(path.duration + 40.0)) {
@@ -181,28 +172,19 @@ fn bypass_round(
             )))
         }
     }
-    let mut rates = Vec::new();
-    let mut fin = None;
-    for l in &p.stdout {
-        let Ok(v) = serde_json::from_str::<Value>(l) else {
-            continue;
-        };
-        if v["type"] == "interval" && v["elapsed_s"].as_f64().unwrap_or(0.0) > 1.5 {
-            rates.push(v["tx_pps"].as_f64().unwrap_or(0.0));
-        } else if v["type"] == "final" {
-            fin = Some(v);
-        }
-    }
-    let fin = fin.ok_or("bypass serve printed no final report")?;
+    let rates: Vec<f64> = lines_of::<ServeInterval>(&p.stdout, "interval")?
+        .iter()
+        .filter(|i| i.elapsed_s > 1.5)
+        .map(|i| i.tx_pps)
+        .collect();
+    let fin =
+        last_final::<ServeFinal>(&p.stdout).ok_or("bypass serve printed no final report")??;
     // Every request must be answered, or the rate measures the drop path, not the RPC path.
-    let (rx, tx) = (
-        fin["rx"].as_u64().unwrap_or(0),
-        fin["tx"].as_u64().unwrap_or(0),
-    );
+    let (rx, tx) = (fin.typed.rx, fin.typed.tx);
     if rx == 0 || (tx as f64) < 0.999 * rx as f64 {
         return Err(PathError::Failed(format!(
             "bypass answered {tx} of {rx} requests; drops: {}",
-            fin["drops_by_reason"]
+            serde_json::to_string(&fin.typed.drops_by_reason).unwrap_or_default()
         )));
     }
     if rates.is_empty() {
@@ -240,7 +222,7 @@ pub fn run(
         testpmd_readings: tp,
     });
     res.rate_per_s = Some(b);
-    res.server = last;
+    res.server = last.map(|k| k.verbatim);
     Ok(())
 }
 

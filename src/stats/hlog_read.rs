@@ -5,7 +5,7 @@
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 
-use crate::stats::new_latency_histogram;
+use super::new_latency_histogram;
 
 /// Decodes standard base64 (with `=` padding); None on any other character.
 fn base64_decode(s: &str) -> Option<Vec<u8>> {

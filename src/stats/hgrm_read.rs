@@ -4,7 +4,7 @@
 
 use hdrhistogram::Histogram;
 
-use crate::stats::new_latency_histogram;
+use super::new_latency_histogram;
 
 /// One row: value (us), quantile (0..=1), cumulative count.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -1,0 +1,151 @@
+//! `bypass load`: its command line and its `--json` report (`{"summary": ..}`, or
+//! `{"sweep": [..]}` with `--rates`).
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{Argv, Kept};
+use crate::options::{Proto, WaitMode};
+
+/// Where `bypass load` sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadTarget {
+    /// udp or tcp to IP:PORT.
+    Socket { proto: Proto, server: SocketAddrV4 },
+    /// A unix-domain stream socket.
+    Unix { path: PathBuf },
+    /// The client's own DPDK port, with this address (its EAL arguments go in `eal`).
+    Dpdk {
+        server: SocketAddrV4,
+        client_ip: Ipv4Addr,
+    },
+}
+
+/// What one run offers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Offered {
+    /// Closed loop, one request in flight; `wait` None leaves the client's default (DPDK
+    /// polls its port whatever the wait mode).
+    PingPong { wait: Option<WaitMode> },
+    /// Open loop at one rate, requests/s.
+    Rate(f64),
+    /// `--rates A:B:STEP`: one measurement per point, one .hgrm per point.
+    Rates(String),
+}
+
+/// One `bypass load` run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadCommand {
+    pub target: LoadTarget,
+    pub offered: Offered,
+    pub size: usize,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub json: PathBuf,
+    pub hgrm: PathBuf,
+    pub hlog: Option<PathBuf>,
+    /// EAL arguments (DPDK target only).
+    pub eal: Vec<String>,
+}
+
+impl LoadCommand {
+    /// The arguments after the binary, starting with `load`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut a = Argv::new("load");
+        match &self.target {
+            LoadTarget::Socket { proto, server } => {
+                a.opt("--transport", proto).opt("--server", server);
+            }
+            LoadTarget::Unix { path } => {
+                a.opt("--transport", Proto::Unix)
+                    .path("--server-path", path);
+            }
+            LoadTarget::Dpdk { server, client_ip } => {
+                a.opt("--transport", "dpdk")
+                    .opt("--server", server)
+                    .opt("--client-ip", client_ip);
+            }
+        }
+        match &self.offered {
+            Offered::Rate(r) => a.opt("--rate", r),
+            Offered::Rates(spec) => a.opt("--rates", spec),
+            Offered::PingPong { wait: Some(w) } => a.opt("--wait", w),
+            Offered::PingPong { wait: None } => &mut a,
+        };
+        a.opt("--size", self.size)
+            .opt("--duration", self.duration_s)
+            .opt("--warmup", self.warmup_s)
+            .path("--json", &self.json)
+            .path("--hgrm", &self.hgrm);
+        if let Some(h) = &self.hlog {
+            a.path("--hlog", h);
+        }
+        a.eal(&self.eal).done()
+    }
+}
+
+/// Round-trip percentiles, ns, as `stats::Summary::to_json_map` writes them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub min_ns: u64,
+    pub mean_ns: f64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+}
+
+/// The open-loop client's schedule lag.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct SendLag {
+    #[serde(default)]
+    pub p99_ns: u64,
+    #[serde(default)]
+    pub max_ns: u64,
+    #[serde(default)]
+    pub late_1us_fraction: f64,
+    #[serde(default)]
+    pub behind: bool,
+}
+
+/// A run's `summary` object (one point of a sweep has the same shape).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LoadSummary {
+    /// Corrected (from the intended send time): the primary figures.
+    #[serde(flatten)]
+    pub latency: Percentiles,
+    #[serde(default)]
+    pub uncorrected: Option<Percentiles>,
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(default)]
+    pub received: u64,
+    #[serde(default)]
+    pub lost: u64,
+    #[serde(default)]
+    pub target_rate: Option<f64>,
+    #[serde(default)]
+    pub achieved_rate: Option<f64>,
+    /// Open loop only (null in closed loop).
+    #[serde(default)]
+    pub send_lag: Option<SendLag>,
+    /// Lost requests are recorded at this value (the timeout).
+    #[serde(default)]
+    pub lost_recorded_at_ns: Option<u64>,
+}
+
+/// `bypass load --json` of a single run.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoadReport {
+    pub summary: Kept<LoadSummary>,
+}
+
+/// `bypass load --rates .. --json`: one summary per point, in rate order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoadSweepReport {
+    pub sweep: Vec<LoadSummary>,
+}

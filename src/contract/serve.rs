@@ -1,0 +1,119 @@
+//! The servers: `bypass serve --mode rpc --json` (the fast path) and `bypass kernel-serve
+//! --json` (the kernel baselines), their command lines and the report lines the lab reads.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use serde::Deserialize;
+
+use super::Argv;
+use crate::options::{Backend, PollMode, Proto};
+use crate::wire::MacAddress;
+
+/// `bypass serve --mode rpc --json`, stopping by itself after `duration_s`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeCommand {
+    /// The address the fast path answers for.
+    pub ip: Ipv4Addr,
+    pub poll_mode: PollMode,
+    pub duration_s: f64,
+    /// Milliseconds between interval lines (None: the server's default).
+    pub interval_ms: Option<u64>,
+    /// The MAC answered for (None: the port's).
+    pub mac: Option<MacAddress>,
+    pub burst: Option<u16>,
+    /// EAL arguments, after `--`.
+    pub eal: Vec<String>,
+}
+
+impl ServeCommand {
+    /// The arguments after the binary, starting with `serve`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut a = Argv::new("serve");
+        a.opt("--mode", "rpc")
+            .opt("--ip", self.ip)
+            .opt("--poll-mode", self.poll_mode)
+            .flag("--json")
+            .opt("--duration", self.duration_s);
+        if let Some(ms) = self.interval_ms {
+            a.opt("--interval-ms", ms);
+        }
+        if let Some(m) = self.mac {
+            a.opt("--mac", m);
+        }
+        if let Some(b) = self.burst {
+            a.opt("--burst", b);
+        }
+        a.eal(&self.eal).done()
+    }
+}
+
+/// One `{"type":"interval",..}` line of `bypass serve --json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServeInterval {
+    /// Seconds since the workers started, at the end of the interval.
+    pub elapsed_s: f64,
+    pub tx_pps: f64,
+}
+
+/// The `{"type":"final",..}` line of `bypass serve --json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ServeFinal {
+    pub rx: u64,
+    pub tx: u64,
+    /// Drops by "node/reason", only reasons that occurred.
+    #[serde(default)]
+    pub drops_by_reason: BTreeMap<String, u64>,
+}
+
+/// Where `bypass kernel-serve` listens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KernelListen {
+    /// udp or tcp.
+    Bind(SocketAddrV4),
+    /// unix: the socket path.
+    Path(String),
+}
+
+/// `bypass kernel-serve --json`, one thread pinned to `cpu`, stopping after `duration_s`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelServeCommand {
+    pub proto: Proto,
+    pub listen: KernelListen,
+    pub backend: Backend,
+    pub cpu: usize,
+    pub duration_s: f64,
+    /// udp: also answer sockperf on this port.
+    pub sockperf_port: Option<u16>,
+}
+
+impl KernelServeCommand {
+    /// The arguments after the binary, starting with `kernel-serve`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut a = Argv::new("kernel-serve");
+        a.opt("--proto", self.proto);
+        match &self.listen {
+            KernelListen::Path(p) => a.opt("--path", p),
+            KernelListen::Bind(addr) => a.opt("--bind", addr),
+        };
+        a.opt("--backend", self.backend)
+            .opt("--cpus", self.cpu)
+            .flag("--json")
+            .opt("--duration", self.duration_s);
+        if let Some(p) = self.sockperf_port {
+            a.opt("--sockperf-port", p);
+        }
+        a.done()
+    }
+}
+
+/// The final line of `bypass kernel-serve --json`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct KernelServeFinal {
+    pub proto: Proto,
+    pub backend: Backend,
+    pub rx: u64,
+    pub tx: u64,
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
+}
