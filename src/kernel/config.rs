@@ -104,6 +104,13 @@ impl KernelConfig {
     }
 }
 
+impl KernelServeArgs {
+    /// [`KernelConfig::from_args`], for callers that hold the flags (the lab's contract tests).
+    pub fn to_config(&self) -> Result<KernelConfig, KernelError> {
+        KernelConfig::from_args(self)
+    }
+}
+
 fn bad(flag: &'static str, msg: impl Into<String>) -> KernelError {
     KernelError::Invalid(FieldError::new(flag, msg))
 }
