@@ -307,6 +307,17 @@ impl LoadConfig {
 
     /// Checks every field; errors name the command-line flag.
     pub fn validate(&self) -> Result<(), LoadError> {
+        self.validate_model()?;
+        self.validate_endpoint()?;
+        self.validate_payload()?;
+        self.validate_times()?;
+        self.slots()?;
+        self.validate_dpdk()?;
+        Ok(())
+    }
+
+    /// The window, or the open loop's rate, wait and in-flight cap.
+    fn validate_model(&self) -> Result<(), LoadError> {
         match self.load {
             LoadModel::Closed { window } => {
                 if window == 0 {
@@ -338,7 +349,11 @@ impl LoadConfig {
                 }
             }
         }
-        self.validate_endpoint()?;
+        Ok(())
+    }
+
+    /// The payload fits the transport's message and the method's size.
+    fn validate_payload(&self) -> Result<(), LoadError> {
         if self.payload_len > self.max_payload() {
             let why = if self.max_payload() == MAX_PAYLOAD {
                 format!("do not fit one UDP datagram: at most {MAX_PAYLOAD} (65507 - {HEADER_LEN} header)")
@@ -352,6 +367,11 @@ impl LoadConfig {
                 return Err(bad("--size", "spin requests carry exactly 4 payload bytes"));
             }
         }
+        Ok(())
+    }
+
+    /// Duration or count, warmup, timeout and slot deadline.
+    fn validate_times(&self) -> Result<(), LoadError> {
         match (self.duration, self.count) {
             (None, None) => {
                 return Err(bad("--duration", "give --duration, --count or both"));
@@ -379,8 +399,6 @@ impl LoadConfig {
         if self.slot_deadline.is_zero() {
             return Err(bad("--slot-deadline-ms", "must be at least 1"));
         }
-        self.slots()?;
-        self.validate_dpdk()?;
         Ok(())
     }
 
