@@ -105,25 +105,7 @@ struct Worker {
 /// if a worker failed, its error (the report still covers every thread).
 pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), KernelError> {
     shutdown::install_handlers().map_err(|e| KernelError::Io(format!("signal handlers: {e}")))?;
-    let handler = Handler::new(cfg.spin_max_ns);
-    let mut unix_guard = None;
-    let (workers, shown) = match (&cfg.listen, cfg.proto) {
-        (Listen::Inet(addr), Proto::Udp) => start_udp(cfg, *addr, handler)?,
-        (Listen::Inet(addr), _) => {
-            let l = TcpListener::bind(addr)
-                .map_err(|e| KernelError::Io(format!("--bind {addr}: {e}")))?;
-            let shown = l.local_addr().map_or(addr.to_string(), |a| a.to_string());
-            (start_stream(cfg, Listener::Tcp(l), handler)?, shown)
-        }
-        (Listen::Path(p), _) => {
-            let l = bind_unix(p)?;
-            unix_guard = Some(RemoveOnDrop(p.clone()));
-            (
-                start_stream(cfg, Listener::Unix(l), handler)?,
-                p.display().to_string(),
-            )
-        }
-    };
+    let (workers, shown, unix_guard) = start(cfg, Handler::new(cfg.spin_max_ns))?;
     let start = Instant::now();
     {
         let mut out = io::stdout().lock();
@@ -138,6 +120,49 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let (per_thread, connections, error) = join(cfg, workers);
+    drop(unix_guard);
+    let report = FinalReport {
+        proto: cfg.proto,
+        backend: cfg.backend,
+        threads: cfg.threads,
+        elapsed: start.elapsed(),
+        connections,
+        reasons: reasons(cfg),
+        per_thread,
+    };
+    Ok((report, error))
+}
+
+/// Binds and starts every worker; returns them, the address or path to show, and the guard
+/// that removes a unix socket file at the end.
+fn start(
+    cfg: &KernelConfig,
+    handler: Handler,
+) -> Result<(Vec<Worker>, String, Option<RemoveOnDrop>), KernelError> {
+    match (&cfg.listen, cfg.proto) {
+        (Listen::Inet(addr), Proto::Udp) => {
+            let (workers, shown) = start_udp(cfg, *addr, handler)?;
+            Ok((workers, shown, None))
+        }
+        (Listen::Inet(addr), _) => {
+            let l = TcpListener::bind(addr)
+                .map_err(|e| KernelError::Io(format!("--bind {addr}: {e}")))?;
+            let shown = l.local_addr().map_or(addr.to_string(), |a| a.to_string());
+            Ok((start_stream(cfg, Listener::Tcp(l), handler)?, shown, None))
+        }
+        (Listen::Path(p), _) => {
+            let l = bind_unix(p)?;
+            let guard = RemoveOnDrop(p.clone());
+            let workers = start_stream(cfg, Listener::Unix(l), handler)?;
+            Ok((workers, p.display().to_string(), Some(guard)))
+        }
+    }
+}
+
+/// Waits for every worker; returns the counters per thread, the connections accepted and the
+/// first error.
+fn join(cfg: &KernelConfig, workers: Vec<Worker>) -> (Vec<ThreadReport>, u64, Option<KernelError>) {
     let mut per_thread: Vec<ThreadReport> = (0..cfg.threads)
         .map(|i| ThreadReport {
             thread: i,
@@ -161,8 +186,12 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
             }
         }
     }
-    drop(unix_guard);
-    let reasons = match cfg.proto {
+    (per_thread, connections, error)
+}
+
+/// The drop reasons this server can count: its report lists each, even at 0.
+fn reasons(cfg: &KernelConfig) -> Vec<DropReason> {
+    match cfg.proto {
         Proto::Udp => {
             let mut r = DropReason::UDP.to_vec();
             if cfg.sockperf_port.is_some() {
@@ -171,17 +200,7 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
             r
         }
         Proto::Tcp | Proto::Unix => DropReason::STREAM.to_vec(),
-    };
-    let report = FinalReport {
-        proto: cfg.proto,
-        backend: cfg.backend,
-        threads: cfg.threads,
-        elapsed: start.elapsed(),
-        connections,
-        reasons,
-        per_thread,
-    };
-    Ok((report, error))
+    }
 }
 
 /// Starts a thread pinned to `cpu` (if any) running `body`; a failure in it stops the
