@@ -1,5 +1,6 @@
 //! The safe DPDK layer in one process (the EAL can be initialised only once per process, so
 //! this file holds a single test that walks through every piece in order).
+#![forbid(unsafe_code)]
 
 mod support;
 

@@ -9,6 +9,7 @@
 //! `server_ns` varies between runs: it is read from each actual reply,
 //! checked for plausibility and copied into the expected frame before that
 //! frame's checksums are computed.
+#![forbid(unsafe_code)]
 
 mod support;
 

@@ -2,61 +2,33 @@
 //! must decode our interval log to the histograms we wrote.
 //! Skips (with a printed reason) only when python3 or the `hdrh` module is absent;
 //! CI installs it with `pip install hdrhistogram`.
+#![forbid(unsafe_code)]
 
 mod common;
-
-use std::path::Path;
-use std::process::Command;
+mod support;
 
 use hdrhistogram::Histogram;
 use serde_json::Value;
+use support::read_hlog_with_python;
 
-fn python_with_hdrh() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import hdrh.log"])
-        .output()
-    {
-        Err(e) => Err(format!("python3 not runnable: {e}")),
-        Ok(o) if !o.status.success() => Err(format!(
-            "python3 lacks the hdrh module (pip install hdrhistogram): {}",
-            String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        )),
-        Ok(_) => Ok(()),
-    }
-}
-
+/// The interop statistics, and `min`, which the python reader reports too.
 fn assert_stats(what: &str, got: &Value, h: &Histogram<u64>) {
-    assert_eq!(got["count"], h.len(), "{what} count");
-    assert_eq!(got["max"], h.max(), "{what} max");
+    common::assert_stats(what, got, h);
     assert_eq!(got["min"], h.min(), "{what} min");
-    for (key, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
-        assert_eq!(got[key], h.value_at_percentile(p), "{what} {key}");
-    }
 }
 
 #[test]
 fn python_reader_decodes_our_hlog() {
-    if let Err(reason) = python_with_hdrh() {
-        println!("SKIPPED python_reader_decodes_our_hlog: {reason}");
-        return;
-    }
     let path = common::write_log("python");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&path)
-        .output()
-        .unwrap();
+    let got = read_hlog_with_python(&path);
     let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "check_hlog.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let got = match got {
+        Ok(got) => got,
+        Err(reason) => {
+            println!("SKIPPED python_reader_decodes_our_hlog: {reason}");
+            return;
+        }
+    };
 
     assert_eq!(got["start_time_sec"], common::START_MS as f64 / 1000.0);
     let expected = common::intervals();

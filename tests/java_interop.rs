@@ -7,6 +7,7 @@
 //! Skips (with a printed reason) when java/javac or the jar is missing:
 //! `apt-get install -y default-jdk-headless libhdrhistogram-java`.
 //! `HDRHISTOGRAM_JAR` overrides the jar location.
+#![forbid(unsafe_code)]
 
 mod common;
 
@@ -185,14 +186,6 @@ fn hgrm_matches_java_on_random_data() {
     }
 }
 
-fn assert_stats(what: &str, got: &Value, h: &Histogram<u64>) {
-    assert_eq!(got["count"], h.len(), "{what} count");
-    assert_eq!(got["max"], h.max(), "{what} max");
-    for (key, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
-        assert_eq!(got[key], h.value_at_percentile(p), "{what} {key}");
-    }
-}
-
 #[test]
 fn java_reader_decodes_our_hlog() {
     let path = common::write_log("java");
@@ -209,13 +202,13 @@ fn java_reader_decodes_our_hlog() {
         assert_eq!(span[0], start_ms);
         assert_eq!(span[1], start_ms + (e.length_secs * 1000.0).round() as u64);
     }
-    assert_stats("all", &got["all"], &common::merged(|_| true));
-    assert_stats(
+    common::assert_stats("all", &got["all"], &common::merged(|_| true));
+    common::assert_stats(
         "untagged",
         &got["tags"][""],
         &common::merged(|t| t.is_none()),
     );
-    assert_stats(
+    common::assert_stats(
         "bulk",
         &got["tags"]["bulk"],
         &common::merged(|t| t == Some("bulk")),

@@ -1,6 +1,7 @@
 //! `bypass kernel-serve` end to end: the binary is spawned on 127.0.0.1 or a unix socket
 //! in /tmp (no root needed), real RPC requests go to it from std sockets, every reply is
 //! checked byte by byte, and the final JSON counters must account for every message.
+#![forbid(unsafe_code)]
 
 mod support;
 
@@ -8,17 +9,16 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bypass::wire::rpc::HEADER_LEN;
 use bypass::wire::sockperf::{FLAG_CLIENT, FLAG_PONG_REQUEST, FLAG_WARMUP};
 use bypass::wire::{RpcHeader, RpcKind, RpcMethod, RpcRepr, RpcStatus, SockperfHeader};
 use serde_json::Value;
-use support::{bin, run, strs};
+use support::{run, strs, wait_exit, KernelServe, TempFiles};
 
 /// Servers that spin own a core; two cores do not fit several at once.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -30,91 +30,18 @@ fn serial() -> MutexGuard<'static, ()> {
 const SPIN_MAX: u32 = 200_000;
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A running `kernel-serve --json`; killed on drop if a test fails before stopping it.
-struct Server {
-    child: Option<Child>,
-    lines: Receiver<String>,
-    /// What the ready line names: IP:PORT or the socket path.
-    addr: String,
+/// `kernel-serve --proto udp --bind 127.0.0.1:0 EXTRA`.
+fn udp_server(extra: &[&str]) -> KernelServe {
+    let mut a = vec!["--proto", "udp", "--bind", "127.0.0.1:0"];
+    a.extend(extra);
+    KernelServe::start(&a)
 }
 
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut a = strs(&["kernel-serve", "--json", "--duration", "60"]);
-        a.extend(strs(args));
-        let mut child = Command::new(bin())
-            .args(&a)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn bypass");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for l in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut s = Server {
-            child: Some(child),
-            lines,
-            addr: String::new(),
-        };
-        let line = s
-            .lines
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("no ready line from kernel-serve {args:?}"));
-        let parts: Vec<&str> = line.split(' ').collect();
-        assert_eq!(parts.len(), 3, "ready line: {line}");
-        assert_eq!(parts[0], "ready", "{line}");
-        s.addr = parts[2].to_string();
-        s
-    }
-
-    fn sock_addr(&self) -> SocketAddr {
-        self.addr.parse().unwrap()
-    }
-
-    /// SIGTERM, then the final JSON report; the server must exit 0.
-    fn stop(mut self) -> Value {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: kill() on our own child's pid has no memory-safety preconditions.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("kernel-serve did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(status.success(), "kernel-serve exit status {status}");
-        let last = self
-            .lines
-            .recv_timeout(WAIT)
-            .expect("final report line after SIGTERM");
-        let v: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
-        assert_eq!(v["type"], "final");
-        v
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+/// `kernel-serve --proto tcp --bind 127.0.0.1:0 EXTRA`.
+fn tcp_server(extra: &[&str]) -> KernelServe {
+    let mut a = vec!["--proto", "tcp", "--bind", "127.0.0.1:0"];
+    a.extend(extra);
+    KernelServe::start(&a)
 }
 
 fn u(v: &Value, k: &str) -> u64 {
@@ -126,6 +53,23 @@ fn drop_count(v: &Value, reason: &str) -> u64 {
     v["drops"][reason]
         .as_u64()
         .unwrap_or_else(|| panic!("no drop reason {reason} in {v}"))
+}
+
+/// Each drop reason named counted exactly as many.
+fn assert_drops(v: &Value, want: &[(&str, u64)]) {
+    for &(reason, n) in want {
+        assert_eq!(drop_count(v, reason), n, "{reason}: {v}");
+    }
+}
+
+/// A successful spin request's `server_ns` includes the 20 us spin of `basic_cases`.
+fn assert_spin_counted(req: &[u8], status: RpcStatus, server_ns: u32) {
+    if RpcHeader::new_unchecked(req).method() == RpcMethod::Spin && status == RpcStatus::Ok {
+        assert!(
+            server_ns >= 20_000,
+            "server_ns {server_ns} must include the 20 us spin"
+        );
+    }
 }
 
 /// rx == tx + every drop, in total and per thread.
@@ -224,11 +168,7 @@ fn udp_round_trip(c: &UdpSocket, req: &[u8], status: RpcStatus) -> u32 {
 fn udp_backend(backend: &str) {
     let _g = serial();
     let max = SPIN_MAX.to_string();
-    let s = Server::start(&[
-        "--proto",
-        "udp",
-        "--bind",
-        "127.0.0.1:0",
+    let s = udp_server(&[
         "--backend",
         backend,
         "--sockperf-port",
@@ -239,10 +179,7 @@ fn udp_backend(backend: &str) {
     let c = udp_client(s.sock_addr());
     for (req, status) in basic_cases() {
         let ns = udp_round_trip(&c, &req, status);
-        if RpcHeader::new_unchecked(&req[..]).method() == RpcMethod::Spin && status == RpcStatus::Ok
-        {
-            assert!(ns >= 20_000, "server_ns {ns} must include the 20 us spin");
-        }
+        assert_spin_counted(&req, status, ns);
     }
     // Bytes after `length` come back unchanged in a response.
     let mut trailing = request(RpcMethod::Echo, 8, b"abcXYZ");
@@ -276,16 +213,17 @@ fn udp_backend(backend: &str) {
     let replies = basic_cases().len() as u64 + 2;
     assert_eq!(u(&v, "tx"), replies, "{v}");
     assert_eq!(u(&v, "rx"), replies + junk.len() as u64, "{v}");
-    for (reason, n) in [
-        ("truncated", 1),
-        ("bad-magic", 1),
-        ("bad-version", 1),
-        ("not-request", 2),
-        ("bad-length", 1),
-        ("send-error", 0),
-    ] {
-        assert_eq!(drop_count(&v, reason), n, "{reason}: {v}");
-    }
+    assert_drops(
+        &v,
+        &[
+            ("truncated", 1),
+            ("bad-magic", 1),
+            ("bad-version", 1),
+            ("not-request", 2),
+            ("bad-length", 1),
+            ("send-error", 0),
+        ],
+    );
     assert_eq!(u(&v, "connections"), 0);
     assert_balanced(&v);
 }
@@ -308,18 +246,7 @@ fn udp_batch_serves_rpc() {
 #[test]
 fn udp_batch_answers_a_burst_in_order() {
     let _g = serial();
-    let s = Server::start(&[
-        "--proto",
-        "udp",
-        "--bind",
-        "127.0.0.1:0",
-        "--backend",
-        "batch",
-        "--batch",
-        "4",
-        "--sockperf-port",
-        "0",
-    ]);
+    let s = udp_server(&["--backend", "batch", "--batch", "4", "--sockperf-port", "0"]);
     let c = udp_client(s.sock_addr());
     // More than a batch in flight at once, with junk mixed in.
     let reqs: Vec<Vec<u8>> = (0..10)
@@ -345,16 +272,7 @@ fn udp_batch_answers_a_burst_in_order() {
 #[test]
 fn udp_two_threads_share_the_port() {
     let _g = serial();
-    let s = Server::start(&[
-        "--proto",
-        "udp",
-        "--bind",
-        "127.0.0.1:0",
-        "--threads",
-        "2",
-        "--sockperf-port",
-        "0",
-    ]);
+    let s = udp_server(&["--threads", "2", "--sockperf-port", "0"]);
     // SO_REUSEPORT spreads flows by hash: 32 source ports all landing on one socket has
     // odds of 2^-31.
     let clients: Vec<UdpSocket> = (0..32).map(|_| udp_client(s.sock_addr())).collect();
@@ -417,10 +335,7 @@ fn stream_checks(connect: &dyn Fn() -> Box<dyn Duplex>) -> (u64, u64) {
     for (req, status) in basic_cases() {
         let ns = stream_round_trip(&mut *c, &req, status);
         replies += 1;
-        if RpcHeader::new_unchecked(&req[..]).method() == RpcMethod::Spin && status == RpcStatus::Ok
-        {
-            assert!(ns >= 20_000, "server_ns {ns} must include the spin");
-        }
+        assert_spin_counted(&req, status, ns);
     }
 
     // Several messages in one write: answered in order.
@@ -511,16 +426,17 @@ fn check_stream_report(v: &Value, proto: &str, replies: u64, conns: u64) {
     assert_eq!(v["proto"], proto);
     assert_eq!(u(v, "tx"), replies, "{v}");
     assert_eq!(u(v, "connections"), conns, "{v}");
-    for (reason, n) in [
-        ("not-request", 1),
-        ("bad-magic", 1),
-        ("oversize", 1),
-        ("truncated", 1),
-        ("bad-version", 0),
-        ("send-error", 0),
-    ] {
-        assert_eq!(drop_count(v, reason), n, "{reason}: {v}");
-    }
+    assert_drops(
+        v,
+        &[
+            ("not-request", 1),
+            ("bad-magic", 1),
+            ("oversize", 1),
+            ("truncated", 1),
+            ("bad-version", 0),
+            ("send-error", 0),
+        ],
+    );
     assert_eq!(u(v, "rx"), replies + 4, "{v}");
     assert_balanced(v);
 }
@@ -528,16 +444,7 @@ fn check_stream_report(v: &Value, proto: &str, replies: u64, conns: u64) {
 fn tcp(backend: &str) {
     let _g = serial();
     let max = SPIN_MAX.to_string();
-    let s = Server::start(&[
-        "--proto",
-        "tcp",
-        "--bind",
-        "127.0.0.1:0",
-        "--backend",
-        backend,
-        "--spin-max-ns",
-        &max,
-    ]);
+    let s = tcp_server(&["--backend", backend, "--spin-max-ns", &max]);
     let addr = s.sock_addr();
     let connect = move || -> Box<dyn Duplex> {
         let c = TcpStream::connect(addr).unwrap();
@@ -570,24 +477,15 @@ fn unix_path(tag: &str) -> PathBuf {
     ))
 }
 
-/// Removes a test's socket path, pass or fail.
-struct RemovePath(PathBuf);
-
-impl Drop for RemovePath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 fn unix(backend: &str) {
     let _g = serial();
     let path = unix_path(backend);
-    let _rm = RemovePath(path.clone());
+    let _rm = TempFiles(vec![path.clone()]);
     // A stale socket file (nobody listening) is replaced.
     drop(UnixListener::bind(&path).unwrap());
     assert!(path.exists());
     let max = SPIN_MAX.to_string();
-    let s = Server::start(&[
+    let s = KernelServe::start(&[
         "--proto",
         "unix",
         "--path",
@@ -623,7 +521,7 @@ fn unix_busy_serves_rpc() {
 #[test]
 fn unix_path_that_is_not_a_socket_is_refused() {
     let path = unix_path("file");
-    let _rm = RemovePath(path.clone());
+    let _rm = TempFiles(vec![path.clone()]);
     std::fs::write(&path, b"not a socket").unwrap();
     let out = run(
         &strs(&[
@@ -643,7 +541,7 @@ fn unix_path_that_is_not_a_socket_is_refused() {
 #[test]
 fn tcp_threads_serve_connections_at_once() {
     let _g = serial();
-    let s = Server::start(&["--proto", "tcp", "--bind", "127.0.0.1:0", "--threads", "2"]);
+    let s = tcp_server(&["--threads", "2"]);
     let mut a = TcpStream::connect(s.sock_addr()).unwrap();
     let mut b = TcpStream::connect(s.sock_addr()).unwrap();
     for c in [&a, &b] {
@@ -701,14 +599,7 @@ fn run_sockperf(port: u16) -> Option<(u64, u64)> {
         Err(e) if e.kind() == ErrorKind::NotFound => return None,
         Err(e) => panic!("sockperf: {e}"),
     };
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("sockperf did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_exit(&mut child, Duration::from_secs(20), "sockperf");
     let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
@@ -735,16 +626,7 @@ fn run_sockperf(port: u16) -> Option<(u64, u64)> {
 fn sockperf_backend(backend: &str) {
     let _g = serial();
     let port = free_udp_port();
-    let s = Server::start(&[
-        "--proto",
-        "udp",
-        "--bind",
-        "127.0.0.1:0",
-        "--backend",
-        backend,
-        "--sockperf-port",
-        &port.to_string(),
-    ]);
+    let s = udp_server(&["--backend", backend, "--sockperf-port", &port.to_string()]);
     let c = udp_client(SocketAddr::from(([127, 0, 0, 1], port)));
     // The protocol by hand: a pong request comes back with the client bit cleared,
     // anything else gets nothing (the next datagram is the answer to the next ping).
@@ -774,13 +656,14 @@ fn sockperf_backend(backend: &str) {
     );
     let sockperf = run_sockperf(port);
     let v = s.stop();
-    for (reason, n) in [
-        ("sockperf-no-reply-wanted", 1),
-        ("sockperf-not-client", 1),
-        ("sockperf-malformed", 1),
-    ] {
-        assert_eq!(drop_count(&v, reason), n, "{reason}: {v}");
-    }
+    assert_drops(
+        &v,
+        &[
+            ("sockperf-no-reply-wanted", 1),
+            ("sockperf-not-client", 1),
+            ("sockperf-malformed", 1),
+        ],
+    );
     assert_balanced(&v);
     match sockperf {
         None => eprintln!("sockperf is not installed: skipped the sockperf client run"),
@@ -810,16 +693,9 @@ fn sockperf_batch() {
 #[test]
 fn bypass_load_gets_every_reply() {
     let _g = serial();
-    let s = Server::start(&[
-        "--proto",
-        "udp",
-        "--bind",
-        "127.0.0.1:0",
-        "--sockperf-port",
-        "0",
-    ]);
+    let s = udp_server(&["--sockperf-port", "0"]);
     let json = std::env::temp_dir().join(format!("bypass-kserve-load-{}.json", std::process::id()));
-    let _rm = RemovePath(json.clone());
+    let _rm = TempFiles(vec![json.clone()]);
     let out = run(
         &strs(&[
             "load",

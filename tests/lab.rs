@@ -1,6 +1,8 @@
 //! `bypass lab` end to end: the CI scenario runs through the binary and leaves its files and
 //! nothing else; broken scenarios are refused before anything exists; Ctrl-C cleans up.
 
+#![forbid(unsafe_code)]
+
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -80,8 +82,8 @@ fn lab(args: &[String], limit: Duration) -> (u32, i32, String) {
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > limit {
-            // SAFETY: signalling our own child; SIGINT lets it clean up.
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+            // SIGINT lets it clean up.
+            let _ = bypass::os::process::signal(pid, Signal::Int);
             std::thread::sleep(Duration::from_secs(15));
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
@@ -457,8 +459,7 @@ plan = { mode = "ping-pong", duration = 60 }
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
+    signal(pid, Signal::Int);
     let t = Instant::now();
     while child.try_wait().unwrap().is_none() {
         assert!(t.elapsed() < Duration::from_secs(30), "lab ignored SIGINT");

@@ -2,11 +2,11 @@
 //! (two processes, shared memory, no kernel), and against a kernel UDP echo server through
 //! net_tap in a namespace the test makes (ARP both ways, checksums checked by the kernel and
 //! by the client). Argument errors need no root; everything else does.
+#![forbid(unsafe_code)]
 
 mod support;
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -98,15 +98,6 @@ fn run_cmd(cmd: &mut Command, limit: Duration) -> Output {
     g.0.take().unwrap().wait_with_output().expect("output")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bypass-load-dpdk-{}-{name}", std::process::id()))
 }
@@ -118,7 +109,7 @@ struct ClientRun {
 }
 
 fn client_result(out: &Output, json: &Path) -> ClientRun {
-    assert!(out.status.success(), "client failed: {}", text(out));
+    assert!(out.status.success(), "client failed: {}", explain(out));
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(json).expect("client --json")).unwrap();
     let _ = std::fs::remove_file(json);
@@ -126,7 +117,7 @@ fn client_result(out: &Output, json: &Path) -> ClientRun {
     let port = stderr
         .lines()
         .find_map(|l| l.strip_prefix("dpdk: "))
-        .unwrap_or_else(|| panic!("no closing dpdk line: {}", text(out)));
+        .unwrap_or_else(|| panic!("no closing dpdk line: {}", explain(out)));
     ClientRun {
         summary: report["summary"].clone(),
         port: serde_json::from_str(port).expect("dpdk line is JSON"),
@@ -204,7 +195,7 @@ fn memif_fast_path_and_dpdk_client() {
     while !sock.0.exists() {
         if let Some(st) = server.0.as_mut().unwrap().try_wait().unwrap() {
             let out = server.0.take().unwrap().wait_with_output().unwrap();
-            panic!("server exited early ({st}): {}", text(&out));
+            panic!("server exited early ({st}): {}", explain(&out));
         }
         assert!(start.elapsed() < Duration::from_secs(20), "no memif socket");
         std::thread::sleep(Duration::from_millis(50));
@@ -239,10 +230,9 @@ fn memif_fast_path_and_dpdk_client() {
     // disconnect handling races with a close (docs/memif.md).
     std::thread::sleep(Duration::from_millis(500));
     let child = server.0.take().unwrap();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    signal(child.id(), Signal::Int);
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "server: {}", text(&out));
+    assert!(out.status.success(), "server: {}", explain(&out));
     let fin = json_lines(&out.stdout).pop().expect("final line");
     let node = |name: &str| {
         fin["nodes"]
@@ -265,45 +255,6 @@ fn memif_fast_path_and_dpdk_client() {
     );
 }
 
-/// A network namespace this test made; deleted on drop, pass or fail.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("bpl{tag}{}", std::process::id() % 100_000);
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        let ns = Netns(name);
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn exec(&self, args: &[&str]) -> Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .expect("ip netns exec");
-        assert!(
-            out.status.success(),
-            "{args:?} in {}: {}",
-            self.0,
-            text(&out)
-        );
-        out
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
 const KERNEL_IP: &str = "198.18.2.1";
 const CLIENT_IP: &str = "198.18.2.2";
 /// The PMD gives the kernel side of its tap the port's own MAC, so this is both.
@@ -320,7 +271,8 @@ struct TapPeer {
 
 impl TapPeer {
     fn new(tag: &str) -> TapPeer {
-        let ns = Netns::new(tag);
+        // `bpl`: the load tests' namespaces, apart from the fast path tests' `bp` ones.
+        let ns = Netns::new(&format!("l{tag}"));
         let dev = format!("{}t", ns.0);
         ns.exec(&[
             "ip",
@@ -385,13 +337,8 @@ impl Drop for TapPeer {
 /// response. The kernel drops datagrams whose checksum is wrong, so an answer proves the
 /// client's checksums.
 fn kernel_echo(ns: &Netns, stop: Arc<AtomicBool>) -> JoinHandle<u64> {
-    let path = format!("/var/run/netns/{}", ns.0);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let h = std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns");
-        // SAFETY: setns on a valid namespace fd affects only this thread.
-        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+    let h = ns.spawn(move || {
         let s = UdpSocket::bind(format!("{KERNEL_IP}:7777")).expect("bind echo");
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         ready_tx.send(()).unwrap();
@@ -469,12 +416,12 @@ fn arp_to_a_silent_address_fails_clearly() {
     let start = Instant::now();
     let out = peer.client(&[], "198.18.2.9:7777", &json);
     let took = start.elapsed();
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", explain(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("no ARP reply from 198.18.2.9") && err.contains("--server-mac"),
         "{}",
-        text(&out)
+        explain(&out)
     );
     assert!(took < Duration::from_secs(20), "took {took:?}");
     assert!(!json.exists(), "no report for a run that never started");
@@ -534,7 +481,7 @@ fn bad_arguments_exit_2_naming_the_flag() {
         let mut a = strs(&base);
         a.extend(strs(&extra));
         let out = run(&a, Duration::from_secs(20));
-        assert_eq!(out.status.code(), Some(2), "{a:?}: {}", text(&out));
+        assert_eq!(out.status.code(), Some(2), "{a:?}: {}", explain(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag), "{a:?} should name {flag}: {err}");
         assert!(!err.contains("EAL:"), "{a:?} started the EAL: {err}");
@@ -550,7 +497,7 @@ fn bad_arguments_exit_2_naming_the_flag() {
         "1",
     ]);
     let out = run(&a, Duration::from_secs(20));
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--client-ip"));
 }
 
@@ -574,8 +521,12 @@ fn memif_client_without_server_fails_clearly() {
         ),
     ));
     let out = run(&a, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs its server running"), "{}", text(&out));
+    assert!(
+        err.contains("needs its server running"),
+        "{}",
+        explain(&out)
+    );
     assert!(!json.exists());
 }

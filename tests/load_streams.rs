@@ -1,9 +1,12 @@
 //! `bypass load --transport tcp|unix` and `--rates` through the CLI binary, against RPC servers
-//! living in the test: stream servers that follow the framing (CONTRACTS.md "Stream framing":
+//! living in the test: stream servers that follow the framing (docs/protocol.md "Stream framing":
 //! back-to-back messages, each framed by its header's length field) and misbehave on purpose,
 //! and a UDP echo server for the sweep. Loopback and /tmp only; every run is bounded.
+#![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bypass::wire::rpc::{RpcHeader, RpcKind, HEADER_LEN};
+use support::{
+    explain, read_hlog_with_python, spawn, stdout_lines, stop_child, strs, KernelServe, Signal,
+    TempFiles,
+};
 
 /// Runs take turns: two cores do not fit several client and server pairs at once.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -142,6 +149,38 @@ enum Endpoint {
     Unix(PathBuf),
 }
 
+/// How long a served connection's read waits before it checks `stop`.
+const READ_TIMEOUT: Duration = Duration::from_millis(5);
+
+/// Accepts connections one after another (`accept` polls a non-blocking listener and makes
+/// what it accepts blocking with [`READ_TIMEOUT`]) and serves each until it ends, adding the
+/// requests it received to `seen`.
+fn accept_loop<C: Read + Write>(
+    accept: impl Fn() -> Option<C>,
+    behaviour: Behaviour,
+    stop: &AtomicBool,
+    seen: &AtomicU64,
+    deadline: Instant,
+) {
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        match accept() {
+            Some(c) => {
+                let n = serve_conn(c, behaviour, stop, deadline);
+                seen.fetch_add(n, Ordering::Relaxed);
+            }
+            None => std::thread::sleep(Duration::from_millis(1)),
+        }
+    }
+}
+
+/// Every transport with every wait mode: (unix, wait).
+const TRANSPORTS_AND_WAITS: [(bool, &str); 4] = [
+    (false, "blocking"),
+    (false, "busy"),
+    (true, "blocking"),
+    (true, "busy"),
+];
+
 /// A stream RPC server in a thread: accepts connections one after another.
 struct StreamServer {
     endpoint: Endpoint,
@@ -160,18 +199,14 @@ impl StreamServer {
         l.set_nonblocking(true).unwrap();
         let addr = l.local_addr().unwrap();
         StreamServer::spawn(Endpoint::Tcp(addr), move |stop, seen, deadline| {
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match l.accept() {
-                    Ok((c, _)) => {
-                        c.set_nonblocking(false).unwrap();
-                        c.set_nodelay(true).unwrap();
-                        c.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-                        let n = serve_conn(c, behaviour, stop, deadline);
-                        seen.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
+            let accept = || {
+                let (c, _) = l.accept().ok()?;
+                c.set_nonblocking(false).unwrap();
+                c.set_nodelay(true).unwrap();
+                c.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+                Some(c)
+            };
+            accept_loop(accept, behaviour, stop, seen, deadline);
         })
     }
 
@@ -181,18 +216,23 @@ impl StreamServer {
         let l = UnixListener::bind(&path).unwrap();
         l.set_nonblocking(true).unwrap();
         StreamServer::spawn(Endpoint::Unix(path), move |stop, seen, deadline| {
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                match l.accept() {
-                    Ok((c, _)) => {
-                        c.set_nonblocking(false).unwrap();
-                        c.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-                        let n = serve_conn(c, behaviour, stop, deadline);
-                        seen.fetch_add(n, Ordering::Relaxed);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
+            let accept = || {
+                let (c, _) = l.accept().ok()?;
+                c.set_nonblocking(false).unwrap();
+                c.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+                Some(c)
+            };
+            accept_loop(accept, behaviour, stop, seen, deadline);
         })
+    }
+
+    /// A unix server on socket `name`, or a TCP one (which needs no name).
+    fn on(unix: bool, behaviour: Behaviour, name: &str) -> StreamServer {
+        if unix {
+            StreamServer::unix(behaviour, name)
+        } else {
+            StreamServer::tcp(behaviour)
+        }
     }
 
     fn spawn(
@@ -293,17 +333,6 @@ impl Drop for UdpServer {
     }
 }
 
-/// Removes the files it names when the test ends, passed or not.
-struct TempFiles(Vec<PathBuf>);
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 fn bypass_load(args: &[String]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bypass"))
         .arg("load")
@@ -313,28 +342,8 @@ fn bypass_load(args: &[String]) -> Output {
         .unwrap()
 }
 
-fn strings(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-fn explain(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn json_file(p: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn python_with_hdrh() -> bool {
-    Command::new("python3")
-        .args(["-c", "import hdrh.log"])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// A closed-loop run of 400 requests with every output file; checks exact counts and that
@@ -349,7 +358,7 @@ fn closed_loop_with_outputs(server: &StreamServer, tag: &str, window: u32, wait:
     );
     let f = |i: usize| files.0[i].to_str().unwrap().to_string();
     let mut args = server.args();
-    args.extend(strings(&[
+    args.extend(strs(&[
         "--window",
         &window.to_string(),
         "--count",
@@ -430,18 +439,9 @@ fn closed_loop_with_outputs(server: &StreamServer, tag: &str, window: u32, wait:
 
     let hlog = std::fs::read_to_string(&files.0[3]).unwrap();
     assert!(hlog.contains(proto), "{hlog}");
-    if python_with_hdrh() {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
-        let o = Command::new("python3")
-            .arg(&script)
-            .arg(&files.0[3])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", explain(&o));
-        let got: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        assert_eq!(got["all"]["count"], count);
-    } else {
-        println!("SKIPPED hlog read-back: python3 with the hdrh module is not available");
+    match read_hlog_with_python(&files.0[3]) {
+        Ok(got) => assert_eq!(got["all"]["count"], count),
+        Err(why) => println!("SKIPPED hlog read-back: {why}"),
     }
 }
 
@@ -469,7 +469,7 @@ fn unix_closed_loop_exact_counts_and_outputs() {
 fn summary(server: &StreamServer, tag: &str, extra: &[&str]) -> (Output, serde_json::Value) {
     let files = TempFiles(vec![tmp(&format!("{tag}.json"))]);
     let mut args = server.args();
-    args.extend(strings(extra));
+    args.extend(strs(extra));
     args.extend(["--json".into(), files.0[0].to_str().unwrap().into()]);
     let out = bypass_load(&args);
     assert!(out.status.success(), "{}", explain(&out));
@@ -480,18 +480,9 @@ fn summary(server: &StreamServer, tag: &str, extra: &[&str]) -> (Output, serde_j
 #[test]
 fn fragmented_and_batched_replies_give_exact_counts() {
     let _g = serial();
-    for (unix, wait) in [
-        (false, "busy"),
-        (false, "blocking"),
-        (true, "busy"),
-        (true, "blocking"),
-    ] {
+    for (unix, wait) in TRANSPORTS_AND_WAITS {
         let b = Behaviour::Fragments { batch: 4 };
-        let server = if unix {
-            StreamServer::unix(b, &format!("frag-{wait}.sock"))
-        } else {
-            StreamServer::tcp(b)
-        };
+        let server = StreamServer::on(unix, b, &format!("frag-{wait}.sock"));
         // 400 is a multiple of the batch, and the window (8) exceeds it: every batch fills.
         let (out, s) = summary(
             &server,
@@ -519,11 +510,7 @@ fn fragmented_and_batched_replies_give_exact_counts() {
 fn dropped_requests_are_lost_exactly_and_never_stall() {
     let _g = serial();
     for unix in [false, true] {
-        let server = if unix {
-            StreamServer::unix(Behaviour::DropEvery(10), "drop.sock")
-        } else {
-            StreamServer::tcp(Behaviour::DropEvery(10))
-        };
+        let server = StreamServer::on(unix, Behaviour::DropEvery(10), "drop.sock");
         let t = Instant::now();
         let (out, s) = summary(
             &server,
@@ -561,11 +548,7 @@ fn a_stalled_stream_server_means_latency_not_loss() {
             at: 100,
             pause: Duration::from_millis(400),
         };
-        let server = if unix {
-            StreamServer::unix(b, "stall.sock")
-        } else {
-            StreamServer::tcp(b)
-        };
+        let server = StreamServer::on(unix, b, "stall.sock");
         // 2000 x 4 kB/s: the 400 ms stall backs up 3.3 MB, more than a unix socket buffer
         // holds; the rest waits in the client's send queue and is charged as latency.
         let (out, s) = summary(
@@ -600,19 +583,14 @@ fn a_stalled_stream_server_means_latency_not_loss() {
 #[test]
 fn server_closing_mid_run_ends_the_run_with_an_error() {
     let _g = serial();
-    for (unix, wait) in [
-        (false, "blocking"),
-        (false, "busy"),
-        (true, "blocking"),
-        (true, "busy"),
-    ] {
-        let server = if unix {
-            StreamServer::unix(Behaviour::CloseAfter(50), &format!("close-{wait}.sock"))
-        } else {
-            StreamServer::tcp(Behaviour::CloseAfter(50))
-        };
+    for (unix, wait) in TRANSPORTS_AND_WAITS {
+        let server = StreamServer::on(
+            unix,
+            Behaviour::CloseAfter(50),
+            &format!("close-{wait}.sock"),
+        );
         let mut args = server.args();
-        args.extend(strings(&[
+        args.extend(strs(&[
             "--count",
             "100000",
             "--duration",
@@ -639,17 +617,12 @@ fn server_closing_mid_run_ends_the_run_with_an_error() {
 #[test]
 fn server_closing_after_the_last_reply_is_a_clean_end() {
     let _g = serial();
-    for (unix, wait) in [
-        (false, "blocking"),
-        (false, "busy"),
-        (true, "blocking"),
-        (true, "busy"),
-    ] {
-        let server = if unix {
-            StreamServer::unix(Behaviour::CloseAfter(200), &format!("last-{wait}.sock"))
-        } else {
-            StreamServer::tcp(Behaviour::CloseAfter(200))
-        };
+    for (unix, wait) in TRANSPORTS_AND_WAITS {
+        let server = StreamServer::on(
+            unix,
+            Behaviour::CloseAfter(200),
+            &format!("last-{wait}.sock"),
+        );
         let (out, s) = summary(
             &server,
             &format!("last-{unix}-{wait}"),
@@ -673,7 +646,7 @@ fn server_closing_after_the_last_reply_is_a_clean_end() {
 #[test]
 fn no_server_is_a_clear_error() {
     let path = tmp("nobody.sock");
-    let out = bypass_load(&strings(&[
+    let out = bypass_load(&strs(&[
         "--transport",
         "unix",
         "--server-path",
@@ -720,7 +693,7 @@ fn rate_sweep_over_udp() {
         tmp("sweep-1500.hgrm"),
     ]);
     let hgrm = tmp("sweep.hgrm");
-    let out = bypass_load(&strings(&[
+    let out = bypass_load(&strs(&[
         "--server",
         &server.addr.to_string(),
         "--rates",
@@ -828,48 +801,28 @@ fn sigint_stops_a_sweep_between_points() {
     let _g = serial();
     let server = UdpServer::start();
     let files = TempFiles(vec![tmp("int.csv")]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bypass"))
-        .args([
-            "load",
-            "--server",
-            &server.addr.to_string(),
-            "--rates",
-            "100:500:100",
-            "--duration",
-            "1",
-            "--csv",
-            files.0[0].to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let mut child = spawn(&strs(&[
+        "load",
+        "--server",
+        &server.addr.to_string(),
+        "--rates",
+        "100:500:100",
+        "--duration",
+        "1",
+        "--csv",
+        files.0[0].to_str().unwrap(),
+    ]));
+    let rx = stdout_lines(&mut child);
     // The first line comes after the signal handlers are in place: then interrupt the first point.
     let first = rx.recv_timeout(Duration::from_secs(20));
     assert!(first.is_ok(), "no output from the sweep");
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: kill(2) on the pid of a child this test spawned and has not waited for.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    assert_eq!(rc, 0);
-    let t = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if t.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("the sweep did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    reader.join().unwrap();
+    let status = stop_child(
+        &mut child,
+        Signal::Int,
+        Duration::from_secs(10),
+        "the sweep",
+    );
     let mut stderr = String::new();
     child
         .stderr
@@ -877,7 +830,8 @@ fn sigint_stops_a_sweep_between_points() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    let lines: Vec<String> = first.into_iter().chain(rx.try_iter()).collect();
+    // The reader ends at the child's end of output: every line is in.
+    let lines: Vec<String> = first.into_iter().chain(rx.iter()).collect();
     let stdout = lines.join("\n");
     let out = Output {
         status,
@@ -977,85 +931,13 @@ fn bad_arguments_exit_2_naming_the_flag() {
         ),
     ];
     for (extra, flag) in cases {
-        let out = bypass_load(&strings(extra));
+        let out = bypass_load(&strs(extra));
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", explain(&out));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.starts_with(&format!("bypass load: {flag}:")),
             "{extra:?}: {err}"
         );
-    }
-}
-
-/// A running `bypass kernel-serve --json` (the real stream server); killed on drop.
-struct KernelServe {
-    child: Option<std::process::Child>,
-    lines: std::sync::mpsc::Receiver<String>,
-    /// What the ready line names: IP:PORT or the socket path.
-    addr: String,
-}
-
-impl KernelServe {
-    fn start(args: &[&str]) -> KernelServe {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bypass"))
-            .args(["kernel-serve", "--json", "--duration", "60"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut s = KernelServe {
-            child: Some(child),
-            lines,
-            addr: String::new(),
-        };
-        let line = s
-            .lines
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no ready line from kernel-serve {args:?}"));
-        let parts: Vec<&str> = line.split(' ').collect();
-        assert_eq!((parts.len(), parts[0]), (3, "ready"), "{line}");
-        s.addr = parts[2].to_string();
-        s
-    }
-
-    /// SIGTERM; returns the final JSON report.
-    fn stop(mut self) -> serde_json::Value {
-        let mut child = self.child.take().unwrap();
-        // SAFETY: kill(2) on the pid of a child this test spawned and has not waited for.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let t = Instant::now();
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if t.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("kernel-serve did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(status.success(), "kernel-serve: {status}");
-        let last = self.lines.recv_timeout(Duration::from_secs(5)).unwrap();
-        serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"))
-    }
-}
-
-impl Drop for KernelServe {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -1076,7 +958,7 @@ fn against_bypass_kernel_serve_tcp_and_unix() {
         };
         let json = tmp(&format!("kserve-{proto}.json"));
         let _rmj = TempFiles(vec![json.clone()]);
-        let out = bypass_load(&strings(&[
+        let out = bypass_load(&strs(&[
             "--transport",
             proto,
             endpoint,

@@ -1,10 +1,12 @@
 //! `bypass::load` against a kernel UDP RPC server living in the test
 //! (docs/protocol.md), on 127.0.0.1. Everything is bounded in time; timing
 //! assertions are generous because test machines are shared and small.
+#![forbid(unsafe_code)]
+
+mod support;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -15,6 +17,7 @@ use bypass::load::{
 };
 use bypass::wire::rpc::{RpcHeader, RpcKind};
 use clap::Parser;
+use support::read_hlog_with_python;
 
 /// Timing-sensitive runs take turns: two cores do not fit several client
 /// and server pairs at once.
@@ -680,17 +683,6 @@ fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bypass-load-{}-{name}", std::process::id()))
 }
 
-fn python_with_hdrh() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import hdrh.log"])
-        .output()
-    {
-        Err(e) => Err(format!("python3 not runnable: {e}")),
-        Ok(o) if !o.status.success() => Err("python3 lacks the hdrh module".to_string()),
-        Ok(_) => Ok(()),
-    }
-}
-
 #[test]
 fn output_files() {
     let _g = serial();
@@ -818,21 +810,9 @@ fn output_files() {
     assert!(text.contains("#[Max     = "));
 
     // .hlog: an independent reader must see the same total count.
-    match python_with_hdrh() {
+    match read_hlog_with_python(&hlog) {
         Err(reason) => println!("SKIPPED hlog read-back: {reason}"),
-        Ok(()) => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
-            let out = Command::new("python3")
-                .arg(&script)
-                .arg(&hlog)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        Ok(got) => {
             assert_eq!(got["all"]["count"], count);
             assert_eq!(got["all"]["max"], r.corrected.max());
             assert_eq!(

@@ -1,52 +1,17 @@
 //! The rpc fast path answering kernel clients in network namespaces: on net_tap, and on
 //! net_af_xdp over a veth pair. The kernel's ping, the unmodified sockperf client and a small
 //! UDP RPC client all get correct answers; junk gets none; the counters match.
+#![forbid(unsafe_code)]
 
 mod support;
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bypass::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, RpcStatus, HEADER_LEN};
 use serde_json::Value;
 use support::*;
-
-/// A network namespace this test made; deleted on drop, pass or fail.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("bp{tag}{}", std::process::id() % 100_000);
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Netns(name);
-        ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn exec(&self, args: &[&str]) -> std::process::Output {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.0])
-            .args(args)
-            .output()
-            .expect("ip netns exec");
-        assert!(
-            out.status.success(),
-            "{args:?} in {} failed: {}",
-            self.0,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("ip");
@@ -102,8 +67,7 @@ impl Server {
     fn finish(mut self) -> Value {
         let child = self.child.take().unwrap();
         // `ip netns exec` execs the program, so the child's pid is the server's.
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        signal(child.id(), Signal::Int);
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
@@ -139,20 +103,6 @@ fn wait_for_link(ns: &Netns, dev: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("{dev} never appeared in {}", ns.0);
-}
-
-/// Runs `f` on a thread that has entered namespace `ns`.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/var/run/netns/{}", ns.0);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).expect("open netns");
-        // SAFETY: setns on a valid namespace fd affects only this thread.
-        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("netns thread")
 }
 
 fn request(method: RpcMethod, id: u64, payload: &[u8]) -> Vec<u8> {
@@ -270,7 +220,7 @@ fn exercise(client_ns: &Netns, server_ip: &'static str) -> ClientResult {
     assert!(received > 100, "sockperf got {received} replies");
     assert_eq!(dropped, 0, "sockperf lost replies");
 
-    let r = in_netns(client_ns, move || rpc_client(server_ip));
+    let r = client_ns.run(move || rpc_client(server_ip));
     assert_eq!(r.echoes_ok, 50, "{r:?}");
     assert!(r.spin_ok, "{r:?}");
     assert!(r.unknown_method_error, "{r:?}");

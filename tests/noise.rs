@@ -1,6 +1,7 @@
 //! `bypass noise`, `bypass floor` and `bypass syscalls` as a user (and the lab) runs them: the
 //! probe finds a stall the test injects, the JSON contracts hold, output files parse, bad
 //! input exits 2 naming its flag, and the floor stops on SIGINT.
+#![forbid(unsafe_code)]
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
 use serde_json::Value;
 
-use support::{bin, run, spawn, strs};
+use support::{bin, read_hlog_with_python, run, signal, spawn, strs, Signal};
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("bypass-noise-test-{}-{name}", std::process::id()))
@@ -53,11 +54,6 @@ fn f(v: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill has no memory preconditions; the pid is our own live child.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
-}
-
 #[test]
 fn probe_finds_an_injected_stop() {
     let mut child = spawn(&strs(&[
@@ -69,9 +65,9 @@ fn probe_finds_an_injected_stop() {
         "--json",
     ]));
     std::thread::sleep(Duration::from_millis(700));
-    signal(child.id(), libc::SIGSTOP);
+    signal(child.id(), Signal::Stop);
     std::thread::sleep(Duration::from_millis(200));
-    signal(child.id(), libc::SIGCONT);
+    signal(child.id(), Signal::Cont);
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         assert!(
@@ -178,35 +174,28 @@ fn check_hlog(path: &Path, count: u64) {
         .collect();
     assert_eq!(intervals.len(), 1, "one interval with the whole run");
     assert!(intervals[0].0 > 0.0);
-    let probe = Command::new("python3")
-        .args(["-c", "import hdrh.log"])
-        .output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        println!("SKIPPED hlog count read-back: python3 with the hdrh module is missing");
-        return;
+    match read_hlog_with_python(path) {
+        Ok(got) => assert_eq!(got["all"]["count"], count),
+        Err(why) => println!("SKIPPED hlog count read-back: {why}"),
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(got["all"]["count"], count);
+}
+
+/// The first two CPUs this process may use, for the floor's two threads; None (and a
+/// SKIPPED line for `what`) when there are fewer.
+fn cpu_pair(what: &str) -> Option<[usize; 2]> {
+    let cpus = available_cpus();
+    if cpus.len() < 2 {
+        println!("SKIPPED {what}: needs two CPUs, this process may use {cpus:?}");
+        return None;
+    }
+    Some([cpus[0], cpus[1]])
 }
 
 #[test]
 fn floor_both_modes_json_and_files() {
-    let cpus = available_cpus();
-    if cpus.len() < 2 {
-        println!("SKIPPED floor: needs two CPUs, this process may use {cpus:?}");
+    let Some(cpus) = cpu_pair("floor") else {
         return;
-    }
+    };
     let pair = format!("{},{}", cpus[0], cpus[1]);
     for mode in ["ring", "line"] {
         let (hgrm, hlog) = (tmp(&format!("{mode}.hgrm")), tmp(&format!("{mode}.hlog")));
@@ -256,11 +245,9 @@ fn floor_both_modes_json_and_files() {
 
 #[test]
 fn floor_stops_on_sigint() {
-    let cpus = available_cpus();
-    if cpus.len() < 2 {
-        println!("SKIPPED floor SIGINT: needs two CPUs, this process may use {cpus:?}");
+    let Some(cpus) = cpu_pair("floor SIGINT") else {
         return;
-    }
+    };
     let pair = format!("{},{}", cpus[0], cpus[1]);
     let mut child = spawn(&strs(&[
         "floor",
@@ -272,7 +259,7 @@ fn floor_stops_on_sigint() {
     ]));
     std::thread::sleep(Duration::from_millis(600));
     let sent = Instant::now();
-    signal(child.id(), libc::SIGINT);
+    signal(child.id(), Signal::Int);
     while child.try_wait().unwrap().is_none() {
         assert!(
             sent.elapsed() < Duration::from_secs(5),
@@ -315,6 +302,10 @@ fn refused(args: &[&str], flag: &str) {
 
 #[test]
 fn bad_arguments_exit_2_naming_the_flag() {
+    // Valid runs that the `with` cases below spoil with one bad flag each.
+    let noise = ["noise", "--cpus", "0", "--duration", "1"];
+    let floor = ["floor", "--cpus", "0,1", "--duration", "1"];
+    let with = |base: &[&'static str], extra: &[&'static str]| [base, extra].concat();
     refused(&["noise", "--cpus", "99999", "--duration", "1"], "--cpus");
     refused(&["noise", "--cpus", "", "--duration", "1"], "--cpus");
     refused(&["noise", "--cpus", "0", "--duration", "0"], "--duration");
@@ -323,51 +314,13 @@ fn bad_arguments_exit_2_naming_the_flag() {
         &["noise", "--cpus", "0", "--duration", "3601"],
         "--duration",
     );
-    refused(
-        &[
-            "noise",
-            "--cpus",
-            "0",
-            "--duration",
-            "1",
-            "--threshold-ns",
-            "0",
-        ],
-        "--threshold-ns",
-    );
-    refused(
-        &[
-            "noise",
-            "--cpus",
-            "0",
-            "--duration",
-            "1",
-            "--model-rates",
-            "0",
-        ],
-        "--model-rates",
-    );
+    refused(&with(&noise, &["--threshold-ns", "0"]), "--threshold-ns");
+    refused(&with(&noise, &["--model-rates", "0"]), "--model-rates");
     refused(&["floor", "--cpus", "0", "--duration", "1"], "--cpus");
     refused(&["floor", "--cpus", "0,99999", "--duration", "1"], "--cpus");
     refused(&["floor", "--cpus", "0,1", "--duration", "0"], "--duration");
-    refused(
-        &["floor", "--cpus", "0,1", "--duration", "1", "--size", "300"],
-        "--size",
-    );
-    refused(
-        &[
-            "floor",
-            "--cpus",
-            "0,1",
-            "--duration",
-            "1",
-            "--mode",
-            "line",
-            "--size",
-            "64",
-        ],
-        "--size",
-    );
+    refused(&with(&floor, &["--size", "300"]), "--size");
+    refused(&with(&floor, &["--mode", "line", "--size", "64"]), "--size");
     refused(&["syscalls", "--cpu", "99999"], "--cpu");
     refused(&["syscalls", "--iterations", "3"], "--iterations");
 }

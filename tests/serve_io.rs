@@ -1,5 +1,6 @@
 //! `bypass serve --mode io` end to end on virtual PMDs: packets forwarded and counted,
 //! clean stops, no leaked buffers, and clear refusals of bad input.
+#![forbid(unsafe_code)]
 
 mod support;
 
@@ -19,6 +20,22 @@ fn serve_args(extra: &[&str], eal: Vec<String>) -> Vec<String> {
 fn u(v: &Value, k: &str) -> u64 {
     v[k].as_u64()
         .unwrap_or_else(|| panic!("{k} missing or not a number in {v}"))
+}
+
+/// Runs `serve --mode io EXTRA` on `workers` worker lcores and `vdevs` to its end (30 s at
+/// most); it must exit 0. Returns its JSON lines.
+fn run_to_end(tag: &str, extra: &[&str], workers: usize, vdevs: &[&str]) -> Vec<Value> {
+    let p = Prefix::new(tag);
+    let out = run(
+        &serve_args(extra, p.eal(workers, vdevs)),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json_lines(&out.stdout)
 }
 
 /// Checks the invariants every final report must hold and returns it.
@@ -44,20 +61,12 @@ fn null_forwards_and_stops_on_duration() {
     if !need_root("null_forwards_and_stops_on_duration") {
         return;
     }
-    let p = Prefix::new("null");
-    let out = run(
-        &serve_args(
-            &["--duration", "1.5", "--interval-ms", "200"],
-            p.eal(1, &["net_null0"]),
-        ),
-        Duration::from_secs(30),
+    let lines = run_to_end(
+        "null",
+        &["--duration", "1.5", "--interval-ms", "200"],
+        1,
+        &["net_null0"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines = json_lines(&out.stdout);
     let fin = check_final(&lines);
     assert_eq!(fin["stop_reason"], "duration");
     assert_eq!(fin["mode"], "io");
@@ -83,20 +92,12 @@ fn ring_loopback_with_tx_first() {
     if !need_root("ring_loopback_with_tx_first") {
         return;
     }
-    let p = Prefix::new("ring");
-    let out = run(
-        &serve_args(
-            &["--duration", "1", "--tx-first", "64"],
-            p.eal(1, &["net_ring0"]),
-        ),
-        Duration::from_secs(30),
+    let lines = run_to_end(
+        "ring",
+        &["--duration", "1", "--tx-first", "64"],
+        1,
+        &["net_ring0"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines = json_lines(&out.stdout);
     let fin = check_final(&lines);
     let port = &fin["ports"][0];
     assert_eq!(u(port, "tx_first"), 64);
@@ -112,27 +113,19 @@ fn paired_rings_forward_across() {
     if !need_root("paired_rings_forward_across") {
         return;
     }
-    let p = Prefix::new("pair");
-    let out = run(
-        &serve_args(
-            &[
-                "--duration",
-                "1",
-                "--tx-first",
-                "32",
-                "--topology",
-                "paired",
-            ],
-            p.eal(2, &["net_ring0", "net_ring1"]),
-        ),
-        Duration::from_secs(30),
+    let lines = run_to_end(
+        "pair",
+        &[
+            "--duration",
+            "1",
+            "--tx-first",
+            "32",
+            "--topology",
+            "paired",
+        ],
+        2,
+        &["net_ring0", "net_ring1"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines = json_lines(&out.stdout);
     let fin = check_final(&lines);
     let workers = fin["workers"].as_array().unwrap();
     assert_eq!(workers.len(), 2);
@@ -159,7 +152,7 @@ fn paired_rings_forward_across() {
     }
 }
 
-fn stops_cleanly_on(signal: libc::c_int, name: &str) {
+fn stops_cleanly_on(sig: Signal, name: &str) {
     let p = Prefix::new(name);
     let mut child = spawn(&serve_args(
         &["--interval-ms", "100"],
@@ -172,33 +165,21 @@ fn stops_cleanly_on(signal: libc::c_int, name: &str) {
         seen.iter().any(|l| l.contains("\"interval\"")),
         "no interval line before the signal: {seen:?}"
     );
-    // SAFETY: sending a signal to our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
-    let start = std::time::Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(15) {
-            let _ = child.kill();
-            panic!("{name}: did not exit after the signal");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop_child(&mut child, sig, Duration::from_secs(15), name);
     assert!(status.success(), "{name}: exit status {status}");
 }
 
 #[test]
 fn exits_zero_on_sigint() {
     if need_root("exits_zero_on_sigint") {
-        stops_cleanly_on(libc::SIGINT, "sigint");
+        stops_cleanly_on(Signal::Int, "sigint");
     }
 }
 
 #[test]
 fn exits_zero_on_sigterm() {
     if need_root("exits_zero_on_sigterm") {
-        stops_cleanly_on(libc::SIGTERM, "sigterm");
+        stops_cleanly_on(Signal::Term, "sigterm");
     }
 }
 
@@ -214,8 +195,7 @@ fn final_report_after_signal_holds_invariants() {
     ));
     let stdout = child.stdout.take().unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    signal(child.id(), Signal::Int);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut std::io::BufReader::new(stdout), &mut text).unwrap();
     let status = child.wait().unwrap();

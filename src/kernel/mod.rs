@@ -6,6 +6,7 @@
 //! Backends: `blocking` (one blocking receive per message), `busy` (non-blocking sockets
 //! polled in a loop) and, for UDP, `batch` (recvmmsg/sendmmsg). Threads are shared-nothing:
 //! each owns its sockets (UDP: one SO_REUSEPORT socket per thread), buffers and counters.
+#![forbid(unsafe_code)]
 
 pub mod args;
 pub mod config;

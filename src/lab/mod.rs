@@ -3,9 +3,7 @@
 //! network namespaces it builds and removes, and writes results.json, .hgrm files, SVG plots
 //! and report.md into a timestamped folder.
 
-// `forbid` once proc.rs and prereq.rs call the os layer instead of libc (issue 10 §3): until
-// then they are the two rooms allowed unsafe here, and the compiler refuses it anywhere else.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod compare;
 pub mod eal;
@@ -14,9 +12,7 @@ pub mod figures;
 pub mod paths;
 pub mod platform;
 pub mod plot;
-#[allow(unsafe_code)]
 pub mod prereq;
-#[allow(unsafe_code)]
 pub mod proc;
 pub mod report;
 pub mod results;

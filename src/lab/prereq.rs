@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::os::process::is_root;
+
 use super::scenario::{Client, PathKind, ResolvedPath, Scenario, TopologyKind};
 
 /// Finds `prog` in PATH (or takes it as a path when it has a slash).
@@ -36,11 +38,6 @@ pub fn hugepages() -> (u64, u64, bool) {
         .lines()
         .any(|l| l.split_whitespace().nth(2) == Some("hugetlbfs"));
     (field("HugePages_Total:"), field("HugePages_Free:"), mounted)
-}
-
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// Every unmet prerequisite of running `paths`, one message each; empty when all is there.

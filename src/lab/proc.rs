@@ -14,6 +14,7 @@ fn code(st: std::process::ExitStatus) -> i32 {
         .unwrap_or_else(|| -st.signal().unwrap_or(i32::MAX))
 }
 
+use crate::os::process::{self, Signal};
 use crate::shutdown;
 
 /// Runs a short command to completion; Err carries its stderr.
@@ -204,18 +205,18 @@ impl Proc {
         }
     }
 
-    /// Sends `sig` to the child.
-    pub fn signal(&self, sig: libc::c_int) {
+    /// Sends `sig` to the child: our own and not yet reaped (`child` is cleared when it
+    /// is), so its pid cannot have been reused.
+    pub fn signal(&self, sig: Signal) {
         if let Some(pid) = self.pid() {
-            // SAFETY: signalling our own, not yet reaped child (its pid cannot be reused
-            // before we wait for it).
-            unsafe { libc::kill(pid as libc::pid_t, sig) };
+            // A child that has just exited cannot be signalled; its wait says how it ended.
+            let _ = process::signal(pid, sig);
         }
     }
 
     /// SIGINT, then up to `grace` for a clean exit (final report), then SIGKILL.
     pub fn stop(&mut self, grace: Duration) -> Waited {
-        self.signal(libc::SIGINT);
+        self.signal(Signal::Int);
         // A stop must finish even after Ctrl-C: wait on our own clock.
         let start = Instant::now();
         loop {

@@ -71,3 +71,13 @@ pub fn merged(pick: impl Fn(Option<&str>) -> bool) -> Histogram<u64> {
     }
     h
 }
+
+/// A reader's statistics of one histogram (`count`, `max`, `p50` .. `p999` in a JSON object)
+/// equal ours.
+pub fn assert_stats(what: &str, got: &serde_json::Value, h: &Histogram<u64>) {
+    assert_eq!(got["count"], h.len(), "{what} count");
+    assert_eq!(got["max"], h.max(), "{what} max");
+    for (key, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
+        assert_eq!(got[key], h.value_at_percentile(p), "{what} {key}");
+    }
+}

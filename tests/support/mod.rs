@@ -1,19 +1,25 @@
-//! Helpers for tests that spawn the `bypass` binary on virtual PMDs.
+//! Helpers for tests that spawn the `bypass` binary (on virtual PMDs, in network namespaces
+//! or on loopback): spawning and stopping it, reading its lines, and cleaning up after it.
+//! Signals and namespaces go through `bypass::os`, so the tests carry no `unsafe`.
 #![allow(dead_code)]
+#![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
+
+pub use bypass::os::process::Signal;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bypass")
 }
 
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    bypass::os::process::is_root()
 }
 
 /// Returns false (and says why) when the test cannot run here.
@@ -105,15 +111,7 @@ pub fn spawn(args: &[String]) -> Child {
 
 /// Reads stdout lines until one satisfies `pred` or `limit` passes; returns the lines read.
 pub fn read_until(child: &mut Child, limit: Duration, pred: impl Fn(&str) -> bool) -> Vec<String> {
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stdout_lines(child);
     let start = Instant::now();
     let mut lines = Vec::new();
     while start.elapsed() < limit {
@@ -145,4 +143,239 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 pub fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Sends `sig` to `pid`, a child of this test not yet waited for; it must arrive.
+pub fn signal(pid: u32, sig: Signal) {
+    bypass::os::process::signal(pid, sig).unwrap_or_else(|e| panic!("{sig:?} to {pid}: {e}"));
+}
+
+/// Waits up to `limit` for `child` to exit; kills it and fails the test if it overstays.
+pub fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `sig`, then waits up to `limit` for the exit.
+pub fn stop_child(child: &mut Child, sig: Signal, limit: Duration, what: &str) -> ExitStatus {
+    signal(child.id(), sig);
+    wait_exit(child, limit, &format!("{what} after {sig:?}"))
+}
+
+/// Takes `child`'s piped stdout and sends its lines on the channel from a thread (which ends
+/// when the child closes its stdout or the receiver is dropped).
+pub fn stdout_lines(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Status, stdout and stderr of a finished command, for an assertion's message.
+pub fn explain(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Removes the files it names when the test ends, passed or not.
+pub struct TempFiles(pub Vec<PathBuf>);
+
+impl Drop for TempFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A running `bypass kernel-serve --json --duration 60 ARGS`; killed on drop if a test fails
+/// before stopping it.
+pub struct KernelServe {
+    child: Option<Child>,
+    lines: Receiver<String>,
+    /// What the ready line names: IP:PORT or the socket path.
+    pub addr: String,
+}
+
+impl KernelServe {
+    /// Starts it and waits for its `ready PROTO ADDR` line.
+    pub fn start(args: &[&str]) -> KernelServe {
+        let mut child = Command::new(bin())
+            .args(["kernel-serve", "--json", "--duration", "60"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn bypass");
+        let lines = stdout_lines(&mut child);
+        let mut s = KernelServe {
+            child: Some(child),
+            lines,
+            addr: String::new(),
+        };
+        let line = s
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no ready line from kernel-serve {args:?}"));
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!((parts.len(), parts[0]), (3, "ready"), "ready line: {line}");
+        s.addr = parts[2].to_string();
+        s
+    }
+
+    pub fn sock_addr(&self) -> SocketAddr {
+        self.addr.parse().unwrap()
+    }
+
+    /// SIGTERM, then the final JSON report; the server must exit 0.
+    pub fn stop(mut self) -> serde_json::Value {
+        let mut child = self.child.take().unwrap();
+        let status = stop_child(
+            &mut child,
+            Signal::Term,
+            Duration::from_secs(10),
+            "kernel-serve",
+        );
+        assert!(status.success(), "kernel-serve exit status {status}");
+        let last = self
+            .lines
+            .recv_timeout(Duration::from_secs(5))
+            .expect("final report line after SIGTERM");
+        let v: serde_json::Value =
+            serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
+        assert_eq!(v["type"], "final", "{v}");
+        v
+    }
+}
+
+impl Drop for KernelServe {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A network namespace this test made (`bp<tag><pid>`); deleted on drop, pass or fail.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!("bp{tag}{}", std::process::id() % 100_000);
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("ip netns add");
+        assert!(
+            out.status.success(),
+            "ip netns add {name}: {}",
+            explain(&out)
+        );
+        let ns = Netns(name);
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs `args` inside the namespace; it must succeed.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0])
+            .args(args)
+            .output()
+            .expect("ip netns exec");
+        assert!(
+            out.status.success(),
+            "{args:?} in {}: {}",
+            self.0,
+            explain(&out)
+        );
+        out
+    }
+
+    /// Runs `f` on a new thread that has entered this namespace; returns what it returns.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.spawn(f).join().expect("netns thread")
+    }
+
+    /// Starts `f` on a new thread that has entered this namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = format!("/var/run/netns/{}", self.0);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("open netns");
+            bypass::os::process::enter_net_namespace(&file)
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+            f()
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Why python3 with the PyPI `hdrh` module cannot run here (CI installs it with
+/// `pip install hdrhistogram`), or Ok.
+pub fn python_with_hdrh() -> Result<(), String> {
+    match Command::new("python3")
+        .args(["-c", "import hdrh.log"])
+        .output()
+    {
+        Err(e) => Err(format!("python3 not runnable: {e}")),
+        Ok(o) if !o.status.success() => Err(format!(
+            "python3 lacks the hdrh module (pip install hdrhistogram): {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// An .hlog as the independent python reader decodes it (tests/check_hlog.py's JSON:
+/// `start_time_sec`, `intervals`, `all`); Err(why) when that reader is missing here. A
+/// reader that fails on the file fails the test.
+pub fn read_hlog_with_python(path: &std::path::Path) -> Result<serde_json::Value, String> {
+    python_with_hdrh()?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_hlog.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(path)
+        .output()
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "check_hlog.py {} failed: {}",
+        path.display(),
+        explain(&out)
+    );
+    Ok(serde_json::from_slice(&out.stdout).expect("check_hlog.py prints JSON"))
 }
