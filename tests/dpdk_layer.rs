@@ -4,7 +4,7 @@
 
 mod support;
 
-use bypass::dpdk::{self, lcore, Burst, DpdkError, Eal, Mempool, Port, PortConfig};
+use bypass::dpdk::{self, lcore, DpdkError, Eal, Mbuf, Mempool, Port, PortConfig};
 use support::{need_root, Prefix};
 
 #[test]
@@ -50,22 +50,28 @@ fn safe_layer_end_to_end() {
     drop(m);
     assert_eq!(pool.in_use(), 0, "drop returns the buffer");
 
-    // Burst: push/pop/clear own and free exactly once.
-    let mut b = Burst::<4>::new();
-    for _ in 0..4 {
-        b.push(pool.alloc().unwrap()).ok().unwrap();
+    // The packet array: push_within/pop/free_all own and free exactly once.
+    let mut b: Vec<Mbuf> = Vec::with_capacity(4);
+    let cap = b.capacity();
+    for _ in 0..cap {
+        dpdk::push_within(&mut b, pool.alloc().unwrap())
+            .ok()
+            .unwrap();
     }
     let extra = pool.alloc().unwrap();
-    let extra = b.push(extra).expect_err("full burst gives the packet back");
+    let extra = dpdk::push_within(&mut b, extra).expect_err("full array gives the packet back");
     drop(extra);
-    assert_eq!(pool.in_use(), 4);
+    assert_eq!(pool.in_use() as usize, cap);
     drop(b.pop().unwrap());
-    assert_eq!(pool.in_use(), 3);
-    b.clear();
+    assert_eq!(pool.in_use() as usize, cap - 1);
+    Mbuf::free_all(&mut b);
     assert_eq!(pool.in_use(), 0);
-    b.push(pool.alloc().unwrap()).ok().unwrap();
+    assert_eq!(b.capacity(), cap, "free_all keeps the array");
+    dpdk::push_within(&mut b, pool.alloc().unwrap())
+        .ok()
+        .unwrap();
     drop(b);
-    assert_eq!(pool.in_use(), 0, "a dropped burst frees what it holds");
+    assert_eq!(pool.in_use(), 0, "a dropped array frees what it holds");
 
     // Port on a ring loopback.
     assert!(dpdk::find_port("nope")
@@ -94,15 +100,15 @@ fn safe_layer_end_to_end() {
     assert!(port.take_rx(0).is_none(), "a queue is handed out once");
     assert!(port.take_tx(1).is_none());
 
-    // Fill the ring until tx refuses: what was not taken stays in the burst, owned by us.
+    // Fill the ring until tx refuses: what was not taken stays in the array, owned by us.
     let mut sent_total = 0usize;
     let mut refused = 0usize;
     for _ in 0..64 {
-        let mut burst = Burst::<32>::new();
+        let mut burst = Vec::with_capacity(32);
         for i in 0..32u8 {
             let mut m = pool.alloc().expect("pool has room");
             assert!(m.set_data(&[i; 64]));
-            burst.push(m).ok().unwrap();
+            dpdk::push_within(&mut burst, m).ok().unwrap();
         }
         let sent = txq.tx(&mut burst);
         sent_total += sent;
@@ -124,9 +130,11 @@ fn safe_layer_end_to_end() {
 
     // Everything sent comes back in order on the loopback.
     let mut got = 0usize;
-    let mut rxb = Burst::<32>::new();
+    let mut rxb = Vec::with_capacity(32);
+    let rx_cap = rxb.capacity();
     loop {
         let n = rxq.rx(&mut rxb);
+        assert_eq!(rxb.capacity(), rx_cap, "rx never grows the array");
         if n == 0 {
             break;
         }
@@ -135,7 +143,7 @@ fn safe_layer_end_to_end() {
             assert_eq!(m.len(), 64);
         }
         got += n;
-        rxb.clear();
+        Mbuf::free_all(&mut rxb);
     }
     assert_eq!(got, sent_total);
     assert_eq!(pool.in_use(), 0);

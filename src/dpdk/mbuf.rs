@@ -27,14 +27,6 @@ impl Mbuf {
         Mbuf { raw }
     }
 
-    /// Gives up ownership without freeing.
-    #[inline]
-    pub fn into_raw(self) -> NonNull<sys::rte_mbuf> {
-        let raw = self.raw;
-        std::mem::forget(self);
-        raw
-    }
-
     #[inline]
     pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
         self.raw.as_ptr()
@@ -122,32 +114,33 @@ impl Mbuf {
     }
 }
 
+impl Mbuf {
+    /// Frees every packet of `pkts` in one bulk call (cheaper than dropping them one by one)
+    /// and leaves it empty, its capacity kept.
+    #[inline]
+    pub fn free_all(pkts: &mut Vec<Mbuf>) {
+        let n = pkts.len();
+        let Ok(n32) = u32::try_from(n) else {
+            pkts.clear();
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        // SAFETY: set_len(0) first, so the Vec no longer owns the packets; Mbuf is
+        // repr(transparent) over the pointer, so the buffer is the `rte_mbuf *` array
+        // free_bulk takes, and each of the `n` packets is freed exactly once, here.
+        unsafe {
+            pkts.set_len(0);
+            sys::rte_pktmbuf_free_bulk(pkts.as_mut_ptr().cast(), n32);
+        }
+    }
+}
+
 impl Drop for Mbuf {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: we own the mbuf and it is not used after this.
         unsafe { sys::rte_pktmbuf_free(self.raw.as_ptr()) };
-    }
-}
-
-impl crate::graph::PacketBuf for Mbuf {
-    #[inline]
-    fn data(&self) -> &[u8] {
-        Mbuf::data(self)
-    }
-
-    #[inline]
-    fn data_mut(&mut self) -> &mut [u8] {
-        Mbuf::data_mut(self)
-    }
-
-    #[inline]
-    fn len(&self) -> usize {
-        Mbuf::len(self)
-    }
-
-    #[inline]
-    fn trim(&mut self, n: usize) -> bool {
-        Mbuf::trim(self, n)
     }
 }

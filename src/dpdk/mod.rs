@@ -1,6 +1,6 @@
 //! The one safe layer over `dpdk-sys`. Everything unsafe about DPDK lives here.
 
-mod burst;
+mod array;
 mod eal;
 mod error;
 pub mod lcore;
@@ -8,7 +8,7 @@ mod mbuf;
 mod mempool;
 mod port;
 
-pub use burst::Burst;
+pub use array::push_within;
 pub use eal::Eal;
 pub use error::{DpdkError, Result};
 pub use mbuf::Mbuf;

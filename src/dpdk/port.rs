@@ -3,12 +3,11 @@
 use std::cell::Cell;
 use std::ffi::{CStr, CString};
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::os::raw::c_char;
 
 use dpdk_sys as sys;
 
-use super::burst::Burst;
+use super::array;
 use super::error::{DpdkError, Result};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
@@ -84,69 +83,30 @@ impl RxQueue {
         self.queue
     }
 
-    /// Receives into the free tail of `burst`; returns how many packets arrived.
+    /// Receives into the spare capacity of `pkts` (never growing it), after the packets it
+    /// already holds; returns how many arrived.
     #[inline]
-    pub fn rx<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
-        self.rx_up_to(burst, N)
+    pub fn rx(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
+        self.rx_up_to(pkts, usize::MAX)
     }
 
-    /// Receives at most `max` packets into the free tail of `burst`.
+    /// [`Self::rx`] of at most `max` packets.
     #[inline]
-    pub fn rx_up_to<const N: usize>(&mut self, burst: &mut Burst<N>, max: usize) -> usize {
-        let (ptr, room) = burst.spare_ptr();
-        let room = room.min(max).min(u16::MAX as usize);
-        if room == 0 {
-            return 0;
+    pub fn rx_up_to(&mut self, pkts: &mut Vec<Mbuf>, max: usize) -> usize {
+        let (port, queue) = (self.port, self.queue);
+        // SAFETY: Mbuf is repr(transparent) over a non-null rte_mbuf pointer, so the spare
+        // slots have the layout of the `rte_mbuf *` array rx_burst fills; it writes at most
+        // `room` of them, each a valid mbuf whose ownership passes to us, and returns that
+        // count. This handle is the queue's only poller.
+        unsafe {
+            array::append_raw(pkts, max.min(u16::MAX as usize), |dst, room| {
+                sys::rte_eth_rx_burst(port, queue, dst.cast(), room as u16) as usize
+            })
         }
-        // SAFETY: `ptr` has room for `room` pointers; this handle is the only poller of the
-        // queue, and the PMD hands us ownership of every mbuf it writes.
-        let n = unsafe { sys::rte_eth_rx_burst(self.port, self.queue, ptr, room as u16) } as usize;
-        burst.commit(n);
-        n
-    }
-}
-
-impl RxQueue {
-    /// Receives up to `dst.len()` packets straight into caller-owned slots (a graph vector's
-    /// free tail) and returns how many it wrote: the first that many slots then hold owned
-    /// packets.
-    #[inline]
-    pub fn rx_into(&mut self, dst: &mut [MaybeUninit<Mbuf>]) -> usize {
-        let room = dst.len().min(u16::MAX as usize);
-        if room == 0 {
-            return 0;
-        }
-        // SAFETY: Mbuf is repr(transparent) over a non-null rte_mbuf pointer, so the slots
-        // have the layout of the `rte_mbuf *` array rx_burst fills; it writes at most `room`
-        // of them, each a valid mbuf whose ownership passes to us.
-        let n = unsafe {
-            sys::rte_eth_rx_burst(self.port, self.queue, dst.as_mut_ptr().cast(), room as u16)
-        };
-        n as usize
     }
 }
 
 impl TxQueue {
-    /// Hands the NIC as many of `pkts`, from the front, as it accepts, reading them in place,
-    /// and returns that number.
-    ///
-    /// # Safety
-    /// The first returned-count packets then belong to the NIC: the caller must forget them
-    /// (never drop or use them again), e.g. with `PacketVector::forget_front`.
-    #[inline]
-    pub unsafe fn tx_in_place(&mut self, pkts: &mut [Mbuf]) -> usize {
-        if pkts.is_empty() {
-            return 0;
-        }
-        let len = pkts.len().min(u16::MAX as usize);
-        // SAFETY: Mbuf is repr(transparent) over a non-null rte_mbuf pointer; tx_burst reads
-        // `len` of them (a PMD may also write the array, hence &mut) and takes ownership of the first `sent`, which the caller forgets.
-        let sent = unsafe {
-            sys::rte_eth_tx_burst(self.port, self.queue, pkts.as_mut_ptr().cast(), len as u16)
-        };
-        sent as usize
-    }
-
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -155,21 +115,20 @@ impl TxQueue {
         self.queue
     }
 
-    /// Hands the NIC as many packets from the front of `burst` as it accepts, and returns
-    /// that number. Packets the NIC did not take stay in `burst`, still owned by the caller.
+    /// Hands the NIC as many packets from the front of `pkts` as it accepts, and returns
+    /// that number. The packets it did not take stay in `pkts`, in order, still ours.
     #[inline]
-    pub fn tx<const N: usize>(&mut self, burst: &mut Burst<N>) -> usize {
-        let len = burst.len();
-        if len == 0 {
-            return 0;
+    pub fn tx(&mut self, pkts: &mut Vec<Mbuf>) -> usize {
+        let (port, queue) = (self.port, self.queue);
+        // SAFETY: as in rx, the packets have the layout of an `rte_mbuf *` array; tx_burst
+        // reads (and a PMD may rewrite) the first `len` entries and takes ownership of
+        // exactly the first `sent`, the count it returns, which take_front_raw then forgets.
+        unsafe {
+            array::take_front_raw(pkts, |p, len| {
+                let len = len.min(u16::MAX as usize) as u16;
+                sys::rte_eth_tx_burst(port, queue, p.cast(), len) as usize
+            })
         }
-        // SAFETY: the first `len` pointers are owned packets; the PMD takes ownership of exactly
-        // the first `sent` of them, which consume_front then forgets.
-        let sent =
-            unsafe { sys::rte_eth_tx_burst(self.port, self.queue, burst.raw_ptr(), len as u16) }
-                as usize;
-        burst.consume_front(sent);
-        sent
     }
 }
 
@@ -389,11 +348,11 @@ impl Port {
     /// runs dry (net_null) has nothing out and is left alone.
     pub fn drain_rx(&mut self, pool: &Mempool, limit: u64) -> u64 {
         let mut total = 0;
-        let mut burst = Burst::<64>::new();
+        let mut pkts = Vec::with_capacity(64);
         for q in self.rx.iter_mut().flatten() {
             while total < limit && pool.in_use() > 0 {
-                let n = q.rx(&mut burst);
-                burst.clear();
+                let n = q.rx(&mut pkts);
+                Mbuf::free_all(&mut pkts);
                 total += n as u64;
                 if n == 0 {
                     break;

@@ -82,17 +82,7 @@ impl PacketBuf for VecBuf {
 /// few packets ahead of the one being parsed.
 #[inline(always)]
 pub fn prefetch<P: PacketBuf>(p: &P) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let ptr = p.data().as_ptr().cast::<i8>();
-        // SAFETY: prefetch is only a hint; it never faults or dereferences
-        // architecturally, so any pointer value (even a dangling one for an
-        // empty slice) is sound, and SSE is baseline on x86_64.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(ptr) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    crate::os::cpu::prefetch(p.data());
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! The engine knows nothing about DPDK: packets are anything implementing
 //! [`PacketBuf`].
 
+#![forbid(unsafe_code)]
+
 mod buf;
 mod counters;
 mod engine;

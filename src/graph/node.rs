@@ -135,23 +135,11 @@ impl<'a> NodeCtx<'a> {
     }
 }
 
-/// Current TSC value. Off x86_64 this is nanoseconds since first use, so
-/// callers there should pass `tsc_hz = 1_000_000_000`.
+/// Current TSC value ([`crate::os::tsc::read`]). Off x86_64 this is nanoseconds since first
+/// use, so callers there should pass `tsc_hz = 1_000_000_000`.
 #[inline(always)]
 pub fn now_tsc() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: RDTSC has no memory effects and is available on every
-        // x86_64 CPU; the intrinsic is unsafe only by blanket convention.
-        unsafe { core::arch::x86_64::_rdtsc() }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        use std::sync::OnceLock;
-        use std::time::Instant;
-        static START: OnceLock<Instant> = OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
-    }
+    crate::os::tsc::read()
 }
 
 #[cfg(test)]

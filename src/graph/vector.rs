@@ -1,7 +1,5 @@
 //! Fixed-capacity packet vector, the unit of work passed between nodes.
 
-use core::mem::MaybeUninit;
-
 /// Maximum packets per vector (and per node call).
 pub const VECTOR_SIZE: usize = 256;
 
@@ -91,51 +89,13 @@ impl<P> PacketVector<P> {
         n
     }
 
-    /// The free slots, for a producer that writes packets in bulk (an rx
-    /// burst straight into the vector). Mark what it wrote with
-    /// [`Self::commit`].
+    /// The packets as the fixed-capacity `Vec` they live in, for bulk I/O that appends into
+    /// its spare capacity and takes from its front (the dpdk rx/tx calls). Its capacity is
+    /// [`VECTOR_SIZE`]: a caller that pushes past it makes the vector allocate, so push
+    /// through [`Self::push`] instead.
     #[inline]
-    pub fn spare_mut(&mut self) -> &mut [MaybeUninit<P>] {
-        let room = self.room();
-        let spare = self.pkts.spare_capacity_mut();
-        let room = room.min(spare.len());
-        &mut spare[..room]
-    }
-
-    /// Takes the first `n` slots of [`Self::spare_mut`] as packets.
-    ///
-    /// # Safety
-    /// Those `n` slots must hold initialised packets that nothing else owns.
-    #[inline]
-    pub unsafe fn commit(&mut self, n: usize) {
-        debug_assert!(n <= self.room());
-        // SAFETY: the caller initialised the n slots after len, which are
-        // within the capacity because spare_mut never offers more.
-        unsafe { self.pkts.set_len(self.pkts.len() + n) };
-    }
-
-    /// Removes the first `n` packets without dropping them and moves the
-    /// rest to the front: for a consumer that took them over in bulk (a tx
-    /// burst reading the vector in place).
-    ///
-    /// # Safety
-    /// Ownership of the first `n` packets must already have passed
-    /// elsewhere, so that not dropping them here neither leaks nor frees
-    /// anything twice.
-    #[inline]
-    pub unsafe fn forget_front(&mut self, n: usize) {
-        let len = self.pkts.len();
-        let n = n.min(len);
-        let ptr = self.pkts.as_mut_ptr();
-        // SAFETY: set_len(0) first, so a panic cannot drop anything twice;
-        // the copy moves the len - n live packets (bitwise, as a Vec move
-        // does) within the allocation; the first n are given up as the
-        // caller guarantees.
-        unsafe {
-            self.pkts.set_len(0);
-            core::ptr::copy(ptr.add(n), ptr, len - n);
-            self.pkts.set_len(len - n);
-        }
+    pub fn as_mut_vec(&mut self) -> &mut Vec<P> {
+        &mut self.pkts
     }
 
     /// Drop every packet (their `Drop` frees the underlying buffers).
@@ -184,35 +144,14 @@ mod tests {
     }
 
     #[test]
-    fn bulk_fill_and_forget_front() {
-        use std::rc::Rc;
-        let token = Rc::new(());
+    fn the_inner_vec_has_the_vector_capacity() {
         let mut v = PacketVector::new();
-        v.push(Rc::clone(&token)).unwrap();
-        let spare = v.spare_mut();
-        assert_eq!(spare.len(), VECTOR_SIZE - 1);
-        for slot in &mut spare[..3] {
-            slot.write(Rc::clone(&token));
-        }
-        // SAFETY: three slots were just written.
-        unsafe { v.commit(3) };
-        assert_eq!(v.len(), 4);
-        assert_eq!(Rc::strong_count(&token), 5);
-        // Hand the first two over, as a tx burst would.
-        let taken: Vec<_> = v.as_slice()[..2]
-            .iter()
-            // SAFETY: the copies are the owners from now on; forget_front
-            // below stops the vector from dropping them too.
-            .map(|p| unsafe { core::ptr::read(p) })
-            .collect();
-        // SAFETY: ownership of the first two moved into `taken`.
-        unsafe { v.forget_front(2) };
-        assert_eq!(v.len(), 2);
-        assert_eq!(Rc::strong_count(&token), 5, "nothing dropped or duplicated");
-        drop(taken);
-        v.clear();
-        assert_eq!(Rc::strong_count(&token), 1);
-        assert_eq!(v.spare_mut().len(), VECTOR_SIZE);
+        v.push(1u8).unwrap();
+        let inner = v.as_mut_vec();
+        assert_eq!((inner.len(), inner.capacity()), (1, VECTOR_SIZE));
+        inner.push(2);
+        assert_eq!(v.as_slice(), &[1, 2]);
+        assert_eq!(v.room(), VECTOR_SIZE - 2);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::io::{self, ErrorKind};
 use std::time::{Duration, Instant};
 
-use crate::dpdk::{self, Burst, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
 use crate::drops::drop_reasons;
 use crate::wire::frame::{MAX_UDP_PAYLOAD, UDP_HEADERS_LEN};
 use crate::wire::{
@@ -230,11 +230,11 @@ pub struct DpdkTransport {
     rx: RxQueue,
     tx: TxQueue,
     /// Frames received and not yet looked at: `rx_next..len`. Freed in bulk when used up.
-    rx_burst: Burst<RX_BURST>,
+    rx_burst: Vec<Mbuf>,
     rx_next: usize,
     /// When the current burst arrived (`recv_with`'s clock, ns).
     rx_stamp: u64,
-    tx_burst: Burst<1>,
+    tx_burst: Vec<Mbuf>,
     stats: Stats,
     port_name: String,
     /// Always `Some` until drop, which closes the port before counting buffers out.
@@ -320,10 +320,10 @@ impl DpdkTransport {
             },
             rx,
             tx,
-            rx_burst: Burst::new(),
+            rx_burst: Vec::with_capacity(RX_BURST),
             rx_next: 0,
             rx_stamp: 0,
-            tx_burst: Burst::new(),
+            tx_burst: Vec::with_capacity(1),
             stats: Stats::default(),
             port_name,
             port: Some(port),
@@ -405,7 +405,7 @@ impl DpdkTransport {
     /// Frees the used-up burst and polls for a new one.
     #[inline]
     fn refill(&mut self) -> usize {
-        self.rx_burst.clear();
+        Mbuf::free_all(&mut self.rx_burst);
         self.rx_next = 0;
         let n = self.rx.rx(&mut self.rx_burst);
         self.stats.rx_frames += n as u64;
@@ -415,7 +415,7 @@ impl DpdkTransport {
     /// Hands one packet to the port, retrying a bounded number of times while the ring is full.
     #[inline]
     fn transmit(&mut self, m: Mbuf) -> io::Result<()> {
-        if let Err(m) = self.tx_burst.push(m) {
+        if let Err(m) = dpdk::push_within(&mut self.tx_burst, m) {
             // Cannot happen: the one-slot burst is emptied before every return.
             drop(m);
             return Err(ErrorKind::Other.into());

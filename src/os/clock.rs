@@ -14,6 +14,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::tsc::{self, TickScale};
+
 /// How long [`Clock::new`] calibrates the TSC.
 pub const CALIBRATION: Duration = Duration::from_millis(50);
 /// Pairings taken at each end of the calibration sleep; the tightest is kept.
@@ -56,10 +58,10 @@ impl Calibration {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Source {
-    /// `ns = (tsc - tsc0) * mult >> 32`.
+    /// `ns = scale(tsc - tsc0)`.
     Tsc {
         tsc0: u64,
-        mult: u64,
+        scale: TickScale,
         cal: Calibration,
     },
     /// The TSC was not usable; the reason is kept for the report.
@@ -102,7 +104,7 @@ impl Clock {
     #[inline]
     pub fn now_ns(&self) -> u64 {
         match self.source {
-            Source::Tsc { tsc0, mult, .. } => scale(tsc::read(), tsc0, mult),
+            Source::Tsc { tsc0, scale, .. } => scale.ticks_to_ns(tsc::read().wrapping_sub(tsc0)),
             Source::Monotonic { .. } => self.origin.elapsed().as_nanos() as u64,
         }
     }
@@ -113,7 +115,9 @@ impl Clock {
     #[inline]
     pub fn now_ns_ordered(&self) -> u64 {
         match self.source {
-            Source::Tsc { tsc0, mult, .. } => scale(tsc::read_ordered(), tsc0, mult),
+            Source::Tsc { tsc0, scale, .. } => {
+                scale.ticks_to_ns(tsc::read_ordered().wrapping_sub(tsc0))
+            }
             Source::Monotonic { .. } => self.origin.elapsed().as_nanos() as u64,
         }
     }
@@ -164,12 +168,6 @@ impl Default for Clock {
     fn default() -> Self {
         Clock::new()
     }
-}
-
-#[inline]
-fn scale(tsc: u64, tsc0: u64, mult: u64) -> u64 {
-    let ticks = tsc.wrapping_sub(tsc0);
-    ((u128::from(ticks) * u128::from(mult)) >> 32) as u64
 }
 
 /// A TSC reading paired with an `Instant`: the midpoint of the two TSC reads bracketing the
@@ -249,7 +247,7 @@ fn calibrate(interval: Duration) -> Source {
         // Origin: the TSC reading paired with the calibration's start is close enough (the
         // calibration happens after `origin` is taken, so `now_ns` starts near 0 and grows).
         tsc0: start.tsc,
-        mult: (1000.0 / mhz * 4_294_967_296.0).round() as u64,
+        scale: TickScale::from_mhz(mhz),
         cal: Calibration {
             mhz,
             uncertainty_ppm,
@@ -275,10 +273,10 @@ mod stated {
     }
 
     fn find() -> Option<(&'static str, f64)> {
-        if let Some(f) = super::tsc::cpuid_crystal_mhz() {
+        if let Some(f) = crate::os::tsc::stated::cpuid_crystal_mhz() {
             return Some(("CPUID leaf 0x15", f));
         }
-        if let Some(f) = super::tsc::hypervisor_tsc_mhz() {
+        if let Some(f) = crate::os::tsc::stated::hypervisor_tsc_mhz() {
             return Some(("hypervisor CPUID leaf 0x40000010", f));
         }
         if let Some(f) = sysfs_mhz() {
@@ -288,7 +286,7 @@ mod stated {
         if let Some(f) = refined {
             return Some(("kernel log (tsc: Refined TSC clocksource calibration)", f));
         }
-        if let Some(f) = super::tsc::cpuid_base_mhz() {
+        if let Some(f) = crate::os::tsc::stated::cpuid_base_mhz() {
             return Some(("CPUID leaf 0x16 (base frequency)", f));
         }
         detected.map(|f| ("kernel log (tsc: Detected ... MHz)", f))
@@ -340,103 +338,6 @@ mod stated {
         }
         let v: f64 = num.parse().ok()?;
         (v.is_finite() && v > 0.0).then_some(v)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod tsc {
-    use core::arch::x86_64::{__cpuid, _mm_lfence, _rdtsc, CpuidResult};
-
-    #[inline]
-    pub fn read() -> u64 {
-        // SAFETY: RDTSC exists on every x86_64 CPU and only reads a counter.
-        unsafe { _rdtsc() }
-    }
-
-    #[inline]
-    pub fn read_ordered() -> u64 {
-        // SAFETY: LFENCE (SSE2, part of the x86_64 baseline) and RDTSC exist on every x86_64
-        // CPU; LFENCE only waits for earlier instructions, RDTSC only reads a counter.
-        unsafe {
-            _mm_lfence();
-            _rdtsc()
-        }
-    }
-
-    fn cpuid(leaf: u32) -> CpuidResult {
-        // CPUID is a safe intrinsic on x86_64 (always present, read-only).
-        __cpuid(leaf)
-    }
-
-    fn max_leaf() -> u32 {
-        cpuid(0).eax
-    }
-
-    /// Invariant TSC: CPUID 0x80000007, EDX bit 8.
-    pub fn invariant() -> Result<(), &'static str> {
-        if cpuid(0x8000_0000).eax < 0x8000_0007 {
-            return Err("CPUID leaf 0x80000007 not available");
-        }
-        if cpuid(0x8000_0007).edx & (1 << 8) == 0 {
-            return Err("CPU does not report an invariant TSC");
-        }
-        Ok(())
-    }
-
-    /// Leaf 0x15: TSC = crystal (ECX Hz) x EBX / EAX, when all three are given.
-    pub fn cpuid_crystal_mhz() -> Option<f64> {
-        if max_leaf() < 0x15 {
-            return None;
-        }
-        let r = cpuid(0x15);
-        (r.eax != 0 && r.ebx != 0 && r.ecx != 0)
-            .then(|| f64::from(r.ecx) * f64::from(r.ebx) / f64::from(r.eax) / 1e6)
-    }
-
-    /// Leaf 0x16 EAX: the processor's base frequency, MHz (the TSC's on most Intel parts).
-    pub fn cpuid_base_mhz() -> Option<f64> {
-        if max_leaf() < 0x16 {
-            return None;
-        }
-        let mhz = cpuid(0x16).eax & 0xffff;
-        (mhz != 0).then_some(f64::from(mhz))
-    }
-
-    /// Hypervisor timing leaf 0x40000010 EAX: the TSC in kHz (VMware, KVM when offered).
-    pub fn hypervisor_tsc_mhz() -> Option<f64> {
-        // Hypervisor present: CPUID 1, ECX bit 31.
-        if cpuid(1).ecx & (1 << 31) == 0 || cpuid(0x4000_0000).eax < 0x4000_0010 {
-            return None;
-        }
-        let khz = cpuid(0x4000_0010).eax;
-        (khz != 0).then_some(f64::from(khz) / 1000.0)
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-mod tsc {
-    pub fn read() -> u64 {
-        0
-    }
-
-    pub fn read_ordered() -> u64 {
-        0
-    }
-
-    pub fn invariant() -> Result<(), &'static str> {
-        Err("not x86_64")
-    }
-
-    pub fn cpuid_crystal_mhz() -> Option<f64> {
-        None
-    }
-
-    pub fn cpuid_base_mhz() -> Option<f64> {
-        None
-    }
-
-    pub fn hypervisor_tsc_mhz() -> Option<f64> {
-        None
     }
 }
 

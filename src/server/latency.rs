@@ -5,6 +5,7 @@
 use crossbeam::channel::{bounded, Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 
+use crate::os::tsc::{self, TickScale};
 use crate::stats::new_latency_histogram;
 
 /// The worker's end.
@@ -12,8 +13,8 @@ pub struct LatencyRecorder {
     hist: Histogram<u64>,
     full: Sender<Histogram<u64>>,
     empty: Receiver<Histogram<u64>>,
-    /// TSC ticks per ns, for converting stamps.
-    ns_per_tick: f64,
+    /// Converts stamps' differences once per burst.
+    scale: TickScale,
     interval_ticks: u64,
     next_publish: u64,
 }
@@ -32,14 +33,14 @@ pub fn pair(tsc_hz: u64, interval_ns: u64) -> (LatencyRecorder, LatencyCollector
     for _ in 0..2 {
         let _ = empty_tx.try_send(new_latency_histogram());
     }
-    let ns_per_tick = 1e9 / tsc_hz.max(1) as f64;
-    let interval_ticks = (interval_ns as f64 / ns_per_tick) as u64;
+    let scale = TickScale::from_hz(tsc_hz);
+    let interval_ticks = tsc::ns_to_ticks(interval_ns, tsc_hz);
     (
         LatencyRecorder {
             hist: new_latency_histogram(),
             full: full_tx,
             empty: empty_rx,
-            ns_per_tick,
+            scale,
             interval_ticks,
             next_publish: 0,
         },
@@ -54,13 +55,13 @@ impl LatencyRecorder {
     /// Records `count` packets that took `ticks` from rx stamp to tx.
     #[inline]
     pub fn record_ticks(&mut self, ticks: u64, count: u64) {
-        let ns = (ticks as f64 * self.ns_per_tick) as u64;
+        let ns = self.scale.ticks_to_ns(ticks);
         // Values beyond the histogram's range are clamped rather than lost.
         self.hist.saturating_record_n(ns.max(1), count);
     }
 
     pub fn ticks_to_ns(&self, ticks: u64) -> u64 {
-        (ticks as f64 * self.ns_per_tick) as u64
+        self.scale.ticks_to_ns(ticks)
     }
 
     /// Hands the histogram over when an interval has passed (by the caller's TSC reading).

@@ -8,11 +8,11 @@ use crossbeam::channel::Sender;
 use crate::dpdk::{Mbuf, RxQueue, TxQueue};
 use crate::graph::nodes::{build_server_graph, NodeConfig};
 use crate::graph::{now_tsc, GraphCounters, PacketVector, VECTOR_SIZE};
-use crate::shutdown;
+use crate::os::signal;
 
 use super::counters::WorkerSnapshot;
 use super::latency::LatencyRecorder;
-use super::worker::{Idle, WorkerSpec};
+use super::worker::{flush, Idle, WorkerSpec};
 
 /// What an rpc worker needs beyond the io worker's queues and counters.
 pub struct RpcSpec {
@@ -62,7 +62,7 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
     let mut output = PacketVector::<Mbuf>::new();
     let mut idle = Idle::new(poll_mode, idle_polls, idle_sleep);
     let vector = vector.min(VECTOR_SIZE);
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         s.polls += 1;
         // Gather bursts while they come back full, up to one vector: under load vectors
         // grow, at low load a single packet goes straight through. rx writes straight into
@@ -71,11 +71,7 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
         loop {
             let n = input.len();
             let want = burst_size.min(vector - n);
-            let spare = input.spare_mut();
-            let room = want.min(spare.len());
-            let got = rx.rx_into(&mut spare[..room]);
-            // SAFETY: rx_into initialised exactly the first `got` spare slots with owned packets.
-            unsafe { input.commit(got) };
+            let got = rx.rx_up_to(input.as_mut_vec(), want);
             if n == 0 && got > 0 {
                 // One stamp per vector, taken when its first packets arrive.
                 rx_tsc = now_tsc();
@@ -97,7 +93,7 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
         s.rx += n as u64;
         graph.dispatch(&mut input, rx_tsc, &mut output);
         if !output.is_empty() {
-            let (sent, dropped) = flush_vector(&mut tx, &mut output, tx_retries);
+            let (sent, dropped) = flush(&mut tx, output.as_mut_vec(), tx_retries);
             let done = now_tsc();
             latency.record_ticks(done.wrapping_sub(rx_tsc), sent);
             s.tx += sent;
@@ -109,29 +105,4 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
     latency.publish();
     counters.publish(&s);
     (rx, tx, s)
-}
-
-/// [`flush`](super::worker::flush) for a packet vector sent in place: pushes `out` to the NIC,
-/// retrying what it refused up to `retries` times; whatever is still left is freed and
-/// counted. Returns (sent, dropped).
-#[inline]
-fn flush_vector(tx: &mut TxQueue, out: &mut PacketVector<Mbuf>, retries: u32) -> (u64, u64) {
-    let mut sent = 0u64;
-    let mut tries = 0;
-    while !out.is_empty() {
-        // SAFETY: the packets tx_in_place reports sent belong to the NIC now, and
-        // forget_front removes exactly those from the vector without dropping them.
-        unsafe {
-            let n = tx.tx_in_place(out.as_mut_slice());
-            out.forget_front(n);
-            sent += n as u64;
-        }
-        if out.is_empty() || tries == retries {
-            break;
-        }
-        tries += 1;
-    }
-    let dropped = out.len() as u64;
-    out.clear();
-    (sent, dropped)
 }

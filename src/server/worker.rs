@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::dpdk::{Burst, RxQueue, TxQueue};
-use crate::shutdown;
+use crate::dpdk::{Mbuf, RxQueue, TxQueue};
+use crate::os::signal;
 
 use super::config::{PollMode, MAX_BURST};
 use super::counters::{WorkerCounters, WorkerSnapshot};
@@ -57,21 +57,22 @@ impl Idle {
     }
 }
 
-/// Pushes `burst` out, retrying what the queue refused up to `retries` times; whatever is
-/// still left is freed and counted. Returns (sent, dropped).
+/// Pushes `pkts` out, retrying what the queue refused up to `retries` times; whatever is
+/// still left is freed and counted. Returns (sent, dropped). The one flush of the io worker,
+/// the rpc worker and priming.
 #[inline]
-pub fn flush<const N: usize>(tx: &mut TxQueue, burst: &mut Burst<N>, retries: u32) -> (u64, u64) {
+pub fn flush(tx: &mut TxQueue, pkts: &mut Vec<Mbuf>, retries: u32) -> (u64, u64) {
     let mut sent = 0u64;
     let mut tries = 0;
-    while !burst.is_empty() {
-        sent += tx.tx(burst) as u64;
-        if burst.is_empty() || tries == retries {
+    while !pkts.is_empty() {
+        sent += tx.tx(pkts) as u64;
+        if pkts.is_empty() || tries == retries {
             break;
         }
         tries += 1;
     }
-    let dropped = burst.len() as u64;
-    burst.clear();
+    let dropped = pkts.len() as u64;
+    Mbuf::free_all(pkts);
     (sent, dropped)
 }
 
@@ -88,10 +89,11 @@ pub fn run_io(spec: WorkerSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
         tx_retries,
         counters,
     } = spec;
-    let mut burst = Burst::<MAX_BURST>::new();
+    // Allocated once; rx and tx never grow it.
+    let mut burst = Vec::with_capacity(MAX_BURST);
     let mut s = WorkerSnapshot::default();
     let mut idle = Idle::new(poll_mode, idle_polls, idle_sleep);
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         s.polls += 1;
         let n = rx.rx_up_to(&mut burst, burst_size);
         if n == 0 {
