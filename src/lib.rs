@@ -15,6 +15,5 @@ pub mod options;
 pub mod os;
 pub mod pcap;
 pub mod server;
-pub mod shutdown;
 pub mod stats;
 pub mod wire;

@@ -1,5 +1,7 @@
 //! The `bypass` command line: parses, builds a configuration, dispatches. Nothing else.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

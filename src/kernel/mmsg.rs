@@ -10,7 +10,7 @@ use std::io;
 use std::time::Instant;
 
 use crate::os::mmsg::MmsgBatch;
-use crate::shutdown;
+use crate::os::signal;
 
 use super::counters::{Counters, DropReason};
 use super::handler::{elapsed_ns, stamp, Handler, Protocol};
@@ -57,7 +57,9 @@ fn send(b: &mut MmsgBatch, ep: &Endpoint, m: usize, c: &mut Counters) {
                 done += sent;
                 continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted && !shutdown::requested() => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && !signal::stop_requested() => {
+                continue
+            }
             _ => {}
         }
         // The first queued datagram failed: count it, go on with the rest.
@@ -69,7 +71,7 @@ fn send(b: &mut MmsgBatch, ep: &Endpoint, m: usize, c: &mut Counters) {
 /// Batch backend on `ep`, `n` messages per call; `ep.sock` carries a read timeout.
 pub fn serve_batch(ep: &Endpoint, n: usize, h: &Handler, c: &mut Counters) -> io::Result<()> {
     let mut b = MmsgBatch::new(n, DATAGRAM_BUF);
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         let got = recv(&mut b, ep)?;
         if got == 0 {
             continue;

@@ -30,7 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::options::FieldError;
-use crate::shutdown;
+use crate::os::signal;
 
 pub use crate::options::{Backend, Proto};
 pub use args::KernelServeArgs;
@@ -105,7 +105,8 @@ struct Worker {
 /// Serves until SIGINT/SIGTERM or the configured duration. Returns the final report and,
 /// if a worker failed, its error (the report still covers every thread).
 pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), KernelError> {
-    shutdown::install_handlers().map_err(|e| KernelError::Io(format!("signal handlers: {e}")))?;
+    signal::install_stop_handlers()
+        .map_err(|e| KernelError::Io(format!("signal handlers: {e}")))?;
     let (workers, shown, unix_guard) = start(cfg, Handler::new(cfg.spin_max_ns))?;
     let start = Instant::now();
     {
@@ -114,9 +115,9 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
         let _ = writeln!(out, "ready {} {shown}", cfg.proto);
         let _ = out.flush();
     }
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         if cfg.duration.is_some_and(|d| start.elapsed() >= d) {
-            shutdown::request();
+            signal::request_stop();
             break;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -226,7 +227,7 @@ fn spawn(
             .and_then(|()| body(&mut o.counters, &mut o.connections));
             if let Err(e) = r {
                 o.error = Some(e.to_string());
-                shutdown::request();
+                signal::request_stop();
             }
             o
         })

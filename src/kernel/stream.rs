@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::{Duration, Instant};
 
-use crate::shutdown;
+use crate::os::signal;
 
 use super::counters::{Counters, DropReason};
 use super::framing::{message_len, next_frame, Frame, MAX_MESSAGE};
@@ -149,7 +149,7 @@ pub fn serve(
         rx: vec![0u8; BUF].into_boxed_slice(),
         tx: vec![0u8; BUF].into_boxed_slice(),
     };
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         match listener.accept() {
             Ok(mut conn) => {
                 *connections += 1;
@@ -177,7 +177,7 @@ pub fn serve(
 /// Serves one connection until the peer closes it, it breaks the framing, or a stop.
 fn serve_conn(conn: &mut Conn, busy: bool, h: &Handler, c: &mut Counters, b: &mut Buffers) {
     let mut filled = 0;
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         let n = match conn.read(&mut b.rx[filled..]) {
             Ok(0) => {
                 if filled > 0 {
@@ -262,7 +262,7 @@ fn write_replies(conn: &mut Conn, replies: &[u8], busy: bool, c: &mut Counters) 
             Ok(0) => break Some(DropReason::PeerClosed),
             Ok(k) => written += k,
             Err(e) if is_retry(&e) => {
-                if shutdown::requested() {
+                if signal::stop_requested() {
                     break Some(DropReason::SendError);
                 }
                 if busy {

@@ -6,7 +6,7 @@ use std::io::{self, ErrorKind};
 use std::net::UdpSocket;
 use std::time::Instant;
 
-use crate::shutdown;
+use crate::os::signal;
 
 use super::counters::Counters;
 use super::handler::{elapsed_ns, stamp, Handler, Protocol};
@@ -55,7 +55,7 @@ fn serve_one(
                         break;
                     }
                     // A full socket buffer on a non-blocking socket: wait it out.
-                    Err(e) if is_retry(&e) && !shutdown::requested() => {}
+                    Err(e) if is_retry(&e) && !signal::stop_requested() => {}
                     Err(_) => {
                         c.drop(super::counters::DropReason::SendError);
                         break;
@@ -69,7 +69,7 @@ fn serve_one(
 /// Blocking backend: `ep.sock` must carry a read timeout (the stop check interval).
 pub fn serve_blocking(ep: &Endpoint, h: &Handler, c: &mut Counters) -> io::Result<()> {
     let mut buf = vec![0u8; DATAGRAM_BUF];
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         match ep.sock.recv_from(&mut buf) {
             Ok((n, from)) => {
                 let t_rx = Instant::now();
@@ -85,7 +85,7 @@ pub fn serve_blocking(ep: &Endpoint, h: &Handler, c: &mut Counters) -> io::Resul
 /// Busy backend: every socket in `eps` is non-blocking; each loop turn tries each once.
 pub fn serve_busy(eps: &[Endpoint], h: &Handler, c: &mut Counters) -> io::Result<()> {
     let mut buf = vec![0u8; DATAGRAM_BUF];
-    while !shutdown::requested() {
+    while !signal::stop_requested() {
         for ep in eps {
             match ep.sock.recv_from(&mut buf) {
                 Ok((n, from)) => {

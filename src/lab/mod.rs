@@ -127,7 +127,7 @@ pub fn run(args: LabArgs) -> ExitCode {
         eprintln!("bypass lab: --out {}: {e}", out.display());
         return ExitCode::from(2);
     }
-    if let Err(e) = crate::shutdown::install_handlers() {
+    if let Err(e) = crate::os::signal::install_stop_handlers() {
         eprintln!("bypass lab: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }

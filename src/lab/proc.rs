@@ -15,7 +15,7 @@ fn code(st: std::process::ExitStatus) -> i32 {
 }
 
 use crate::os::process::{self, Signal};
-use crate::shutdown;
+use crate::os::signal;
 
 /// Runs a short command to completion; Err carries its stderr.
 pub fn run(prog: &str, args: &[&str]) -> Result<String, String> {
@@ -122,7 +122,7 @@ impl Proc {
     ) -> Result<(), String> {
         let start = Instant::now();
         loop {
-            if shutdown::requested() {
+            if signal::stop_requested() {
                 return Err("interrupted".into());
             }
             match self.lines.recv_timeout(Duration::from_millis(50)) {
@@ -195,7 +195,7 @@ impl Proc {
             if let Ok(Some(st)) = c.try_wait() {
                 return self.reaped(st);
             }
-            if shutdown::requested() {
+            if signal::stop_requested() {
                 return Waited::Interrupted;
             }
             if start.elapsed() > limit {

@@ -15,7 +15,7 @@ use super::results::{LabResults, Latency, Loss, PathResult, Round, Status};
 use super::scenario::{LabPlan, ResolvedPath};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
 use super::{figures, proc, report};
-use crate::shutdown;
+use crate::os::signal;
 use crate::stats::{hgrm_read, write_percentile_distribution};
 use hdrhistogram::Histogram;
 
@@ -264,7 +264,7 @@ fn take_probe(
     (label, path, round): (String, Option<String>, Option<u32>),
     start: Instant,
 ) -> Option<usize> {
-    if platform.probe_s <= 0.0 || shutdown::requested() {
+    if platform.probe_s <= 0.0 || signal::stop_requested() {
         return None;
     }
     match platform::probe(bin, cpus, platform.probe_s, model_rates) {
@@ -478,7 +478,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
                 continue;
             }
             let r = &mut results[job.path];
-            if shutdown::requested() {
+            if signal::stop_requested() {
                 if r.rounds.is_empty() && job.round.unwrap_or(1) == 1 {
                     r.status = Status::Skipped;
                     r.error = Some("interrupted (Ctrl-C) before this path started".into());
@@ -536,7 +536,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
                 summary_line(&rr),
                 rr.elapsed_s
             ));
-            if rr.status == Status::Skipped && !shutdown::requested() {
+            if rr.status == Status::Skipped && !signal::stop_requested() {
                 given_up[job.path] = true;
             }
             match job.round {
@@ -544,7 +544,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
                 None => *r = rr,
             }
         }
-        if shutdown::requested() {
+        if signal::stop_requested() {
             eprintln!("bypass lab: interrupted; cleaning up");
         }
     }
@@ -572,7 +572,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
         description: plan.description.clone(),
         started,
         wall_s: 0.0,
-        interrupted: shutdown::requested(),
+        interrupted: signal::stop_requested(),
         environment: env,
         paths: results,
         plots: Vec::new(),
@@ -594,7 +594,7 @@ fn finish_platform(bin: &Path, plan: &LabPlan, platform: &mut Platform, wall: In
     let mut cpus = vec![pl.client_cpu, pl.server_cpu];
     cpus.dedup();
     platform.end_probe = take_probe(bin, platform, &cpus, &[], ("end".into(), None, None), wall);
-    if !plan.platform.syscalls || shutdown::requested() {
+    if !plan.platform.syscalls || signal::stop_requested() {
         return;
     }
     eprintln!("bypass lab: syscall tax on CPU {}", pl.client_cpu);

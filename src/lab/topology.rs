@@ -164,7 +164,7 @@ impl Topology {
         let dev = &self.server_dev;
         let start = Instant::now();
         while self.server_ns.ip(&["link", "show", dev]).is_err() {
-            if start.elapsed() > limit || crate::shutdown::requested() {
+            if start.elapsed() > limit || crate::os::signal::stop_requested() {
                 return Err(format!("{dev} never appeared in {}", self.server_ns.name));
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -195,7 +195,7 @@ impl Topology {
             {
                 return Ok(());
             }
-            if start.elapsed() > limit || crate::shutdown::requested() {
+            if start.elapsed() > limit || crate::os::signal::stop_requested() {
                 return Err(format!(
                     "{ip} does not answer ping from {} after {:.0} s",
                     self.client_ns().name,

@@ -5,6 +5,8 @@
 //! loss accounting. Transports: kernel UDP, TCP and unix-domain streams, or an EAL port of
 //! the client's own (`dpdk`). `--rates` sweeps the open-loop rate (the latency-versus-load curve).
 
+#![forbid(unsafe_code)]
+
 pub mod args;
 pub mod config;
 pub mod dpdk;

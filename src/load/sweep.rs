@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::shutdown;
+use crate::os::signal;
 use crate::stats::Summary;
 
 use super::config::{Arrival, LoadConfig, LoadModel, Outputs, RequestMethod, Sweep};
@@ -230,7 +230,7 @@ fn write_point_files(out: &Outputs, r: &Report) -> Result<(), LoadError> {
 /// still written.
 pub fn run(files: &Outputs, base: &LoadConfig, sweep: &Sweep) -> Result<(), LoadError> {
     let configs = point_configs(base, &sweep.rates)?;
-    shutdown::install_handlers().map_err(|e| LoadError::Io(format!("signal handlers: {e}")))?;
+    signal::install_stop_handlers().map_err(|e| LoadError::Io(format!("signal handlers: {e}")))?;
     let clock = Clock::new();
     let rates = &sweep.text;
     let mut out = io::stdout().lock();
@@ -250,7 +250,7 @@ pub fn run(files: &Outputs, base: &LoadConfig, sweep: &Sweep) -> Result<(), Load
     let mut done: Vec<Report> = Vec::with_capacity(configs.len());
     let mut failure = None;
     for cfg in &configs {
-        if shutdown::requested() {
+        if signal::stop_requested() {
             eprintln!(
                 "bypass load: interrupted: {} of {} points ran",
                 done.len(),

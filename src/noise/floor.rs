@@ -180,7 +180,7 @@ fn await_reply<M: Mailbox>(
     while !sh.reply.try_recv(cursor, out) {
         polls = polls.wrapping_add(1);
         if polls.is_multiple_of(4096)
-            && (crate::shutdown::requested()
+            && (crate::os::signal::stop_requested()
                 || sh.stop.0.load(Ordering::Acquire)
                 || clock.now_ns() > give_up)
         {
@@ -209,7 +209,7 @@ fn initiate<M: Mailbox>(
     let measure_from = clock.now_ns() + WARMUP.as_nanos() as u64;
     let end = measure_from + cfg.duration.as_nanos() as u64;
     let (mut cursor, mut seq, mut last) = (0u64, 0u64, measure_from);
-    while run.sent < cfg.count && !crate::shutdown::requested() {
+    while run.sent < cfg.count && !crate::os::signal::stop_requested() {
         seq += 1;
         payload(seq, msg);
         let t0 = clock.now_ns();
@@ -355,7 +355,8 @@ fn write_outputs(
 /// The `bypass floor` command.
 pub fn run(args: &FloorArgs) -> Result<(), NoiseError> {
     let cfg = args.to_config()?;
-    crate::shutdown::install_handlers().map_err(|e| NoiseError::Io(format!("signals: {e}")))?;
+    crate::os::signal::install_stop_handlers()
+        .map_err(|e| NoiseError::Io(format!("signals: {e}")))?;
     let clock = Clock::new();
     let started = SystemTime::now();
     let run = measure(&cfg, clock)?;

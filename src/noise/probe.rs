@@ -133,7 +133,7 @@ fn spin(clock: &Clock, start: u64, end: u64, threshold: u64, p: &mut CpuProbe) {
             p.lost_ns += d;
         }
         prev = now;
-        if now >= end || crate::shutdown::requested() {
+        if now >= end || crate::os::signal::stop_requested() {
             break;
         }
     }

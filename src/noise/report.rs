@@ -235,7 +235,8 @@ pub fn human(r: &NoiseReport) -> String {
 /// The `bypass noise` command.
 pub fn run(args: &NoiseArgs) -> Result<(), NoiseError> {
     let cfg = args.to_config()?;
-    crate::shutdown::install_handlers().map_err(|e| NoiseError::Io(format!("signals: {e}")))?;
+    crate::os::signal::install_stop_handlers()
+        .map_err(|e| NoiseError::Io(format!("signals: {e}")))?;
     let clock = Clock::new();
     let before = tasks::snapshot();
     let probed = probe::run(clock, &cfg.cpus, cfg.duration, cfg.threshold_ns)?;

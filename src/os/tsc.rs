@@ -203,6 +203,8 @@ mod tests {
         assert_eq!(ticks_to_ns(u64::MAX, 1), u64::MAX);
         assert_eq!(ns_to_ticks(1_000, 3_000_000_000), 3_000);
         assert_eq!(ns_to_ticks(1, 3), 1, "rounded up");
+        assert_eq!(ns_to_ticks(1, 3_000_000_000), 3);
+        assert_eq!(ns_to_ticks(1, 1), 1, "never zero for a non-zero spin");
         assert_eq!(ns_to_ticks(u64::MAX, u64::MAX), u64::MAX);
     }
 

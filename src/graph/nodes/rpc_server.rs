@@ -15,7 +15,7 @@ use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 use crate::wire::UdpFrame;
 
 use super::kit::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
-use super::util::{ns_to_ticks, ticks_to_ns};
+use crate::os::tsc::{ns_to_ticks, ticks_to_ns};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;

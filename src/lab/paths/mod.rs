@@ -51,7 +51,7 @@ pub enum PathError {
 
 impl From<String> for PathError {
     fn from(s: String) -> Self {
-        if s == "interrupted" || crate::shutdown::requested() {
+        if s == "interrupted" || crate::os::signal::stop_requested() {
             PathError::Skipped(format!("interrupted (Ctrl-C) while: {s}"))
         } else {
             PathError::Failed(s)
