@@ -30,6 +30,13 @@ fn parse<A: Args>(argv: &[String]) -> A {
     }
 }
 
+fn dump(name: &str, text: &str) {
+    if let Ok(dir) = std::env::var("GOLDEN") {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(format!("{dir}/{name}.json"), text).unwrap();
+    }
+}
+
 fn server() -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(198, 18, 3, 1), 7777)
 }
@@ -241,6 +248,7 @@ fn load_reports_read_what_bypass_load_writes() {
     let closed = load_report(None);
     let mut text = Vec::new();
     closed.write_json(&mut text).unwrap();
+    dump("load", std::str::from_utf8(&text).unwrap());
     let r: LoadReport = serde_json::from_slice(&text).unwrap();
     let s = &r.summary.typed;
     assert_eq!((s.latency.count, s.sent, s.received, s.lost), (3, 4, 3, 1));
@@ -258,6 +266,7 @@ fn load_reports_read_what_bypass_load_writes() {
 
     let points = [load_report(Some(1000.0)), load_report(Some(2000.0))];
     let text = crate::load::sweep::to_json(&points, "1000:2000:1000").to_string();
+    dump("sweep", &text);
     let r: LoadSweepReport = serde_json::from_str(&text).unwrap();
     let rates: Vec<Option<f64>> = r.sweep.iter().map(|p| p.target_rate).collect();
     assert_eq!(rates, [Some(1000.0), Some(2000.0)]);
@@ -292,6 +301,7 @@ fn kernel_serve_final_reads_what_kernel_serve_writes() {
         }],
     };
     let lines = vec!["ready".to_string(), r.to_json()];
+    dump("kernel", &lines[1]);
     let k = last_final::<KernelServeFinal>(&lines).unwrap().unwrap();
     assert_eq!(
         (k.typed.proto, k.typed.backend),
@@ -306,9 +316,11 @@ fn serve_lines_read_what_bypass_serve_writes() {
     use crate::server::report::{Final, Interval, MempoolTotal};
     let interval = Interval {
         kind: "interval",
-        elapsed_s: 2.0,
+        shared: ServeInterval {
+            elapsed_s: 2.0,
+            tx_pps: 9.5,
+        },
         rx_pps: 10.0,
-        tx_pps: 9.5,
         drops: 0,
         workers: Vec::new(),
         vector_avg: None,
@@ -321,14 +333,16 @@ fn serve_lines_read_what_bypass_serve_writes() {
         mode: "rpc".into(),
         stop_reason: "duration",
         elapsed_s: 3.0,
-        rx: 100,
-        tx: 99,
+        shared: ServeFinal {
+            rx: 100,
+            tx: 99,
+            drops_by_reason: BTreeMap::from([("ip4-input/bad-checksum".to_string(), 1)]),
+        },
         drops: 1,
         rx_pps: 33.0,
         tx_pps: 33.0,
         workers: Vec::new(),
         vector_avg: Some(1.0),
-        drops_by_reason: BTreeMap::from([("ip4-input/bad-checksum".to_string(), 1)]),
         nodes: Vec::new(),
         service_ns: None,
         ports: Vec::new(),
@@ -344,6 +358,8 @@ fn serve_lines_read_what_bypass_serve_writes() {
         serde_json::to_string(&interval).unwrap(),
         serde_json::to_string(&fin).unwrap(),
     ];
+    dump("interval", &lines[1]);
+    dump("final", &lines[2]);
     let i = lines_of::<ServeInterval>(&lines, "interval").unwrap();
     assert_eq!((i[0].elapsed_s, i[0].tx_pps), (2.0, 9.5));
     let f = last_final::<ServeFinal>(&lines).unwrap().unwrap();
@@ -378,6 +394,7 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         invalid: 0,
         measured_secs: 0.5,
     };
+    dump("floor", &to_json(&cfg, &run, "tsc").to_string());
     let f = Kept::<FloorReport>::parse(&to_json(&cfg, &run, "tsc").to_string()).unwrap();
     let s = &f.typed.summary;
     assert_eq!((s.latency.count, s.sent, s.received, s.lost), (1, 2, 1, 1));
@@ -409,6 +426,7 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         }],
         model: vec![crate::noise::platform_model(&[], 0, 250_000_000, 1000.0)],
     };
+    dump("noise", &serde_json::to_string(&noise).unwrap());
     let r: NoiseReport = serde_json::from_str(&serde_json::to_string(&noise).unwrap()).unwrap();
     assert_eq!(r.cpus[0].cpu, 1);
     assert_eq!((r.cpus[0].lost_pct, r.cpus[0].gap_max_ns), (2.5, 12_000));
@@ -432,6 +450,7 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         udp_send_recv_ns: per(3700.0),
         unix_send_recv_ns: per(2200.0),
     };
+    dump("syscalls", &serde_json::to_string(&sys).unwrap());
     let r: SyscallsReport = serde_json::from_str(&serde_json::to_string(&sys).unwrap()).unwrap();
     assert_eq!(r.udp_send_recv_ns.median, Some(3700.0));
     assert_eq!(r.unix_send_recv_ns.min, Some(2199.0));
