@@ -4,10 +4,11 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Argv, Kept};
 use crate::options::{Proto, WaitMode};
+use crate::stats::Summary;
 
 /// Where `bypass load` sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +87,8 @@ impl LoadCommand {
     }
 }
 
-/// Round-trip percentiles, ns, as `stats::Summary::to_json_map` writes them.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Round-trip percentiles, ns: the figures of a [`SummaryFigures`] the lab reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub min_ns: u64,
@@ -97,6 +98,37 @@ pub struct Percentiles {
     pub p99_ns: u64,
     pub p999_ns: u64,
     pub max_ns: u64,
+}
+
+/// Every figure of a `stats::Summary` as the programs write it (`count`, `min_ns` ..
+/// `max_ns`): the lab's [`Percentiles`] and the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryFigures {
+    #[serde(flatten)]
+    pub read: Percentiles,
+    pub stddev_ns: f64,
+    pub p9999_ns: u64,
+    pub p99999_ns: u64,
+}
+
+impl From<&Summary> for SummaryFigures {
+    fn from(s: &Summary) -> SummaryFigures {
+        SummaryFigures {
+            read: Percentiles {
+                count: s.count,
+                min_ns: s.min,
+                mean_ns: s.mean,
+                p50_ns: s.p50,
+                p90_ns: s.p90,
+                p99_ns: s.p99,
+                p999_ns: s.p999,
+                max_ns: s.max,
+            },
+            stddev_ns: s.stddev,
+            p9999_ns: s.p9999,
+            p99999_ns: s.p99999,
+        }
+    }
 }
 
 /// The open-loop client's schedule lag.

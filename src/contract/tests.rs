@@ -394,37 +394,42 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         invalid: 0,
         measured_secs: 0.5,
     };
-    dump("floor", &to_json(&cfg, &run, "tsc").to_string());
-    let f = Kept::<FloorReport>::parse(&to_json(&cfg, &run, "tsc").to_string()).unwrap();
+    let text = serde_json::to_string(&to_json(&cfg, &run, "tsc")).unwrap();
+    dump("floor", &text);
+    let f = Kept::<FloorReport>::parse(&text).unwrap();
     let s = &f.typed.summary;
     assert_eq!((s.latency.count, s.sent, s.received, s.lost), (1, 2, 1, 1));
     assert_eq!(s.measured_secs, 0.5);
 
     use crate::noise::report::{CpuReport, NoiseReport as Written};
     let noise = Written {
-        kind: "noise",
+        shared: NoiseReport {
+            kind: NoiseTag::Noise,
+            cpus: vec![CpuReport {
+                noise: CpuNoise {
+                    cpu: 1,
+                    lost_pct: 2.5,
+                    gaps_per_s: 40.0,
+                    gap_p50_ns: 1500,
+                    gap_p99_ns: 4000,
+                    gap_p999_ns: 9000,
+                    gap_max_ns: 12_000,
+                    over_100us: 0,
+                    over_1ms: 0,
+                    other_tasks_seen: 3,
+                },
+                gaps: 10,
+                over_10us: 1,
+                lost_ns: 6_000_000,
+                log_overflow: 0,
+                other_tasks: Vec::new(),
+                hgrm: None,
+            }],
+            model: vec![crate::noise::platform_model(&[], 0, 250_000_000, 1000.0).into()],
+        },
         duration_s: 0.25,
         threshold_ns: 1000,
         time_source: "tsc".into(),
-        cpus: vec![CpuReport {
-            cpu: 1,
-            lost_pct: 2.5,
-            gaps: 10,
-            gaps_per_s: 40.0,
-            gap_p50_ns: 1500,
-            gap_p99_ns: 4000,
-            gap_p999_ns: 9000,
-            gap_max_ns: 12_000,
-            over_10us: 1,
-            over_100us: 0,
-            over_1ms: 0,
-            lost_ns: 6_000_000,
-            log_overflow: 0,
-            other_tasks_seen: 3,
-            other_tasks: Vec::new(),
-            hgrm: None,
-        }],
-        model: vec![crate::noise::platform_model(&[], 0, 250_000_000, 1000.0)],
     };
     dump("noise", &serde_json::to_string(&noise).unwrap());
     let r: NoiseReport = serde_json::from_str(&serde_json::to_string(&noise).unwrap()).unwrap();
@@ -441,14 +446,16 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         max: m + 1.0,
     };
     let sys = Written2 {
-        kind: "syscalls",
-        cpu: 0,
+        shared: SyscallsReport {
+            kind: SyscallsTag::Syscalls,
+            cpu: 0,
+            getppid_ns: per(230.0),
+            udp_send_recv_ns: per(3700.0),
+            unix_send_recv_ns: per(2200.0),
+        },
         iterations: 7,
         batches: 7,
         time_source: "tsc".into(),
-        getppid_ns: per(230.0),
-        udp_send_recv_ns: per(3700.0),
-        unix_send_recv_ns: per(2200.0),
     };
     dump("syscalls", &serde_json::to_string(&sys).unwrap());
     let r: SyscallsReport = serde_json::from_str(&serde_json::to_string(&sys).unwrap()).unwrap();
