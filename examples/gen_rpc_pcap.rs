@@ -11,6 +11,7 @@
 use std::process::ExitCode;
 
 use bypass::pcap;
+use bypass::wire::frame::{rpc_echo_requests, MAX_UDP_PAYLOAD};
 use bypass::wire::{rpc, Ipv4Address, MacAddress, UdpEndpoints};
 
 const USAGE: &str = "usage: gen_rpc_pcap OUT.pcap COUNT PAYLOAD_BYTES DST_MAC DST_IP [DST_PORT]";
@@ -41,7 +42,7 @@ fn run() -> Result<String, String> {
     if count == 0 {
         return Err("count must be at least 1".into());
     }
-    let max = bypass::wire::frame::MAX_UDP_PAYLOAD - rpc::HEADER_LEN;
+    let max = MAX_UDP_PAYLOAD - rpc::HEADER_LEN;
     if payload > max {
         return Err(format!(
             "payload {payload} is above the UDP limit of {max} bytes"
@@ -56,7 +57,7 @@ fn run() -> Result<String, String> {
         src_port: 40000,
         dst_port,
     };
-    let frames = pcap::rpc_echo_requests(base, count, payload);
+    let frames = rpc_echo_requests(base, count, payload);
     pcap::write_all(&out, &frames).map_err(|e| format!("cannot write {out}: {e}"))?;
     Ok(format!(
         "wrote {count} RPC echo requests of {} bytes ({payload}-byte payload) to {out}",

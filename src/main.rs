@@ -1,11 +1,12 @@
 //! The `bypass` command line: parses, builds a configuration, dispatches. Nothing else.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use bypass::server::config::{Mode, PollMode, ServeConfig, Topology};
+use bypass::options::EXIT_INVALID;
+use bypass::server::args::ServeArgs;
+use bypass::server::config::ServeConfig;
 use bypass::server::{self, ServeError};
 
 #[derive(Parser)]
@@ -42,110 +43,6 @@ enum Command {
     KernelServe(bypass::kernel::KernelServeArgs),
 }
 
-#[derive(Args)]
-struct ServeArgs {
-    /// TOML settings file; command-line options override it.
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long, value_enum)]
-    mode: Option<Mode>,
-    #[arg(long, value_enum)]
-    topology: Option<Topology>,
-    /// Ports by name or number, comma-separated (default: every port).
-    #[arg(long, value_delimiter = ',')]
-    ports: Option<Vec<String>>,
-    /// Rx/tx queues per port (one worker lcore each).
-    #[arg(long)]
-    queues: Option<u16>,
-    #[arg(long)]
-    rx_desc: Option<u16>,
-    #[arg(long)]
-    tx_desc: Option<u16>,
-    /// Packets per rx burst.
-    #[arg(long)]
-    burst: Option<u16>,
-    /// Most packets per graph dispatch (rpc mode).
-    #[arg(long)]
-    vector: Option<u16>,
-    /// IPv4 address the fast path answers for (rpc mode).
-    #[arg(long)]
-    ip: Option<String>,
-    /// MAC address answered for (default: the port's).
-    #[arg(long)]
-    mac: Option<String>,
-    #[arg(long)]
-    rpc_port: Option<u16>,
-    #[arg(long)]
-    sockperf_port: Option<u16>,
-    /// Longest spin a request may ask for, in ns.
-    #[arg(long)]
-    spin_max_ns: Option<u32>,
-    /// Write service-time histograms to this HdrHistogram interval log (rpc mode).
-    #[arg(long)]
-    hlog: Option<String>,
-    /// Buffers in the packet pool.
-    #[arg(long)]
-    mbufs: Option<u32>,
-    #[arg(long, value_enum)]
-    poll_mode: Option<PollMode>,
-    /// Packets each port sends at start (primes loopback topologies).
-    #[arg(long)]
-    tx_first: Option<u32>,
-    /// Seconds to run, then stop by itself (0: until SIGINT/SIGTERM).
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Milliseconds between report lines.
-    #[arg(long)]
-    interval_ms: Option<u64>,
-    /// JSON lines on stdout (one per interval, one final) instead of human text.
-    #[arg(long)]
-    json: bool,
-    /// EAL arguments, after `--`.
-    #[arg(last = true)]
-    eal: Vec<String>,
-}
-
-impl ServeArgs {
-    fn into_config(self) -> Result<(ServeConfig, Vec<String>), ServeError> {
-        let mut c = match &self.config {
-            Some(p) => ServeConfig::from_file(p)?,
-            None => ServeConfig::default(),
-        };
-        macro_rules! over {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f { c.$f = v; } )* };
-        }
-        if self.ip.is_some() {
-            c.ip = self.ip;
-        }
-        if self.mac.is_some() {
-            c.mac = self.mac;
-        }
-        if self.hlog.is_some() {
-            c.hlog = self.hlog;
-        }
-        over!(
-            vector,
-            rpc_port,
-            sockperf_port,
-            spin_max_ns,
-            mode,
-            topology,
-            ports,
-            queues,
-            rx_desc,
-            tx_desc,
-            burst,
-            mbufs,
-            poll_mode,
-            tx_first,
-            duration,
-            interval_ms
-        );
-        c.json |= self.json;
-        Ok((c, self.eal))
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -155,19 +52,22 @@ fn main() -> ExitCode {
         Command::Noise(args) => bypass::noise::run_noise(args),
         Command::Floor(args) => bypass::noise::run_floor(args),
         Command::Syscalls(args) => bypass::noise::run_syscalls(args),
-        Command::Serve(args) => {
-            let result = args
-                .into_config()
-                .and_then(|(cfg, eal)| server::serve(&cfg, &eal));
-            match result {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("bypass serve: {e}");
-                    match e {
-                        ServeError::Config(_) => ExitCode::from(2),
-                        _ => ExitCode::from(1),
-                    }
-                }
+        Command::Serve(args) => serve(args),
+    }
+}
+
+/// `bypass serve`: flags (over the TOML file) -> config -> the fast path.
+fn serve(args: ServeArgs) -> ExitCode {
+    let result = ServeConfig::from_args(args)
+        .map_err(ServeError::Config)
+        .and_then(|(cfg, eal)| server::serve(&cfg, &eal));
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bypass serve: {e}");
+            match e {
+                ServeError::Config(_) => ExitCode::from(EXIT_INVALID),
+                _ => ExitCode::FAILURE,
             }
         }
     }

@@ -11,14 +11,19 @@
 //!
 //! Reading never panics on bad input: a wrong magic, a file cut anywhere, or
 //! a record claiming an absurd length are all [`PcapError`]s.
+//!
+//! A leaf: a file format over `std::io` that knows nothing of the frames it
+//! carries, so the lab, the tests and the examples can all use it without
+//! pulling in a layer. What goes into the files (RPC request traffic) is
+//! built next to the frame emitters, in [`crate::wire::frame`].
+
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::time::Duration;
-
-use crate::wire::{emit_request_frame, rpc, RpcMethod, RpcRepr, UdpEndpoints};
 
 /// Magic of a file whose timestamps carry microseconds.
 pub const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
@@ -336,6 +341,10 @@ impl<R: Read> Iterator for PcapReader<R> {
     }
 }
 
+/// The request-traffic generator's old home; it now lives beside the
+/// frame emitters. Kept for the lab's throughput path.
+pub use crate::wire::frame::rpc_echo_requests;
+
 /// Every frame of the pcap file at `path`, in order.
 pub fn read_all(path: impl AsRef<Path>) -> Result<Vec<Vec<u8>>, PcapError> {
     let file = File::open(path)?;
@@ -359,38 +368,9 @@ pub fn write_all<F: AsRef<[u8]>>(
     Ok(())
 }
 
-/// `count` RPC echo requests addressed by `ep` (client to server), each with
-/// a `payload`-byte body, distinct `request_id`s `1..=count` and distinct
-/// `client_ts` values. For load files and benchmarks: the frames are
-/// complete, with valid IPv4 and UDP checksums.
-///
-/// # Panics
-/// If `payload` exceeds what one UDP datagram can carry.
-pub fn rpc_echo_requests(ep: UdpEndpoints, count: usize, payload: usize) -> Vec<Vec<u8>> {
-    let frame_len = crate::wire::frame::UDP_HEADERS_LEN + rpc::HEADER_LEN + payload;
-    (1..=count as u64)
-        .map(|id| {
-            // A recognisable body that differs per request.
-            let body: Vec<u8> = (0..payload)
-                .map(|i| (id as usize).wrapping_add(i) as u8)
-                .collect();
-            // client_ts: an arbitrary but distinct, monotonic clock reading.
-            let repr = RpcRepr::request(RpcMethod::Echo, id, 1_000_000_000 + id * 1_000, 0);
-            let mut frame = vec![0u8; frame_len];
-            let n = emit_request_frame(&mut frame, &ep, &repr, &body)
-                .expect("RPC payload too large for one UDP datagram");
-            debug_assert_eq!(n, frame_len);
-            frame
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{
-        EtherType, EthernetFrame, Ipv4Address, Ipv4Packet, MacAddress, RpcHeader, UdpPacket,
-    };
     use std::io::Cursor;
 
     fn frames() -> Vec<Vec<u8>> {
@@ -638,40 +618,5 @@ mod tests {
         let e = read_all("/nonexistent/bypass.pcap").unwrap_err();
         assert!(matches!(e, PcapError::Io(_)));
         assert!(std::error::Error::source(&e).is_some());
-    }
-
-    #[test]
-    fn rpc_echo_requests_are_valid_and_distinct() {
-        let ep = UdpEndpoints {
-            src_mac: MacAddress([2, 0, 0, 0, 0, 2]),
-            dst_mac: MacAddress([2, 0, 0, 0, 0, 1]),
-            src_ip: Ipv4Address([198, 18, 0, 2]),
-            dst_ip: Ipv4Address([198, 18, 0, 1]),
-            src_port: 40000,
-            dst_port: rpc::DEFAULT_PORT,
-        };
-        for payload in [0usize, 22, 1400] {
-            let frames = rpc_echo_requests(ep, 50, payload);
-            assert_eq!(frames.len(), 50);
-            let mut ts = std::collections::HashSet::new();
-            for (i, f) in frames.iter().enumerate() {
-                assert_eq!(f.len(), 42 + 32 + payload);
-                let eth = EthernetFrame::new_checked(&f[..]).unwrap();
-                assert_eq!(eth.ethertype(), EtherType::Ipv4);
-                assert_eq!(eth.dst_addr(), ep.dst_mac);
-                let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-                assert!(ip.verify_checksum());
-                let udp = UdpPacket::new_checked(ip.payload()).unwrap();
-                assert_ne!(udp.checksum(), 0);
-                assert!(udp.verify_checksum(ip.src_addr(), ip.dst_addr()));
-                assert_eq!(udp.dst_port(), rpc::DEFAULT_PORT);
-                let r = RpcRepr::parse(&RpcHeader::new_checked(udp.payload()).unwrap()).unwrap();
-                assert_eq!(r.request_id, i as u64 + 1);
-                assert_eq!(r.method, RpcMethod::Echo);
-                assert_eq!(r.payload_len as usize, payload);
-                assert!(ts.insert(r.client_ts), "client_ts repeats");
-            }
-        }
-        assert!(rpc_echo_requests(ep, 0, 10).is_empty());
     }
 }

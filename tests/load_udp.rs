@@ -869,7 +869,7 @@ fn validation_errors_name_the_flag() {
     for (extra, flag) in cases {
         let e = flag_error(extra);
         match &e {
-            LoadError::Invalid { flag: f, .. } => assert_eq!(f, flag, "{extra:?}: {e}"),
+            LoadError::Invalid(f) => assert_eq!(f.field, *flag, "{extra:?}: {e}"),
             other => panic!("{extra:?}: {other:?}"),
         }
         assert!(e.to_string().starts_with(flag), "{e}");
@@ -888,9 +888,6 @@ fn validation_errors_name_the_flag() {
     let bad = LoadConfig::closed("127.0.0.1:7777".parse().unwrap(), 0);
     assert!(matches!(
         run_with(&bad),
-        Err(LoadError::Invalid {
-            flag: "--window",
-            ..
-        })
+        Err(LoadError::Invalid(f)) if f.field == "--window"
     ));
 }

@@ -2,51 +2,40 @@
 //! that got no reply, by reason. Each thread owns its block (no sharing, no atomics) and
 //! hands it back when it ends; the final report sums them.
 
-/// Why a received message was not answered. Every received message ends either as a
-/// sent reply (`tx`) or under exactly one of these, so `rx == tx + drops`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// UDP: a datagram shorter than the 32-byte header. Streams: the peer closed with
-    /// part of a message unread.
-    Truncated,
-    BadMagic,
-    BadVersion,
-    /// A response, an error or an unknown kind: answering those would let two servers
-    /// bounce a message forever.
-    NotRequest,
-    /// UDP: the header's `length` is larger than the datagram holds.
-    BadLength,
-    /// Streams: a message longer than 65536 bytes in total; the connection is closed.
-    Oversize,
-    /// sockperf: shorter than its 14-byte header.
-    SockperfMalformed,
-    /// sockperf: no pong-request bit (throughput or warm-up traffic); consumed as intended.
-    SockperfNoReplyWanted,
-    /// sockperf: the client bit is clear, i.e. a server's answer.
-    SockperfNotClient,
-    /// Streams: the peer went away before its replies could be written.
-    PeerClosed,
-    /// The reply could not be sent for another reason.
-    SendError,
+use crate::drops::drop_reasons;
+
+drop_reasons! {
+    /// Why a received message was not answered. Every received message ends either as a
+    /// sent reply (`tx`) or under exactly one of these, so `rx == tx + drops`. The names are
+    /// the fast path's where the reason is the same.
+    DropReason {
+        /// UDP: a datagram shorter than the 32-byte header. Streams: the peer closed with
+        /// part of a message unread.
+        Truncated => "truncated",
+        BadMagic => "bad-magic",
+        BadVersion => "bad-version",
+        /// A response, an error or an unknown kind: answering those would let two servers
+        /// bounce a message forever.
+        NotRequest => "not-request",
+        /// UDP: the header's `length` is larger than the datagram holds.
+        BadLength => "bad-length",
+        /// Streams: a message longer than 65536 bytes in total; the connection is closed.
+        Oversize => "oversize",
+        /// sockperf: shorter than its 14-byte header.
+        SockperfMalformed => "sockperf-malformed",
+        /// sockperf: no pong-request bit (throughput or warm-up traffic); consumed as intended.
+        SockperfNoReplyWanted => "sockperf-no-reply-wanted",
+        /// sockperf: the client bit is clear, i.e. a server's answer.
+        SockperfNotClient => "sockperf-not-client",
+        /// Streams: the peer went away before its replies could be written.
+        PeerClosed => "peer-closed",
+        /// The reply could not be sent for another reason.
+        SendError => "send-error",
+    }
 }
 
-pub const REASONS: usize = 11;
-
+/// Which reasons each kind of server can count: its report lists these, even when 0.
 impl DropReason {
-    pub const ALL: [DropReason; REASONS] = [
-        DropReason::Truncated,
-        DropReason::BadMagic,
-        DropReason::BadVersion,
-        DropReason::NotRequest,
-        DropReason::BadLength,
-        DropReason::Oversize,
-        DropReason::SockperfMalformed,
-        DropReason::SockperfNoReplyWanted,
-        DropReason::SockperfNotClient,
-        DropReason::PeerClosed,
-        DropReason::SendError,
-    ];
-
     /// The reasons a UDP server can count (the sockperf ones only when it serves sockperf).
     pub const UDP: &'static [DropReason] = &[
         DropReason::Truncated,
@@ -71,23 +60,6 @@ impl DropReason {
         DropReason::PeerClosed,
         DropReason::SendError,
     ];
-
-    /// The name used in reports (the fast path's names where the reason is the same).
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::Truncated => "truncated",
-            DropReason::BadMagic => "bad-magic",
-            DropReason::BadVersion => "bad-version",
-            DropReason::NotRequest => "not-request",
-            DropReason::BadLength => "bad-length",
-            DropReason::Oversize => "oversize",
-            DropReason::SockperfMalformed => "sockperf-malformed",
-            DropReason::SockperfNoReplyWanted => "sockperf-no-reply-wanted",
-            DropReason::SockperfNotClient => "sockperf-not-client",
-            DropReason::PeerClosed => "peer-closed",
-            DropReason::SendError => "send-error",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -97,22 +69,22 @@ pub struct Counters {
     /// Replies sent.
     pub tx: u64,
     /// Messages not answered, indexed by `DropReason as usize`.
-    pub drops: [u64; REASONS],
+    pub drops: [u64; DropReason::COUNT],
 }
 
 impl Counters {
     #[inline]
     pub fn drop(&mut self, r: DropReason) {
-        self.drops[r as usize] += 1;
+        self.drops[usize::from(r)] += 1;
     }
 
     #[inline]
     pub fn drop_n(&mut self, r: DropReason, n: u64) {
-        self.drops[r as usize] += n;
+        self.drops[usize::from(r)] += n;
     }
 
     pub fn get(&self, r: DropReason) -> u64 {
-        self.drops[r as usize]
+        self.drops[usize::from(r)]
     }
 
     /// Messages dropped for any reason.
@@ -141,7 +113,24 @@ mod tests {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), REASONS);
+        assert_eq!(names.len(), DropReason::COUNT);
+        // The report's keys, which the lab and tests/kernel_serve.rs read.
+        assert_eq!(
+            DropReason::NAMES,
+            [
+                "truncated",
+                "bad-magic",
+                "bad-version",
+                "not-request",
+                "bad-length",
+                "oversize",
+                "sockperf-malformed",
+                "sockperf-no-reply-wanted",
+                "sockperf-not-client",
+                "peer-closed",
+                "send-error",
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod config;
 pub mod counters;
 pub mod framing;
 pub mod handler;
@@ -28,9 +29,12 @@ use std::process::ExitCode;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::options::FieldError;
 use crate::shutdown;
 
-pub use args::{Backend, KernelConfig, KernelServeArgs, Listen, Proto};
+pub use crate::options::{Backend, Proto};
+pub use args::KernelServeArgs;
+pub use config::{KernelConfig, Listen};
 pub use counters::{Counters, DropReason};
 pub use report::{FinalReport, ThreadReport};
 
@@ -40,8 +44,8 @@ use udp::Endpoint;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelError {
-    /// A command-line value is wrong; `flag` names the flag.
-    Invalid { flag: &'static str, msg: String },
+    /// A command-line value is wrong; the field is the flag.
+    Invalid(FieldError),
     /// A socket could not be set up, or a worker failed.
     Io(String),
 }
@@ -49,7 +53,8 @@ pub enum KernelError {
 impl fmt::Display for KernelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KernelError::Invalid { flag, msg } => write!(f, "{flag}: {msg}"),
+            // `--flag: why`, as the load client says it.
+            KernelError::Invalid(e) => write!(f, "{}: {}", e.field, e.message),
             KernelError::Io(msg) => f.write_str(msg),
         }
     }
@@ -57,9 +62,9 @@ impl fmt::Display for KernelError {
 
 impl std::error::Error for KernelError {}
 
-/// The `bypass kernel-serve` command: validate, serve until stopped, print the report.
+/// The `bypass kernel-serve` command: flags -> config, serve until stopped, print the report.
 pub fn run(args: KernelServeArgs) -> ExitCode {
-    let result = args.to_config().and_then(|cfg| {
+    let result = KernelConfig::from_args(&args).and_then(|cfg| {
         let (report, worker_error) = serve(&cfg)?;
         let mut out = io::stdout().lock();
         let printed = if cfg.json {
@@ -77,7 +82,7 @@ pub fn run(args: KernelServeArgs) -> ExitCode {
         Err(e) => {
             eprintln!("bypass kernel-serve: {e}");
             match e {
-                KernelError::Invalid { .. } => ExitCode::from(2),
+                KernelError::Invalid(e) => e.exit_code(),
                 KernelError::Io(_) => ExitCode::FAILURE,
             }
         }
@@ -101,25 +106,7 @@ struct Worker {
 /// if a worker failed, its error (the report still covers every thread).
 pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), KernelError> {
     shutdown::install_handlers().map_err(|e| KernelError::Io(format!("signal handlers: {e}")))?;
-    let handler = Handler::new(cfg.spin_max_ns);
-    let mut unix_guard = None;
-    let (workers, shown) = match (&cfg.listen, cfg.proto) {
-        (Listen::Inet(addr), Proto::Udp) => start_udp(cfg, *addr, handler)?,
-        (Listen::Inet(addr), _) => {
-            let l = TcpListener::bind(addr)
-                .map_err(|e| KernelError::Io(format!("--bind {addr}: {e}")))?;
-            let shown = l.local_addr().map_or(addr.to_string(), |a| a.to_string());
-            (start_stream(cfg, Listener::Tcp(l), handler)?, shown)
-        }
-        (Listen::Path(p), _) => {
-            let l = bind_unix(p)?;
-            unix_guard = Some(RemoveOnDrop(p.clone()));
-            (
-                start_stream(cfg, Listener::Unix(l), handler)?,
-                p.display().to_string(),
-            )
-        }
-    };
+    let (workers, shown, unix_guard) = start(cfg, Handler::new(cfg.spin_max_ns))?;
     let start = Instant::now();
     {
         let mut out = io::stdout().lock();
@@ -134,6 +121,49 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    let (per_thread, connections, error) = join(cfg, workers);
+    drop(unix_guard);
+    let report = FinalReport {
+        proto: cfg.proto,
+        backend: cfg.backend,
+        threads: cfg.threads,
+        elapsed: start.elapsed(),
+        connections,
+        reasons: reasons(cfg),
+        per_thread,
+    };
+    Ok((report, error))
+}
+
+/// Binds and starts every worker; returns them, the address or path to show, and the guard
+/// that removes a unix socket file at the end.
+fn start(
+    cfg: &KernelConfig,
+    handler: Handler,
+) -> Result<(Vec<Worker>, String, Option<RemoveOnDrop>), KernelError> {
+    match (&cfg.listen, cfg.proto) {
+        (Listen::Inet(addr), Proto::Udp) => {
+            let (workers, shown) = start_udp(cfg, *addr, handler)?;
+            Ok((workers, shown, None))
+        }
+        (Listen::Inet(addr), _) => {
+            let l = TcpListener::bind(addr)
+                .map_err(|e| KernelError::Io(format!("--bind {addr}: {e}")))?;
+            let shown = l.local_addr().map_or(addr.to_string(), |a| a.to_string());
+            Ok((start_stream(cfg, Listener::Tcp(l), handler)?, shown, None))
+        }
+        (Listen::Path(p), _) => {
+            let l = bind_unix(p)?;
+            let guard = RemoveOnDrop(p.clone());
+            let workers = start_stream(cfg, Listener::Unix(l), handler)?;
+            Ok((workers, p.display().to_string(), Some(guard)))
+        }
+    }
+}
+
+/// Waits for every worker; returns the counters per thread, the connections accepted and the
+/// first error.
+fn join(cfg: &KernelConfig, workers: Vec<Worker>) -> (Vec<ThreadReport>, u64, Option<KernelError>) {
     let mut per_thread: Vec<ThreadReport> = (0..cfg.threads)
         .map(|i| ThreadReport {
             thread: i,
@@ -157,8 +187,12 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
             }
         }
     }
-    drop(unix_guard);
-    let reasons = match cfg.proto {
+    (per_thread, connections, error)
+}
+
+/// The drop reasons this server can count: its report lists each, even at 0.
+fn reasons(cfg: &KernelConfig) -> Vec<DropReason> {
+    match cfg.proto {
         Proto::Udp => {
             let mut r = DropReason::UDP.to_vec();
             if cfg.sockperf_port.is_some() {
@@ -167,17 +201,7 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
             r
         }
         Proto::Tcp | Proto::Unix => DropReason::STREAM.to_vec(),
-    };
-    let report = FinalReport {
-        proto: cfg.proto,
-        backend: cfg.backend,
-        threads: cfg.threads,
-        elapsed: start.elapsed(),
-        connections,
-        reasons,
-        per_thread,
-    };
-    Ok((report, error))
+    }
 }
 
 /// Starts a thread pinned to `cpu` (if any) running `body`; a failure in it stops the
@@ -309,10 +333,10 @@ fn start_stream(
 fn bind_unix(p: &Path) -> Result<UnixListener, KernelError> {
     if let Ok(meta) = std::fs::symlink_metadata(p) {
         if !meta.file_type().is_socket() {
-            return Err(KernelError::Invalid {
-                flag: "--path",
-                msg: format!("{} exists and is not a socket", p.display()),
-            });
+            return Err(KernelError::Invalid(FieldError::new(
+                "--path",
+                format!("{} exists and is not a socket", p.display()),
+            )));
         }
         if UnixStream::connect(p).is_ok() {
             return Err(KernelError::Io(format!(

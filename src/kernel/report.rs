@@ -1,4 +1,5 @@
-//! The final report of `kernel-serve`: human text, or one JSON line (CONTRACTS.md):
+//! The final report of `kernel-serve`: human text, or one JSON line, whose keys are the
+//! contract the lab and tests/kernel_serve.rs read:
 //! {"type":"final","proto":..,"backend":..,"threads":N,"rx":N,"tx":N,"drops":{..},
 //!  "connections":N, ...} plus the elapsed time and the same counters per thread.
 
@@ -9,8 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::args::{Backend, Proto};
 use super::counters::{Counters, DropReason};
+use crate::options::{Backend, Proto};
 
 /// One worker's counters (a udp worker's sockperf socket counts into the same worker).
 #[derive(Debug, Clone)]

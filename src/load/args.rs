@@ -1,19 +1,16 @@
-//! Command-line arguments of `bypass load` and their validation into a [`LoadConfig`].
+//! The command line of `bypass load`, as clap parses it and nothing more: a leaf that names
+//! no other part of the load client, so the flow runs one way, flags -> [`super::config`]
+//! (which checks and types them once) -> the engine and transports.
 
-use std::net::SocketAddr;
+#![forbid(unsafe_code)]
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::options::WaitMode;
 use crate::wire::MacAddress;
-
-use super::config::{
-    LoadConfig, LoadModel, RequestMethod, DEFAULT_DURATION, DEFAULT_ECHO_SIZE,
-    DEFAULT_SLOT_DEADLINE,
-};
-use super::sweep::RateSweep;
-use super::LoadError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
@@ -25,14 +22,6 @@ pub enum Transport {
     Unix,
     /// An EAL port of the client's own (needs --client-ip and EAL arguments after `--`).
     Dpdk,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum WaitMode {
-    /// Blocking `recv` (closed loop only): the thread sleeps until a reply.
-    Blocking,
-    /// Non-blocking socket, spinning on `recv`.
-    Busy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -137,7 +126,7 @@ pub struct LoadArgs {
     pub hlog: Option<PathBuf>,
     /// dpdk: this client's IPv4 address (its MAC is the port's).
     #[arg(long)]
-    pub client_ip: Option<std::net::Ipv4Addr>,
+    pub client_ip: Option<Ipv4Addr>,
     /// dpdk: the server's MAC (default: ask by ARP).
     #[arg(long)]
     pub server_mac: Option<MacAddress>,
@@ -147,130 +136,4 @@ pub struct LoadArgs {
     /// dpdk: EAL arguments, after `--`; the main lcore (-l/--lcores) runs the measuring loop.
     #[arg(last = true)]
     pub eal: Vec<String>,
-}
-
-fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
-    LoadError::Invalid {
-        flag,
-        msg: msg.into(),
-    }
-}
-
-fn seconds(flag: &'static str, v: f64) -> Result<Duration, LoadError> {
-    if !v.is_finite() || v < 0.0 {
-        return Err(bad(flag, format!("must be a finite number >= 0, got {v}")));
-    }
-    Duration::try_from_secs_f64(v).map_err(|e| bad(flag, e.to_string()))
-}
-
-impl LoadArgs {
-    /// The parsed `--rates`, if given.
-    pub fn rate_sweep(&self) -> Result<Option<RateSweep>, LoadError> {
-        self.rates.as_deref().map(RateSweep::parse).transpose()
-    }
-
-    /// Turns the flags into a validated configuration; errors name the flag. With `--rates`
-    /// it is the configuration of the sweep's first point.
-    pub fn to_config(&self) -> Result<LoadConfig, LoadError> {
-        let sweep = self.rate_sweep()?;
-        if sweep.is_some() {
-            if self.rate.is_some() {
-                return Err(bad(
-                    "--rates",
-                    "--rates (a sweep of open-loop rates) excludes --rate",
-                ));
-            }
-            if self.window.is_some() {
-                return Err(bad(
-                    "--rates",
-                    "--rates (open loop) excludes --window (closed loop)",
-                ));
-            }
-        }
-        // A sweep is an open loop; the configuration carries its first point.
-        let rate = sweep.as_ref().map(|s| s.points()[0]).or(self.rate);
-        let load = match (self.window, rate) {
-            (Some(_), Some(_)) => {
-                return Err(bad(
-                    "--rate",
-                    "--rate (open loop) and --window (closed loop) exclude each other",
-                ))
-            }
-            (_, Some(_)) if self.slot_deadline_ms.is_some() => {
-                return Err(bad(
-                    "--slot-deadline-ms",
-                    "closed loop only (an open loop has no window)",
-                ))
-            }
-            (_, Some(rate)) => LoadModel::Open {
-                rate,
-                arrival: self.arrival.unwrap_or(Arrival::Fixed),
-                max_in_flight: self.max_in_flight,
-            },
-            (window, None) => {
-                if self.arrival.is_some() {
-                    return Err(bad("--arrival", "needs --rate (open loop)"));
-                }
-                if self.max_in_flight.is_some() {
-                    return Err(bad("--max-in-flight", "needs --rate (open loop)"));
-                }
-                LoadModel::Closed {
-                    window: window.unwrap_or(1),
-                }
-            }
-        };
-        let wait = match (self.wait, &load) {
-            (Some(w), _) => w,
-            (None, LoadModel::Open { .. }) => WaitMode::Busy,
-            // A DPDK port is polled; there is nothing to block on.
-            (None, _) if self.transport == Transport::Dpdk => WaitMode::Busy,
-            (None, LoadModel::Closed { .. }) => WaitMode::Blocking,
-        };
-        let duration = match (self.duration, self.count) {
-            (None, None) => Some(DEFAULT_DURATION),
-            (d, _) => d.map(|d| seconds("--duration", d)).transpose()?,
-        };
-        let method = match self.method {
-            MethodArg::Echo => {
-                if self.spin_ns.is_some() {
-                    return Err(bad("--spin-ns", "only with --method spin"));
-                }
-                RequestMethod::Echo
-            }
-            MethodArg::Spin => match self.spin_ns {
-                None => return Err(bad("--spin-ns", "--method spin needs --spin-ns N")),
-                Some(ns) => RequestMethod::Spin { ns },
-            },
-        };
-        let payload_len = match (method, self.size) {
-            (RequestMethod::Echo, s) => s.unwrap_or(DEFAULT_ECHO_SIZE),
-            (RequestMethod::Spin { .. }, None | Some(4)) => 4,
-            (RequestMethod::Spin { .. }, Some(s)) => {
-                return Err(bad(
-                    "--size",
-                    format!("spin requests carry exactly 4 payload bytes, got {s}"),
-                ))
-            }
-        };
-        let cfg = LoadConfig {
-            transport: self.transport,
-            server: self.server,
-            server_path: self.server_path.clone(),
-            wait,
-            load,
-            duration,
-            count: self.count,
-            warmup: seconds("--warmup", self.warmup)?,
-            payload_len,
-            method,
-            timeout: Duration::from_millis(self.timeout_ms),
-            slot_deadline: self
-                .slot_deadline_ms
-                .map_or(DEFAULT_SLOT_DEADLINE, Duration::from_millis),
-            seed: self.seed,
-            dpdk: super::dpdk::options_from_args(self)?,
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
 }

@@ -1,14 +1,23 @@
-//! The validated configuration the engine runs ([`super::run_with`]).
+//! The load client's settings, typed and checked once: [`LoadConfig::from_args`] turns the
+//! flags of [`super::args`] into a [`LoadConfig`] (or refuses them, naming the flag), and from
+//! here on the engine, the transports and the reports read typed fields only. A configuration
+//! built in code (tests, the library) goes through the same [`LoadConfig::validate`].
 
-use std::net::SocketAddr;
+#![forbid(unsafe_code)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
 
+use crate::options::{FieldError, RateSweep, WaitMode};
+use crate::wire::frame::UDP_HEADERS_LEN;
 use crate::wire::rpc::HEADER_LEN;
+use crate::wire::MacAddress;
 
-use super::args::{Arrival, Transport, WaitMode};
+pub use super::args::{Arrival, Transport};
+use super::args::{LoadArgs, MethodArg};
 use super::LoadError;
 
 /// Measured duration when neither a duration nor a count is given.
@@ -22,7 +31,7 @@ pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Largest RPC payload that fits one UDP datagram.
 pub const MAX_PAYLOAD: usize = MAX_UDP_PAYLOAD - HEADER_LEN;
 /// Largest whole message (header + payload) on a stream transport; a longer one closes the
-/// connection (CONTRACTS.md, "Stream framing").
+/// connection (docs/protocol.md, "Stream framing").
 pub const MAX_STREAM_MESSAGE: usize = 65_536;
 /// Largest RPC payload on a stream transport.
 pub const MAX_STREAM_PAYLOAD: usize = MAX_STREAM_MESSAGE - HEADER_LEN;
@@ -33,6 +42,11 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// Closed loop: a request outstanding this long gives its window slot up (it stays matched
 /// until the timeout), so one loss cannot stall a window-1 loop for the whole timeout.
 pub const DEFAULT_SLOT_DEADLINE: Duration = Duration::from_millis(10);
+/// Largest Ethernet frame the dpdk transport sends (1500-byte MTU): one mbuf, and what every
+/// PMD accepts.
+pub const MAX_FRAME: usize = 1514;
+/// Largest RPC message (header + payload) that fits [`MAX_FRAME`].
+pub const MAX_MESSAGE: usize = MAX_FRAME - UDP_HEADERS_LEN;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LoadModel {
@@ -79,14 +93,61 @@ pub struct LoadConfig {
     pub slot_deadline: Duration,
     pub seed: u64,
     /// `--transport dpdk` only: addressing, port and EAL arguments.
-    pub dpdk: Option<super::dpdk::DpdkOptions>,
+    pub dpdk: Option<DpdkOptions>,
 }
 
-fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
-    LoadError::Invalid {
-        flag,
-        msg: msg.into(),
+/// What the dpdk transport needs beyond the common configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkOptions {
+    /// This client's IPv4 address; its MAC is the port's.
+    pub client_ip: Ipv4Addr,
+    /// The server's MAC; `None`: resolved by ARP.
+    pub server_mac: Option<MacAddress>,
+    /// Port by device name or number; `None`: the only port the EAL has.
+    pub port: Option<String>,
+    /// EAL arguments (what followed `--`), without the program name.
+    pub eal: Vec<String>,
+}
+
+/// The files a run writes; with a sweep, `hgrm` and `hlog` are per point.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    pub json: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    pub hgrm: Option<PathBuf>,
+    pub hlog: Option<PathBuf>,
+}
+
+/// A `--rates` sweep: the points, and the text they came from (echoed in reports).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sweep {
+    pub text: String,
+    pub rates: RateSweep,
+}
+
+/// Everything one `bypass load` invocation does: the run's configuration (with a sweep, that
+/// of its first point), the sweep if any, and the output files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadPlan {
+    pub config: LoadConfig,
+    pub sweep: Option<Sweep>,
+    pub outputs: Outputs,
+}
+
+pub(crate) fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
+    LoadError::Invalid(FieldError::new(flag, msg))
+}
+
+fn seconds(flag: &'static str, v: f64) -> Result<Duration, LoadError> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(bad(flag, format!("must be a finite number >= 0, got {v}")));
     }
+    Duration::try_from_secs_f64(v).map_err(|e| bad(flag, e.to_string()))
+}
+
+/// Parses `--rates A:B:STEP`; the error names `--rates`.
+pub fn parse_rates(text: &str) -> Result<RateSweep, LoadError> {
+    RateSweep::parse(text).map_err(|m| bad("--rates", m))
 }
 
 impl LoadConfig {
@@ -246,6 +307,17 @@ impl LoadConfig {
 
     /// Checks every field; errors name the command-line flag.
     pub fn validate(&self) -> Result<(), LoadError> {
+        self.validate_model()?;
+        self.validate_endpoint()?;
+        self.validate_payload()?;
+        self.validate_times()?;
+        self.slots()?;
+        self.validate_dpdk()?;
+        Ok(())
+    }
+
+    /// The window, or the open loop's rate, wait and in-flight cap.
+    fn validate_model(&self) -> Result<(), LoadError> {
         match self.load {
             LoadModel::Closed { window } => {
                 if window == 0 {
@@ -277,7 +349,11 @@ impl LoadConfig {
                 }
             }
         }
-        self.validate_endpoint()?;
+        Ok(())
+    }
+
+    /// The payload fits the transport's message and the method's size.
+    fn validate_payload(&self) -> Result<(), LoadError> {
         if self.payload_len > self.max_payload() {
             let why = if self.max_payload() == MAX_PAYLOAD {
                 format!("do not fit one UDP datagram: at most {MAX_PAYLOAD} (65507 - {HEADER_LEN} header)")
@@ -291,6 +367,11 @@ impl LoadConfig {
                 return Err(bad("--size", "spin requests carry exactly 4 payload bytes"));
             }
         }
+        Ok(())
+    }
+
+    /// Duration or count, warmup, timeout and slot deadline.
+    fn validate_times(&self) -> Result<(), LoadError> {
         match (self.duration, self.count) {
             (None, None) => {
                 return Err(bad("--duration", "give --duration, --count or both"));
@@ -318,8 +399,248 @@ impl LoadConfig {
         if self.slot_deadline.is_zero() {
             return Err(bad("--slot-deadline-ms", "must be at least 1"));
         }
-        self.slots()?;
-        super::dpdk::validate(self)?;
         Ok(())
+    }
+
+    /// Checks what the dpdk transport needs of a configuration; errors name the flag.
+    fn validate_dpdk(&self) -> Result<(), LoadError> {
+        if self.transport != Transport::Dpdk {
+            return Ok(());
+        }
+        let Some(o) = &self.dpdk else {
+            return Err(bad("--client-ip", "--transport dpdk needs --client-ip IP"));
+        };
+        if self.wait == WaitMode::Blocking {
+            return Err(bad(
+                "--wait",
+                "blocking makes no sense with --transport dpdk: the client polls its port (busy, the default)",
+            ));
+        }
+        let server = self.server_ipv4()?;
+        let ip = o.client_ip;
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+            return Err(bad("--client-ip", format!("{ip} is not a unicast address")));
+        }
+        if ip == server {
+            return Err(bad("--client-ip", "must differ from the server's address"));
+        }
+        if let Some(m) = o.server_mac {
+            if m.is_multicast() || m.is_unspecified() {
+                return Err(bad("--server-mac", format!("{m} is not a unicast MAC")));
+            }
+        }
+        if o.eal.is_empty() {
+            return Err(bad(
+                "--",
+                "--transport dpdk needs EAL arguments after `--`, e.g. `-- -l 0 --vdev=net_tap0`",
+            ));
+        }
+        if HEADER_LEN + self.payload_len > MAX_MESSAGE {
+            return Err(bad(
+                "--size",
+                format!(
+                    "--transport dpdk sends one frame of at most {MAX_FRAME} bytes per message: payload at most {}, got {}",
+                    MAX_MESSAGE - HEADER_LEN,
+                    self.payload_len
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The server's IPv4 address (the dpdk transport speaks IPv4 only).
+    pub fn server_ipv4(&self) -> Result<Ipv4Addr, LoadError> {
+        match self.server_addr()?.ip() {
+            IpAddr::V4(a) => Ok(a),
+            IpAddr::V6(_) => Err(bad("--server", "--transport dpdk speaks IPv4 only")),
+        }
+    }
+}
+
+impl LoadPlan {
+    /// Turns the flags into a checked plan; errors name the flag.
+    pub fn from_args(a: &LoadArgs) -> Result<LoadPlan, LoadError> {
+        let sweep = a
+            .rates
+            .as_deref()
+            .map(|text| {
+                parse_rates(text).map(|rates| Sweep {
+                    text: text.to_string(),
+                    rates,
+                })
+            })
+            .transpose()?;
+        Ok(LoadPlan {
+            config: LoadConfig::from_args(a, sweep.as_ref().map(|s| &s.rates))?,
+            sweep,
+            outputs: a.outputs(),
+        })
+    }
+}
+
+impl LoadConfig {
+    /// Turns the flags into a validated configuration; errors name the flag. With a sweep it
+    /// is the configuration of the sweep's first point.
+    pub fn from_args(a: &LoadArgs, sweep: Option<&RateSweep>) -> Result<LoadConfig, LoadError> {
+        let load = load_model(a, sweep)?;
+        let wait = match (a.wait, &load) {
+            (Some(w), _) => w,
+            (None, LoadModel::Open { .. }) => WaitMode::Busy,
+            // A DPDK port is polled; there is nothing to block on.
+            (None, _) if a.transport == Transport::Dpdk => WaitMode::Busy,
+            (None, LoadModel::Closed { .. }) => WaitMode::Blocking,
+        };
+        let duration = match (a.duration, a.count) {
+            (None, None) => Some(DEFAULT_DURATION),
+            (d, _) => d.map(|d| seconds("--duration", d)).transpose()?,
+        };
+        let (method, payload_len) = method_and_size(a)?;
+        let cfg = LoadConfig {
+            transport: a.transport,
+            server: a.server,
+            server_path: a.server_path.clone(),
+            wait,
+            load,
+            duration,
+            count: a.count,
+            warmup: seconds("--warmup", a.warmup)?,
+            payload_len,
+            method,
+            timeout: Duration::from_millis(a.timeout_ms),
+            slot_deadline: a
+                .slot_deadline_ms
+                .map_or(DEFAULT_SLOT_DEADLINE, Duration::from_millis),
+            seed: a.seed,
+            dpdk: dpdk_options(a)?,
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// Closed or open loop, from --window, --rate or the sweep's first point, and the flags
+/// that belong to one of them only.
+fn load_model(a: &LoadArgs, sweep: Option<&RateSweep>) -> Result<LoadModel, LoadError> {
+    if sweep.is_some() {
+        if a.rate.is_some() {
+            return Err(bad(
+                "--rates",
+                "--rates (a sweep of open-loop rates) excludes --rate",
+            ));
+        }
+        if a.window.is_some() {
+            return Err(bad(
+                "--rates",
+                "--rates (open loop) excludes --window (closed loop)",
+            ));
+        }
+    }
+    // A sweep is an open loop; the configuration carries its first point.
+    let rate = sweep.map(|s| s.points()[0]).or(a.rate);
+    match (a.window, rate) {
+        (Some(_), Some(_)) => Err(bad(
+            "--rate",
+            "--rate (open loop) and --window (closed loop) exclude each other",
+        )),
+        (_, Some(_)) if a.slot_deadline_ms.is_some() => Err(bad(
+            "--slot-deadline-ms",
+            "closed loop only (an open loop has no window)",
+        )),
+        (_, Some(rate)) => Ok(LoadModel::Open {
+            rate,
+            arrival: a.arrival.unwrap_or(Arrival::Fixed),
+            max_in_flight: a.max_in_flight,
+        }),
+        (window, None) => {
+            if a.arrival.is_some() {
+                return Err(bad("--arrival", "needs --rate (open loop)"));
+            }
+            if a.max_in_flight.is_some() {
+                return Err(bad("--max-in-flight", "needs --rate (open loop)"));
+            }
+            Ok(LoadModel::Closed {
+                window: window.unwrap_or(1),
+            })
+        }
+    }
+}
+
+/// The request method and its payload length, from --method, --spin-ns and --size.
+fn method_and_size(a: &LoadArgs) -> Result<(RequestMethod, usize), LoadError> {
+    let method = match a.method {
+        MethodArg::Echo => {
+            if a.spin_ns.is_some() {
+                return Err(bad("--spin-ns", "only with --method spin"));
+            }
+            RequestMethod::Echo
+        }
+        MethodArg::Spin => match a.spin_ns {
+            None => return Err(bad("--spin-ns", "--method spin needs --spin-ns N")),
+            Some(ns) => RequestMethod::Spin { ns },
+        },
+    };
+    let payload_len = match (method, a.size) {
+        (RequestMethod::Echo, s) => s.unwrap_or(DEFAULT_ECHO_SIZE),
+        (RequestMethod::Spin { .. }, None | Some(4)) => 4,
+        (RequestMethod::Spin { .. }, Some(s)) => {
+            return Err(bad(
+                "--size",
+                format!("spin requests carry exactly 4 payload bytes, got {s}"),
+            ))
+        }
+    };
+    Ok((method, payload_len))
+}
+
+/// The dpdk options from the command line: `Some` for `--transport dpdk`, `None` otherwise;
+/// dpdk-only flags with another transport are an error naming the flag.
+fn dpdk_options(a: &LoadArgs) -> Result<Option<DpdkOptions>, LoadError> {
+    if a.transport != Transport::Dpdk {
+        let only = "only with --transport dpdk";
+        if a.client_ip.is_some() {
+            return Err(bad("--client-ip", only));
+        }
+        if a.server_mac.is_some() {
+            return Err(bad("--server-mac", only));
+        }
+        if a.dpdk_port.is_some() {
+            return Err(bad("--dpdk-port", only));
+        }
+        if !a.eal.is_empty() {
+            return Err(bad(
+                "--",
+                "EAL arguments after `--` are for --transport dpdk only",
+            ));
+        }
+        return Ok(None);
+    }
+    let Some(client_ip) = a.client_ip else {
+        return Err(bad(
+            "--client-ip",
+            "--transport dpdk needs --client-ip IP (the address this client sends from)",
+        ));
+    };
+    Ok(Some(DpdkOptions {
+        client_ip,
+        server_mac: a.server_mac,
+        port: a.dpdk_port.clone(),
+        eal: a.eal.clone(),
+    }))
+}
+
+impl LoadArgs {
+    /// [`LoadConfig::from_args`] with the sweep of `--rates`, for callers that hold the flags.
+    pub fn to_config(&self) -> Result<LoadConfig, LoadError> {
+        LoadPlan::from_args(self).map(|p| p.config)
+    }
+
+    /// The output files the flags ask for.
+    pub fn outputs(&self) -> Outputs {
+        Outputs {
+            json: self.json.clone(),
+            csv: self.csv.clone(),
+            hgrm: self.hgrm.clone(),
+            hlog: self.hlog.clone(),
+        }
     }
 }

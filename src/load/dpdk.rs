@@ -10,27 +10,21 @@
 //! may make one: net_tap writes to a file descriptor).
 
 use std::io::{self, ErrorKind};
-use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use crate::drops::drop_reasons;
 use crate::wire::frame::{MAX_UDP_PAYLOAD, UDP_HEADERS_LEN};
-use crate::wire::rpc::HEADER_LEN;
 use crate::wire::{
     emit_udp_frame, ArpOperation, ArpPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Address,
     Ipv4Packet, MacAddress, UdpEndpoints, UdpPacket,
 };
 
-use super::args::{LoadArgs, Transport, WaitMode};
-use super::config::LoadConfig;
+use super::config::{bad, LoadConfig, MAX_MESSAGE};
 use super::transport::RpcTransport;
 use super::LoadError;
 use crate::os::Clock;
 
-/// Largest Ethernet frame sent (1500-byte MTU): one mbuf, and what every PMD accepts.
-pub const MAX_FRAME: usize = 1514;
-/// Largest RPC message (header + payload) that fits [`MAX_FRAME`].
-pub const MAX_MESSAGE: usize = MAX_FRAME - UDP_HEADERS_LEN;
 const POOL_SIZE: u32 = 4095;
 const POOL_CACHE: u32 = 64;
 const DATA_ROOM: u16 = 2048;
@@ -44,149 +38,33 @@ const ARP_RETRY: Duration = Duration::from_millis(300);
 /// Ethernet minimum without FCS: ARP frames are padded to it.
 const MIN_FRAME: usize = 60;
 
-/// What the dpdk transport needs beyond the common configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DpdkOptions {
-    /// This client's IPv4 address; its MAC is the port's.
-    pub client_ip: Ipv4Addr,
-    /// The server's MAC; `None`: resolved by ARP.
-    pub server_mac: Option<MacAddress>,
-    /// Port by device name or number; `None`: the only port the EAL has.
-    pub port: Option<String>,
-    /// EAL arguments (what followed `--`), without the program name.
-    pub eal: Vec<String>,
-}
-
-fn bad(flag: &'static str, msg: impl Into<String>) -> LoadError {
-    LoadError::Invalid {
-        flag,
-        msg: msg.into(),
+drop_reasons! {
+    /// Why a received frame was not a reply. Every reason is a counter, named in the
+    /// transport's closing `dpdk:` line.
+    Discard {
+        /// Too short or inconsistent lengths at some layer.
+        Malformed => "malformed",
+        /// Not addressed to our MAC (or broadcast, for ARP).
+        WrongMac => "wrong-mac",
+        /// Neither IPv4 nor ARP (IPv6, VLAN-tagged, ...).
+        NotIpv4 => "not-ipv4",
+        /// ARP that is not a request for our address or a reply to us.
+        ArpOther => "arp-other",
+        BadIpChecksum => "bad-ip-checksum",
+        /// Not from the server's address to ours.
+        WrongIp => "wrong-ip",
+        Fragment => "fragment",
+        NotUdp => "not-udp",
+        BadUdpChecksum => "bad-udp-checksum",
+        /// Not from the server's port to ours.
+        WrongPort => "wrong-port",
+        /// An RPC message longer than the caller's buffer.
+        TooLong => "too-long",
+        /// A reply that came while the server's MAC was still being resolved (nothing was
+        /// sent).
+        BeforeArp => "before-arp",
     }
 }
-
-/// The dpdk options from the command line: `Some` for `--transport dpdk`, `None` otherwise;
-/// dpdk-only flags with another transport are an error naming the flag.
-pub fn options_from_args(a: &LoadArgs) -> Result<Option<DpdkOptions>, LoadError> {
-    if a.transport != Transport::Dpdk {
-        let only = "only with --transport dpdk";
-        if a.client_ip.is_some() {
-            return Err(bad("--client-ip", only));
-        }
-        if a.server_mac.is_some() {
-            return Err(bad("--server-mac", only));
-        }
-        if a.dpdk_port.is_some() {
-            return Err(bad("--dpdk-port", only));
-        }
-        if !a.eal.is_empty() {
-            return Err(bad(
-                "--",
-                "EAL arguments after `--` are for --transport dpdk only",
-            ));
-        }
-        return Ok(None);
-    }
-    let Some(client_ip) = a.client_ip else {
-        return Err(bad(
-            "--client-ip",
-            "--transport dpdk needs --client-ip IP (the address this client sends from)",
-        ));
-    };
-    Ok(Some(DpdkOptions {
-        client_ip,
-        server_mac: a.server_mac,
-        port: a.dpdk_port.clone(),
-        eal: a.eal.clone(),
-    }))
-}
-
-/// Checks what the dpdk transport needs of a configuration; errors name the flag.
-pub fn validate(cfg: &LoadConfig) -> Result<(), LoadError> {
-    if cfg.transport != Transport::Dpdk {
-        return Ok(());
-    }
-    let Some(o) = &cfg.dpdk else {
-        return Err(bad("--client-ip", "--transport dpdk needs --client-ip IP"));
-    };
-    if cfg.wait == WaitMode::Blocking {
-        return Err(bad(
-            "--wait",
-            "blocking makes no sense with --transport dpdk: the client polls its port (busy, the default)",
-        ));
-    }
-    let IpAddr::V4(server) = cfg.server_addr()?.ip() else {
-        return Err(bad("--server", "--transport dpdk speaks IPv4 only"));
-    };
-    let ip = o.client_ip;
-    if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
-        return Err(bad("--client-ip", format!("{ip} is not a unicast address")));
-    }
-    if ip == server {
-        return Err(bad("--client-ip", "must differ from the server's address"));
-    }
-    if let Some(m) = o.server_mac {
-        if m.is_multicast() || m.is_unspecified() {
-            return Err(bad("--server-mac", format!("{m} is not a unicast MAC")));
-        }
-    }
-    if o.eal.is_empty() {
-        return Err(bad(
-            "--",
-            "--transport dpdk needs EAL arguments after `--`, e.g. `-- -l 0 --vdev=net_tap0`",
-        ));
-    }
-    if HEADER_LEN + cfg.payload_len > MAX_MESSAGE {
-        return Err(bad(
-            "--size",
-            format!(
-                "--transport dpdk sends one frame of at most {MAX_FRAME} bytes per message: payload at most {}, got {}",
-                MAX_MESSAGE - HEADER_LEN,
-                cfg.payload_len
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Why a received frame was not a reply. Every reason is a counter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Discard {
-    /// Too short or inconsistent lengths at some layer.
-    Malformed,
-    /// Not addressed to our MAC (or broadcast, for ARP).
-    WrongMac,
-    /// Neither IPv4 nor ARP (IPv6, VLAN-tagged, ...).
-    NotIpv4,
-    /// ARP that is not a request for our address or a reply to us.
-    ArpOther,
-    BadIpChecksum,
-    /// Not from the server's address to ours.
-    WrongIp,
-    Fragment,
-    NotUdp,
-    BadUdpChecksum,
-    /// Not from the server's port to ours.
-    WrongPort,
-    /// An RPC message longer than the caller's buffer.
-    TooLong,
-    /// A reply that came while the server's MAC was still being resolved (nothing was sent).
-    BeforeArp,
-}
-
-const DROP_REASONS: [(Discard, &str); 12] = [
-    (Discard::Malformed, "malformed"),
-    (Discard::WrongMac, "wrong-mac"),
-    (Discard::NotIpv4, "not-ipv4"),
-    (Discard::ArpOther, "arp-other"),
-    (Discard::BadIpChecksum, "bad-ip-checksum"),
-    (Discard::WrongIp, "wrong-ip"),
-    (Discard::Fragment, "fragment"),
-    (Discard::NotUdp, "not-udp"),
-    (Discard::BadUdpChecksum, "bad-udp-checksum"),
-    (Discard::WrongPort, "wrong-port"),
-    (Discard::TooLong, "too-long"),
-    (Discard::BeforeArp, "before-arp"),
-];
 
 /// What one received frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,18 +193,18 @@ struct Stats {
     /// Sends that failed: the pool was empty, or the ring stayed full for [`TX_TRIES`] tries.
     tx_no_mbuf: u64,
     tx_ring_full: u64,
-    drops: [u64; DROP_REASONS.len()],
+    drops: [u64; Discard::COUNT],
 }
 
 impl Stats {
     fn drop(&mut self, why: Discard) {
-        self.drops[why as usize] += 1;
+        self.drops[usize::from(why)] += 1;
     }
 
     fn json(&self, port: &str, pool: &Mempool) -> String {
-        let drops: serde_json::Map<String, serde_json::Value> = DROP_REASONS
+        let drops: serde_json::Map<String, serde_json::Value> = Discard::ALL
             .iter()
-            .map(|&(d, name)| (name.to_string(), self.drops[d as usize].into()))
+            .map(|&d| (d.name().to_string(), self.drops[usize::from(d)].into()))
             .collect();
         serde_json::json!({
             "port": port,
@@ -371,16 +249,14 @@ fn setup_err(what: impl std::fmt::Display) -> LoadError {
 
 impl DpdkTransport {
     /// Initialises the EAL, sets the port up, waits for its link and resolves the server's MAC.
+    /// `cfg` has been through [`LoadConfig::validate`].
     pub fn open(cfg: &LoadConfig) -> Result<DpdkTransport, LoadError> {
-        validate(cfg)?;
         let o = cfg
             .dpdk
             .as_ref()
-            .ok_or_else(|| bad("--client-ip", "missing"))?;
+            .ok_or_else(|| bad("--client-ip", "--transport dpdk needs --client-ip IP"))?;
         let server_addr = cfg.server_addr()?;
-        let IpAddr::V4(server_ip) = server_addr.ip() else {
-            return Err(bad("--server", "IPv4 only"));
-        };
+        let server_ip = cfg.server_ipv4()?;
         let mut argv = vec!["bypass-load".to_string()];
         argv.extend(o.eal.iter().cloned());
         let eal = Eal::init(&argv).map_err(setup_err)?;
@@ -690,6 +566,7 @@ impl std::ops::Drop for DpdkTransport {
 mod tests {
     use super::*;
     use crate::wire::emit_request_frame;
+    use crate::wire::rpc::HEADER_LEN;
     use crate::wire::rpc::{RpcMethod, RpcRepr};
 
     fn ep() -> UdpEndpoints {
@@ -713,9 +590,28 @@ mod tests {
 
     #[test]
     fn reason_names_line_up_with_counters() {
-        for (i, (d, _)) in DROP_REASONS.iter().enumerate() {
-            assert_eq!(*d as usize, i);
+        for (i, d) in Discard::ALL.iter().enumerate() {
+            assert_eq!(usize::from(*d), i);
+            assert_eq!(d.name(), Discard::NAMES[i]);
         }
+        // The counter names of the closing `dpdk:` line, which readers of stderr key on.
+        assert_eq!(
+            Discard::NAMES,
+            [
+                "malformed",
+                "wrong-mac",
+                "not-ipv4",
+                "arp-other",
+                "bad-ip-checksum",
+                "wrong-ip",
+                "fragment",
+                "not-udp",
+                "bad-udp-checksum",
+                "wrong-port",
+                "too-long",
+                "before-arp",
+            ]
+        );
     }
 
     #[test]

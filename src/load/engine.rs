@@ -13,10 +13,10 @@ use std::time::SystemTime;
 
 use hdrhistogram::Histogram;
 
+use crate::options::WaitMode;
 use crate::stats::{new_latency_histogram, HIGHEST_TRACKABLE_NS};
 use crate::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, HEADER_LEN};
 
-use super::args::WaitMode;
 use super::config::{LoadConfig, LoadModel, RequestMethod};
 use super::report::{Counters, IntervalRow, Report};
 use super::schedule::Schedule;

@@ -21,17 +21,19 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+pub use crate::options::{RateSweep, WaitMode};
 pub use crate::os::Clock;
-pub use args::{Arrival, LoadArgs, MethodArg, Transport, WaitMode};
-pub use config::{LoadConfig, LoadModel, RequestMethod};
+pub use args::{Arrival, LoadArgs, MethodArg, Transport};
+pub use config::{LoadConfig, LoadModel, LoadPlan, Outputs, RequestMethod};
 pub use report::{Counters, IntervalRow, Report};
 pub use schedule::Schedule;
-pub use sweep::RateSweep;
+
+use crate::options::FieldError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadError {
-    /// A configuration value is wrong; `flag` names the command-line flag.
-    Invalid { flag: &'static str, msg: String },
+    /// A configuration value is wrong; the field is the command-line flag.
+    Invalid(FieldError),
     /// The socket or an output file failed.
     Io(String),
 }
@@ -39,7 +41,8 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LoadError::Invalid { flag, msg } => write!(f, "{flag}: {msg}"),
+            // `--flag: why`, the form the tests and the lab read on stderr.
+            LoadError::Invalid(e) => write!(f, "{}: {}", e.field, e.message),
             LoadError::Io(msg) => write!(f, "{msg}"),
         }
     }
@@ -73,35 +76,41 @@ fn write_file(
 
 /// Writes every output file `args` asks for.
 pub fn write_outputs(args: &LoadArgs, report: &Report) -> Result<(), LoadError> {
-    if let Some(p) = &args.json {
+    write_files(&args.outputs(), report)
+}
+
+/// Writes every file of `out` for one run.
+pub fn write_files(out: &Outputs, report: &Report) -> Result<(), LoadError> {
+    if let Some(p) = &out.json {
         write_file(p, |w| report.write_json(w))?;
     }
-    if let Some(p) = &args.csv {
+    if let Some(p) = &out.csv {
         write_file(p, |w| report.write_csv(w))?;
     }
-    if let Some(p) = &args.hgrm {
+    if let Some(p) = &out.hgrm {
         write_file(p, |w| report.write_hgrm(w))?;
     }
-    if let Some(p) = &args.hlog {
+    if let Some(p) = &out.hlog {
         write_file(p, |w| report.write_hlog(w).map(|_| ()))?;
     }
     Ok(())
 }
 
-/// The `bypass load` command: validate, run (one run or a `--rates` sweep), print, write files.
+/// The `bypass load` command: flags -> plan, run (one run or a `--rates` sweep), print,
+/// write files.
 pub fn run(args: LoadArgs) -> ExitCode {
-    let result = args.to_config().and_then(|cfg| match args.rate_sweep()? {
-        Some(sweep) => sweep::run(&args, &cfg, &sweep),
-        None => run_with(&cfg).and_then(|report| {
+    let result = LoadPlan::from_args(&args).and_then(|plan| match &plan.sweep {
+        Some(sweep) => sweep::run(&plan.outputs, &plan.config, sweep),
+        None => run_with(&plan.config).and_then(|report| {
             print!("{}", report.human_summary());
-            write_outputs(&args, &report)
+            write_files(&plan.outputs, &report)
         }),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ LoadError::Invalid { .. }) => {
-            eprintln!("bypass load: {e}");
-            ExitCode::from(2)
+        Err(LoadError::Invalid(e)) => {
+            eprintln!("bypass load: {}: {}", e.field, e.message);
+            e.exit_code()
         }
         Err(e) => {
             eprintln!("bypass load: {e}");

@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 
 use crate::stats::{write_percentile_distribution, HlogWriter, Summary, HIGHEST_TRACKABLE_NS};
 
-use super::args::{Arrival, WaitMode};
-use super::config::{LoadConfig, LoadModel, RequestMethod};
+use super::config::{Arrival, LoadConfig, LoadModel, RequestMethod};
 use crate::os::Clock;
 
 /// A send later than this behind its intended time counts as late.
@@ -298,10 +297,7 @@ impl Report {
             RequestMethod::Echo => format!("echo {} B", c.payload_len),
             RequestMethod::Spin { ns } => format!("spin {ns} ns"),
         };
-        let wait = match c.wait {
-            WaitMode::Blocking => "blocking",
-            WaitMode::Busy => "busy",
-        };
+        let wait = c.wait;
         format!(
             "{}, {model}, {method}, wait {wait}, timeout {} ms",
             c.endpoint(),

@@ -1,7 +1,7 @@
 //! Open-loop send schedules: intended send times in f64 nanoseconds, so a
 //! rate is never rounded to an integer interval (DeathStarBench#347).
 
-use super::args::Arrival;
+use super::config::Arrival;
 
 /// SplitMix64: small, fast, good enough for inter-arrival gaps.
 #[derive(Debug, Clone)]

@@ -1,18 +1,18 @@
 //! Stream transports (tcp, unix): RPC messages back to back on one connection, each framed by
-//! its own header's length field, no other prefix (CONTRACTS.md "Stream framing",
-//! docs/protocol.md). A header with a bad magic or version, or a length past 65536 bytes in
-//! all, means the framing is lost: the run ends with an error. One type, generic over the socket, so TCP and unix-domain sockets are
-//! measured through the same code.
+//! its own header's length field, no other prefix (docs/protocol.md, "Stream framing"). A
+//! header with a bad magic or version, or a length past 65536 bytes in all, means the framing
+//! is lost: the run ends with an error. One type, generic over the socket, so TCP and
+//! unix-domain sockets are measured through the same code.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use crate::options::WaitMode;
 use crate::wire::rpc::{RpcHeader, HEADER_LEN, MAGIC, VERSION};
 
-use super::args::WaitMode;
-use super::config::{LoadConfig, MAX_STREAM_MESSAGE};
+use super::config::{bad, LoadConfig, MAX_STREAM_MESSAGE};
 use super::transport::{blocking_wait, io_err, RpcTransport};
 use super::LoadError;
 
@@ -92,13 +92,12 @@ pub fn connect_tcp(cfg: &LoadConfig) -> Result<Stream<TcpStream>, LoadError> {
 
 /// Connects to `--server-path` over a unix-domain stream socket.
 pub fn connect_unix(cfg: &LoadConfig) -> Result<Stream<UnixStream>, LoadError> {
-    let path = cfg
-        .server_path
-        .as_deref()
-        .ok_or_else(|| LoadError::Invalid {
-            flag: "--server-path",
-            msg: "--transport unix needs --server-path SOCKPATH".into(),
-        })?;
+    let path = cfg.server_path.as_deref().ok_or_else(|| {
+        bad(
+            "--server-path",
+            "--transport unix needs --server-path SOCKPATH",
+        )
+    })?;
     let label = format!("unix {}", path.display());
     let sock = UnixStream::connect(path).map_err(|e| io_err(&format!("connect {label}"), e))?;
     Stream::configured(sock, label, cfg)

@@ -10,78 +10,17 @@ use serde_json::{json, Value};
 use crate::shutdown;
 use crate::stats::Summary;
 
-use super::args::{Arrival, LoadArgs, WaitMode};
-use super::config::{LoadConfig, LoadModel, RequestMethod};
+use super::config::{Arrival, LoadConfig, LoadModel, Outputs, RequestMethod, Sweep};
 use super::report::Report;
 use super::{run_with_clock, write_file, LoadError};
+use crate::options::RateSweep;
 use crate::os::Clock;
 
 /// Most points one sweep may have.
-pub const MAX_POINTS: usize = 1000;
-
-/// Relative slack when counting steps, so float error in (B - A) / STEP neither loses the
-/// end point (0.1:0.3:0.1) nor adds one past it.
-const STEP_SLACK: f64 = 1e-9;
+pub use crate::options::MAX_SWEEP_POINTS as MAX_POINTS;
 
 fn bad(msg: impl Into<String>) -> LoadError {
-    LoadError::Invalid {
-        flag: "--rates",
-        msg: msg.into(),
-    }
-}
-
-/// The target rates of a sweep: A, A+STEP, ... up to B inclusive.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RateSweep {
-    points: Vec<f64>,
-}
-
-impl RateSweep {
-    /// Parses `A:B:STEP` (requests/s; positive finite numbers, A <= B).
-    pub fn parse(text: &str) -> Result<RateSweep, LoadError> {
-        let parts: Vec<&str> = text.split(':').collect();
-        let [a, b, step] = parts[..] else {
-            return Err(bad(format!(
-                "expected A:B:STEP in requests/s (e.g. 1000:10000:1000), got {text:?}"
-            )));
-        };
-        let number = |what: &str, v: &str| -> Result<f64, LoadError> {
-            let x: f64 = v
-                .trim()
-                .parse()
-                .map_err(|_| bad(format!("{what} {v:?} is not a number")))?;
-            if !x.is_finite() || x <= 0.0 {
-                return Err(bad(format!("{what} must be a finite number > 0, got {v}")));
-            }
-            Ok(x)
-        };
-        let (a, b, step) = (number("A", a)?, number("B", b)?, number("STEP", step)?);
-        if a > b {
-            return Err(bad(format!("A ({a}) must not exceed B ({b})")));
-        }
-        let steps = ((b - a) / step * (1.0 + STEP_SLACK)).floor();
-        if steps >= MAX_POINTS as f64 {
-            return Err(bad(format!(
-                "{a}:{b}:{step} makes more than {MAX_POINTS} points; use a larger STEP"
-            )));
-        }
-        let points = (0..=steps as usize)
-            .map(|i| {
-                // A + i*STEP rather than repeated addition, so error does not accumulate.
-                let r = a + step * i as f64;
-                if r > b || (b - r) <= b * STEP_SLACK {
-                    b
-                } else {
-                    r
-                }
-            })
-            .collect();
-        Ok(RateSweep { points })
-    }
-
-    pub fn points(&self) -> &[f64] {
-        &self.points
-    }
+    super::config::bad("--rates", msg)
 }
 
 /// One configuration per point: `base` (the flags) with the point's rate; all validated
@@ -136,10 +75,7 @@ fn describe_points(base: &LoadConfig) -> String {
         RequestMethod::Echo => format!("echo {} B", base.payload_len),
         RequestMethod::Spin { ns } => format!("spin {ns} ns"),
     };
-    let wait = match base.wait {
-        WaitMode::Busy => "busy",
-        WaitMode::Blocking => "blocking",
-    };
+    let wait = base.wait;
     let length = match (base.duration, base.count) {
         (Some(d), Some(c)) => format!("{:.3} s or {c} requests", d.as_secs_f64()),
         (Some(d), None) => format!("{:.3} s", d.as_secs_f64()),
@@ -278,12 +214,12 @@ pub fn to_json(points: &[Report], rates: &str) -> Value {
     })
 }
 
-fn write_point_files(args: &LoadArgs, r: &Report) -> Result<(), LoadError> {
+fn write_point_files(out: &Outputs, r: &Report) -> Result<(), LoadError> {
     let rate = r.target_rate.unwrap_or(0.0);
-    if let Some(p) = &args.hgrm {
+    if let Some(p) = &out.hgrm {
         write_file(&point_path(p, rate), |w| r.write_hgrm(w))?;
     }
-    if let Some(p) = &args.hlog {
+    if let Some(p) = &out.hlog {
         write_file(&point_path(p, rate), |w| r.write_hlog(w).map(|_| ()))?;
     }
     Ok(())
@@ -292,11 +228,11 @@ fn write_point_files(args: &LoadArgs, r: &Report) -> Result<(), LoadError> {
 /// Runs every point of the sweep, printing each row as it finishes, then writes --csv and
 /// --json for the points that ran. A failing point ends the sweep; the points before it are
 /// still written.
-pub fn run(args: &LoadArgs, base: &LoadConfig, sweep: &RateSweep) -> Result<(), LoadError> {
-    let configs = point_configs(base, sweep)?;
+pub fn run(files: &Outputs, base: &LoadConfig, sweep: &Sweep) -> Result<(), LoadError> {
+    let configs = point_configs(base, &sweep.rates)?;
     shutdown::install_handlers().map_err(|e| LoadError::Io(format!("signal handlers: {e}")))?;
     let clock = Clock::new();
-    let rates = args.rates.clone().unwrap_or_default();
+    let rates = &sweep.text;
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,
@@ -322,7 +258,7 @@ pub fn run(args: &LoadArgs, base: &LoadConfig, sweep: &RateSweep) -> Result<(), 
             );
             break;
         }
-        match run_with_clock(cfg, clock).and_then(|r| write_point_files(args, &r).map(|_| r)) {
+        match run_with_clock(cfg, clock).and_then(|r| write_point_files(files, &r).map(|_| r)) {
             Ok(r) => {
                 let _ = writeln!(out, "{}", table_row(&r));
                 let _ = out.flush();
@@ -334,12 +270,12 @@ pub fn run(args: &LoadArgs, base: &LoadConfig, sweep: &RateSweep) -> Result<(), 
             }
         }
     }
-    if let Some(p) = &args.csv {
+    if let Some(p) = &files.csv {
         write_file(p, |w| write_csv(&done, w))?;
     }
-    if let Some(p) = &args.json {
+    if let Some(p) = &files.json {
         write_file(p, |w| {
-            serde_json::to_writer_pretty(&mut *w, &to_json(&done, &rates))?;
+            serde_json::to_writer_pretty(&mut *w, &to_json(&done, rates))?;
             w.write_all(b"\n")
         })?;
     }
@@ -352,6 +288,7 @@ pub fn run(args: &LoadArgs, base: &LoadConfig, sweep: &RateSweep) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::config::parse_rates;
 
     fn points(s: &str) -> Vec<f64> {
         RateSweep::parse(s).unwrap().points().to_vec()
@@ -387,16 +324,17 @@ mod tests {
             "", "1:2", "1:2:3:4", "a:b:c", "1:2:x", "5:1:1", "0:10:1", "1:10:0", "-1:10:1",
             "1:10:-1", "1:inf:1", "NaN:10:1", "1:10:NaN", "1::1", "1:1001:1",
         ] {
-            match RateSweep::parse(bad) {
-                Err(LoadError::Invalid { flag, msg }) => {
-                    assert_eq!(flag, "--rates", "{bad:?}: {msg}")
+            match parse_rates(bad) {
+                Err(LoadError::Invalid(e)) => {
+                    assert_eq!(e.field, "--rates", "{bad:?}: {}", e.message)
                 }
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }
         // 1000 points is the most.
-        assert!(RateSweep::parse("1:1000:1").is_ok());
-        assert!(RateSweep::parse("1:1e300:1e-300").is_err());
+        assert!(parse_rates("1:1000:1").is_ok());
+        assert_eq!(MAX_POINTS, 1000);
+        assert!(parse_rates("1:1e300:1e-300").is_err());
     }
 
     #[test]

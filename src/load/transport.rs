@@ -6,10 +6,10 @@ use std::io;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use super::args::{Transport, WaitMode};
-use super::config::LoadConfig;
+use super::config::{LoadConfig, Transport};
 use super::stream;
 use super::LoadError;
+use crate::options::WaitMode;
 use crate::os::Clock;
 
 /// A message pipe to one RPC server.

@@ -261,9 +261,9 @@ mod tests {
         }
     }
 
-    fn flag(r: Result<NoiseConfig, NoiseError>) -> &'static str {
+    fn flag(r: Result<NoiseConfig, NoiseError>) -> String {
         match r {
-            Err(NoiseError::Invalid { flag, .. }) => flag,
+            Err(NoiseError::Invalid(e)) => e.field,
             other => panic!("expected an invalid flag, got {other:?}"),
         }
     }
@@ -295,7 +295,7 @@ mod tests {
             hlog: None,
         };
         let f = |a: &FloorArgs| match a.to_config() {
-            Err(NoiseError::Invalid { flag, .. }) => flag,
+            Err(NoiseError::Invalid(e)) => e.field,
             other => panic!("expected an invalid flag, got {other:?}"),
         };
         assert_eq!(f(&a), "--cpus");

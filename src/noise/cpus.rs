@@ -100,7 +100,7 @@ mod tests {
         assert_eq!(parse("--cpus", " 1 ").unwrap(), vec![1]);
         for bad in ["", ",", "a", "3-1", "1,1", "0-2,2"] {
             match parse("--cpus", bad) {
-                Err(NoiseError::Invalid { flag, .. }) => assert_eq!(flag, "--cpus"),
+                Err(NoiseError::Invalid(e)) => assert_eq!(e.field, "--cpus"),
                 other => panic!("{bad:?}: {other:?}"),
             }
         }

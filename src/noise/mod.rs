@@ -17,31 +17,31 @@ pub mod tasks;
 use std::fmt;
 use std::process::ExitCode;
 
+use crate::options::{FieldError, EXIT_INVALID};
+
 pub use args::{FloorArgs, FloorMode, NoiseArgs, SyscallsArgs};
 pub use model::{platform_model, ModelRow};
 pub use probe::{Gap, GapLog};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoiseError {
-    /// A command-line value is wrong; `flag` names it.
-    Invalid { flag: &'static str, msg: String },
+    /// A command-line value is wrong; the field is the flag.
+    Invalid(FieldError),
     /// The OS refused something (pinning, a socket, an output file).
     Io(String),
 }
 
 impl NoiseError {
     pub fn invalid(flag: &'static str, msg: impl Into<String>) -> NoiseError {
-        NoiseError::Invalid {
-            flag,
-            msg: msg.into(),
-        }
+        NoiseError::Invalid(FieldError::new(flag, msg))
     }
 }
 
 impl fmt::Display for NoiseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NoiseError::Invalid { flag, msg } => write!(f, "{flag}: {msg}"),
+            // `--flag: why`, as every program's command line says it.
+            NoiseError::Invalid(e) => write!(f, "{}: {}", e.field, e.message),
             NoiseError::Io(msg) => write!(f, "{msg}"),
         }
     }
@@ -53,9 +53,9 @@ impl std::error::Error for NoiseError {}
 fn exit(program: &str, result: Result<(), NoiseError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ NoiseError::Invalid { .. }) => {
+        Err(e @ NoiseError::Invalid(_)) => {
             eprintln!("bypass {program}: {e}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_INVALID)
         }
         Err(e) => {
             eprintln!("bypass {program}: {e}");

@@ -1,39 +1,21 @@
-//! `bypass serve` settings: a TOML file, then command-line overrides, then validation that
-//! names the offending field.
+//! `bypass serve` settings: a TOML file, then the command line's overrides
+//! ([`ServeConfig::from_args`]), then validation that names the offending field, once.
 
-use std::fmt;
+#![forbid(unsafe_code)]
+
 use std::path::Path;
+use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-/// What the workers do with a received packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Send every received packet back out unchanged (testpmd's io forwarding).
-    Io,
-    /// Answer RPC, ARP, ICMP echo and sockperf in place through the node graph; drop the rest.
-    Rpc,
-}
+use super::args::ServeArgs;
+pub use super::args::{Mode, Topology};
+use crate::options::FieldError;
+pub use crate::options::PollMode;
+use crate::wire::{Ipv4Address, MacAddress};
 
-/// Where a worker transmits what it received.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Topology {
-    /// Out of the port it came in on.
-    Loop,
-    /// Out of the neighbouring port: 0<->1, 2<->3, ... (testpmd's paired topology).
-    Paired,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum PollMode {
-    /// Spin on the rx queue without pause: lowest latency, owns the core.
-    Busy,
-    /// After a run of empty polls, sleep briefly: for tests and shared machines.
-    Adaptive,
-}
+/// A refused setting; the field is the TOML key (or `--config`).
+pub type ConfigError = FieldError;
 
 /// Everything `bypass serve` can be told. Field names are the TOML keys.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -53,9 +35,11 @@ pub struct ServeConfig {
     /// back short or the vector is full (rpc mode).
     pub vector: u16,
     /// The IPv4 address the fast path answers for (rpc mode; required there).
-    pub ip: Option<String>,
+    #[serde(deserialize_with = "ip_key")]
+    pub ip: Option<Ipv4Address>,
     /// The MAC address answered for; default the port's own.
-    pub mac: Option<String>,
+    #[serde(deserialize_with = "mac_key")]
+    pub mac: Option<MacAddress>,
     pub rpc_port: u16,
     pub sockperf_port: u16,
     /// Longest `spin` a request may ask for, in ns; longer ones are refused with status 3.
@@ -116,26 +100,33 @@ impl Default for ServeConfig {
     }
 }
 
-/// A refused configuration, naming the field and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "config: `{}`: {}", self.field, self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 fn bad(field: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field: field.to_string(),
-        message: message.into(),
+    FieldError::new(field, message)
+}
+
+/// Reads an optional address from its text; the error names `key` so that
+/// [`ServeConfig::from_toml`] can say which key it was.
+fn address<'de, D, T>(d: D, key: &str) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match Option::<String>::deserialize(d)? {
+        None => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("`{key}`: {text:?}: {e}"))),
     }
+}
+
+fn ip_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Address>, D::Error> {
+    address(d, "ip")
+}
+
+fn mac_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddress>, D::Error> {
+    address(d, "mac")
 }
 
 /// Largest rx burst a worker accepts (the size of its packet array).
@@ -144,6 +135,43 @@ pub const MAX_BURST: usize = 256;
 pub const MAX_VECTOR: usize = crate::graph::VECTOR_SIZE;
 
 impl ServeConfig {
+    /// The settings of `--config` (or the defaults), overridden by every flag given, checked.
+    /// Returns them with the EAL arguments given after `--`.
+    pub fn from_args(a: ServeArgs) -> Result<(ServeConfig, Vec<String>), ConfigError> {
+        let mut c = match &a.config {
+            Some(p) => ServeConfig::from_file(p)?,
+            None => ServeConfig::default(),
+        };
+        macro_rules! over {
+            ($($f:ident),*) => { $( if let Some(v) = a.$f { c.$f = v; } )* };
+        }
+        macro_rules! over_opt {
+            ($($f:ident),*) => { $( if a.$f.is_some() { c.$f = a.$f; } )* };
+        }
+        over_opt!(ip, mac, hlog);
+        over!(
+            vector,
+            rpc_port,
+            sockperf_port,
+            spin_max_ns,
+            mode,
+            topology,
+            ports,
+            queues,
+            rx_desc,
+            tx_desc,
+            burst,
+            mbufs,
+            poll_mode,
+            tx_first,
+            duration,
+            interval_ms
+        );
+        c.json |= a.json;
+        c.validate()?;
+        Ok((c, a.eal))
+    }
+
     /// Parses TOML text. Unknown keys and ill-typed values are errors that name the key.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         toml::from_str::<ServeConfig>(text).map_err(|e| {
@@ -160,10 +188,8 @@ impl ServeConfig {
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad("--config", format!("cannot read {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| ConfigError {
-            field: e.field,
-            message: format!("{} (in {})", e.message, path.display()),
-        })
+        Self::from_toml(&text)
+            .map_err(|e| FieldError::new(e.field, format!("{} (in {})", e.message, path.display())))
     }
 
     /// Checks every value against what the program can do; the first problem is returned.
@@ -186,15 +212,8 @@ impl ServeConfig {
                 ),
             ));
         }
-        if let Some(ip) = &self.ip {
-            ip.parse::<crate::wire::Ipv4Address>()
-                .map_err(|e| bad("ip", format!("{ip:?}: {e}")))?;
-        } else if self.mode == Mode::Rpc {
+        if self.ip.is_none() && self.mode == Mode::Rpc {
             return Err(bad("ip", "rpc mode needs the IPv4 address to answer for"));
-        }
-        if let Some(mac) = &self.mac {
-            mac.parse::<crate::wire::MacAddress>()
-                .map_err(|e| bad("mac", format!("{mac:?}: {e}")))?;
         }
         if self.rpc_port == 0 {
             return Err(bad("rpc_port", "must not be 0"));
@@ -323,6 +342,49 @@ mod tests {
         let e = ServeConfig::from_toml("bursty = 3").unwrap_err();
         assert_eq!(e.field, "bursty");
         assert!(e.to_string().contains("bursty"), "{e}");
+    }
+
+    #[test]
+    fn addresses_are_typed_once_and_named_when_wrong() {
+        let c = ServeConfig::from_toml("ip = \"198.18.0.1\"\nmac = \"02:00:00:00:00:01\"").unwrap();
+        assert_eq!(c.ip, Some(Ipv4Address([198, 18, 0, 1])));
+        assert_eq!(c.mac, Some(MacAddress([2, 0, 0, 0, 0, 1])));
+        for (text, key) in [("ip = \"198.18.0\"", "ip"), ("mac = \"02:00\"", "mac")] {
+            let e = ServeConfig::from_toml(text).unwrap_err();
+            assert_eq!(e.field, key, "{e}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let a = Cli::try_parse_from([
+            "serve",
+            "--mode",
+            "rpc",
+            "--ip",
+            "198.18.0.1",
+            "--burst",
+            "16",
+        ])
+        .unwrap()
+        .serve;
+        let (c, eal) = ServeConfig::from_args(a).unwrap();
+        assert_eq!(
+            (c.mode, c.burst, c.ip),
+            (Mode::Rpc, 16, Some(Ipv4Address([198, 18, 0, 1])))
+        );
+        assert!(eal.is_empty());
+        let a = Cli::try_parse_from(["serve", "--mode", "rpc"])
+            .unwrap()
+            .serve;
+        assert_eq!(ServeConfig::from_args(a).unwrap_err().field, "ip");
+        assert!(Cli::try_parse_from(["serve", "--ip", "198.18.0"]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod config;
 pub mod counters;
 pub mod latency;
@@ -26,7 +27,7 @@ use crate::graph::nodes::NodeConfig;
 use crate::graph::{GraphCounters, GraphStats};
 use crate::os::signal;
 use crate::stats::{new_latency_histogram, HlogWriter, Summary};
-use crate::wire::{Ipv4Address, MacAddress};
+use crate::wire::MacAddress;
 
 use config::{ConfigError, Mode, ServeConfig, Topology};
 use counters::{WorkerCounters, WorkerSnapshot};
@@ -49,7 +50,7 @@ pub enum ServeError {
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServeError::Config(e) => write!(f, "{e}"),
+            ServeError::Config(e) => write!(f, "config: {e}"),
             ServeError::Dpdk(e) => write!(f, "dpdk: {e}"),
             ServeError::Setup(m) => f.write_str(m),
             ServeError::WorkerPanicked(w) => write!(f, "worker {w} panicked"),
@@ -335,8 +336,7 @@ fn launch_one(
             Ok(())
         }
         Mode::Rpc => {
-            let mac = cfg.mac.as_deref().and_then(|s| s.parse().ok());
-            let mac = mac.unwrap_or(MacAddress(setup.ports[a.rx_port].mac()));
+            let mac = cfg.mac.unwrap_or(MacAddress(setup.ports[a.rx_port].mac()));
             launch_rpc(cfg, setup.eal.tsc_hz(), mac, a.lcore, spec, i, w)
         }
     }
@@ -354,11 +354,7 @@ fn launch_rpc(
 ) -> Result<(), ServeError> {
     let (recorder, collector) = latency::pair(tsc_hz, cfg.interval_ms * 1_000_000);
     w.collectors.push(collector);
-    let Some(ip) = cfg
-        .ip
-        .as_deref()
-        .and_then(|s| s.parse::<Ipv4Address>().ok())
-    else {
+    let Some(ip) = cfg.ip else {
         return Err(ServeError::Config(ConfigError {
             field: "ip".into(),
             message: "rpc mode needs the IPv4 address to answer for".into(),

@@ -37,7 +37,7 @@ impl From<ArpOperation> for u16 {
     }
 }
 
-mod field {
+pub(crate) mod field {
     use core::ops::Range;
     pub const HTYPE: Range<usize> = 0..2;
     pub const PTYPE: Range<usize> = 2..4;

@@ -120,7 +120,7 @@ impl From<EtherType> for u16 {
     }
 }
 
-mod field {
+pub(crate) mod field {
     use core::ops::{Range, RangeFrom};
     pub const DST: Range<usize> = 0..6;
     pub const SRC: Range<usize> = 6..12;

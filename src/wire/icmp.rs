@@ -24,7 +24,7 @@ impl IcmpEchoKind {
     }
 }
 
-mod field {
+pub(crate) mod field {
     use core::ops::{Range, RangeFrom};
     pub const TYPE: usize = 0;
     pub const CODE: usize = 1;

@@ -112,7 +112,7 @@ impl From<IpProtocol> for u8 {
     }
 }
 
-mod field {
+pub(crate) mod field {
     use core::ops::Range;
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;
@@ -125,6 +125,9 @@ mod field {
     pub const SRC: Range<usize> = 12..16;
     pub const DST: Range<usize> = 16..20;
 }
+
+/// The first byte of an option-less header: version 4, IHL 5 words.
+pub(crate) const VER_IHL_PLAIN: u8 = 0x40 | (field::DST.end / 4) as u8;
 
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;

@@ -27,7 +27,7 @@ pub mod udp;
 
 pub use arp::{ArpOperation, ArpPacket};
 pub use ethernet::{EtherType, EthernetFrame, MacAddress};
-pub use frame::{emit_request_frame, emit_udp_frame, UdpEndpoints};
+pub use frame::{emit_request_frame, emit_udp_frame, Ipv4Frame, UdpEndpoints, UdpFrame};
 pub use icmp::{IcmpEchoKind, IcmpEchoPacket};
 pub use ipv4::{IpProtocol, Ipv4Address, Ipv4Packet};
 pub use rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, RpcStatus};
@@ -153,6 +153,20 @@ pub(crate) mod test_util {
         08 08 08 08 cb 20 00 35 00 25 80 ea 12 34 01 00
         00 01 00 00 00 00 00 00 07 65 78 61 6d 70 6c 65
         03 63 6f 6d 00 00 01 00 01";
+
+    /// The client-to-server flow of the frame tests (and of
+    /// docs/protocol.md's worked example).
+    pub(crate) fn client_to_server() -> super::UdpEndpoints {
+        use super::{rpc, Ipv4Address, MacAddress};
+        super::UdpEndpoints {
+            src_mac: MacAddress([0x02, 0, 0, 0, 0, 0x02]),
+            dst_mac: MacAddress([0x02, 0, 0, 0, 0, 0x01]),
+            src_ip: Ipv4Address([198, 18, 0, 2]),
+            dst_ip: Ipv4Address([198, 18, 0, 1]),
+            src_port: 40000,
+            dst_port: rpc::DEFAULT_PORT,
+        }
+    }
 
     /// Parses a whitespace-separated hex dump into bytes.
     pub fn hex(s: &str) -> Vec<u8> {

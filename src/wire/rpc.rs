@@ -132,7 +132,7 @@ pub fn plan_request(method: RpcMethod, payload: &[u8], spin_max_ns: u32) -> Resu
     }
 }
 
-mod field {
+pub(crate) mod field {
     use core::ops::Range;
     pub const MAGIC: Range<usize> = 0..2;
     pub const VERSION: usize = 2;

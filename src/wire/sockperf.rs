@@ -13,7 +13,7 @@ pub const FLAG_PONG_REQUEST: u16 = 2;
 /// Warm-up traffic, not counted in the client's results.
 pub const FLAG_WARMUP: u16 = 4;
 
-mod field {
+pub(crate) mod field {
     use core::ops::{Range, RangeFrom};
     pub const SEQUENCE: Range<usize> = 0..8;
     pub const FLAGS: Range<usize> = 8..10;

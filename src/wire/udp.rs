@@ -4,7 +4,7 @@ use super::checksum;
 use super::ipv4::Ipv4Address;
 use super::{read_u16, WireError};
 
-mod field {
+pub(crate) mod field {
     use core::ops::Range;
     pub const SRC_PORT: Range<usize> = 0..2;
     pub const DST_PORT: Range<usize> = 2..4;

@@ -5,11 +5,12 @@
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::{ArpOperation, ArpPacket, EthernetFrame, Ipv4Address, MacAddress};
 
-use super::util::{is_bad_source_ip, ETH_LEN};
-use super::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY};
+use super::kit::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY};
+use super::util::is_bad_source_ip;
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
+const ETH_LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
 const ARP_LEN: usize = ETH_LEN + ArpPacket::<&[u8]>::LEN;
 
 drop_reasons! {

@@ -2,11 +2,9 @@
 //! all and hands it to the protocol it carries.
 
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
-use crate::wire::{EtherType, MacAddress};
+use crate::wire::{EtherType, EthernetFrame, MacAddress};
 
-use super::util::{be16, head, ETH_LEN};
-
-use super::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
+use super::kit::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY, ETHERNET_INPUT, IP4_INPUT};
 
 const NEXTS: &[&str] = &[DROP, ARP_REPLY, IP4_INPUT];
 const NEXT_ARP: u16 = 1;
@@ -44,22 +42,21 @@ impl EthernetInput {
 
     #[inline]
     fn classify(&self, data: &[u8]) -> Result<u16, EthernetDrop> {
-        let Some(h) = head::<ETH_LEN>(data) else {
+        let Ok(eth) = EthernetFrame::new_checked(data) else {
             return Err(EthernetDrop::Runt);
         };
         if data.len() > self.max_frame_len {
             return Err(EthernetDrop::Oversize);
         }
-        let ty = EtherType::from(be16(h, 12));
-        let dst = &h[..6];
+        let ty = eth.ethertype();
+        let dst = eth.dst_addr();
         // Broadcast is only useful to us for ARP who-has; any other
         // broadcast is someone else's business and must not be answered.
-        if dst != self.mac.0 && !(dst == MacAddress::BROADCAST.0 && ty == EtherType::Arp) {
+        if dst != self.mac && !(dst.is_broadcast() && ty == EtherType::Arp) {
             return Err(EthernetDrop::NotForUs);
         }
-        let src = &h[6..12];
-        // Group bit, or all zero.
-        if src[0] & 0x01 != 0 || src == MacAddress::UNSPECIFIED.0 {
+        let src = eth.src_addr();
+        if src.is_multicast() || src.is_unspecified() {
             return Err(EthernetDrop::BadSrcMac);
         }
         match ty {

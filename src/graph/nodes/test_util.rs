@@ -8,7 +8,7 @@ use crate::wire::{
     RpcRepr, UdpEndpoints, UdpPacket,
 };
 
-use super::NodeConfig;
+use super::kit::NodeConfig;
 
 pub const OUR_MAC: MacAddress = MacAddress([0x02, 0, 0, 0, 0, 0x01]);
 pub const OUR_IP: Ipv4Address = Ipv4Address([198, 18, 0, 1]);

@@ -2,12 +2,13 @@
 //! every other frame accounted for by exactly one drop counter.
 
 use crate::graph::{
-    now_tsc, GraphStats, PacketBuf, PacketVector, VecBuf, DROP, TX, TX_FULL, VECTOR_SIZE,
+    now_tsc, GraphStats, NodeCtx, PacketBuf, PacketVector, VecBuf, DROP, TX, TX_FULL, VECTOR_SIZE,
 };
 use crate::wire::rpc::{RpcHeader, RpcKind, RpcStatus};
 use crate::wire::sockperf::{FLAG_CLIENT, FLAG_PONG_REQUEST, FLAG_WARMUP};
 use crate::wire::{Ipv4Address, RpcMethod, RpcRepr};
 
+use super::kit::{PROP_IPV4_UDP, PROP_PLAIN_UDP};
 use super::test_util::*;
 use super::*;
 

@@ -1,15 +1,12 @@
 //! `udp-input`: validates the UDP header and dispatches by destination
 //! port.
 
-use super::util::{
-    be16, head, is_plain_udp_head, udp_verify_sum, UDP_CSUM, UDP_LEN_FIELD, UDP_OFF,
-    UDP_PAYLOAD_OFF,
-};
-use super::{
+use super::kit::{
     drop_reasons, packet_loop, NodeConfig, PROP_IPV4_UDP, PROP_PLAIN_UDP, RPC_SERVER,
     SOCKPERF_ECHO, UDP_INPUT,
 };
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
+use crate::wire::UdpFrame;
 
 const NEXTS: &[&str] = &[DROP, RPC_SERVER, SOCKPERF_ECHO];
 const NEXT_RPC: u16 = 1;
@@ -43,31 +40,26 @@ impl UdpInput {
         }
     }
 
-    /// Every check reads the first 42 bytes through one fixed-size view, so
-    /// the whole header test is a handful of compares with no bounds checks.
-    /// `IPV4_UDP`: the vector carries [`PROP_IPV4_UDP`], so only the UDP
-    /// length is left to check of the layout.
+    /// The layout check is [`UdpFrame::new_checked`], four compares on the
+    /// first 42 bytes. `IPV4_UDP`: the vector carries [`PROP_IPV4_UDP`], so
+    /// only the UDP length is left to check of the layout.
     #[inline]
     fn dispatch<const IPV4_UDP: bool>(&self, data: &[u8]) -> Result<u16, UdpDrop> {
-        let len = data.len();
         // Shorter than the headers, IPv4 options, another protocol, or a
         // length field that does not end the frame: all one reason, since
         // ip4-input already refused every such frame it could tell apart.
-        let Some(h) = head::<UDP_PAYLOAD_OFF>(data) else {
-            return Err(UdpDrop::Malformed);
-        };
-        let plain = if IPV4_UDP {
-            UDP_OFF + usize::from(be16(h, UDP_LEN_FIELD)) == len
+        let frame = if IPV4_UDP {
+            UdpFrame::new_checked_udp(data)
         } else {
-            is_plain_udp_head(h, len)
+            UdpFrame::new_checked(data)
         };
-        if !plain {
+        let Ok(frame) = frame else {
             return Err(UdpDrop::Malformed);
-        }
-        if be16(h, UDP_OFF) == 0 {
+        };
+        if frame.src_port() == 0 {
             return Err(UdpDrop::ZeroSrcPort);
         }
-        let port = be16(h, UDP_OFF + 2);
+        let port = frame.dst_port();
         let next = if port == self.rpc_port {
             NEXT_RPC
         } else if port == self.sockperf_port {
@@ -78,7 +70,7 @@ impl UdpInput {
         // Summing the payload is the expensive check, so it comes after the
         // port filter: stray traffic to closed ports costs no more than a
         // header read.
-        if be16(h, UDP_CSUM) != 0 && udp_verify_sum(data, be16(h, UDP_LEN_FIELD)) != 0xffff {
+        if !frame.verify_udp_checksum() {
             return Err(UdpDrop::BadChecksum);
         }
         Ok(next)

@@ -1,24 +1,13 @@
 //! Whole-frame builders: Ethernet + IPv4 + UDP (+ RPC) written in one pass,
-//! with lengths and checksums filled. Used by clients and tests; the server
-//! answers in place instead.
+//! in the common frame's layout, with lengths and checksums filled. Used by
+//! clients and tests; the server answers in place instead.
 
-use super::ethernet::{EtherType, EthernetFrame, MacAddress};
-use super::ipv4::{IpProtocol, Ipv4Address, Ipv4Packet};
-use super::rpc::{self, RpcHeader, RpcRepr};
-use super::udp::UdpPacket;
-use super::WireError;
-
-const ETH_LEN: usize = 14;
-const IP_LEN: usize = 20;
-const UDP_LEN: usize = 8;
-
-/// Bytes of Ethernet, IPv4 (no options) and UDP headers before the payload.
-pub const UDP_HEADERS_LEN: usize = ETH_LEN + IP_LEN + UDP_LEN;
-
-/// Largest UDP payload that fits the 16-bit IPv4 total length.
-pub const MAX_UDP_PAYLOAD: usize = u16::MAX as usize - IP_LEN - UDP_LEN;
-
-const DEFAULT_TTL: u8 = 64;
+use super::super::ethernet::{EtherType, EthernetFrame, MacAddress};
+use super::super::ipv4::{IpProtocol, Ipv4Address, Ipv4Packet};
+use super::super::rpc::{self, RpcHeader, RpcRepr};
+use super::super::udp::UdpPacket;
+use super::super::WireError;
+use super::{field, MAX_UDP_PAYLOAD, TTL, UDP_HEADERS_LEN};
 
 /// Link, network and transport addressing of one direction of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,23 +59,23 @@ fn finish(frame: &mut [u8], ep: &UdpEndpoints) {
     eth.set_ethertype(EtherType::Ipv4);
 
     // frame_len() bounded the payload, so these casts cannot truncate.
-    let ip_len = (frame.len() - ETH_LEN) as u16;
-    let udp_len = ip_len - IP_LEN as u16;
+    let ip_len = (frame.len() - field::IP) as u16;
+    let udp_len = (frame.len() - field::UDP) as u16;
 
-    let mut ip = Ipv4Packet::new_unchecked(&mut frame[ETH_LEN..]);
-    ip.set_version_and_header_len(IP_LEN);
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[field::IP..]);
+    ip.set_version_and_header_len(field::UDP - field::IP);
     ip.set_dscp_ecn(0);
     ip.set_total_len(ip_len);
     // Ident is irrelevant for DF packets (RFC 6864), so zero is fine.
     ip.set_ident(0);
     ip.set_unfragmented(true);
-    ip.set_ttl(DEFAULT_TTL);
+    ip.set_ttl(TTL);
     ip.set_protocol(IpProtocol::Udp);
     ip.set_src_addr(ep.src_ip);
     ip.set_dst_addr(ep.dst_ip);
     ip.fill_checksum();
 
-    let mut udp = UdpPacket::new_unchecked(&mut frame[ETH_LEN + IP_LEN..]);
+    let mut udp = UdpPacket::new_unchecked(&mut frame[field::UDP..]);
     udp.set_src_port(ep.src_port);
     udp.set_dst_port(ep.dst_port);
     udp.set_len(udp_len);
@@ -132,21 +121,13 @@ pub fn emit_request_frame(
 
 #[cfg(test)]
 mod tests {
-    use super::super::rpc::{RpcKind, RpcMethod};
-    use super::super::test_util::XorShift;
+    use super::super::super::rpc::{RpcKind, RpcMethod};
+    use super::super::super::test_util::XorShift;
+    use super::super::UdpFrame;
     use super::*;
     use std::fmt::Write;
 
-    fn endpoints() -> UdpEndpoints {
-        UdpEndpoints {
-            src_mac: MacAddress([0x02, 0, 0, 0, 0, 0x02]),
-            dst_mac: MacAddress([0x02, 0, 0, 0, 0, 0x01]),
-            src_ip: Ipv4Address([198, 18, 0, 2]),
-            dst_ip: Ipv4Address([198, 18, 0, 1]),
-            src_port: 40000,
-            dst_port: rpc::DEFAULT_PORT,
-        }
-    }
+    use super::super::super::test_util::client_to_server as endpoints;
 
     /// Parses a frame down to the RPC layer, verifying everything on the way.
     fn parse(frame: &[u8]) -> (UdpEndpoints, RpcRepr, Vec<u8>) {
@@ -167,6 +148,7 @@ mod tests {
             src_port: udp.src_port(),
             dst_port: udp.dst_port(),
         };
+        assert_eq!(UdpFrame::new_checked(frame).unwrap().endpoints(), ep);
         (ep, RpcRepr::parse(&h).unwrap(), h.payload().to_vec())
     }
 
@@ -210,7 +192,7 @@ mod tests {
             Err(WireError::BadLength)
         );
         let n = emit_udp_frame(&mut out, &endpoints(), &big[1..]).unwrap();
-        let ip = Ipv4Packet::new_checked(&out[ETH_LEN..n]).unwrap();
+        let ip = Ipv4Packet::new_checked(&out[field::IP..n]).unwrap();
         assert_eq!(ip.total_len(), u16::MAX);
     }
 
@@ -253,7 +235,7 @@ mod tests {
         let m = emit_request_frame(&mut resp, &ep.reversed(), &resp_repr, b"hello").unwrap();
         assert_eq!(n, m, "an echo reply is exactly as large as its request");
 
-        let doc = include_str!("../../docs/protocol.md");
+        let doc = include_str!("../../../docs/protocol.md");
         let (req_dump, resp_dump) = (hexdump(&req[..n]), hexdump(&resp[..m]));
         assert!(
             doc.contains(&req_dump),
