@@ -131,8 +131,8 @@ impl From<&Summary> for SummaryFigures {
     }
 }
 
-/// The open-loop client's schedule lag.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The open-loop client's schedule lag: the figures the lab reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendLag {
     #[serde(default)]
     pub p99_ns: u64,
@@ -144,14 +144,17 @@ pub struct SendLag {
     pub behind: bool,
 }
 
-/// A run's `summary` object (one point of a sweep has the same shape).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct LoadSummary {
+/// A run's `summary` object (one point of a sweep has the same shape): the fields the lab
+/// reads, with `P` its percentiles and `L` its send lag. `bypass load` writes it with every
+/// figure (its `P` embeds [`SummaryFigures`], its `L` this [`SendLag`]) inside a summary of
+/// its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSummary<P = Percentiles, L = SendLag> {
     /// Corrected (from the intended send time): the primary figures.
     #[serde(flatten)]
-    pub latency: Percentiles,
-    #[serde(default)]
-    pub uncorrected: Option<Percentiles>,
+    pub latency: P,
+    #[serde(default = "Option::default")]
+    pub uncorrected: Option<P>,
     #[serde(default)]
     pub sent: u64,
     #[serde(default)]
@@ -163,21 +166,21 @@ pub struct LoadSummary {
     #[serde(default)]
     pub achieved_rate: Option<f64>,
     /// Open loop only (null in closed loop).
-    #[serde(default)]
-    pub send_lag: Option<SendLag>,
+    #[serde(default = "Option::default")]
+    pub send_lag: Option<L>,
     /// Lost requests are recorded at this value (the timeout).
     #[serde(default)]
     pub lost_recorded_at_ns: Option<u64>,
 }
 
-/// `bypass load --json` of a single run.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoadReport {
-    pub summary: Kept<LoadSummary>,
+/// `bypass load --json` of a single run (the writer's `S` is its own summary).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadReport<S = Kept<LoadSummary>> {
+    pub summary: S,
 }
 
 /// `bypass load --rates .. --json`: one summary per point, in rate order.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoadSweepReport {
-    pub sweep: Vec<LoadSummary>,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadSweepReport<S = LoadSummary> {
+    pub sweep: Vec<S>,
 }

@@ -109,8 +109,9 @@ impl KernelServeCommand {
     }
 }
 
-/// The final line of `bypass kernel-serve --json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The final line of `bypass kernel-serve --json`: the part the lab reads, which the
+/// program's own line (`kernel::report`) embeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelServeFinal {
     pub proto: Proto,
     pub backend: Backend,
