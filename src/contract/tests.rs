@@ -30,13 +30,6 @@ fn parse<A: Args>(argv: &[String]) -> A {
     }
 }
 
-fn dump(name: &str, text: &str) {
-    if let Ok(dir) = std::env::var("GOLDEN") {
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(format!("{dir}/{name}.json"), text).unwrap();
-    }
-}
-
 fn server() -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(198, 18, 3, 1), 7777)
 }
@@ -248,7 +241,6 @@ fn load_reports_read_what_bypass_load_writes() {
     let closed = load_report(None);
     let mut text = Vec::new();
     closed.write_json(&mut text).unwrap();
-    dump("load", std::str::from_utf8(&text).unwrap());
     let r: LoadReport = serde_json::from_slice(&text).unwrap();
     let s = &r.summary.typed;
     assert_eq!((s.latency.count, s.sent, s.received, s.lost), (3, 4, 3, 1));
@@ -266,7 +258,6 @@ fn load_reports_read_what_bypass_load_writes() {
 
     let points = [load_report(Some(1000.0)), load_report(Some(2000.0))];
     let text = crate::load::sweep::to_json(&points, "1000:2000:1000").to_string();
-    dump("sweep", &text);
     let r: LoadSweepReport = serde_json::from_str(&text).unwrap();
     let rates: Vec<Option<f64>> = r.sweep.iter().map(|p| p.target_rate).collect();
     assert_eq!(rates, [Some(1000.0), Some(2000.0)]);
@@ -304,7 +295,6 @@ fn kernel_serve_final_reads_what_kernel_serve_writes() {
         }],
     };
     let lines = vec!["ready".to_string(), r.to_json()];
-    dump("kernel", &lines[1]);
     let k = last_final::<KernelServeFinal>(&lines).unwrap().unwrap();
     assert_eq!(
         (k.typed.proto, k.typed.backend),
@@ -361,8 +351,6 @@ fn serve_lines_read_what_bypass_serve_writes() {
         serde_json::to_string(&interval).unwrap(),
         serde_json::to_string(&fin).unwrap(),
     ];
-    dump("interval", &lines[1]);
-    dump("final", &lines[2]);
     let i = lines_of::<ServeInterval>(&lines, "interval").unwrap();
     assert_eq!((i[0].elapsed_s, i[0].tx_pps), (2.0, 9.5));
     let f = last_final::<ServeFinal>(&lines).unwrap().unwrap();
@@ -398,7 +386,6 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         measured_secs: 0.5,
     };
     let text = serde_json::to_string(&to_json(&cfg, &run, "tsc")).unwrap();
-    dump("floor", &text);
     let f = Kept::<FloorReport>::parse(&text).unwrap();
     let s = &f.typed.summary;
     assert_eq!((s.latency.count, s.sent, s.received, s.lost), (1, 2, 1, 1));
@@ -434,7 +421,6 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         threshold_ns: 1000,
         time_source: "tsc".into(),
     };
-    dump("noise", &serde_json::to_string(&noise).unwrap());
     let r: NoiseReport = serde_json::from_str(&serde_json::to_string(&noise).unwrap()).unwrap();
     assert_eq!(r.cpus[0].cpu, 1);
     assert_eq!((r.cpus[0].lost_pct, r.cpus[0].gap_max_ns), (2.5, 12_000));
@@ -460,7 +446,6 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         batches: 7,
         time_source: "tsc".into(),
     };
-    dump("syscalls", &serde_json::to_string(&sys).unwrap());
     let r: SyscallsReport = serde_json::from_str(&serde_json::to_string(&sys).unwrap()).unwrap();
     assert_eq!(r.udp_send_recv_ns.median, Some(3700.0));
     assert_eq!(r.unix_send_recv_ns.min, Some(2199.0));
