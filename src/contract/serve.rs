@@ -115,6 +115,10 @@ impl KernelServeCommand {
 pub struct KernelServeFinal {
     pub proto: Proto,
     pub backend: Backend,
+    /// Not read by the lab: defined here so the line keeps the key order kernel-serve's
+    /// tests pin (`type`, `proto`, `backend`, `threads`, `rx`, ..).
+    #[serde(default)]
+    pub threads: usize,
     pub rx: u64,
     pub tx: u64,
     #[serde(default)]

@@ -1,8 +1,8 @@
 //! The final report of `kernel-serve`: human text, or one JSON line, whose keys are the
 //! contract the lab and tests/kernel_serve.rs read:
-//! {"type":"final","proto":..,"backend":..,"rx":N,"tx":N,"drops":{..},"threads":N,
-//!  "connections":N, ...} plus the elapsed time and the same counters per thread. The part the
-//! lab reads is `contract::serve::KernelServeFinal`, embedded here.
+//! {"type":"final","proto":..,"backend":..,"threads":N,"rx":N,"tx":N,"drops":{..},
+//!  "connections":N, ...} plus the elapsed time and the same counters per thread. The part up
+//! to `drops` is `contract::serve::KernelServeFinal`, embedded here.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -32,14 +32,13 @@ struct ThreadJson {
     drops: BTreeMap<&'static str, u64>,
 }
 
-/// The final line: the lab's [`KernelServeFinal`] (proto, backend, rx, tx, drops) and the rest.
+/// The final line: the lab's [`KernelServeFinal`] (proto .. drops) and the rest.
 #[derive(Serialize)]
 struct FinalJson {
     #[serde(rename = "type")]
     kind: &'static str,
     #[serde(flatten)]
     shared: KernelServeFinal,
-    threads: usize,
     connections: u64,
     elapsed_s: f64,
     per_thread: Vec<ThreadJson>,
@@ -79,6 +78,7 @@ impl FinalReport {
             shared: KernelServeFinal {
                 proto: self.proto,
                 backend: self.backend,
+                threads: self.threads,
                 rx: t.rx,
                 tx: t.tx,
                 drops: self
@@ -87,7 +87,6 @@ impl FinalReport {
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
             },
-            threads: self.threads,
             connections: self.connections,
             elapsed_s: self.elapsed.as_secs_f64(),
             per_thread: self
