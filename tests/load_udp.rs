@@ -542,8 +542,8 @@ fn requests_due_before_the_end_are_sent_through_a_stall() {
     assert_eq!(r.corrected.len(), 3000);
     let lag = r.send_lag_summary().unwrap();
     assert_eq!(lag.count, 3000);
-    assert!(lag.max_ns >= 150_000_000, "{lag:?}\n{text}");
-    assert!(lag.behind, "{lag:?}\n{text}");
+    assert!(lag.read.max_ns >= 150_000_000, "{lag:?}\n{text}");
+    assert!(lag.read.behind, "{lag:?}\n{text}");
     assert!(r.corrected.max() >= 150_000_000, "{text}");
 }
 
@@ -564,11 +564,11 @@ fn a_client_forced_behind_reports_its_lag() {
     assert!(started.elapsed() < Duration::from_secs(10));
     let text = r.human_summary();
     let lag = r.send_lag_summary().unwrap();
-    assert!(lag.behind, "{lag:?}\n{text}");
+    assert!(lag.read.behind, "{lag:?}\n{text}");
     assert!(r.behind_reason().is_some());
     assert!(text.contains("CLIENT FELL BEHIND"), "{text}");
-    assert!(lag.p99_ns > 1_000_000, "{lag:?}");
-    assert!(lag.late_1us_fraction > 0.5, "{lag:?}");
+    assert!(lag.read.p99_ns > 1_000_000, "{lag:?}");
+    assert!(lag.read.late_1us_fraction > 0.5, "{lag:?}");
     let c = &r.counters;
     // Every request of the schedule (500 ms at 200 ns apart) is sent or charged as unsent.
     assert_eq!(c.sent + c.unsent, 2_500_000, "{c:?}");

@@ -4,10 +4,11 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Argv, Kept};
 use crate::options::{Proto, WaitMode};
+use crate::stats::Summary;
 
 /// Where `bypass load` sends.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +87,8 @@ impl LoadCommand {
     }
 }
 
-/// Round-trip percentiles, ns, as `stats::Summary::to_json_map` writes them.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Round-trip percentiles, ns: the figures of a [`SummaryFigures`] the lab reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub min_ns: u64,
@@ -99,8 +100,39 @@ pub struct Percentiles {
     pub max_ns: u64,
 }
 
-/// The open-loop client's schedule lag.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// Every figure of a `stats::Summary` as the programs write it (`count`, `min_ns` ..
+/// `max_ns`): the lab's [`Percentiles`] and the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SummaryFigures {
+    #[serde(flatten)]
+    pub read: Percentiles,
+    pub stddev_ns: f64,
+    pub p9999_ns: u64,
+    pub p99999_ns: u64,
+}
+
+impl From<&Summary> for SummaryFigures {
+    fn from(s: &Summary) -> SummaryFigures {
+        SummaryFigures {
+            read: Percentiles {
+                count: s.count,
+                min_ns: s.min,
+                mean_ns: s.mean,
+                p50_ns: s.p50,
+                p90_ns: s.p90,
+                p99_ns: s.p99,
+                p999_ns: s.p999,
+                max_ns: s.max,
+            },
+            stddev_ns: s.stddev,
+            p9999_ns: s.p9999,
+            p99999_ns: s.p99999,
+        }
+    }
+}
+
+/// The open-loop client's schedule lag: the figures the lab reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendLag {
     #[serde(default)]
     pub p99_ns: u64,
@@ -112,14 +144,17 @@ pub struct SendLag {
     pub behind: bool,
 }
 
-/// A run's `summary` object (one point of a sweep has the same shape).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct LoadSummary {
+/// A run's `summary` object (one point of a sweep has the same shape): the fields the lab
+/// reads, with `P` its percentiles and `L` its send lag. `bypass load` writes it with every
+/// figure (its `P` embeds [`SummaryFigures`], its `L` this [`SendLag`]) inside a summary of
+/// its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadSummary<P = Percentiles, L = SendLag> {
     /// Corrected (from the intended send time): the primary figures.
     #[serde(flatten)]
-    pub latency: Percentiles,
-    #[serde(default)]
-    pub uncorrected: Option<Percentiles>,
+    pub latency: P,
+    #[serde(default = "Option::default")]
+    pub uncorrected: Option<P>,
     #[serde(default)]
     pub sent: u64,
     #[serde(default)]
@@ -131,21 +166,21 @@ pub struct LoadSummary {
     #[serde(default)]
     pub achieved_rate: Option<f64>,
     /// Open loop only (null in closed loop).
-    #[serde(default)]
-    pub send_lag: Option<SendLag>,
+    #[serde(default = "Option::default")]
+    pub send_lag: Option<L>,
     /// Lost requests are recorded at this value (the timeout).
     #[serde(default)]
     pub lost_recorded_at_ns: Option<u64>,
 }
 
-/// `bypass load --json` of a single run.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoadReport {
-    pub summary: Kept<LoadSummary>,
+/// `bypass load --json` of a single run (the writer's `S` is its own summary).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadReport<S = Kept<LoadSummary>> {
+    pub summary: S,
 }
 
 /// `bypass load --rates .. --json`: one summary per point, in rate order.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoadSweepReport {
-    pub sweep: Vec<LoadSummary>,
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadSweepReport<S = LoadSummary> {
+    pub sweep: Vec<S>,
 }

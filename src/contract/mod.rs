@@ -1,9 +1,11 @@
 //! The lab's contracts with the programs it runs as processes: per program a typed command
-//! builder (settings -> argv) and its JSON report as a `Deserialize` type holding the fields
-//! the lab reads. A leaf below the programs and the lab (options, stats and serde only), so a
-//! renamed flag or report field breaks a drift test here, not a lab report. The tests parse
-//! each builder's argv with the program's own clap parser and read each report from the
-//! program's own writer.
+//! builder (settings -> argv) and its JSON report as a type holding the fields the lab reads.
+//! A leaf below the programs and the lab (options, stats and serde only). The programs write
+//! their reports by serializing these types (their own structs embed them with
+//! `#[serde(flatten)]` and add what the lab does not read), so a renamed report field changes
+//! writer and reader at once or breaks the build, never a lab report. The tests parse each
+//! builder's argv with the program's own clap parser and read each report from the program's
+//! own writer.
 
 #![forbid(unsafe_code)]
 

@@ -55,11 +55,13 @@ impl FloorCommand {
     }
 }
 
-/// The floor's `summary`: shaped like `bypass load`'s.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct FloorSummary {
+/// The floor's `summary`: shaped like `bypass load`'s. The lab reads the percentiles as
+/// [`Percentiles`]; the floor writes every figure
+/// ([`SummaryFigures`](super::load::SummaryFigures)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FloorSummary<P = Percentiles> {
     #[serde(flatten)]
-    pub latency: Percentiles,
+    pub latency: P,
     #[serde(default)]
     pub sent: u64,
     #[serde(default)]
@@ -70,16 +72,17 @@ pub struct FloorSummary {
     pub measured_secs: f64,
 }
 
-/// `bypass floor --json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct FloorReport {
+/// `bypass floor --json`: the part the lab reads, `S` its summary (the floor's writer
+/// `noise::floor::FloorJson` embeds it with a summary of its own that embeds [`FloorSummary`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FloorReport<S = FloorSummary> {
     #[serde(rename = "type")]
     pub kind: FloorTag,
-    pub summary: FloorSummary,
+    pub summary: S,
 }
 
 /// The floor report's `"type"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FloorTag {
     #[serde(rename = "floor")]
     Floor,
@@ -144,18 +147,20 @@ pub struct ModelRow {
     pub delay_max_ns: u64,
 }
 
-/// `bypass noise --json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct NoiseReport {
+/// `bypass noise --json`: the part the lab reads. The program's writer
+/// (`noise::report::NoiseReport`) embeds it with rows of its own (`C`, `M`) that each embed
+/// [`CpuNoise`] and [`ModelRow`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoiseReport<C = CpuNoise, M = ModelRow> {
     #[serde(rename = "type")]
     pub kind: NoiseTag,
-    pub cpus: Vec<CpuNoise>,
-    #[serde(default)]
-    pub model: Vec<ModelRow>,
+    pub cpus: Vec<C>,
+    #[serde(default = "Vec::new")]
+    pub model: Vec<M>,
 }
 
 /// The noise report's `"type"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NoiseTag {
     #[serde(rename = "noise")]
     Noise,
@@ -177,32 +182,35 @@ impl SyscallsCommand {
     }
 }
 
-/// ns per call over the batches; a missing figure is refused by name by the reader.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// ns per call over the batches. The reader reads `Option<f64>` (a missing figure is refused
+/// by name); the program writes `f64`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Spread {
-    pub median: Option<f64>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
+pub struct Spread<T = Option<f64>> {
+    pub median: T,
+    pub min: T,
+    pub max: T,
 }
 
-/// `bypass syscalls --json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SyscallsReport {
+/// `bypass syscalls --json`: the part the lab reads, which the program's writer
+/// (`noise::syscalls::SyscallsReport`) embeds with `T = f64`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de> + Default"))]
+pub struct SyscallsReport<T = Option<f64>> {
     #[serde(rename = "type")]
     pub kind: SyscallsTag,
     #[serde(default)]
     pub cpu: usize,
     #[serde(default)]
-    pub getppid_ns: Spread,
+    pub getppid_ns: Spread<T>,
     #[serde(default)]
-    pub udp_send_recv_ns: Spread,
+    pub udp_send_recv_ns: Spread<T>,
     #[serde(default)]
-    pub unix_send_recv_ns: Spread,
+    pub unix_send_recv_ns: Spread<T>,
 }
 
 /// The syscalls report's `"type"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyscallsTag {
     #[serde(rename = "syscalls")]
     Syscalls,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::Argv;
 use crate::options::{Backend, PollMode, Proto};
@@ -48,16 +48,18 @@ impl ServeCommand {
     }
 }
 
-/// One `{"type":"interval",..}` line of `bypass serve --json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// One `{"type":"interval",..}` line of `bypass serve --json`: the part the lab reads, which
+/// the server's own line (`server::report::Interval`) embeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServeInterval {
     /// Seconds since the workers started, at the end of the interval.
     pub elapsed_s: f64,
     pub tx_pps: f64,
 }
 
-/// The `{"type":"final",..}` line of `bypass serve --json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The `{"type":"final",..}` line of `bypass serve --json`: the part the lab reads, which the
+/// server's own report (`server::report::Final`) embeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServeFinal {
     pub rx: u64,
     pub tx: u64,
@@ -107,11 +109,16 @@ impl KernelServeCommand {
     }
 }
 
-/// The final line of `bypass kernel-serve --json`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The final line of `bypass kernel-serve --json`: the part the lab reads, which the
+/// program's own line (`kernel::report`) embeds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelServeFinal {
     pub proto: Proto,
     pub backend: Backend,
+    /// Not read by the lab: defined here so the line keeps the key order kernel-serve's
+    /// tests pin (`type`, `proto`, `backend`, `threads`, `rx`, ..).
+    #[serde(default)]
+    pub threads: usize,
     pub rx: u64,
     pub tx: u64,
     #[serde(default)]

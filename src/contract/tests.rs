@@ -265,7 +265,10 @@ fn load_reports_read_what_bypass_load_writes() {
         .send_lag
         .as_ref()
         .expect("open loop has a send lag");
-    assert_eq!(lag.max_ns, points[0].send_lag_summary().unwrap().max_ns);
+    assert_eq!(
+        lag.max_ns,
+        points[0].send_lag_summary().unwrap().read.max_ns
+    );
     assert!(lag.max_ns >= 90_000);
 }
 
@@ -306,9 +309,11 @@ fn serve_lines_read_what_bypass_serve_writes() {
     use crate::server::report::{Final, Interval, MempoolTotal};
     let interval = Interval {
         kind: "interval",
-        elapsed_s: 2.0,
+        shared: ServeInterval {
+            elapsed_s: 2.0,
+            tx_pps: 9.5,
+        },
         rx_pps: 10.0,
-        tx_pps: 9.5,
         drops: 0,
         workers: Vec::new(),
         vector_avg: None,
@@ -321,14 +326,16 @@ fn serve_lines_read_what_bypass_serve_writes() {
         mode: "rpc".into(),
         stop_reason: "duration",
         elapsed_s: 3.0,
-        rx: 100,
-        tx: 99,
+        shared: ServeFinal {
+            rx: 100,
+            tx: 99,
+            drops_by_reason: BTreeMap::from([("ip4-input/bad-checksum".to_string(), 1)]),
+        },
         drops: 1,
         rx_pps: 33.0,
         tx_pps: 33.0,
         workers: Vec::new(),
         vector_avg: Some(1.0),
-        drops_by_reason: BTreeMap::from([("ip4-input/bad-checksum".to_string(), 1)]),
         nodes: Vec::new(),
         service_ns: None,
         ports: Vec::new(),
@@ -378,36 +385,41 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         invalid: 0,
         measured_secs: 0.5,
     };
-    let f = Kept::<FloorReport>::parse(&to_json(&cfg, &run, "tsc").to_string()).unwrap();
+    let text = serde_json::to_string(&to_json(&cfg, &run, "tsc")).unwrap();
+    let f = Kept::<FloorReport>::parse(&text).unwrap();
     let s = &f.typed.summary;
     assert_eq!((s.latency.count, s.sent, s.received, s.lost), (1, 2, 1, 1));
     assert_eq!(s.measured_secs, 0.5);
 
     use crate::noise::report::{CpuReport, NoiseReport as Written};
     let noise = Written {
-        kind: "noise",
+        shared: NoiseReport {
+            kind: NoiseTag::Noise,
+            cpus: vec![CpuReport {
+                noise: CpuNoise {
+                    cpu: 1,
+                    lost_pct: 2.5,
+                    gaps_per_s: 40.0,
+                    gap_p50_ns: 1500,
+                    gap_p99_ns: 4000,
+                    gap_p999_ns: 9000,
+                    gap_max_ns: 12_000,
+                    over_100us: 0,
+                    over_1ms: 0,
+                    other_tasks_seen: 3,
+                },
+                gaps: 10,
+                over_10us: 1,
+                lost_ns: 6_000_000,
+                log_overflow: 0,
+                other_tasks: Vec::new(),
+                hgrm: None,
+            }],
+            model: vec![crate::noise::platform_model(&[], 0, 250_000_000, 1000.0).into()],
+        },
         duration_s: 0.25,
         threshold_ns: 1000,
         time_source: "tsc".into(),
-        cpus: vec![CpuReport {
-            cpu: 1,
-            lost_pct: 2.5,
-            gaps: 10,
-            gaps_per_s: 40.0,
-            gap_p50_ns: 1500,
-            gap_p99_ns: 4000,
-            gap_p999_ns: 9000,
-            gap_max_ns: 12_000,
-            over_10us: 1,
-            over_100us: 0,
-            over_1ms: 0,
-            lost_ns: 6_000_000,
-            log_overflow: 0,
-            other_tasks_seen: 3,
-            other_tasks: Vec::new(),
-            hgrm: None,
-        }],
-        model: vec![crate::noise::platform_model(&[], 0, 250_000_000, 1000.0)],
     };
     let r: NoiseReport = serde_json::from_str(&serde_json::to_string(&noise).unwrap()).unwrap();
     assert_eq!(r.cpus[0].cpu, 1);
@@ -423,14 +435,16 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
         max: m + 1.0,
     };
     let sys = Written2 {
-        kind: "syscalls",
-        cpu: 0,
+        shared: SyscallsReport {
+            kind: SyscallsTag::Syscalls,
+            cpu: 0,
+            getppid_ns: per(230.0),
+            udp_send_recv_ns: per(3700.0),
+            unix_send_recv_ns: per(2200.0),
+        },
         iterations: 7,
         batches: 7,
         time_source: "tsc".into(),
-        getppid_ns: per(230.0),
-        udp_send_recv_ns: per(3700.0),
-        unix_send_recv_ns: per(2200.0),
     };
     let r: SyscallsReport = serde_json::from_str(&serde_json::to_string(&sys).unwrap()).unwrap();
     assert_eq!(r.udp_send_recv_ns.median, Some(3700.0));

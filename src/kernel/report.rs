@@ -1,7 +1,8 @@
 //! The final report of `kernel-serve`: human text, or one JSON line, whose keys are the
 //! contract the lab and tests/kernel_serve.rs read:
 //! {"type":"final","proto":..,"backend":..,"threads":N,"rx":N,"tx":N,"drops":{..},
-//!  "connections":N, ...} plus the elapsed time and the same counters per thread.
+//!  "connections":N, ...} plus the elapsed time and the same counters per thread. The part up
+//! to `drops` is `contract::serve::KernelServeFinal`, embedded here.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::counters::{Counters, DropReason};
+use crate::contract::serve::KernelServeFinal;
 use crate::options::{Backend, Proto};
 
 /// One worker's counters (a udp worker's sockperf socket counts into the same worker).
@@ -30,16 +32,13 @@ struct ThreadJson {
     drops: BTreeMap<&'static str, u64>,
 }
 
+/// The final line: the lab's [`KernelServeFinal`] (proto .. drops) and the rest.
 #[derive(Serialize)]
 struct FinalJson {
     #[serde(rename = "type")]
     kind: &'static str,
-    proto: String,
-    backend: String,
-    threads: usize,
-    rx: u64,
-    tx: u64,
-    drops: BTreeMap<&'static str, u64>,
+    #[serde(flatten)]
+    shared: KernelServeFinal,
     connections: u64,
     elapsed_s: f64,
     per_thread: Vec<ThreadJson>,
@@ -71,17 +70,23 @@ impl FinalReport {
         self.reasons.iter().map(|r| (r.name(), c.get(*r))).collect()
     }
 
-    /// The report as one JSON object, keys in the contract's order.
+    /// The report as one JSON object.
     pub fn to_json(&self) -> String {
         let t = self.totals();
         let doc = FinalJson {
             kind: "final",
-            proto: self.proto.to_string(),
-            backend: self.backend.to_string(),
-            threads: self.threads,
-            rx: t.rx,
-            tx: t.tx,
-            drops: self.drops_json(&t),
+            shared: KernelServeFinal {
+                proto: self.proto,
+                backend: self.backend,
+                threads: self.threads,
+                rx: t.rx,
+                tx: t.tx,
+                drops: self
+                    .drops_json(&t)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+            },
             connections: self.connections,
             elapsed_s: self.elapsed.as_secs_f64(),
             per_thread: self

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::contract::load::{self as contract, LoadReport, LoadSummary, SummaryFigures};
 use crate::stats::{write_percentile_distribution, HlogWriter, Summary, HIGHEST_TRACKABLE_NS};
 
 use super::config::{Arrival, LoadConfig, LoadModel, RequestMethod};
@@ -105,18 +106,59 @@ pub struct Report {
     pub interval_histograms: Vec<Histogram<u64>>,
 }
 
-/// How far an open-loop client fell behind its schedule.
+/// How far an open-loop client fell behind its schedule: the lab's figures (p99, max, the
+/// share of sends more than [`LATE_SEND_NS`] late, whether it fell behind: see
+/// [`Report::behind_reason`]) and the rest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SendLag {
+    #[serde(flatten)]
+    pub read: contract::SendLag,
     pub count: u64,
     pub p50_ns: u64,
-    pub p99_ns: u64,
     pub p999_ns: u64,
-    pub max_ns: u64,
-    /// Sends more than [`LATE_SEND_NS`] behind their intended time.
-    pub late_1us_fraction: f64,
-    /// The client fell behind: see [`Report::behind_reason`].
-    pub behind: bool,
+}
+
+/// A percentile block as written: every figure, and (corrected and uncorrected round trips)
+/// the keys whose values are only "at least the timeout".
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    #[serde(flatten)]
+    pub figures: SummaryFigures,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_least_timeout: Option<Vec<&'static str>>,
+}
+
+/// The `"summary"` object: the lab's [`LoadSummary`] with every figure, and the rest of the
+/// run's accounting (the counters the lab does not read, the clock, the load model).
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryJson {
+    #[serde(flatten)]
+    pub shared: LoadSummary<Figures, SendLag>,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub late: u64,
+    pub invalid: u64,
+    pub errors: u64,
+    pub send_errors: u64,
+    pub warmup_sent: u64,
+    pub slots_given_up: u64,
+    pub unsent: u64,
+    /// Closed loop only (null in open loop).
+    pub slot_deadline_ns: Option<u64>,
+    pub clock: Value,
+    pub measured_secs: f64,
+    pub time_source: String,
+    pub load: String,
+    pub server_ns: Figures,
+    pub wire_ns: Figures,
+}
+
+/// `{"summary": {...}, "intervals": [...]}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportJson<'a> {
+    #[serde(flatten)]
+    pub shared: LoadReport<SummaryJson>,
+    pub intervals: &'a [IntervalRow],
 }
 
 const PERCENTILE_KEYS: [&str; 8] = [
@@ -132,19 +174,20 @@ const PERCENTILE_KEYS: [&str; 8] = [
 
 /// The summary's values; `censor`: values at or above it are lower bounds ("at least the
 /// timeout"), listed under `at_least_timeout`.
-fn percentiles(s: &Summary, censor: Option<u64>) -> serde_json::Map<String, Value> {
-    let mut m = s.to_json_map();
-    if let Some(c) = censor {
+fn percentiles(s: &Summary, censor: Option<u64>) -> Figures {
+    let at_least_timeout = censor.map(|c| {
         let values = [s.min, s.p50, s.p90, s.p99, s.p999, s.p9999, s.p99999, s.max];
-        let flagged: Vec<&str> = PERCENTILE_KEYS
+        PERCENTILE_KEYS
             .iter()
             .zip(values)
             .filter(|&(_, v)| s.count > 0 && v >= c)
             .map(|(k, _)| *k)
-            .collect();
-        m.insert("at_least_timeout".into(), json!(flagged));
+            .collect()
+    });
+    Figures {
+        figures: SummaryFigures::from(s),
+        at_least_timeout,
     }
-    m
 }
 
 /// Like [`Summary::to_table`], but a value at or above `censor` reads `>= timeout`.
@@ -250,17 +293,19 @@ impl Report {
         };
         let late = h.len() - h.count_between(0, LATE_SEND_NS);
         Some(SendLag {
+            read: contract::SendLag {
+                p99_ns: at(99.0),
+                max_ns: if h.is_empty() { 0 } else { h.max() },
+                late_1us_fraction: if h.is_empty() {
+                    0.0
+                } else {
+                    late as f64 / h.len() as f64
+                },
+                behind: self.behind_reason().is_some(),
+            },
             count: h.len(),
             p50_ns: at(50.0),
-            p99_ns: at(99.0),
             p999_ns: at(99.9),
-            max_ns: if h.is_empty() { 0 } else { h.max() },
-            late_1us_fraction: if h.is_empty() {
-                0.0
-            } else {
-                late as f64 / h.len() as f64
-            },
-            behind: self.behind_reason().is_some(),
         })
     }
 
@@ -389,10 +434,10 @@ impl Report {
                 out,
                 "send lag (actual - intended send): p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us; {:.2}% of sends > 1 us late; {verdict}",
                 us(l.p50_ns),
-                us(l.p99_ns),
+                us(l.read.p99_ns),
                 us(l.p999_ns),
-                us(l.max_ns),
-                l.late_1us_fraction * 100.0
+                us(l.read.max_ns),
+                l.read.late_1us_fraction * 100.0
             );
         } else {
             let _ = writeln!(
@@ -405,47 +450,60 @@ impl Report {
         out
     }
 
-    /// `{"summary": {...}, "intervals": [...]}`.
+    /// `{"summary": {...}, "intervals": [...]}`, as a document (keys sorted).
     pub fn to_json(&self) -> Value {
-        json!({ "summary": self.summary_json(), "intervals": self.intervals })
+        let doc = ReportJson {
+            shared: LoadReport {
+                summary: self.summary_report(),
+            },
+            intervals: &self.intervals,
+        };
+        serde_json::to_value(doc).expect("plain data serialises")
+    }
+
+    /// The `"summary"` object of [`Report::to_json`] as a document.
+    pub fn summary_json(&self) -> Value {
+        serde_json::to_value(self.summary_report()).expect("plain data serialises")
     }
 
     /// The `"summary"` object of [`Report::to_json`]: corrected percentiles, counters, rates.
-    pub fn summary_json(&self) -> Value {
+    pub fn summary_report(&self) -> SummaryJson {
         let censor = Some(self.censor_ns());
-        let mut summary = percentiles(&self.summary(), censor);
         let c = &self.counters;
-        let extra = json!({
-            "sent": c.sent,
-            "received": c.received,
-            "lost": c.lost,
-            "duplicated": c.duplicated,
-            "reordered": c.reordered,
-            "late": c.late,
-            "invalid": c.invalid,
-            "errors": c.errors,
-            "send_errors": c.send_errors,
-            "warmup_sent": c.warmup_sent,
-            "slots_given_up": c.slots_given_up,
-            "unsent": c.unsent,
-            "slot_deadline_ns": (!self.is_open_loop())
+        let shared = LoadSummary {
+            latency: percentiles(&self.summary(), censor),
+            uncorrected: Some(percentiles(
+                &Summary::from_histogram(&self.uncorrected),
+                censor,
+            )),
+            sent: c.sent,
+            received: c.received,
+            lost: c.lost,
+            target_rate: self.target_rate,
+            achieved_rate: Some(self.achieved_rate),
+            send_lag: self.send_lag_summary(),
+            lost_recorded_at_ns: Some(self.lost_recorded_at_ns()),
+        };
+        SummaryJson {
+            shared,
+            duplicated: c.duplicated,
+            reordered: c.reordered,
+            late: c.late,
+            invalid: c.invalid,
+            errors: c.errors,
+            send_errors: c.send_errors,
+            warmup_sent: c.warmup_sent,
+            slots_given_up: c.slots_given_up,
+            unsent: c.unsent,
+            slot_deadline_ns: (!self.is_open_loop())
                 .then(|| self.config.effective_slot_deadline().as_nanos() as u64),
-            "lost_recorded_at_ns": self.lost_recorded_at_ns(),
-            "send_lag": self.send_lag_summary(),
-            "clock": self.clock_json(),
-            "target_rate": self.target_rate,
-            "achieved_rate": self.achieved_rate,
-            "measured_secs": self.measured_secs,
-            "time_source": self.time_source,
-            "load": self.describe_load(),
-            "uncorrected": percentiles(&Summary::from_histogram(&self.uncorrected), censor),
-            "server_ns": percentiles(&Summary::from_histogram(&self.server), None),
-            "wire_ns": percentiles(&Summary::from_histogram(&self.wire), None),
-        });
-        if let Value::Object(m) = extra {
-            summary.extend(m);
+            clock: self.clock_json(),
+            measured_secs: self.measured_secs,
+            time_source: self.time_source.clone(),
+            load: self.describe_load(),
+            server_ns: percentiles(&Summary::from_histogram(&self.server), None),
+            wire_ns: percentiles(&Summary::from_histogram(&self.wire), None),
         }
-        Value::Object(summary)
     }
 
     pub fn write_json(&self, w: &mut impl Write) -> io::Result<()> {

@@ -5,14 +5,16 @@
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::os::signal;
 use crate::stats::Summary;
 
 use super::config::{Arrival, LoadConfig, LoadModel, Outputs, RequestMethod, Sweep};
-use super::report::Report;
+use super::report::{Report, SummaryJson};
 use super::{run_with_clock, write_file, LoadError};
+use crate::contract::load::LoadSweepReport;
 use crate::options::RateSweep;
 use crate::os::Clock;
 
@@ -151,8 +153,8 @@ pub fn table_row(r: &Report) -> String {
         cell(&u, u.p999),
         cell(&u, u.max),
         pct,
-        lag.as_ref().map_or(0.0, |l| l.p99_ns as f64 / 1000.0),
-        if lag.is_some_and(|l| l.behind) {
+        lag.as_ref().map_or(0.0, |l| l.read.p99_ns as f64 / 1000.0),
+        if lag.is_some_and(|l| l.read.behind) {
             "yes"
         } else {
             "no"
@@ -193,10 +195,10 @@ pub fn write_csv(points: &[Report], w: &mut impl Write) -> io::Result<()> {
             u.p99,
             u.p999,
             u.max,
-            lag.as_ref().map_or(0, |l| l.p99_ns),
-            lag.as_ref().map_or(0, |l| l.max_ns),
-            lag.as_ref().map_or(0.0, |l| l.late_1us_fraction),
-            lag.is_some_and(|l| l.behind),
+            lag.as_ref().map_or(0, |l| l.read.p99_ns),
+            lag.as_ref().map_or(0, |l| l.read.max_ns),
+            lag.as_ref().map_or(0.0, |l| l.read.late_1us_fraction),
+            lag.is_some_and(|l| l.read.behind),
             c.unsent,
             r.lost_recorded_at_ns()
         )?;
@@ -204,14 +206,29 @@ pub fn write_csv(points: &[Report], w: &mut impl Write) -> io::Result<()> {
     Ok(())
 }
 
-/// `{"sweep": [<the summary object of each point>], "time_source": ..., "rates": ...}`.
+/// The sweep's `--json`: the lab's [`LoadSweepReport`] of full summaries, and the rates asked
+/// for and the clock (of the first point).
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepJson<'a> {
+    #[serde(flatten)]
+    pub shared: LoadSweepReport<SummaryJson>,
+    pub rates: &'a str,
+    pub time_source: Option<String>,
+    pub clock: Option<Value>,
+}
+
+/// `{"sweep": [<the summary object of each point>], "time_source": ..., "rates": ...}`, as a
+/// document (keys sorted).
 pub fn to_json(points: &[Report], rates: &str) -> Value {
-    json!({
-        "sweep": points.iter().map(Report::summary_json).collect::<Vec<_>>(),
-        "rates": rates,
-        "time_source": points.first().map(|r| r.time_source.clone()),
-        "clock": points.first().map(Report::clock_json),
-    })
+    let doc = SweepJson {
+        shared: LoadSweepReport {
+            sweep: points.iter().map(Report::summary_report).collect(),
+        },
+        rates,
+        time_source: points.first().map(|r| r.time_source.clone()),
+        clock: points.first().map(Report::clock_json),
+    };
+    serde_json::to_value(doc).expect("plain data serialises")
 }
 
 fn write_point_files(out: &Outputs, r: &Report) -> Result<(), LoadError> {

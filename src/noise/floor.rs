@@ -9,8 +9,10 @@ use std::thread;
 use std::time::{Duration, SystemTime};
 
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use crate::contract::load::SummaryFigures;
+use crate::contract::platform::{FloorReport, FloorSummary, FloorTag};
 use crate::os::Clock;
 use crate::stats::{new_latency_histogram, write_percentile_distribution, HlogWriter, Summary};
 
@@ -298,22 +300,49 @@ pub fn measure(cfg: &FloorConfig, clock: Clock) -> Result<FloorRun, NoiseError> 
     }
 }
 
-/// The `--json` object, its `summary` shaped like `bypass load --json`'s.
-pub fn to_json(cfg: &FloorConfig, run: &FloorRun, time_source: &str) -> Value {
-    let mut summary = Summary::from_histogram(&run.hist).to_json_map();
-    summary.insert("sent".into(), run.sent.into());
-    summary.insert("received".into(), run.received.into());
-    summary.insert("lost".into(), (run.sent - run.received).into());
-    summary.insert("invalid".into(), run.invalid.into());
-    summary.insert("measured_secs".into(), run.measured_secs.into());
-    json!({
-        "type": "floor",
-        "mode": cfg.mode.name(),
-        "size": cfg.size,
-        "cpus": [cfg.initiator_cpu, cfg.responder_cpu],
-        "time_source": time_source,
-        "summary": summary,
-    })
+/// The `--json` object: the lab's [`FloorReport`] and what else the floor says.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorJson {
+    #[serde(flatten)]
+    pub shared: FloorReport<FloorSummaryJson>,
+    pub mode: &'static str,
+    pub size: usize,
+    /// The initiator's CPU, then the responder's.
+    pub cpus: [usize; 2],
+    pub time_source: String,
+}
+
+/// The `summary`, shaped like `bypass load --json`'s: the lab's [`FloorSummary`] with every
+/// figure, and the floor's own count of broken replies.
+#[derive(Debug, Clone, Serialize)]
+pub struct FloorSummaryJson {
+    #[serde(flatten)]
+    pub shared: FloorSummary<SummaryFigures>,
+    pub invalid: u64,
+}
+
+/// The `--json` object of a finished run.
+pub fn to_json(cfg: &FloorConfig, run: &FloorRun, time_source: &str) -> FloorJson {
+    let summary = FloorSummary {
+        latency: SummaryFigures::from(&Summary::from_histogram(&run.hist)),
+        sent: run.sent,
+        received: run.received,
+        lost: run.sent - run.received,
+        measured_secs: run.measured_secs,
+    };
+    FloorJson {
+        shared: FloorReport {
+            kind: FloorTag::Floor,
+            summary: FloorSummaryJson {
+                shared: summary,
+                invalid: run.invalid,
+            },
+        },
+        mode: cfg.mode.name(),
+        size: cfg.size,
+        cpus: [cfg.initiator_cpu, cfg.responder_cpu],
+        time_source: time_source.to_string(),
+    }
 }
 
 fn describe(cfg: &FloorConfig) -> String {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::contract::platform::{self as contract, CpuNoise, NoiseTag};
 use crate::os::Clock;
 use crate::stats::write_percentile_distribution;
 
@@ -20,37 +21,53 @@ use super::NoiseError;
 /// Tasks listed per CPU (all are counted).
 pub const TOP_TASKS: usize = 5;
 
-/// One CPU's line of the report.
+/// One CPU's line of the report: the lab's [`CpuNoise`] and the rest.
 #[derive(Debug, Clone, Serialize)]
 pub struct CpuReport {
-    pub cpu: usize,
-    pub lost_pct: f64,
+    #[serde(flatten)]
+    pub noise: CpuNoise,
     pub gaps: u64,
-    pub gaps_per_s: f64,
-    pub gap_p50_ns: u64,
-    pub gap_p99_ns: u64,
-    pub gap_p999_ns: u64,
-    pub gap_max_ns: u64,
     pub over_10us: u64,
-    pub over_100us: u64,
-    pub over_1ms: u64,
     pub lost_ns: u64,
     pub log_overflow: u64,
-    pub other_tasks_seen: usize,
     pub other_tasks: Vec<OtherTask>,
     pub hgrm: Option<String>,
 }
 
-/// The `--json` object.
+/// One rate of the platform model: the lab's row and the share of sends in a gap over 1 us.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelLine {
+    #[serde(flatten)]
+    pub row: contract::ModelRow,
+    pub in_gap_1us: f64,
+}
+
+impl From<ModelRow> for ModelLine {
+    fn from(m: ModelRow) -> ModelLine {
+        ModelLine {
+            row: contract::ModelRow {
+                rate: m.rate,
+                sends: m.sends,
+                in_gap_10us: m.in_gap_10us,
+                in_gap_100us: m.in_gap_100us,
+                delay_p50_ns: m.delay_p50_ns,
+                delay_p99_ns: m.delay_p99_ns,
+                delay_p999_ns: m.delay_p999_ns,
+                delay_max_ns: m.delay_max_ns,
+            },
+            in_gap_1us: m.in_gap_1us,
+        }
+    }
+}
+
+/// The `--json` object: the lab's report (tag, CPUs, model) and the run's settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoiseReport {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
+    #[serde(flatten)]
+    pub shared: contract::NoiseReport<CpuReport, ModelLine>,
     pub duration_s: f64,
     pub threshold_ns: u64,
     pub time_source: String,
-    pub cpus: Vec<CpuReport>,
-    pub model: Vec<ModelRow>,
 }
 
 /// Gaps longer than `ns`.
@@ -71,14 +88,13 @@ fn cpu_report(p: &CpuProbe, others: Vec<OtherTask>, hgrm: Option<String>) -> Cpu
             h.value_at_quantile(x)
         }
     };
-    CpuReport {
+    let noise = CpuNoise {
         cpu: p.cpu,
         lost_pct: if p.window_ns == 0 {
             0.0
         } else {
             p.lost_ns as f64 / p.window_ns as f64 * 100.0
         },
-        gaps: h.len(),
         gaps_per_s: if secs > 0.0 {
             h.len() as f64 / secs
         } else {
@@ -88,12 +104,16 @@ fn cpu_report(p: &CpuProbe, others: Vec<OtherTask>, hgrm: Option<String>) -> Cpu
         gap_p99_ns: q(0.99),
         gap_p999_ns: q(0.999),
         gap_max_ns: if h.is_empty() { 0 } else { h.max() },
-        over_10us: over(h, 10_000),
         over_100us: over(h, 100_000),
         over_1ms: over(h, 1_000_000),
+        other_tasks_seen: others.len() as u64,
+    };
+    CpuReport {
+        noise,
+        gaps: h.len(),
+        over_10us: over(h, 10_000),
         lost_ns: p.lost_ns,
         log_overflow: p.log.overflow,
-        other_tasks_seen: others.len(),
         other_tasks: others.into_iter().take(TOP_TASKS).collect(),
         hgrm,
     }
@@ -124,15 +144,17 @@ pub fn build(
     let model = cfg
         .model_rates
         .iter()
-        .map(|&r| platform_model(&logs, run.start_ns, run.duration_ns, r))
+        .map(|&r| platform_model(&logs, run.start_ns, run.duration_ns, r).into())
         .collect();
     NoiseReport {
-        kind: "noise",
+        shared: contract::NoiseReport {
+            kind: NoiseTag::Noise,
+            cpus,
+            model,
+        },
         duration_s: cfg.duration.as_secs_f64(),
         threshold_ns: cfg.threshold_ns,
         time_source: clock.describe(),
-        cpus,
-        model,
     }
 }
 
@@ -164,13 +186,14 @@ pub fn human(r: &NoiseReport) -> String {
         ">1ms",
         "others"
     );
-    for c in &r.cpus {
+    for c in &r.shared.cpus {
+        let n = &c.noise;
         let _ = writeln!(
             o,
             "{:>4} {:>7.3} {:>8} {:>9.1} {:>10.3} {:>10.3} {:>10.3} {:>10.3} {:>7} {:>7} {:>6} {:>6}",
-            c.cpu, c.lost_pct, c.gaps, c.gaps_per_s, us(c.gap_p50_ns), us(c.gap_p99_ns),
-            us(c.gap_p999_ns), us(c.gap_max_ns), c.over_10us, c.over_100us, c.over_1ms,
-            c.other_tasks_seen
+            n.cpu, n.lost_pct, c.gaps, n.gaps_per_s, us(n.gap_p50_ns), us(n.gap_p99_ns),
+            us(n.gap_p999_ns), us(n.gap_max_ns), c.over_10us, n.over_100us, n.over_1ms,
+            n.other_tasks_seen
         );
         if c.log_overflow > 0 {
             let _ = writeln!(
@@ -197,13 +220,13 @@ pub fn human(r: &NoiseReport) -> String {
         "p99.9 us",
         "max us"
     );
-    for m in &r.model {
+    for ModelLine { row: m, in_gap_1us } in &r.shared.model {
         let _ = writeln!(
             o,
             "{:>10} {:>9} {:>9.5} {:>9.5} {:>9.5} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
             m.rate,
             m.sends,
-            m.in_gap_1us,
+            in_gap_1us,
             m.in_gap_10us,
             m.in_gap_100us,
             us(m.delay_p50_ns),
@@ -212,11 +235,11 @@ pub fn human(r: &NoiseReport) -> String {
             us(m.delay_max_ns)
         );
     }
-    for c in &r.cpus {
+    for c in &r.shared.cpus {
         let _ = writeln!(
             o,
             "\nother tasks that ran on cpu {} (top {TOP_TASKS}):",
-            c.cpu
+            c.noise.cpu
         );
         for t in &c.other_tasks {
             let _ = writeln!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::contract::platform::{self as contract, SyscallsTag};
 use crate::os::Clock;
 
 use super::args::SyscallsArgs;
@@ -22,13 +23,8 @@ const MESSAGE: usize = 32;
 /// means it was lost.
 const RECV_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// ns per call over the batches.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
+/// ns per call over the batches: the lab's spread, every figure present.
+pub type Spread = contract::Spread<f64>;
 
 impl Spread {
     /// Median (the middle batch; the mean of the two middle ones for an even count), min, max.
@@ -48,17 +44,14 @@ impl Spread {
     }
 }
 
+/// The `--json` object: the lab's report (CPU and the three spreads) and how it was measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct SyscallsReport {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub cpu: usize,
+    #[serde(flatten)]
+    pub shared: contract::SyscallsReport<f64>,
     pub iterations: u64,
     pub batches: u64,
     pub time_source: String,
-    pub getppid_ns: Spread,
-    pub udp_send_recv_ns: Spread,
-    pub unix_send_recv_ns: Spread,
 }
 
 /// Times `BATCHES` batches of `per_batch` calls of `op`; the first error ends the measurement.
@@ -120,14 +113,16 @@ pub fn measure(cpu: usize, iterations: u64) -> Result<SyscallsReport, NoiseError
     let udp_send_recv_ns = batches(&clock, per_batch, udp_pair_op()?)?;
     let unix_send_recv_ns = batches(&clock, per_batch, unix_pair_op()?)?;
     Ok(SyscallsReport {
-        kind: "syscalls",
-        cpu,
+        shared: contract::SyscallsReport {
+            kind: SyscallsTag::Syscalls,
+            cpu,
+            getppid_ns,
+            udp_send_recv_ns,
+            unix_send_recv_ns,
+        },
         iterations: per_batch * BATCHES,
         batches: BATCHES,
         time_source: clock.describe(),
-        getppid_ns,
-        udp_send_recv_ns,
-        unix_send_recv_ns,
     })
 }
 
@@ -140,16 +135,16 @@ pub fn run(args: &SyscallsArgs) -> Result<(), NoiseError> {
     }
     println!(
         "bypass syscalls: cpu {}, {} calls each in {} batches; time source: {}",
-        r.cpu, r.iterations, r.batches, r.time_source
+        r.shared.cpu, r.iterations, r.batches, r.time_source
     );
     println!(
         "{:<24}{:>12}{:>12}{:>12}",
         "ns per call", "median", "min", "max"
     );
     for (name, s) in [
-        ("getppid", r.getppid_ns),
-        ("udp loopback send+recv", r.udp_send_recv_ns),
-        ("unix dgram send+recv", r.unix_send_recv_ns),
+        ("getppid", r.shared.getppid_ns),
+        ("udp loopback send+recv", r.shared.udp_send_recv_ns),
+        ("unix dgram send+recv", r.shared.unix_send_recv_ns),
     ] {
         println!("{name:<24}{:>12.1}{:>12.1}{:>12.1}", s.median, s.min, s.max);
     }
@@ -178,6 +173,7 @@ mod tests {
     #[test]
     fn each_kind_costs_something() {
         let r = measure(cpus::available()[0], 700).unwrap();
+        let r = r.shared;
         for s in [r.getppid_ns, r.udp_send_recv_ns, r.unix_send_recv_ns] {
             assert!(
                 s.min > 0.0 && s.min <= s.median && s.median <= s.max,

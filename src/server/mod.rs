@@ -33,8 +33,8 @@ use config::{ConfigError, Mode, ServeConfig, Topology};
 use counters::{WorkerCounters, WorkerSnapshot};
 use latency::LatencyCollector;
 use report::{
-    drops_by_reason, node_lines, Final, Interval, MempoolTotal, PortTotal, ServiceLine,
-    WorkerInterval, WorkerTotal,
+    drops_by_reason, node_lines, Final, Interval, MempoolTotal, PortTotal, ServeFinal,
+    ServeInterval, ServiceLine, WorkerInterval, WorkerTotal,
 };
 use rpc::RpcSpec;
 use worker::WorkerSpec;
@@ -509,8 +509,11 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
         mode: format!("{:?}", cfg.mode).to_lowercase(),
         stop_reason: run.stop_reason,
         elapsed_s: elapsed,
-        rx: sum.rx,
-        tx: sum.tx,
+        shared: ServeFinal {
+            rx: sum.rx,
+            tx: sum.tx,
+            drops_by_reason: drops_by_reason(graph_total.as_ref(), sum.tx_drops),
+        },
         drops: sum.tx_drops + graph_drops,
         rx_pps: sum.rx as f64 / elapsed.max(1e-9),
         tx_pps: sum.tx as f64 / elapsed.max(1e-9),
@@ -528,7 +531,6 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
             })
             .collect(),
         vector_avg: graph_total.as_ref().map(entry_vector_avg),
-        drops_by_reason: drops_by_reason(graph_total.as_ref(), sum.tx_drops),
         nodes: graph_total.as_ref().map(node_lines).unwrap_or_default(),
         service_ns: (cfg.mode == Mode::Rpc).then(|| Summary::from_histogram(run.service)),
         ports,
@@ -647,9 +649,11 @@ impl Telemetry<'_> {
         self.last_tick = now;
         let mut line = Interval {
             kind: "interval",
-            elapsed_s: now.duration_since(self.started).as_secs_f64(),
+            shared: ServeInterval {
+                elapsed_s: now.duration_since(self.started).as_secs_f64(),
+                tx_pps: 0.0,
+            },
             rx_pps: 0.0,
-            tx_pps: 0.0,
             drops: 0,
             workers: Vec::with_capacity(self.counters.len()),
             vector_avg: None,
@@ -693,7 +697,7 @@ impl Telemetry<'_> {
                 drops: d.tx_drops,
             };
             line.rx_pps += w.rx_pps;
-            line.tx_pps += w.tx_pps;
+            line.shared.tx_pps += w.tx_pps;
             tx_drops += w.drops;
             line.workers.push(w);
         }

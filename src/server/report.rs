@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+pub use crate::contract::serve::{ServeFinal, ServeInterval};
 use crate::dpdk::{LinkStatus, PortStats};
 use crate::graph::GraphStats;
 use crate::stats::Summary;
@@ -47,9 +48,10 @@ pub struct ServiceLine {
 pub struct Interval {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub elapsed_s: f64,
+    /// Seconds since start and the tx rate: what the lab reads.
+    #[serde(flatten)]
+    pub shared: ServeInterval,
     pub rx_pps: f64,
-    pub tx_pps: f64,
     /// Packets dropped during this interval, for any reason.
     pub drops: u64,
     pub workers: Vec<WorkerInterval>,
@@ -140,15 +142,15 @@ pub struct Final {
     pub mode: String,
     pub stop_reason: &'static str,
     pub elapsed_s: f64,
-    pub rx: u64,
-    pub tx: u64,
+    /// rx, tx and drops by reason: what the lab reads.
+    #[serde(flatten)]
+    pub shared: ServeFinal,
     pub drops: u64,
     pub rx_pps: f64,
     pub tx_pps: f64,
     pub workers: Vec<WorkerTotal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector_avg: Option<f64>,
-    pub drops_by_reason: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeLine>,
     /// Service time from rx burst to tx, over the whole run (rpc mode).
@@ -175,9 +177,9 @@ impl Interval {
     pub fn human(&self) -> String {
         let mut s = format!(
             "[{:>7.1}s] rx {:>13}  tx {:>13}  drops {}",
-            self.elapsed_s,
+            self.shared.elapsed_s,
             mpps(self.rx_pps),
-            mpps(self.tx_pps),
+            mpps(self.shared.tx_pps),
             self.drops
         );
         if let Some(v) = self.vector_avg {
@@ -239,8 +241,8 @@ impl Final {
             self.mode,
             self.stop_reason,
             self.elapsed_s,
-            self.rx,
-            self.tx,
+            self.shared.rx,
+            self.shared.tx,
             self.drops,
             mpps(self.rx_pps),
             mpps(self.tx_pps)
@@ -262,7 +264,7 @@ impl Final {
         if let Some(v) = self.vector_avg {
             s.push_str(&format!("  average vector: {v:.2} packets\n"));
         }
-        for (k, v) in &self.drops_by_reason {
+        for (k, v) in &self.shared.drops_by_reason {
             s.push_str(&format!("  dropped {k}: {v}\n"));
         }
         for n in &self.nodes {
