@@ -89,27 +89,6 @@ const TAILS: [(&str, f64); 5] = [
 ];
 
 impl Summary {
-    /// The JSON keys every program's report shares (`count`, `min_ns` .. `max_ns`), so the lab
-    /// reads `bypass load` and `bypass floor` alike.
-    pub fn to_json_map(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = serde_json::Map::new();
-        let mut put = |k: &str, v: serde_json::Value| {
-            m.insert(k.to_string(), v);
-        };
-        put("count", self.count.into());
-        put("min_ns", self.min.into());
-        put("mean_ns", self.mean.into());
-        put("stddev_ns", self.stddev.into());
-        put("p50_ns", self.p50.into());
-        put("p90_ns", self.p90.into());
-        put("p99_ns", self.p99.into());
-        put("p999_ns", self.p999.into());
-        put("p9999_ns", self.p9999.into());
-        put("p99999_ns", self.p99999.into());
-        put("max_ns", self.max.into());
-        m
-    }
-
     /// Summarise `h`. An empty histogram yields all-zero statistics.
     pub fn from_histogram<T: Counter>(h: &Histogram<T>) -> Summary {
         let (mean, stddev) = java_mean_stddev(h);
