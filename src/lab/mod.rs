@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod compare;
 pub mod eal;
 pub mod environment;
@@ -24,37 +25,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use clap::Args;
+use crate::options::EXIT_INVALID;
 
+pub use args::LabArgs;
 use scenario::Scenario;
 
 /// The default scenario, used when configs/lab-default.toml is not in the current folder.
 pub const DEFAULT_SCENARIO: &str = include_str!("../../configs/lab-default.toml");
 pub const DEFAULT_SCENARIO_PATH: &str = "configs/lab-default.toml";
 
-/// `bypass lab`: measure every path of a scenario and write a report.
-///
-/// Exit status: 0 when every path ran (skipped paths, e.g. a client this build lacks, do not
-/// count), 1 when any path failed or a prerequisite is missing, 2 for a broken scenario
-/// (nothing is created then), 130 after Ctrl-C (everything is still cleaned up).
-#[derive(Debug, Clone, Args)]
-pub struct LabArgs {
-    /// Scenario TOML file (default: configs/lab-default.toml).
-    pub scenario: Option<PathBuf>,
-    /// Results folder (default: lab-results/<YYYYmmdd-HHMMSS>/ under the current folder).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Compare two earlier runs instead of measuring: prints, as markdown on stdout, each path's
-    /// p50 / p99 / p99.9 in both, new/old from their rounds, and a verdict line per figure.
-    #[arg(long, num_args = 2, value_names = ["OLD_DIR", "NEW_DIR"])]
-    pub compare: Option<Vec<PathBuf>>,
-}
-
 /// `--compare OLD_DIR NEW_DIR`: exit 2 when a folder is missing or holds no valid results.
 fn compare_runs(args: &LabArgs, dirs: &[PathBuf]) -> ExitCode {
     if args.scenario.is_some() || args.out.is_some() {
         eprintln!("bypass lab: --compare reads two results folders; it takes no scenario or --out");
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_INVALID);
     }
     let runs = compare::load("OLD_DIR", &dirs[0])
         .and_then(|old| Ok((old, compare::load("NEW_DIR", &dirs[1])?)));
@@ -65,7 +49,7 @@ fn compare_runs(args: &LabArgs, dirs: &[PathBuf]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("bypass lab --compare: {e}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_INVALID)
         }
     }
 }
@@ -97,7 +81,7 @@ pub fn run(args: LabArgs) -> ExitCode {
         Ok(v) => v,
         Err(e) => {
             eprintln!("bypass lab: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_INVALID);
         }
     };
     let plan = match scenario.resolve() {
@@ -107,7 +91,7 @@ pub fn run(args: LabArgs) -> ExitCode {
                 .as_ref()
                 .map_or("scenario".into(), |f| f.display().to_string());
             eprintln!("bypass lab: {name}: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_INVALID);
         }
     };
     let missing = prereq::check(&scenario, &plan.paths);
@@ -125,7 +109,7 @@ pub fn run(args: LabArgs) -> ExitCode {
     });
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("bypass lab: --out {}: {e}", out.display());
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_INVALID);
     }
     if let Err(e) = crate::os::signal::install_stop_handlers() {
         eprintln!("bypass lab: cannot install signal handlers: {e}");
