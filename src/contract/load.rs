@@ -88,7 +88,7 @@ impl LoadCommand {
 }
 
 /// Round-trip percentiles, ns: the figures of a [`SummaryFigures`] the lab reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
     pub min_ns: u64,
@@ -132,7 +132,7 @@ impl From<&Summary> for SummaryFigures {
 }
 
 /// The open-loop client's schedule lag: the figures the lab reads.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendLag {
     #[serde(default)]
     pub p99_ns: u64,

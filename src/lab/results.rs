@@ -25,34 +25,13 @@ impl Status {
     }
 }
 
-/// Round-trip latency, nanoseconds.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Latency {
-    pub count: u64,
-    pub min_ns: u64,
-    pub mean_ns: f64,
-    pub p50_ns: u64,
-    pub p90_ns: u64,
-    pub p99_ns: u64,
-    pub p999_ns: u64,
-    pub max_ns: u64,
-}
+/// Round-trip latency, nanoseconds: the percentiles a `bypass load` or `bypass floor` report
+/// carries, kept as they are.
+pub use crate::contract::load::Percentiles as Latency;
+/// The client's schedule lag in open loop, as `bypass load` reports it.
+pub use crate::contract::load::SendLag;
 
 impl Latency {
-    /// From the percentiles of a `bypass load` (or `bypass floor`) summary.
-    pub fn from_report(s: &contract::load::Percentiles) -> Latency {
-        Latency {
-            count: s.count,
-            min_ns: s.min_ns,
-            mean_ns: s.mean_ns,
-            p50_ns: s.p50_ns,
-            p90_ns: s.p90_ns,
-            p99_ns: s.p99_ns,
-            p999_ns: s.p999_ns,
-            max_ns: s.max_ns,
-        }
-    }
-
     pub fn from_histogram(h: &hdrhistogram::Histogram<u64>) -> Latency {
         Latency {
             count: h.len(),
@@ -81,28 +60,6 @@ impl Loss {
             0.0
         } else {
             100.0 * self.lost as f64 / self.sent as f64
-        }
-    }
-}
-
-/// The open-loop client's schedule lag (actual send - intended send), from `bypass load`'s
-/// `send_lag`; `behind` is its own "client fell behind" flag.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SendLag {
-    pub p99_ns: u64,
-    pub max_ns: u64,
-    pub late_1us_fraction: f64,
-    pub behind: bool,
-}
-
-impl SendLag {
-    /// From a load summary's `send_lag` (None in closed loop).
-    pub fn from_report(l: &contract::load::SendLag) -> SendLag {
-        SendLag {
-            p99_ns: l.p99_ns,
-            max_ns: l.max_ns,
-            late_1us_fraction: l.late_1us_fraction,
-            behind: l.behind,
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::contract::load::{
 use crate::contract::Verbatim;
 use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
-use crate::lab::results::{Latency, Loss, PathResult, SendLag, SweepPoint};
+use crate::lab::results::{Latency, Loss, PathResult, SweepPoint};
 use crate::lab::scenario::{PlanMode, ResolvedPath};
 use crate::lab::topology::{DpdkPrefix, Netns};
 use crate::options::WaitMode;
@@ -168,10 +168,10 @@ fn run_point(
     // from it.
     res.histogram = Some(hlog_read::read_file(&files.hlog)?);
     let s = &report.summary.typed;
-    res.latency = Some(Latency::from_report(&s.latency));
+    res.latency = Some(s.latency.clone());
     res.rate_per_s = s.achieved_rate;
     res.loss = Some(loss_of(s));
-    res.send_lag = s.send_lag.as_ref().map(SendLag::from_report);
+    res.send_lag = s.send_lag.clone();
     res.hgrm = Some(format!("{stem}.hgrm"));
     res.client_report = Some(report.summary.verbatim);
     Ok(())
@@ -222,11 +222,11 @@ fn sweep_point(rate: f64, s: &LoadSummary, hgrm: String) -> SweepPoint {
     SweepPoint {
         target_rate: rate,
         achieved_rate: s.achieved_rate.unwrap_or(0.0),
-        latency: Latency::from_report(&s.latency),
-        uncorrected: s.uncorrected.as_ref().map(Latency::from_report),
+        latency: s.latency.clone(),
+        uncorrected: s.uncorrected.clone(),
         loss: loss_of(s),
         hgrm,
-        send_lag: s.send_lag.as_ref().map(SendLag::from_report),
+        send_lag: s.send_lag.clone(),
         lost_recorded_at_ns: s.lost_recorded_at_ns,
         platform_model: None,
     }

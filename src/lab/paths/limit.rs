@@ -8,7 +8,7 @@ use super::{shell_line, Ctx, PathError};
 use crate::contract::platform::{FloorCommand, FloorReport};
 use crate::contract::Kept;
 use crate::lab::proc::{Proc, Waited};
-use crate::lab::results::{Latency, Loss, PathResult};
+use crate::lab::results::{Loss, PathResult};
 use crate::lab::scenario::ResolvedPath;
 use crate::stats::hlog_read;
 
@@ -41,7 +41,7 @@ pub fn run(ctx: &Ctx, path: &ResolvedPath, res: &mut PathResult) -> Result<(), P
     let report = Kept::<FloorReport>::parse(&text)
         .map_err(|e| format!("bypass floor printed no floor report ({e}): {text}"))?;
     let s = &report.typed.summary;
-    res.latency = Some(Latency::from_report(&s.latency));
+    res.latency = Some(s.latency.clone());
     res.loss = Some(Loss {
         sent: s.sent,
         received: s.received,
