@@ -95,9 +95,12 @@ impl Setup {
     /// The EAL, the stop-signal handlers, the pool and the started (and primed) ports.
     fn new(cfg: &ServeConfig, eal_args: &[String]) -> Result<Setup, ServeError> {
         cfg.validate()?;
-        let eal = Eal::init(&eal_argv(cfg, eal_args)?)?;
+        // Before the EAL: a SIGINT/SIGTERM during its init (a few hundred ms) used to kill the
+        // process with its runtime folder made and no report; now it is a stop request that
+        // the control loop sees as soon as the ports are up.
         signal::install_stop_handlers()
             .map_err(|e| ServeError::Setup(format!("cannot install signal handlers: {e}")))?;
+        let eal = Eal::init(&eal_argv(cfg, eal_args)?)?;
         let port_ids = port_ids(cfg)?;
         let needed = port_ids.len() * cfg.queues as usize;
         let lcores = eal.worker_lcores().len();

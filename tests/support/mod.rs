@@ -379,3 +379,20 @@ pub fn read_hlog_with_python(path: &std::path::Path) -> Result<serde_json::Value
     );
     Ok(serde_json::from_slice(&out.stdout).expect("check_hlog.py prints JSON"))
 }
+
+/// What a DPDK process with file prefix `prefix` left behind: files in its runtime folder
+/// `/var/run/dpdk/<prefix>` (DPDK 22.11's `rte_eal_cleanup` leaves the folder itself, empty,
+/// which [`Prefix`] removes) and hugepage files named after it.
+pub fn dpdk_leftovers(prefix: &str) -> Vec<PathBuf> {
+    let mut left: Vec<PathBuf> = std::fs::read_dir(PathBuf::from("/var/run/dpdk").join(prefix))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    if let Ok(d) = std::fs::read_dir("/dev/hugepages") {
+        left.extend(
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+                .map(|e| e.path()),
+        );
+    }
+    left
+}

@@ -1,0 +1,216 @@
+//! Faults `bypass serve` must survive, as far as they fit in CI (issue 11 §2): stop signals at
+//! any moment of its life, a packet pool far too small for the traffic, and a tx queue that
+//! stays full. Each run is bounded in time and leaves no DPDK state behind, pass or fail.
+#![forbid(unsafe_code)]
+
+mod support;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+
+fn serve_args(extra: &[&str], eal: Vec<String>) -> Vec<String> {
+    let mut a = strs(&["serve", "--mode", "io", "--poll-mode", "adaptive", "--json"]);
+    a.extend(strs(extra));
+    a.push("--".into());
+    a.extend(eal);
+    a
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing or not a number in {v}"))
+}
+
+/// A folder under the temp dir, removed when this drops.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!("bypass-faults-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `n` 64-byte frames (local experimental ethertype, so they mean nothing to anyone)
+/// to a pcap file in `dir`; returns its path.
+fn frames_pcap(dir: &TempDir, n: usize) -> String {
+    let mut f = [0u8; 64];
+    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    let path = dir.0.join(format!("frames-{n}.pcap"));
+    bypass::pcap::write_all(&path, std::iter::repeat_n(f, n)).expect("write pcap");
+    path.to_str().unwrap().to_string()
+}
+
+/// The final report's invariants: counters add up and every buffer is back in the pool.
+fn check_final<'a>(lines: &'a [Value], what: &str) -> &'a Value {
+    let fin = lines.last().unwrap_or_else(|| panic!("{what}: no line"));
+    assert_eq!(
+        fin["type"], "final",
+        "{what}: last line is the final report"
+    );
+    let (rx, tx, drops) = (u(fin, "rx"), u(fin, "tx"), u(fin, "drops"));
+    assert_eq!(rx, tx + drops, "{what}: rx == tx + drops: {fin}");
+    assert_eq!(
+        u(&fin["mempool"], "in_use"),
+        0,
+        "{what}: buffers leaked: {fin}"
+    );
+    fin
+}
+
+fn no_leftovers(p: &Prefix, what: &str) {
+    let left = dpdk_leftovers(&p.0);
+    assert!(left.is_empty(), "{what}: DPDK files left behind: {left:?}");
+}
+
+/// A small deterministic generator (xorshift), seeded from the clock and printed, so a failing
+/// sequence of delays can be replayed with FAULTS_SEED.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("FAULTS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("faults: FAULTS_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// One signal trial: what was sent, when, and what came back.
+struct Trial {
+    sig: Signal,
+    delay_ms: u64,
+    second_after_ms: Option<u64>,
+    vdev: String,
+}
+
+impl Trial {
+    fn what(&self) -> String {
+        format!(
+            "{:?} at {} ms (second: {:?}) on {}",
+            self.sig, self.delay_ms, self.second_after_ms, self.vdev
+        )
+    }
+
+    fn run(&self, tag: &str) -> (Output, Prefix) {
+        let p = Prefix::new(tag);
+        let mut child = spawn(&serve_args(
+            &["--interval-ms", "50"],
+            p.eal(1, &[self.vdev.as_str()]),
+        ));
+        std::thread::sleep(Duration::from_millis(self.delay_ms));
+        signal(child.id(), self.sig);
+        if let Some(ms) = self.second_after_ms {
+            std::thread::sleep(Duration::from_millis(ms));
+            // It may have finished already; a second signal to a zombie is harmless.
+            let _ = bypass::os::process::signal(child.id(), self.sig);
+        }
+        let start = Instant::now();
+        while child.try_wait().expect("wait").is_none() {
+            if start.elapsed() > Duration::from_secs(15) {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("output");
+                panic!("{}: no exit within 15 s: {}", self.what(), explain(&out));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (child.wait_with_output().expect("output"), p)
+    }
+
+    /// Exit 0 with a final report that holds; or, for a signal that beat the handlers (only
+    /// the process's first instants, before the EAL), death by that signal with nothing made.
+    fn check(&self, out: &Output, p: &Prefix) -> bool {
+        let what = self.what();
+        let reported = if out.status.success() {
+            let lines = json_lines(&out.stdout);
+            let fin = check_final(&lines, &what);
+            assert_eq!(fin["stop_reason"], "signal", "{what}: {fin}");
+            true
+        } else {
+            assert_eq!(
+                out.status.signal(),
+                Some(self.sig.number()),
+                "{what}: {}",
+                explain(out)
+            );
+            assert!(out.stdout.is_empty(), "{what}: {}", explain(out));
+            let dir = PathBuf::from("/var/run/dpdk").join(&p.0);
+            assert!(!dir.exists(), "{what}: killed after the EAL made {dir:?}");
+            false
+        };
+        no_leftovers(p, &what);
+        reported
+    }
+}
+
+#[test]
+fn signals_at_any_moment() {
+    if !need_root("signals_at_any_moment") {
+        return;
+    }
+    let dir = TempDir::new("sig");
+    let replay = format!(
+        "net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1",
+        frames_pcap(&dir, 64)
+    );
+    let mut rng = Rng::new();
+    let (trials, mut reported) = (56, 0);
+    let started = Instant::now();
+    for i in 0..trials {
+        let t = Trial {
+            sig: if i % 2 == 0 {
+                Signal::Int
+            } else {
+                Signal::Term
+            },
+            // Mostly early (EAL init and port start take ~100-300 ms here), some mid-flood.
+            delay_ms: rng.below(400),
+            second_after_ms: (i % 3 == 0).then(|| rng.below(20)),
+            vdev: if i % 4 < 2 {
+                "net_null0".to_string()
+            } else {
+                replay.clone()
+            },
+        };
+        let (out, p) = t.run("sig");
+        reported += t.check(&out, &p) as u32;
+    }
+    eprintln!(
+        "faults: {trials} signal trials, {reported} with a final report, in {:?}",
+        started.elapsed()
+    );
+    assert!(
+        reported >= trials / 2,
+        "most trials reach the ports: {reported}"
+    );
+}
