@@ -1,6 +1,6 @@
 //! The DPDK Environment Abstraction Layer: one per process, initialised from an argument list.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -88,11 +88,23 @@ impl Eal {
 
 impl Drop for Eal {
     fn drop(&mut self) {
+        // SAFETY: valid after rte_eal_init; the string is the EAL's own, copied at once.
+        let dir = unsafe { CStr::from_ptr(sys::rte_eal_get_runtime_dir()) }
+            .to_str()
+            .ok()
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from);
         // SAFETY: the EAL was initialised by `init`; waiting for lcores first makes cleanup
         // safe even if a worker is still returning.
         unsafe {
             sys::rte_eal_mp_wait_lcore();
             sys::rte_eal_cleanup();
+        }
+        // DPDK 22.11's cleanup leaves its runtime folder (/var/run/dpdk/<prefix>) behind,
+        // empty. remove_dir takes only an empty one: a folder another process of the same
+        // prefix still uses stays.
+        if let Some(d) = dir {
+            let _ = std::fs::remove_dir(d);
         }
     }
 }

@@ -380,13 +380,16 @@ pub fn read_hlog_with_python(path: &std::path::Path) -> Result<serde_json::Value
     Ok(serde_json::from_slice(&out.stdout).expect("check_hlog.py prints JSON"))
 }
 
-/// What a DPDK process with file prefix `prefix` left behind: files in its runtime folder
-/// `/var/run/dpdk/<prefix>` (DPDK 22.11's `rte_eal_cleanup` leaves the folder itself, empty,
-/// which [`Prefix`] removes) and hugepage files named after it.
+/// What a DPDK process with file prefix `prefix` left behind: its runtime folder
+/// `/var/run/dpdk/<prefix>` (with whatever is in it) and hugepage files named after it.
 pub fn dpdk_leftovers(prefix: &str) -> Vec<PathBuf> {
-    let mut left: Vec<PathBuf> = std::fs::read_dir(PathBuf::from("/var/run/dpdk").join(prefix))
+    let dir = PathBuf::from("/var/run/dpdk").join(prefix);
+    let mut left: Vec<PathBuf> = std::fs::read_dir(&dir)
         .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
         .unwrap_or_default();
+    if dir.exists() {
+        left.push(dir);
+    }
     if let Ok(d) = std::fs::read_dir("/dev/hugepages") {
         left.extend(
             d.filter_map(Result::ok)
