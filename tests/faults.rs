@@ -110,39 +110,40 @@ impl Rng {
     }
 }
 
-/// One signal trial: what was sent, when, and what came back.
-struct Trial {
+/// What a signal trial runs: the mode, extra flags, devices and worker count.
+struct Rig {
+    name: &'static str,
+    mode: &'static str,
+    extra: Vec<String>,
+    vdevs: Vec<String>,
+    workers: usize,
+}
+
+/// One signal trial: what was sent, when, and to what.
+struct Trial<'a> {
     sig: Signal,
     delay_ms: u64,
     second_after_ms: Option<u64>,
-    vdev: String,
-    /// Through the rpc worker's node graph instead of io forwarding.
-    rpc: bool,
+    rig: &'a Rig,
 }
 
-impl Trial {
+impl Trial<'_> {
     fn what(&self) -> String {
         format!(
-            "{:?} at {} ms (second: {:?}) on {}{}",
-            self.sig,
-            self.delay_ms,
-            self.second_after_ms,
-            self.vdev,
-            if self.rpc { " in rpc mode" } else { "" }
+            "{:?} at {} ms (second: {:?}) on {}",
+            self.sig, self.delay_ms, self.second_after_ms, self.rig.name
         )
     }
 
     fn run(&self, tag: &str) -> (Output, Prefix) {
         let p = Prefix::new(tag);
-        let (mode, extra) = if self.rpc {
-            ("rpc", &["--interval-ms", "50", "--ip", "10.9.0.1"][..])
-        } else {
-            ("io", &["--interval-ms", "50"][..])
-        };
+        let mut extra = vec!["--interval-ms", "50"];
+        extra.extend(self.rig.extra.iter().map(String::as_str));
+        let vdevs: Vec<&str> = self.rig.vdevs.iter().map(String::as_str).collect();
         let mut child = spawn(&serve_mode_args(
-            mode,
-            extra,
-            p.eal(1, &[self.vdev.as_str()]),
+            self.rig.mode,
+            &extra,
+            p.eal(self.rig.workers, &vdevs),
         ));
         std::thread::sleep(Duration::from_millis(self.delay_ms));
         signal(child.id(), self.sig);
@@ -200,27 +201,54 @@ fn signals_at_any_moment() {
         "net_pcap0,rx_pcap={},tx_pcap=/dev/null,infinite_rx=1",
         frames_pcap(&dir, 64)
     );
+    let big = format!(
+        "net_pcap0,rx_pcap={},tx_pcap=/dev/null",
+        frames_pcap(&dir, 50_000)
+    );
+    let rig = |name, mode, extra: &[&str], vdevs: &[&str], workers| Rig {
+        name,
+        mode,
+        extra: strs(extra),
+        vdevs: strs(vdevs),
+        workers,
+    };
+    let ip = ["--ip", "10.9.0.1"];
+    let rigs = [
+        rig("io on net_null", "io", &[], &["net_null0"], 1),
+        rig("io on pcap replay", "io", &[], &[&replay], 1),
+        rig("rpc on net_null", "rpc", &ip, &["net_null0"], 1),
+        rig("rpc on pcap replay", "rpc", &ip, &[&replay], 1),
+        rig(
+            "io, full tx rings",
+            "io",
+            &["--topology", "paired", "--tx-first", "2000"],
+            &["net_ring0", "net_ring1"],
+            2,
+        ),
+        rig(
+            "io, pool of 512 run dry",
+            "io",
+            &["--topology", "paired", "--mbufs", "512"],
+            &[&big, "net_ring0"],
+            2,
+        ),
+    ];
     let mut rng = Rng::new();
-    let trials = 56;
+    let trials = 60;
     // Trials that stopped before any packet, during the flood, and that died of the signal.
     let (mut early, mut flood, mut killed) = (0, 0, 0);
     let started = Instant::now();
     for i in 0..trials {
         let t = Trial {
-            sig: if i % 2 == 0 {
+            sig: if (i / rigs.len()) % 2 == 0 {
                 Signal::Int
             } else {
                 Signal::Term
             },
             // Mostly early (EAL init and port start take ~100-300 ms here), some mid-flood.
             delay_ms: rng.below(400),
-            second_after_ms: (i % 3 == 0).then(|| rng.below(20)),
-            vdev: if i % 4 < 2 {
-                "net_null0".to_string()
-            } else {
-                replay.clone()
-            },
-            rpc: i % 8 == 3 || i % 8 == 6,
+            second_after_ms: (rng.below(3) == 0).then(|| rng.below(20)),
+            rig: &rigs[i % rigs.len()],
         };
         let (out, p) = t.run("sig");
         match t.check(&out, &p) {
