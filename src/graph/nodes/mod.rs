@@ -17,6 +17,7 @@
 use super::{BuildError, Graph, Node, PacketBuf};
 
 mod arp_reply;
+pub mod check;
 mod ethernet_input;
 mod icmp_echo;
 mod ip4_input;
