@@ -415,7 +415,7 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
                 other_tasks: Vec::new(),
                 hgrm: None,
             }],
-            model: vec![crate::noise::platform_model(&[], 0, 250_000_000, 1000.0).into()],
+            model: vec![crate::noise::platform_model(&[], 0, 250_000_000, 1000.0)],
         },
         duration_s: 0.25,
         threshold_ns: 1000,

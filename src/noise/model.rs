@@ -5,23 +5,19 @@
 
 use serde::Serialize;
 
+use crate::contract::platform as contract;
 use crate::stats::new_latency_histogram;
 
 use super::probe::Gap;
 
-/// The model at one rate.
+/// The model at one rate: the figures the lab reads (the contract's row) and the share of
+/// sends in a gap over 1 us, which only `bypass noise` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelRow {
-    pub rate: f64,
-    pub sends: u64,
-    /// Fraction of sends intended inside a gap longer than 1 us (10 us, 100 us) on any CPU.
+    #[serde(flatten)]
+    pub shared: contract::ModelRow,
+    /// Fraction of sends intended inside a gap longer than 1 us on any CPU.
     pub in_gap_1us: f64,
-    pub in_gap_10us: f64,
-    pub in_gap_100us: f64,
-    pub delay_p50_ns: u64,
-    pub delay_p99_ns: u64,
-    pub delay_p999_ns: u64,
-    pub delay_max_ns: u64,
 }
 
 /// Per CPU, the first gap that has not ended before the current instant. Sends are visited in
@@ -81,15 +77,17 @@ pub fn platform_model(logs: &[&[Gap]], start_ns: u64, duration_ns: u64, rate: f6
         }
     };
     ModelRow {
-        rate,
-        sends,
+        shared: contract::ModelRow {
+            rate,
+            sends,
+            in_gap_10us: frac(over_10us),
+            in_gap_100us: frac(over_100us),
+            delay_p50_ns: at(0.5),
+            delay_p99_ns: at(0.99),
+            delay_p999_ns: at(0.999),
+            delay_max_ns: if sends == 0 { 0 } else { hist.max() },
+        },
         in_gap_1us: frac(over_1us),
-        in_gap_10us: frac(over_10us),
-        in_gap_100us: frac(over_100us),
-        delay_p50_ns: at(0.5),
-        delay_p99_ns: at(0.99),
-        delay_p999_ns: at(0.999),
-        delay_max_ns: if sends == 0 { 0 } else { hist.max() },
     }
 }
 
@@ -119,27 +117,27 @@ mod tests {
             gap(500_900_000, 150_000),
         ];
         let row = platform_model(&[&a, &b], 5 * MS, 1_000 * MS, 1000.0);
-        assert_eq!(row.sends, 1000);
+        assert_eq!(row.shared.sends, 1000);
         // Sends in a gap: 11, 12, 20, 30, 501 ms (5); longer than 10 us: all but 30 (4);
         // longer than 100 us: 11, 12, 501 (3).
         assert_eq!(row.in_gap_1us, 5.0 / 1000.0);
-        assert_eq!(row.in_gap_10us, 4.0 / 1000.0);
-        assert_eq!(row.in_gap_100us, 3.0 / 1000.0);
-        assert_eq!(row.delay_p50_ns, 0);
+        assert_eq!(row.shared.in_gap_10us, 4.0 / 1000.0);
+        assert_eq!(row.shared.in_gap_100us, 3.0 / 1000.0);
+        assert_eq!(row.shared.delay_p50_ns, 0);
         // 995 zeros then 3 us, 40 us, 150 us, 0.7 ms, 1.7 ms: rank 990 is 0, rank 999 is 0.7 ms.
-        assert_eq!(row.delay_p99_ns, 0);
+        assert_eq!(row.shared.delay_p99_ns, 0);
         let h = new_latency_histogram();
         let eq = |v: u64| h.highest_equivalent(v);
-        assert_eq!(row.delay_p999_ns, eq(700_000));
-        assert_eq!(row.delay_max_ns, eq(1_700_000));
+        assert_eq!(row.shared.delay_p999_ns, eq(700_000));
+        assert_eq!(row.shared.delay_max_ns, eq(1_700_000));
     }
 
     #[test]
     fn no_gaps_means_no_delay_and_rate_sets_sends() {
         let row = platform_model(&[&[], &[]], 0, 2_000_000_000, 10_000.0);
-        assert_eq!(row.sends, 20_000);
+        assert_eq!(row.shared.sends, 20_000);
         assert_eq!(row.in_gap_1us, 0.0);
-        assert_eq!(row.delay_max_ns, 0);
+        assert_eq!(row.shared.delay_max_ns, 0);
     }
 
     /// A CPU stalled for the whole window delays every send by the time left in the window.
@@ -147,11 +145,11 @@ mod tests {
     fn whole_window_stall() {
         let g = [gap(0, 1_000_000_000)];
         let row = platform_model(&[&g], 0, 1_000_000_000, 10.0);
-        assert_eq!(row.sends, 10);
-        assert_eq!(row.in_gap_100us, 1.0);
+        assert_eq!(row.shared.sends, 10);
+        assert_eq!(row.shared.in_gap_100us, 1.0);
         let h = new_latency_histogram();
-        assert_eq!(row.delay_max_ns, h.highest_equivalent(1_000_000_000));
+        assert_eq!(row.shared.delay_max_ns, h.highest_equivalent(1_000_000_000));
         // Delays 1.0, 0.9, ..., 0.1 s: the median (5th smallest of 10) is 0.5 s.
-        assert_eq!(row.delay_p50_ns, h.highest_equivalent(500_000_000));
+        assert_eq!(row.shared.delay_p50_ns, h.highest_equivalent(500_000_000));
     }
 }

@@ -34,37 +34,11 @@ pub struct CpuReport {
     pub hgrm: Option<String>,
 }
 
-/// One rate of the platform model: the lab's row and the share of sends in a gap over 1 us.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelLine {
-    #[serde(flatten)]
-    pub row: contract::ModelRow,
-    pub in_gap_1us: f64,
-}
-
-impl From<ModelRow> for ModelLine {
-    fn from(m: ModelRow) -> ModelLine {
-        ModelLine {
-            row: contract::ModelRow {
-                rate: m.rate,
-                sends: m.sends,
-                in_gap_10us: m.in_gap_10us,
-                in_gap_100us: m.in_gap_100us,
-                delay_p50_ns: m.delay_p50_ns,
-                delay_p99_ns: m.delay_p99_ns,
-                delay_p999_ns: m.delay_p999_ns,
-                delay_max_ns: m.delay_max_ns,
-            },
-            in_gap_1us: m.in_gap_1us,
-        }
-    }
-}
-
 /// The `--json` object: the lab's report (tag, CPUs, model) and the run's settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct NoiseReport {
     #[serde(flatten)]
-    pub shared: contract::NoiseReport<CpuReport, ModelLine>,
+    pub shared: contract::NoiseReport<CpuReport, ModelRow>,
     pub duration_s: f64,
     pub threshold_ns: u64,
     pub time_source: String,
@@ -144,7 +118,7 @@ pub fn build(
     let model = cfg
         .model_rates
         .iter()
-        .map(|&r| platform_model(&logs, run.start_ns, run.duration_ns, r).into())
+        .map(|&r| platform_model(&logs, run.start_ns, run.duration_ns, r))
         .collect();
     NoiseReport {
         shared: contract::NoiseReport {
@@ -220,7 +194,11 @@ pub fn human(r: &NoiseReport) -> String {
         "p99.9 us",
         "max us"
     );
-    for ModelLine { row: m, in_gap_1us } in &r.shared.model {
+    for ModelRow {
+        shared: m,
+        in_gap_1us,
+    } in &r.shared.model
+    {
         let _ = writeln!(
             o,
             "{:>10} {:>9} {:>9.5} {:>9.5} {:>9.5} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
