@@ -17,3 +17,15 @@ pub mod pcap;
 pub mod server;
 pub mod stats;
 pub mod wire;
+
+/// How many rounds a randomised unit test runs. Miri (scripts/miri.sh) interprets each step
+/// hundreds of times slower than native code, so there every such loop runs a hundredth of its
+/// rounds: still every branch the rounds aim at, in minutes rather than hours.
+#[cfg(test)]
+pub(crate) const fn test_rounds(native: usize) -> usize {
+    if cfg!(miri) {
+        native.div_ceil(100)
+    } else {
+        native
+    }
+}

@@ -378,6 +378,61 @@ fn render(plot: Plot<'_>) -> String {
     }
 }
 
+/// The corner of the plotting area whose legend box would cover the fewest drawn points and
+/// line samples, so the legend hides as little data as the four corners allow. The box size is
+/// estimated from the labels as plotters lays them out (its naive font: ~0.6 em per char).
+fn legend_corner(
+    plot: &Plot<'_>,
+    cleaned: &[Vec<(f64, f64)>],
+    y_axis: &Axis,
+) -> SeriesLabelPosition {
+    // The plotting area left by the margins, label areas and caption of `draw`.
+    let (area_w, area_h) = (
+        f64::from(WIDTH) - 32.0 - 40.0 - 64.0,
+        f64::from(HEIGHT) - 32.0 - 48.0 - 30.0,
+    );
+    let chars = plot
+        .series
+        .iter()
+        .map(|s| s.label.chars().count() + 10)
+        .max()
+        .unwrap_or(0);
+    let box_w = (chars as f64 * 14.0 * 0.6 + 40.0) / area_w;
+    let box_h = (plot.series.len() as f64 * 20.0 + 20.0) / area_h;
+    let frac = |v: f64, r: &Range<f64>| (v - r.start) / (r.end - r.start);
+    let mut samples = Vec::new();
+    for points in cleaned {
+        let pts: Vec<(f64, f64)> = points
+            .iter()
+            .map(|&(x, y)| (frac(x, &plot.x_axis.range), frac(y, &y_axis.range)))
+            .collect();
+        samples.extend(pts.iter().copied());
+        for w in pts.windows(2) {
+            samples.extend((1..16).map(|k| {
+                let t = f64::from(k) / 16.0;
+                (
+                    w[0].0 + (w[1].0 - w[0].0) * t,
+                    w[0].1 + (w[1].1 - w[0].1) * t,
+                )
+            }));
+        }
+    }
+    let covered = |left: bool, upper: bool| {
+        let in_x = |x: f64| if left { x <= box_w } else { x >= 1.0 - box_w };
+        let in_y = |y: f64| if upper { y >= 1.0 - box_h } else { y <= box_h };
+        samples.iter().filter(|&&(x, y)| in_x(x) && in_y(y)).count()
+    };
+    [
+        (true, true, SeriesLabelPosition::UpperLeft),
+        (false, true, SeriesLabelPosition::UpperRight),
+        (false, false, SeriesLabelPosition::LowerRight),
+        (true, false, SeriesLabelPosition::LowerLeft),
+    ]
+    .into_iter()
+    .min_by_key(|&(left, upper, _)| covered(left, upper))
+    .map_or(SeriesLabelPosition::UpperLeft, |c| c.2)
+}
+
 fn draw(
     plot: &Plot<'_>,
     cleaned: &[Vec<(f64, f64)>],
@@ -434,7 +489,7 @@ fn draw(
     if !plot.series.is_empty() {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(legend_corner(plot, cleaned, y_axis))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .label_font((FONT, 14))
@@ -490,6 +545,45 @@ fn xml_escape(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// The corner `legend_corner` picks for one series drawn through `points` on 0..100 axes.
+    fn corner_for(points: Vec<(f64, f64)>) -> SeriesLabelPosition {
+        let series = vec![Series {
+            label: "kernel sweep p99".into(),
+            points,
+        }];
+        let cleaned = vec![series[0].points.clone()];
+        let plot = Plot {
+            title: "t",
+            x_desc: "x",
+            x_axis: linear_axis(100.0, trim_number),
+            series: &series,
+            cleaned: cleaned.clone(),
+            markers: true,
+        };
+        legend_corner(&plot, &cleaned, &linear_axis(100.0, trim_number))
+    }
+
+    #[test]
+    fn the_legend_avoids_the_data() {
+        // High latency at low load, as the kernel sweep's p99 drew it under the old fixed
+        // upper-left legend: the next free corner is the upper right.
+        let falling = vec![(0.0, 100.0), (10.0, 95.0), (20.0, 90.0), (100.0, 10.0)];
+        assert!(matches!(
+            corner_for(falling),
+            SeriesLabelPosition::UpperRight
+        ));
+        // Flat, then a knee at the right: the upper left is free.
+        let knee = vec![(0.0, 5.0), (50.0, 6.0), (90.0, 10.0), (100.0, 100.0)];
+        assert!(matches!(corner_for(knee), SeriesLabelPosition::UpperLeft));
+        // Across the whole top: a lower corner.
+        let top = vec![(0.0, 98.0), (100.0, 99.0)];
+        assert!(matches!(
+            corner_for(top),
+            SeriesLabelPosition::LowerRight | SeriesLabelPosition::LowerLeft
+        ));
+        assert!(matches!(corner_for(vec![]), SeriesLabelPosition::UpperLeft));
+    }
     use super::*;
     use crate::stats::{new_latency_histogram, percentile_distribution_string};
 

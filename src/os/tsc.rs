@@ -1,8 +1,8 @@
 //! The TSC: the one read of it every program and the fast path use, what the CPU states about
 //! it (CPUID), and the one set of tick <-> nanosecond conversions.
 //!
-//! Off x86_64 [`read`] counts nanoseconds since its first use, so callers there pass a
-//! frequency of [`NS_PER_SEC`].
+//! Off x86_64, and under Miri (which cannot execute RDTSC or CPUID), [`read`] counts nanoseconds
+//! since its first use, so callers there pass a frequency of [`NS_PER_SEC`].
 
 pub const NS_PER_SEC: u64 = 1_000_000_000;
 
@@ -92,7 +92,7 @@ pub mod stated {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 mod arch {
     use core::arch::x86_64::{__cpuid, _mm_lfence, _rdtsc, CpuidResult};
 
@@ -161,7 +161,7 @@ mod arch {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(any(not(target_arch = "x86_64"), miri))]
 mod arch {
     use std::sync::OnceLock;
     use std::time::Instant;

@@ -204,7 +204,7 @@ mod tests {
     fn fast_sum_matches_reference() {
         let mut rng = XorShift(7);
         let mut buf = [0u8; 300];
-        for _ in 0..2000 {
+        for _ in 0..crate::test_rounds(2000) {
             let len = rng.below(buf.len() + 1);
             rng.fill(&mut buf[..len]);
             assert_eq!(data_sum(&buf[..len]), reference_sum(&buf[..len]));
@@ -232,7 +232,7 @@ mod tests {
     fn incremental_update_matches_full_recompute() {
         let mut rng = XorShift(0xdead_beef);
         let mut buf = [0u8; 40];
-        for _ in 0..5000 {
+        for _ in 0..crate::test_rounds(5000) {
             rng.fill(&mut buf);
             // A fixed non-zero word keeps the data sum away from zero, where
             // ones' complement has two encodings and equality is ambiguous.
@@ -294,7 +294,7 @@ mod tests {
         let ne16 = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
         let mut rng = XorShift(0x5eed);
         let mut buf = [0u8; 40];
-        for _ in 0..5000 {
+        for _ in 0..crate::test_rounds(5000) {
             rng.fill(&mut buf);
             buf[0] = 0x45;
             buf[2..4].fill(0);

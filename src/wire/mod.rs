@@ -268,7 +268,7 @@ mod tests {
     fn random_buffers_never_panic() {
         let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
         let mut buf = [0u8; 256];
-        for _ in 0..20_000 {
+        for _ in 0..crate::test_rounds(20_000) {
             let len = rng.below(buf.len() + 1);
             rng.fill(&mut buf[..len]);
             exercise(&buf[..len]);
@@ -291,7 +291,7 @@ mod tests {
         let mut rng = XorShift(42);
         let mut good = [0u8; 128];
         let n = emit_request_frame(&mut good, &ep, &repr, b"0123456789").unwrap();
-        for _ in 0..20_000 {
+        for _ in 0..crate::test_rounds(20_000) {
             let mut buf = good;
             for _ in 0..1 + rng.below(4) {
                 let i = rng.below(n);

@@ -486,7 +486,7 @@ mod tests {
     fn emit_parse_round_trip() {
         let mut rng = XorShift(5);
         let mut buf = [0u8; 64];
-        for _ in 0..1000 {
+        for _ in 0..crate::test_rounds(1000) {
             let repr = RpcRepr {
                 kind: RpcKind::from(rng.next_u64() as u8 % 4),
                 method: RpcMethod::from(rng.next_u64() as u16 % 4),

@@ -75,7 +75,7 @@ fn checks_agree_with_the_layer_by_layer_parse() {
     // Bytes whose mutation changes the verdict: version/IHL, both lengths,
     // protocol; plus random ones.
     let hot = [14, 16, 17, 23, 38, 39];
-    for round in 0..20_000 {
+    for round in 0..crate::test_rounds(20_000) {
         let mut f = good.clone();
         for _ in 0..1 + rng.below(3) {
             let i = if round % 2 == 0 {
@@ -197,7 +197,7 @@ fn ipv4_frame_reverse_leaves_the_payload() {
 #[test]
 fn payload_words_fold_into_the_checksum() {
     let mut rng = XorShift(3);
-    for _ in 0..2_000 {
+    for _ in 0..crate::test_rounds(2_000) {
         let mut payload = [0u8; 40];
         rng.fill(&mut payload);
         let mut f = udp_frame(&endpoints(), &payload);
