@@ -212,7 +212,7 @@ fn signals_at_any_moment() {
         vdevs: strs(vdevs),
         workers,
     };
-    let ip = ["--ip", "10.9.0.1"];
+    let ip = ["--ip", "198.18.9.1"];
     let rigs = [
         rig("io on net_null", "io", &[], &["net_null0"], 1),
         rig("io on pcap replay", "io", &[], &[&replay], 1),
