@@ -218,7 +218,7 @@ mod tests {
     fn combine_equals_sum_of_concatenation() {
         let mut rng = XorShift(11);
         let mut buf = [0u8; 64];
-        for _ in 0..500 {
+        for _ in 0..crate::test_rounds(500) {
             rng.fill(&mut buf);
             // Splits at even offsets only: a split at an odd offset shifts
             // the byte alignment of the second half.
@@ -258,7 +258,7 @@ mod tests {
     fn accumulator_pieces_equal_whole() {
         let mut rng = XorShift(23);
         let mut buf = [0u8; 96];
-        for _ in 0..500 {
+        for _ in 0..crate::test_rounds(500) {
             rng.fill(&mut buf);
             let len = rng.below(buf.len() + 1);
             let cut = 2 * rng.below(len / 2 + 1);

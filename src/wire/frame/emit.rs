@@ -157,7 +157,7 @@ mod tests {
         let mut rng = XorShift(99);
         let mut buf = [0u8; 1514];
         let mut payload = [0u8; 1400];
-        for _ in 0..500 {
+        for _ in 0..crate::test_rounds(500) {
             let plen = rng.below(payload.len() + 1);
             rng.fill(&mut payload[..plen]);
             let repr = RpcRepr::request(RpcMethod::Echo, rng.next_u64(), rng.next_u64(), 0);
