@@ -337,7 +337,12 @@ impl Engine<'_> {
             self.declare_lost(idx);
         }
         let measured = intended_ns >= self.measure_start;
-        let repr = RpcRepr::request(RpcMethod::from(self.wire_method), id, now, self.cfg.payload_len as u32);
+        let repr = RpcRepr::request(
+            RpcMethod::from(self.wire_method),
+            id,
+            now,
+            self.cfg.payload_len as u32,
+        );
         let mut h = RpcHeader::new_unchecked(&mut self.send_buf[..]);
         repr.emit(&mut h)
             .expect("send buffer holds at least a header");

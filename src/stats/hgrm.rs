@@ -25,10 +25,31 @@ fn java_sub_bucket_count(sigfig: u8) -> u64 {
 /// time the remaining distance to 100% halves. Integer casts saturate and the
 /// multiplication wraps, exactly like Java's `long` arithmetic.
 fn next_percentile_level(level: f64, ticks_per_half: u32) -> f64 {
-    let halvings = ((100.0 / (100.0 - level)).ln() / 2f64.ln()) as i64;
-    let reporting_ticks =
-        i64::from(ticks_per_half).wrapping_mul(2f64.powf(halvings.wrapping_add(1) as f64) as i64);
+    let halvings = floor_log2(100.0 / (100.0 - level));
+    let reporting_ticks = i64::from(ticks_per_half).wrapping_mul(pow2(halvings.wrapping_add(1)));
     level + 100.0 / reporting_ticks as f64
+}
+
+/// Java's `(long) (Math.log(x) / Math.log(2))`. For x >= 1 (every level below 100%) it is
+/// read exactly off the float's exponent: the quotient of logarithms agrees wherever libm is
+/// exact enough, but libm's `ln` is not bit-specified (Miri perturbs it on purpose and the
+/// 50% level then came out one halving short).
+fn floor_log2(x: f64) -> i64 {
+    if (1.0..f64::INFINITY).contains(&x) {
+        ((x.to_bits() >> 52) & 0x7ff) as i64 - 1023
+    } else {
+        // inf (100%) saturates to i64::MAX, NaN to 0, as Java's cast does.
+        (x.ln() / 2f64.ln()) as i64
+    }
+}
+
+/// Java's `(long) Math.pow(2, n)`: 0 below 2^0, saturated at i64::MAX from 2^63.
+fn pow2(n: i64) -> i64 {
+    match n {
+        ..0 => 0,
+        0..63 => 1 << n,
+        _ => i64::MAX,
+    }
 }
 
 /// One row of Java's percentile distribution: the iteration level reached, the
@@ -191,6 +212,25 @@ mod tests {
         assert_eq!(java_sub_bucket_count(2), 256);
         assert_eq!(java_sub_bucket_count(3), 2048);
         assert_eq!(java_sub_bucket_count(5), 262_144);
+    }
+
+    #[test]
+    fn halvings_are_exact_and_saturate_like_java() {
+        for k in 0..63 {
+            let p = 2f64.powi(k);
+            assert_eq!(floor_log2(p), i64::from(k));
+            assert_eq!(floor_log2(p * (1.0 + f64::EPSILON)), i64::from(k));
+            if k > 0 {
+                assert_eq!(floor_log2(p * (1.0 - f64::EPSILON)), i64::from(k) - 1);
+            }
+        }
+        assert_eq!(floor_log2(f64::INFINITY), i64::MAX);
+        assert_eq!(floor_log2(f64::NAN), 0);
+        assert_eq!(floor_log2(-2.0), 0);
+        assert_eq!(
+            (pow2(-1), pow2(0), pow2(62), pow2(63)),
+            (0, 1, 1 << 62, i64::MAX)
+        );
     }
 
     #[test]
