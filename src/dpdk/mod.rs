@@ -7,6 +7,7 @@ pub mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
+mod quiesce;
 
 pub use array::push_within;
 pub use eal::Eal;
