@@ -9,6 +9,7 @@ use dpdk_sys as sys;
 
 use super::array;
 use super::error::{DpdkError, Result};
+use super::intr::{self, PortOp};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use super::quiesce::{self, QuiesceGuard};
@@ -418,12 +419,31 @@ impl Port {
             return Ok(());
         }
         // SAFETY: valid started port.
-        let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
+        let ret = unsafe { self.port_op(PortOp::Stop) };
         self.started = false;
         if ret != 0 {
             return Err(DpdkError::from_ret("rte_eth_dev_stop", ret));
         }
         Ok(())
+    }
+
+    /// Stop or close; on net_memif on the interrupt thread, after any disconnect it is
+    /// handling (src/dpdk/intr.rs).
+    ///
+    /// # Safety
+    /// As `rte_eth_dev_stop` / `rte_eth_dev_close`.
+    unsafe fn port_op(&self, op: PortOp) -> std::os::raw::c_int {
+        if self.driver == "net_memif" {
+            // SAFETY: the caller's contract.
+            unsafe { intr::run(self.id, op) }
+        } else {
+            match op {
+                // SAFETY: the caller's contract.
+                PortOp::Stop => unsafe { sys::rte_eth_dev_stop(self.id) },
+                // SAFETY: the caller's contract.
+                PortOp::Close => unsafe { sys::rte_eth_dev_close(self.id) },
+            }
+        }
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -509,6 +529,6 @@ impl Drop for Port {
         let _ = self.stop();
         // SAFETY: the port is stopped and no queue handle is used after the port drops
         // (workers are joined before ports are dropped).
-        unsafe { sys::rte_eth_dev_close(self.id) };
+        unsafe { self.port_op(PortOp::Close) };
     }
 }
