@@ -6,6 +6,9 @@
 #   orderly  `bypass load --transport dpdk` runs a short bounded load (--count) and exits 0.
 #   abrupt   the same client with a long --duration, SIGKILLed 0-250 ms after its traffic
 #            starts (after its "dpdk port" line), so it dies with requests in flight.
+#   shutdown (only when KINDS names it) an orderly client, and the server stopped with SIGINT
+#            the moment the client exits, while it may still be handling the disconnect; it
+#            must exit 0 with a final report and a full mempool. A new server follows.
 #
 # After each cycle the server must still be alive (a crash is counted, its exit status and
 # stderr kept, and a new server started so the run goes on). At the end the server gets SIGINT
@@ -16,7 +19,9 @@
 #   sudo scripts/memif-leave.sh 20         # 20 of each
 #   sudo KINDS=abrupt BIN=target/debug/bypass scripts/memif-leave.sh 50
 #
-# Prints one line per kind (`orderly: cycles 100 crashes 0 client-failures 0`) and a final
+# Prints one line per kind (`orderly: cycles 100 crashes 0 failures 0`; a failure is a client
+# that did not get every reply or never started, or a shutdown without exit 0, report or full
+# pool) and a final
 # line; exits 0 only when nothing crashed, no orderly client failed and the end checks held.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +32,7 @@ BIN="${BIN:-target/release/bypass}"
 COUNT="${COUNT:-5000}"
 case "$CYCLES" in '' | *[!0-9]*) echo "memif-leave: CYCLES is a number" >&2; exit 2 ;; esac
 for k in $KINDS; do
-    case "$k" in orderly | abrupt) ;; *) echo "memif-leave: KINDS are orderly, abrupt" >&2; exit 2 ;; esac
+    case "$k" in orderly | abrupt | shutdown) ;; *) echo "memif-leave: KINDS are orderly, abrupt, shutdown" >&2; exit 2 ;; esac
 done
 [ "$(id -u)" -eq 0 ] || { echo "memif-leave: run as root (hugepages)" >&2; exit 1; }
 grep -qs " hugetlbfs " /proc/mounts || { echo "memif-leave: no hugetlbfs: run scripts/setup.sh" >&2; exit 1; }
@@ -36,6 +41,7 @@ grep -qs " hugetlbfs " /proc/mounts || { echo "memif-leave: no hugetlbfs: run sc
 tag="memif-leave-$$"
 sock="/run/bypass-$tag.sock"
 OUT="${OUT:-$(mktemp -d /tmp/$tag.XXXX)}"
+mkdir -p "$OUT"
 server_pid=""
 client_pid=""
 servers=0
@@ -103,7 +109,7 @@ orderly_cycle() {
     wait "$client_pid" || rc=$?
     client_pid=""
     if [ "$rc" -ne 0 ] || ! grep -q '"replies":'"$COUNT"',' "$OUT/client.err"; then
-        failures[orderly]=$((${failures[orderly]} + 1))
+        failures[${2:-orderly}]=$((${failures[${2:-orderly}]} + 1))
         cp "$OUT/client.err" "$OUT/orderly-client-$1.err"
     fi
     rm -rf /var/run/dpdk/"$tag-c$1"
@@ -128,7 +134,34 @@ abrupt_cycle() {
     rm -rf /var/run/dpdk/"$tag-c$1"
 }
 
-declare -A crashes=([orderly]=0 [abrupt]=0) failures=([orderly]=0 [abrupt]=0) done_=([orderly]=0 [abrupt]=0)
+# Stops the server with SIGINT and checks its exit: status 0, a final report, every buffer
+# back. Sets end_rc and the final report's fields.
+stop_server() {
+    kill -INT "$server_pid"
+    end_rc=0
+    wait "$server_pid" || end_rc=$?
+    server_pid=""
+    local last
+    last=$(tail -n 1 "$OUT/server$servers.json")
+    final=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["type"], r["mempool"]["in_use"], r["rx"], r["tx"], r["drops"])' "$last" 2>/dev/null || echo "none")
+    read -r ftype in_use rx tx drops <<<"$final" || true
+    [ "$end_rc" -eq 0 ] && [ "${ftype:-}" = final ] && [ "${in_use:-x}" = 0 ]
+}
+
+shutdown_cycle() {
+    orderly_cycle "$1" shutdown
+    if ! stop_server; then
+        echo "memif-leave: shutdown cycle $1: status $end_rc, report ${ftype:-none}, in use ${in_use:-?} ($OUT/server$servers.err)" >&2
+        if [ "$end_rc" -ge 128 ]; then
+            crashes[shutdown]=$((${crashes[shutdown]} + 1))
+        else
+            failures[shutdown]=$((${failures[shutdown]} + 1))
+        fi
+    fi
+    start_server
+}
+
+declare -A crashes=([orderly]=0 [abrupt]=0 [shutdown]=0) failures=([orderly]=0 [abrupt]=0 [shutdown]=0) done_=([orderly]=0 [abrupt]=0 [shutdown]=0)
 start_server
 for i in $(seq "$CYCLES"); do
     for k in $KINDS; do
@@ -140,13 +173,8 @@ done
 
 # The end: SIGINT, exit 0, a final report with every buffer back, nothing left behind.
 end_ok=1
-kill -INT "$server_pid"
-rc=0
-wait "$server_pid" || rc=$?
-server_pid=""
-last=$(tail -n 1 "$OUT/server$servers.json")
-final=$(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["type"], r["mempool"]["in_use"], r["rx"], r["tx"], r["drops"])' "$last" 2>/dev/null || echo "none")
-read -r ftype in_use rx tx drops <<<"$final" || true
+stop_server || true
+rc=$end_rc
 [ "$rc" -eq 0 ] || { echo "memif-leave: the server exited with status $rc" >&2; end_ok=0; }
 [ "${ftype:-}" = final ] || { echo "memif-leave: no final report" >&2; end_ok=0; }
 [ "${in_use:-x}" = 0 ] || { echo "memif-leave: server mempool in use at exit: ${in_use:-?}" >&2; end_ok=0; }
@@ -157,9 +185,9 @@ left=$(ls -d "$sock" /dev/hugepages/"$tag"-* 2>/dev/null || true)
 rm -rf /var/run/dpdk/"$tag"-*
 
 for k in $KINDS; do
-    echo "$k: cycles ${done_[$k]} crashes ${crashes[$k]} client-failures ${failures[$k]}"
+    echo "$k: cycles ${done_[$k]} crashes ${crashes[$k]} failures ${failures[$k]}"
 done
 echo "end: server exit $rc, final report ${ftype:-none}, mempool in use ${in_use:-?}, rx ${rx:-?} tx ${tx:-?} drops ${drops:-?}, servers started $servers, logs in $OUT"
 total=0
 for k in $KINDS; do total=$((total + ${crashes[$k]})); done
-[ "$total" -eq 0 ] && [ "${failures[orderly]}" -eq 0 ] && [ "$end_ok" -eq 1 ]
+[ "$total" -eq 0 ] && [ "${failures[orderly]}" -eq 0 ] && [ "${failures[shutdown]}" -eq 0 ] && [ "$end_ok" -eq 1 ]
