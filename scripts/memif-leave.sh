@@ -21,8 +21,8 @@
 #
 # Prints one line per kind (`orderly: cycles 100 crashes 0 failures 0`; a failure is a client
 # that did not get every reply or never started, or a shutdown without exit 0, report or full
-# pool) and a final
-# line; exits 0 only when nothing crashed, no orderly client failed and the end checks held.
+# pool) and a final line; exits 0 only when nothing crashed, no orderly or shutdown cycle
+# failed and the end checks held.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
