@@ -31,7 +31,7 @@ struct Job {
 /// # Safety
 /// As `rte_eth_dev_stop` / `rte_eth_dev_close` on a valid port: for close, no queue of the
 /// port is used afterwards.
-unsafe fn port_op(port: u16, op: PortOp) -> c_int {
+pub unsafe fn port_op(port: u16, op: PortOp) -> c_int {
     match op {
         // SAFETY: the caller's contract.
         PortOp::Stop => unsafe { sys::rte_eth_dev_stop(port) },

@@ -437,12 +437,8 @@ impl Port {
             // SAFETY: the caller's contract.
             unsafe { intr::run(self.id, op) }
         } else {
-            match op {
-                // SAFETY: the caller's contract.
-                PortOp::Stop => unsafe { sys::rte_eth_dev_stop(self.id) },
-                // SAFETY: the caller's contract.
-                PortOp::Close => unsafe { sys::rte_eth_dev_close(self.id) },
-            }
+            // SAFETY: the caller's contract.
+            unsafe { intr::port_op(self.id, op) }
         }
     }
 
