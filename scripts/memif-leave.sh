@@ -6,9 +6,10 @@
 #   orderly  `bypass load --transport dpdk` runs a short bounded load (--count) and exits 0.
 #   abrupt   the same client with a long --duration, SIGKILLed 0-250 ms after its traffic
 #            starts (after its "dpdk port" line), so it dies with requests in flight.
-#   shutdown (only when KINDS names it) an orderly client, and the server stopped with SIGINT
-#            the moment the client exits, while it may still be handling the disconnect; it
-#            must exit 0 with a final report and a full mempool. A new server follows.
+#   shutdown (only when KINDS names it) a client SIGKILLed and the server sent SIGINT back
+#            to back (either first), so the server's port stop meets its handling of the
+#            disconnect; it must exit 0 with a final report and a full mempool. A new
+#            server follows.
 #
 # After each cycle the server must still be alive (a crash is counted, its exit status and
 # stderr kept, and a new server started so the run goes on). At the end the server gets SIGINT
@@ -137,7 +138,7 @@ abrupt_cycle() {
 # Stops the server with SIGINT and checks its exit: status 0, a final report, every buffer
 # back. Sets end_rc and the final report's fields.
 stop_server() {
-    kill -INT "$server_pid"
+    kill -INT "$server_pid" 2>/dev/null || true
     end_rc=0
     wait "$server_pid" || end_rc=$?
     server_pid=""
@@ -149,7 +150,23 @@ stop_server() {
 }
 
 shutdown_cycle() {
-    orderly_cycle "$1" shutdown
+    client "$tag-c$1" --duration 30
+    local t=0
+    until grep -qs "bypass load: dpdk port" "$OUT/client.err"; do
+        t=$((t + 1))
+        [ "$t" -lt 400 ] && kill -0 "$client_pid" 2>/dev/null || break # 20 s bound
+        sleep 0.05
+    done
+    sleep "0.$(printf '%03d' $((RANDOM % 250)))"
+    # Back to back, in either order: the server's port stop meets the disconnect.
+    if [ $((RANDOM % 2)) -eq 0 ]; then
+        kill -KILL "$client_pid"; kill -INT "$server_pid"
+    else
+        kill -INT "$server_pid"; kill -KILL "$client_pid"
+    fi
+    wait "$client_pid" 2>/dev/null || true
+    client_pid=""
+    rm -rf /var/run/dpdk/"$tag-c$1"
     if ! stop_server; then
         echo "memif-leave: shutdown cycle $1: status $end_rc, report ${ftype:-none}, in use ${in_use:-?} ($OUT/server$servers.err)" >&2
         if [ "$end_rc" -ge 128 ]; then
