@@ -137,8 +137,8 @@ abrupt_cycle() {
 
 # Stops the server with SIGINT and checks its exit: status 0, a final report, every buffer
 # back. Sets end_rc and the final report's fields.
-stop_server() {
-    kill -INT "$server_pid" 2>/dev/null || true
+stop_server() { # [sent]: SIGINT already sent
+    [ "${1:-}" = sent ] || kill -INT "$server_pid" 2>/dev/null || true
     end_rc=0
     wait "$server_pid" || end_rc=$?
     server_pid=""
@@ -167,7 +167,7 @@ shutdown_cycle() {
     wait "$client_pid" 2>/dev/null || true
     client_pid=""
     rm -rf /var/run/dpdk/"$tag-c$1"
-    if ! stop_server; then
+    if ! stop_server sent; then
         echo "memif-leave: shutdown cycle $1: status $end_rc, report ${ftype:-none}, in use ${in_use:-?} ($OUT/server$servers.err)" >&2
         if [ "$end_rc" -ge 128 ]; then
             crashes[shutdown]=$((${crashes[shutdown]} + 1))
