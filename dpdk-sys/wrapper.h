@@ -12,7 +12,6 @@
 #include <rte_dev.h>
 #include <rte_bus_vdev.h>
 #include <rte_thread.h>
-#include <rte_alarm.h>
 
 /* rte_errno is a per-lcore TLS variable behind a macro; Rust cannot name it. */
 int dpdk_sys_errno(void);

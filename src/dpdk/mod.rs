@@ -3,7 +3,6 @@
 mod array;
 mod eal;
 mod error;
-mod intr;
 pub mod lcore;
 mod mbuf;
 mod mempool;

@@ -9,7 +9,6 @@ use dpdk_sys as sys;
 
 use super::array;
 use super::error::{DpdkError, Result};
-use super::intr::{self, PortOp};
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use super::quiesce::{self, QuiesceGuard};
@@ -419,27 +418,12 @@ impl Port {
             return Ok(());
         }
         // SAFETY: valid started port.
-        let ret = unsafe { self.port_op(PortOp::Stop) };
+        let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
         self.started = false;
         if ret != 0 {
             return Err(DpdkError::from_ret("rte_eth_dev_stop", ret));
         }
         Ok(())
-    }
-
-    /// Stop or close; on net_memif on the interrupt thread, after any disconnect it is
-    /// handling (src/dpdk/intr.rs).
-    ///
-    /// # Safety
-    /// As `rte_eth_dev_stop` / `rte_eth_dev_close`.
-    unsafe fn port_op(&self, op: PortOp) -> std::os::raw::c_int {
-        if self.driver == "net_memif" {
-            // SAFETY: the caller's contract.
-            unsafe { intr::run(self.id, op) }
-        } else {
-            // SAFETY: the caller's contract.
-            unsafe { intr::port_op(self.id, op) }
-        }
     }
 
     pub fn mac(&self) -> [u8; 6] {
@@ -525,6 +509,6 @@ impl Drop for Port {
         let _ = self.stop();
         // SAFETY: the port is stopped and no queue handle is used after the port drops
         // (workers are joined before ports are dropped).
-        unsafe { self.port_op(PortOp::Close) };
+        unsafe { sys::rte_eth_dev_close(self.id) };
     }
 }
