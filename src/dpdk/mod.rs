@@ -3,6 +3,7 @@
 mod array;
 mod eal;
 mod error;
+mod intr;
 pub mod lcore;
 mod mbuf;
 mod mempool;

@@ -9,6 +9,7 @@ use dpdk_sys as sys;
 
 use super::array;
 use super::error::{DpdkError, Result};
+use super::intr;
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
 use super::quiesce::{self, QuiesceGuard};
@@ -417,6 +418,9 @@ impl Port {
         if !self.started {
             return Ok(());
         }
+        // net_memif's stop must not meet the interrupt thread's handling of a peer that
+        // leaves (src/dpdk/intr.rs): hold that thread while it runs.
+        let _parked = (self.driver == "net_memif").then(intr::park).flatten();
         // SAFETY: valid started port.
         let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
         self.started = false;
