@@ -10,16 +10,36 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use support::*;
 
 const CYCLES: u32 = 10;
 const COUNT: u64 = 2000;
+/// Stops of a server the moment a client dies (each with a server of its own).
+const STOPS: u32 = 5;
+
+/// Two cores: one DPDK pair at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A memif control socket path, removed on drop.
 struct SocketFile(PathBuf);
+
+impl SocketFile {
+    fn new(tag: &str) -> SocketFile {
+        let p = PathBuf::from(format!(
+            "/run/bypass-memif-leave-{tag}-{}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&p);
+        SocketFile(p)
+    }
+}
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
@@ -112,12 +132,11 @@ fn orderly(sock: &SocketFile, server: &mut Guarded, i: u32) {
     assert_alive(server, &format!("orderly client {i}"));
 }
 
-/// Starts a long client, waits for its traffic to start, and kills it `delay` later.
-fn abrupt(sock: &SocketFile, server: &mut Guarded, i: u32, delay: Duration) {
-    let prefix = Prefix::new("mla");
+/// Starts a long client and returns once its traffic has started.
+fn traffic_client(sock: &SocketFile, prefix: &Prefix, i: u32) -> Guarded {
     let mut client = Guarded(Some(
         Command::new(bin())
-            .args(client_args(sock, &prefix, &["--duration", "30"]))
+            .args(client_args(sock, prefix, &["--duration", "30"]))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -133,7 +152,14 @@ fn abrupt(sock: &SocketFile, server: &mut Guarded, i: u32, delay: Duration) {
         }
     });
     rx.recv_timeout(Duration::from_secs(20))
-        .unwrap_or_else(|_| panic!("abrupt client {i} never started its traffic"));
+        .unwrap_or_else(|_| panic!("client {i} never started its traffic"));
+    client
+}
+
+/// Kills a client with traffic in flight, `delay` after its traffic starts.
+fn abrupt(sock: &SocketFile, server: &mut Guarded, i: u32, delay: Duration) {
+    let prefix = Prefix::new("mla");
+    let mut client = traffic_client(sock, &prefix, i);
     std::thread::sleep(delay);
     let mut c = client.0.take().unwrap();
     c.kill().expect("SIGKILL the client");
@@ -141,18 +167,8 @@ fn abrupt(sock: &SocketFile, server: &mut Guarded, i: u32, delay: Duration) {
     assert_alive(server, &format!("SIGKILLed client {i}"));
 }
 
-#[test]
-fn server_outlives_clients_that_leave() {
-    if !need_root("server_outlives_clients_that_leave") {
-        return;
-    }
-    let started = Instant::now();
-    let sock = SocketFile(PathBuf::from(format!(
-        "/run/bypass-memif-leave-{}.sock",
-        std::process::id()
-    )));
-    let _ = std::fs::remove_file(&sock.0);
-    let sprefix = Prefix::new("mls");
+/// A busy-polling memif server on `sock`, once its socket exists.
+fn start_server(sock: &SocketFile, prefix: &Prefix) -> Guarded {
     let mut args = strs(&[
         "serve",
         "--mode",
@@ -168,8 +184,9 @@ fn server_outlives_clients_that_leave() {
         "600000",
         "--",
     ]);
-    args.extend(eal(&sprefix, "0@0,1@1", "server", &sock));
+    args.extend(eal(prefix, "0@0,1@1", "server", sock));
     let mut server = Guarded(Some(spawn(&args)));
+    let started = Instant::now();
     while !sock.0.exists() {
         if server.child().try_wait().unwrap().is_some() {
             let out = server.0.take().unwrap().wait_with_output().unwrap();
@@ -181,7 +198,50 @@ fn server_outlives_clients_that_leave() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    server
+}
 
+/// Waits for a server already sent SIGINT: exit 0, a final report with every buffer back
+/// and every packet answered or counted, the socket removed. Returns the report.
+fn clean_exit(server: &mut Guarded, sock: &SocketFile, what: &str) -> serde_json::Value {
+    let mut child = server.0.take().unwrap();
+    let waited = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            waited.elapsed() < Duration::from_secs(20),
+            "{what}: server ignored SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{what}: server: {}", explain(&out));
+    let fin = json_lines(&out.stdout).pop().expect("final line");
+    assert_eq!(fin["type"], "final", "{what}: {fin}");
+    assert_eq!(fin["mempool"]["in_use"], 0, "{what}: buffers out: {fin}");
+    let (rx, tx, drops) = (
+        fin["rx"].as_u64().unwrap(),
+        fin["tx"].as_u64().unwrap(),
+        fin["drops"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        rx,
+        tx + drops,
+        "{what}: every packet answered or counted: {fin}"
+    );
+    assert!(!sock.0.exists(), "{what}: the server removes its socket");
+    fin
+}
+
+#[test]
+fn server_outlives_clients_that_leave() {
+    if !need_root("server_outlives_clients_that_leave") {
+        return;
+    }
+    let _serial = serial();
+    let started = Instant::now();
+    let sock = SocketFile::new("cycles");
+    let sprefix = Prefix::new("mls");
+    let mut server = start_server(&sock, &sprefix);
     for i in 0..CYCLES {
         orderly(&sock, &mut server, i);
         // Spread the kills over the first 100 ms of traffic.
@@ -192,35 +252,42 @@ fn server_outlives_clients_that_leave() {
             Duration::from_millis(u64::from(i) * 11),
         );
     }
-
-    let mut child = server.0.take().unwrap();
-    signal(child.id(), Signal::Int);
-    let waited = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            waited.elapsed() < Duration::from_secs(20),
-            "server ignored SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "server: {}", explain(&out));
-    let fin = json_lines(&out.stdout).pop().expect("final line");
-    assert_eq!(fin["type"], "final", "{fin}");
-    assert_eq!(fin["mempool"]["in_use"], 0, "server buffers out: {fin}");
-    let (rx, tx, drops) = (
-        fin["rx"].as_u64().unwrap(),
-        fin["tx"].as_u64().unwrap(),
-        fin["drops"].as_u64().unwrap(),
-    );
-    assert_eq!(rx, tx + drops, "every packet answered or counted: {fin}");
+    signal(server.child().id(), Signal::Int);
+    let fin = clean_exit(&mut server, &sock, "after the cycles");
     assert!(
-        rx >= u64::from(CYCLES) * (COUNT + 1),
+        fin["rx"].as_u64().unwrap() >= u64::from(CYCLES) * (COUNT + 1),
         "the orderly clients' requests and ARPs at least: {fin}"
     );
-    assert!(!sock.0.exists(), "the server removes its socket");
     eprintln!(
         "memif_leave: {CYCLES} orderly + {CYCLES} SIGKILL cycles in {:?}",
         started.elapsed()
     );
+}
+
+/// The server's port stop meets its interrupt thread's handling of the client's death: the
+/// client SIGKILLed and the server sent SIGINT back to back, in either order.
+#[test]
+fn server_stopped_as_a_client_dies() {
+    if !need_root("server_stopped_as_a_client_dies") {
+        return;
+    }
+    let _serial = serial();
+    for i in 0..STOPS {
+        let sock = SocketFile::new("stop");
+        let sprefix = Prefix::new("mlq");
+        let mut server = start_server(&sock, &sprefix);
+        let cprefix = Prefix::new("mlc");
+        let mut client = traffic_client(&sock, &cprefix, i);
+        std::thread::sleep(Duration::from_millis(u64::from(i) * 13));
+        let (sid, mut c) = (server.child().id(), client.0.take().unwrap());
+        if i % 2 == 0 {
+            c.kill().expect("SIGKILL the client");
+            signal(sid, Signal::Int);
+        } else {
+            signal(sid, Signal::Int);
+            c.kill().expect("SIGKILL the client");
+        }
+        let _ = c.wait();
+        clean_exit(&mut server, &sock, &format!("stop {i}"));
+    }
 }
