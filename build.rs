@@ -4,6 +4,8 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    // The memif PMD's munmap must bind to src/dpdk/quiesce.rs's, so the executable exports it.
+    println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=munmap");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs");
 

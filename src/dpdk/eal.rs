@@ -96,10 +96,14 @@ impl Drop for Eal {
             .map(std::path::PathBuf::from);
         // SAFETY: the EAL was initialised by `init`; waiting for lcores first makes cleanup
         // safe even if a worker is still returning.
-        unsafe {
-            sys::rte_eal_mp_wait_lcore();
-            sys::rte_eal_cleanup();
+        unsafe { sys::rte_eal_mp_wait_lcore() };
+        // The cleanup detaches memory the interrupt thread walks if anything wakes it, and
+        // 22.11 does not stop that thread first: hold it for good (src/dpdk/intr.rs).
+        if let Some(p) = super::intr::park() {
+            p.forever();
         }
+        // SAFETY: as above; every worker has returned.
+        unsafe { sys::rte_eal_cleanup() };
         // DPDK 22.11's cleanup leaves its runtime folder (/var/run/dpdk/<prefix>) behind,
         // empty. remove_dir takes only an empty one: a folder another process of the same
         // prefix still uses stays.

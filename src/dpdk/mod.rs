@@ -3,10 +3,12 @@
 mod array;
 mod eal;
 mod error;
+mod intr;
 pub mod lcore;
 mod mbuf;
 mod mempool;
 mod port;
+mod quiesce;
 
 pub use array::push_within;
 pub use eal::Eal;

@@ -9,8 +9,10 @@ use dpdk_sys as sys;
 
 use super::array;
 use super::error::{DpdkError, Result};
+use super::intr;
 use super::mbuf::Mbuf;
 use super::mempool::Mempool;
+use super::quiesce::{self, QuiesceGuard};
 
 /// How to set a port up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,8 @@ pub struct LinkStatus {
 pub struct RxQueue {
     port: u16,
     queue: u16,
+    /// On net_memif: marks every burst, so the interrupt thread's unmap waits for it.
+    guard: Option<QuiesceGuard>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -71,6 +75,7 @@ pub struct RxQueue {
 pub struct TxQueue {
     port: u16,
     queue: u16,
+    guard: Option<QuiesceGuard>,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -98,11 +103,11 @@ impl RxQueue {
         // slots have the layout of the `rte_mbuf *` array rx_burst fills; it writes at most
         // `room` of them, each a valid mbuf whose ownership passes to us, and returns that
         // count. This handle is the queue's only poller.
-        unsafe {
+        guarded(&self.guard, || unsafe {
             array::append_raw(pkts, max.min(u16::MAX as usize), |dst, room| {
                 sys::rte_eth_rx_burst(port, queue, dst.cast(), room as u16) as usize
             })
-        }
+        })
     }
 }
 
@@ -123,13 +128,46 @@ impl TxQueue {
         // SAFETY: as in rx, the packets have the layout of an `rte_mbuf *` array; tx_burst
         // reads (and a PMD may rewrite) the first `len` entries and takes ownership of
         // exactly the first `sent`, the count it returns, which take_front_raw then forgets.
-        unsafe {
+        guarded(&self.guard, || unsafe {
             array::take_front_raw(pkts, |p, len| {
                 let len = len.min(u16::MAX as usize) as u16;
                 sys::rte_eth_tx_burst(port, queue, p.cast(), len) as usize
             })
-        }
+        })
     }
+}
+
+/// Runs one burst call inside the queue's quiescence marks, if it has them.
+#[inline(always)]
+fn guarded<R>(guard: &Option<QuiesceGuard>, burst: impl FnOnce() -> R) -> R {
+    let Some(g) = guard else {
+        return burst();
+    };
+    g.enter();
+    let r = burst();
+    g.leave();
+    r
+}
+
+/// Quiescence marks for each of `n` queues of a port on `driver`: only net_memif unmaps
+/// memory under a running burst (docs/memif.md).
+fn queue_guards(driver: &str, n: u16) -> Result<Vec<Option<QuiesceGuard>>> {
+    if driver != "net_memif" {
+        return Ok((0..n).map(|_| None).collect());
+    }
+    if !quiesce::interposed() {
+        eprintln!(
+            "bypass: warning: this executable does not export munmap, so a net_memif peer \
+             leaving may crash it (docs/memif.md)"
+        );
+    }
+    (0..n)
+        .map(|_| {
+            QuiesceGuard::new().map(Some).ok_or_else(|| {
+                DpdkError::Invalid("too many net_memif queues in one process".into())
+            })
+        })
+        .collect()
 }
 
 /// A configured port. Stopped and closed on drop.
@@ -268,19 +306,23 @@ impl Port {
             unsafe { sys::rte_eth_promiscuous_enable(id) };
         }
         let rx = (0..cfg.rx_queues)
-            .map(|queue| {
+            .zip(queue_guards(&driver, cfg.rx_queues)?)
+            .map(|(queue, guard)| {
                 Some(RxQueue {
                     port: id,
                     queue,
+                    guard,
                     _not_sync: PhantomData,
                 })
             })
             .collect();
         let tx = (0..cfg.tx_queues)
-            .map(|queue| {
+            .zip(queue_guards(&driver, cfg.tx_queues)?)
+            .map(|(queue, guard)| {
                 Some(TxQueue {
                     port: id,
                     queue,
+                    guard,
                     _not_sync: PhantomData,
                 })
             })
@@ -376,6 +418,9 @@ impl Port {
         if !self.started {
             return Ok(());
         }
+        // net_memif's stop must not meet the interrupt thread's handling of a peer that
+        // leaves (src/dpdk/intr.rs): hold that thread while it runs.
+        let _parked = (self.driver == "net_memif").then(intr::park).flatten();
         // SAFETY: valid started port.
         let ret = unsafe { sys::rte_eth_dev_stop(self.id) };
         self.started = false;
