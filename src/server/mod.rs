@@ -149,7 +149,9 @@ impl Setup {
             .zip(&self.primed)
             .map(|(p, &primed)| {
                 let drained = p.drain_rx(pool, pool.capacity() as u64);
-                let _ = p.stop();
+                if let Err(e) = p.stop() {
+                    eprintln!("bypass: port {}: {e}", p.name());
+                }
                 PortTotal {
                     name: p.name().to_string(),
                     driver: p.driver().to_string(),
