@@ -3,8 +3,7 @@
 # undefined behaviour, out-of-bounds and uninitialised reads, aliasing violations (Stacked
 # Borrows) in the wire views, the graph and its nodes on the plain byte buffer, the stats code.
 # Needs the nightly toolchain with the miri component (the script adds it if rustup can).
-# Usage: scripts/miri.sh [TEST-FILTER ...]   (default: the modules below, about 15 minutes;
-# contract:: passes too, in another 20)
+# Usage: scripts/miri.sh [TEST-FILTER ...]   (default: the modules below, about 15 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
