@@ -149,6 +149,9 @@ impl Setup {
             .zip(&self.primed)
             .map(|(p, &primed)| {
                 let drained = p.drain_rx(pool, pool.capacity() as u64);
+                // Before the stop: a stopped port reports its link down (net_tap even sets
+                // its interface down), which said nothing about the run.
+                let link = p.link();
                 if let Err(e) = p.stop() {
                     eprintln!("bypass: port {}: {e}", p.name());
                 }
@@ -156,7 +159,7 @@ impl Setup {
                     name: p.name().to_string(),
                     driver: p.driver().to_string(),
                     mac: report::mac_string(p.mac()),
-                    link: p.link(),
+                    link,
                     stats: p.stats().unwrap_or_default(),
                     tx_first: primed,
                     drained,
