@@ -302,6 +302,9 @@ fn config_seeds() -> Vec<(String, Vec<u8>)> {
     ];
     all.extend(broken.map(|(n, b)| (n.to_string(), b.to_vec())));
     all.push(("lab-ci-cut".into(), ci[..ci.len() / 2].to_vec()));
+    // What the fuzzer found: a backtick in a value left the serve error naming no field.
+    let backtick = b"mode = \"`pc\"\nip = \"198.18.0.1\"\nbogus = 1\n";
+    all.push(("crash-serve-backtick-value".into(), backtick.to_vec()));
     all
 }
 
