@@ -436,7 +436,17 @@ impl Scenario {
     /// Parses TOML; the error names the field (toml reports unknown or missing keys by name).
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
         toml::from_str(text).map_err(|e| {
-            let msg = e.message().to_string();
+            // At the end of the input toml's message is empty; its report's first line
+            // ("TOML parse error at line L, column C") still says where.
+            let msg = match e.message().trim() {
+                "" => e
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid TOML")
+                    .to_string(),
+                m => m.to_string(),
+            };
             // toml's message names unknown/missing keys; the span locates them in the file.
             let line = e
                 .span()
@@ -1283,6 +1293,14 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
         let e = resolve(&GOOD.replace("backend = \"busy\"", "backend = \"busy\"\nspeed = 3"))
             .unwrap_err();
         assert!(e.to_string().contains("speed"), "{e}");
+    }
+
+    /// Found by the config_toml fuzz seeds: a file cut after `key = ` gave an empty message.
+    #[test]
+    fn a_file_cut_after_a_key_says_where() {
+        let e = Scenario::from_toml("name = \"x\"\nkind = ").unwrap_err();
+        assert_eq!(e.field, "line 2");
+        assert!(e.msg.contains("line 2, column 8"), "{e}");
     }
 
     #[test]

@@ -179,6 +179,8 @@ impl ServeConfig {
                 .message()
                 .split('`')
                 .nth(1)
+                // A value holding a backtick makes the first `...` empty: no key there.
+                .filter(|k| !k.is_empty())
                 .map(str::to_string)
                 .unwrap_or_else(|| "(file)".into());
             bad(&field, e.to_string().trim().replace('\n', " "))
@@ -385,6 +387,14 @@ mod tests {
             .serve;
         assert_eq!(ServeConfig::from_args(a).unwrap_err().field, "ip");
         assert!(Cli::try_parse_from(["serve", "--ip", "198.18.0"]).is_err());
+    }
+
+    /// Found by the config_toml fuzz target: a backtick in a value left the field empty.
+    #[test]
+    fn a_backtick_in_a_value_leaves_a_field_named() {
+        let e = ServeConfig::from_toml("mode = \"`pc\"").unwrap_err();
+        assert_eq!(e.field, "(file)", "{e}");
+        assert!(e.message.contains("unknown variant"), "{e}");
     }
 
     #[test]
