@@ -320,6 +320,7 @@ fn serve_lines_read_what_bypass_serve_writes() {
         drops_by_reason: BTreeMap::new(),
         nodes: Vec::new(),
         service_ns: None,
+        mempool_in_use: 0,
     };
     let fin = Final {
         kind: "final",

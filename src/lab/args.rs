@@ -11,8 +11,8 @@ use clap::Args;
 /// `bypass lab`: measure every path of a scenario and write a report.
 ///
 /// Exit status: 0 when every path ran, 1 when any path failed or a prerequisite is missing, 2
-/// for a broken scenario (nothing is created then), 130 after Ctrl-C (everything is still
-/// cleaned up).
+/// for a broken scenario (nothing is created then), 130 after Ctrl-C or SIGTERM, whenever it
+/// arrives (everything is still cleaned up; results.json says which paths ran).
 #[derive(Debug, Clone, Args)]
 pub struct LabArgs {
     /// Scenario TOML file (default: configs/lab-default.toml).

@@ -77,6 +77,12 @@ pub fn run(args: LabArgs) -> ExitCode {
     if let Some(dirs) = &args.compare {
         return compare_runs(&args, dirs);
     }
+    // Before anything exists (the results folder included): a signal from here on is a
+    // clean stop with exit 130, never a death halfway through making something.
+    if let Err(e) = crate::os::signal::install_stop_handlers() {
+        eprintln!("bypass lab: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
     let (scenario, file) = match load(&args) {
         Ok(v) => v,
         Err(e) => {
@@ -111,10 +117,6 @@ pub fn run(args: LabArgs) -> ExitCode {
         eprintln!("bypass lab: --out {}: {e}", out.display());
         return ExitCode::from(EXIT_INVALID);
     }
-    if let Err(e) = crate::os::signal::install_stop_handlers() {
-        eprintln!("bypass lab: cannot install signal handlers: {e}");
-        return ExitCode::FAILURE;
-    }
     eprintln!(
         "bypass lab: scenario {:?}, {} paths, results in {}",
         plan.name,
@@ -131,7 +133,9 @@ pub fn run(args: LabArgs) -> ExitCode {
                 lab.wall_s,
                 out.join("report.md").display()
             );
-            if lab.interrupted {
+            // A signal after the results were built still answers 130: a script that
+            // pressed Ctrl-C must not carry on as if nothing happened.
+            if lab.interrupted || crate::os::signal::stop_requested() {
                 ExitCode::from(130)
             } else if failed > 0 {
                 ExitCode::FAILURE

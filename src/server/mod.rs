@@ -455,6 +455,7 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         counters: &counters,
         graphs: &graphs,
         collectors: &collectors,
+        pool: &setup.pool,
         total_service: new_latency_histogram(),
         hlog: hlog.as_mut(),
         started,
@@ -464,8 +465,10 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
     signal::request_stop();
     let (totals, panicked) = join_workers(&mut setup.ports, &assignments, joins, &counters);
     let elapsed_s = started.elapsed().as_secs_f64();
-    let ports = setup.close_ports();
     telemetry.finish();
+    // Ends telemetry's borrow of the pool, which closing the ports needs.
+    let total_service = telemetry.total_service;
+    let ports = setup.close_ports();
 
     let run = Run {
         stop_reason,
@@ -474,7 +477,7 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         names: &names,
         totals,
         graphs: &graphs,
-        service: &telemetry.total_service,
+        service: &total_service,
     };
     let fin = final_report(cfg, &run, ports, &setup.pool);
     if cfg.json {
@@ -558,6 +561,7 @@ struct Telemetry<'a> {
     counters: &'a [Arc<WorkerCounters>],
     graphs: &'a [Arc<GraphCounters>],
     collectors: &'a [LatencyCollector],
+    pool: &'a Mempool,
     total_service: Histogram<u64>,
     hlog: Option<&'a mut HlogWriter<BufWriter<File>>>,
     started: Instant,
@@ -668,6 +672,8 @@ impl Telemetry<'_> {
             drops_by_reason: Default::default(),
             nodes: Vec::new(),
             service_ns: None,
+            // Once per interval on the control thread: it walks every lcore's cache.
+            mempool_in_use: self.pool.in_use(),
         };
         let tx_drops = self.worker_intervals(&mut line, &mut prev.workers, dt);
         let mut graph_delta = None;

@@ -64,6 +64,9 @@ pub struct Interval {
     pub nodes: Vec<NodeLine>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_ns: Option<ServiceLine>,
+    /// Buffers out of the packet pool at the end of the interval (rx rings, PMDs, packets in
+    /// flight): flat over a long run, or something holds on to buffers (scripts/soak.sh).
+    pub mempool_in_use: u32,
 }
 
 /// The reason under which packets a full tx queue refused are counted.
