@@ -566,7 +566,9 @@ fn a_client_forced_behind_reports_its_lag() {
     let started = Instant::now();
     let r = run_with(&cfg).unwrap();
     server.stop();
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // A guard against a hang, not a timing: the debug build takes ~6 s for the 2.5 M-entry
+    // schedule on an idle machine, and over 10 s on a loaded one.
+    assert!(started.elapsed() < Duration::from_secs(60));
     let text = r.human_summary();
     let lag = r.send_lag_summary().unwrap();
     assert!(lag.read.behind, "{lag:?}\n{text}");

@@ -18,7 +18,7 @@ use crate::stats::{new_latency_histogram, HIGHEST_TRACKABLE_NS};
 use crate::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, HEADER_LEN};
 
 use super::config::{LoadConfig, LoadModel, RequestMethod};
-use super::report::{Counters, IntervalRow, Report};
+use super::report::{Counters, IntervalHistogram, IntervalRow, Report};
 use super::schedule::Schedule;
 use super::transport::RpcTransport;
 use super::LoadError;
@@ -105,7 +105,7 @@ struct Engine<'a> {
     send_lag: Histogram<u64>,
     interval: Interval,
     rows: Vec<IntervalRow>,
-    interval_hists: Vec<Histogram<u64>>,
+    interval_hists: Vec<IntervalHistogram>,
 }
 
 /// Runs one measurement over `transport`.
@@ -589,7 +589,8 @@ impl Engine<'_> {
                 p999_ns: at(99.9),
                 max_ns: if h.is_empty() { 0 } else { h.max() },
             });
-            self.interval_hists.push(iv.hist.clone());
+            self.interval_hists
+                .push(IntervalHistogram::encode(&iv.hist));
         }
         iv.index += 1;
         iv.sent = 0;

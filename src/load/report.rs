@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -103,7 +104,29 @@ pub struct Report {
     pub send_lag: Option<Histogram<u64>>,
     pub intervals: Vec<IntervalRow>,
     /// Corrected histogram of each interval, same order as `intervals`.
-    pub interval_histograms: Vec<Histogram<u64>>,
+    pub interval_histograms: Vec<IntervalHistogram>,
+}
+
+/// One interval's histogram in HdrHistogram's V2 encoding, where a run of empty buckets takes
+/// a byte or two. A run keeps one per second for its interval log, and a plain copy is about
+/// 200 kB: a soak's client grew by that much every second.
+#[derive(Debug, Clone)]
+pub struct IntervalHistogram(Result<Vec<u8>, String>);
+
+impl IntervalHistogram {
+    pub fn encode(h: &Histogram<u64>) -> IntervalHistogram {
+        let mut bytes = Vec::new();
+        let r = V2Serializer::new().serialize(h, &mut bytes);
+        IntervalHistogram(r.map(|_| bytes).map_err(|e| format!("{e:?}")))
+    }
+
+    pub fn decode(&self) -> io::Result<Histogram<u64>> {
+        let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        let bytes = self.0.as_ref().map_err(|e| bad(e.clone()))?;
+        Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| bad(format!("{e:?}")))
+    }
 }
 
 /// How far an open-loop client fell behind its schedule: the lab's figures (p99, max, the
@@ -539,8 +562,32 @@ impl Report {
         ))?;
         let warmup = self.config.warmup.as_secs_f64();
         for (row, h) in self.intervals.iter().zip(&self.interval_histograms) {
-            log.write_interval(None, warmup + row.start_secs, row.length_secs, h)?;
+            log.write_interval(None, warmup + row.start_secs, row.length_secs, &h.decode()?)?;
         }
         log.into_inner()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::new_latency_histogram;
+
+    #[test]
+    fn an_interval_histogram_is_kept_small_and_comes_back_whole() {
+        let mut h = new_latency_histogram();
+        for v in [20_000u64, 21_000, 35_000, 1_000_000_000] {
+            h.record_n(v, 7).unwrap();
+        }
+        let kept = IntervalHistogram::encode(&h);
+        let bytes = kept.0.as_ref().unwrap().len();
+        // A plain copy holds every bucket up to the 1 s value: hundreds of kB.
+        assert!(bytes < 1024, "{bytes} bytes");
+        let back = kept.decode().unwrap();
+        assert_eq!(back.len(), h.len());
+        for v in [20_000u64, 21_000, 35_000, 1_000_000_000] {
+            assert_eq!(back.count_at(v), 7);
+        }
+        assert_eq!(back.max(), h.max());
     }
 }
