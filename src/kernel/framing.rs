@@ -1,5 +1,7 @@
 //! Stream framing for TCP and unix sockets (docs/protocol.md, "Stream framing"): RPC
-//! messages back to back, each the 32-byte header and exactly `length` payload bytes.
+//! messages back to back, each the 32-byte header and exactly `length` payload bytes, and
+//! the reassembly of a connection's messages across reads ([`Partial`]), which the server
+//! and the stream_framing fuzz target drive the same way.
 
 use crate::wire::rpc::{self, RpcHeader};
 
@@ -7,6 +9,9 @@ use super::counters::DropReason;
 
 /// The longest message a stream may carry, header included.
 pub const MAX_MESSAGE: usize = 65_536;
+/// A thread's read buffer: a held partial message (under [`MAX_MESSAGE`]) and, behind it,
+/// room for a read of at least one whole message.
+pub const SCRATCH: usize = 2 * MAX_MESSAGE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame {
@@ -41,6 +46,65 @@ pub fn next_frame(buf: &[u8]) -> Frame {
         Frame::Incomplete
     } else {
         Frame::Message(total)
+    }
+}
+
+/// The bytes of one connection's incomplete message, kept between reads while the thread's
+/// scratch buffer serves other connections. Never [`MAX_MESSAGE`] bytes or more: a tail
+/// that long would be a whole message or would have been refused from its header.
+#[derive(Debug, Default)]
+pub struct Partial {
+    held: Vec<u8>,
+}
+
+/// Bytes a connection may keep allocated for its partial message once it is emptied: a
+/// connection that once sent a large message in pieces does not hold 64 KiB forever.
+const KEEP: usize = 4096;
+
+impl Partial {
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// The memory this connection holds for its partial message.
+    pub fn capacity(&self) -> usize {
+        self.held.capacity()
+    }
+
+    /// Moves the held bytes to the front of `scratch` (at least [`SCRATCH`] long) and
+    /// returns how many; the next read goes behind them, into at least `MAX_MESSAGE` bytes.
+    pub fn restore(&mut self, scratch: &mut [u8]) -> usize {
+        let n = self.held.len();
+        scratch[..n].copy_from_slice(&self.held);
+        self.held.clear();
+        if self.held.capacity() > KEEP {
+            self.held.shrink_to(KEEP);
+        }
+        n
+    }
+
+    /// Frames `buf` (the restored bytes and what was read behind them): hands each whole
+    /// message to `each`, in order, and keeps an incomplete tail for the next read. When the
+    /// framing is lost, returns why: nothing from that message on is handed out or kept.
+    pub fn frame(&mut self, buf: &mut [u8], mut each: impl FnMut(&mut [u8])) -> Option<DropReason> {
+        let mut pos = 0;
+        loop {
+            match next_frame(&buf[pos..]) {
+                Frame::Incomplete => break,
+                Frame::Close(why) => return Some(why),
+                Frame::Message(len) => {
+                    each(&mut buf[pos..pos + len]);
+                    pos += len;
+                }
+            }
+        }
+        debug_assert!(buf.len() - pos < MAX_MESSAGE);
+        self.held.extend_from_slice(&buf[pos..]);
+        None
     }
 }
 
@@ -87,6 +151,71 @@ mod tests {
         let mut huge = msg(0);
         huge[28..32].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(next_frame(&huge), Frame::Close(DropReason::Oversize));
+    }
+
+    /// Feeds `bytes` in `cuts`-sized reads through a [`Partial`], as the server does.
+    fn reassemble(bytes: &[u8], cuts: &[usize]) -> (Vec<Vec<u8>>, Option<DropReason>, usize) {
+        let mut p = Partial::default();
+        let mut scratch = vec![0u8; SCRATCH];
+        let mut out = Vec::new();
+        let mut rest = bytes;
+        for &cut in cuts.iter().chain(std::iter::repeat(&usize::MAX)) {
+            if rest.is_empty() {
+                break;
+            }
+            let at = p.restore(&mut scratch);
+            let n = cut.min(rest.len()).min(SCRATCH - at);
+            scratch[at..at + n].copy_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if let Some(why) = p.frame(&mut scratch[..at + n], |m| out.push(m.to_vec())) {
+                return (out, Some(why), 0);
+            }
+        }
+        (out, None, p.len())
+    }
+
+    #[test]
+    fn partial_reassembles_however_the_bytes_are_cut() {
+        let msgs = [msg(0), msg(5), msg((MAX_MESSAGE - 32) as u32), msg(300)];
+        let mut all = msgs.concat();
+        all.extend_from_slice(&msg(9)[..20]);
+        let want: Vec<Vec<u8>> = msgs.to_vec();
+        for cuts in [
+            vec![1],
+            vec![7, 1000],
+            vec![31, 33, 65_535],
+            vec![usize::MAX],
+        ] {
+            let (got, close, held) = reassemble(&all, &cuts);
+            assert_eq!((got == want, close, held), (true, None, 20), "{cuts:?}");
+        }
+        let mut bad = msgs[..2].concat();
+        bad.extend_from_slice(&[0u8; 40]);
+        for cuts in [vec![1], vec![33], vec![usize::MAX]] {
+            let (got, close, _) = reassemble(&bad, &cuts);
+            assert_eq!(
+                (got, close),
+                (msgs[..2].to_vec(), Some(DropReason::BadMagic))
+            );
+        }
+    }
+
+    #[test]
+    fn partial_gives_back_memory_once_emptied() {
+        let big = msg(60_000);
+        let mut p = Partial::default();
+        let mut scratch = vec![0u8; SCRATCH];
+        assert_eq!(
+            p.frame(&mut big.clone()[..50_000], |_| unreachable!()),
+            None
+        );
+        assert!(p.capacity() >= 50_000);
+        let at = p.restore(&mut scratch);
+        scratch[at..at + big.len() - at].copy_from_slice(&big[at..]);
+        let mut n = 0;
+        assert_eq!(p.frame(&mut scratch[..big.len()], |m| n += m.len()), None);
+        assert_eq!((n, p.len()), (big.len(), 0));
+        assert!(p.capacity() <= KEEP, "{}", p.capacity());
     }
 
     #[test]

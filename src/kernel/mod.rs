@@ -10,6 +10,7 @@
 
 pub mod args;
 pub mod config;
+mod conn;
 pub mod counters;
 pub mod framing;
 pub mod handler;
@@ -317,14 +318,21 @@ fn start_stream(
     listener: Listener,
     h: Handler,
 ) -> Result<Vec<Worker>, KernelError> {
-    let busy = cfg.backend == Backend::Busy;
     let io = |e: io::Error| KernelError::Io(format!("configuring the listener: {e}"));
-    listener.configure(busy).map_err(io)?;
+    listener.configure().map_err(io)?;
+    let balance = stream::Balance::new(cfg.threads);
     let mut workers = Vec::new();
     for i in 0..cfg.threads {
         let l = listener.try_clone().map_err(io)?;
+        let set = stream::Settings {
+            busy: cfg.backend == Backend::Busy,
+            max_connections: cfg.max_connections,
+            stall_timeout: cfg.stall_timeout,
+            balance: balance.clone(),
+            thread: i,
+        };
         workers.push(spawn(i, cfg.cpu_of(i), move |c, conns| {
-            stream::serve(&l, busy, &h, c, conns)
+            stream::serve(&l, &set, &h, c, conns)
         })?);
     }
     Ok(workers)
