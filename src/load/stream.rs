@@ -20,7 +20,7 @@ use super::LoadError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Receive buffer: room for a whole largest message behind a partial one, so a read never
 /// has to wait for the buffer to drain and compaction copies at most one partial message.
-const RX_BUF: usize = 2 * MAX_STREAM_MESSAGE;
+pub const RX_BUF: usize = 2 * MAX_STREAM_MESSAGE;
 /// Send queue for what the socket does not take at once (a server behind, or stalled): holds
 /// 64 largest messages, or tens of thousands of small ones, before requests are refused.
 const TX_BUF: usize = 64 * MAX_STREAM_MESSAGE;
@@ -136,6 +136,11 @@ impl<S: Read + Write> Stream<S> {
             tx_end: 0,
             broken: None,
         }
+    }
+
+    /// Bytes received but not yet handed out: never more than [`RX_BUF`].
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
     }
 
     /// Marks the connection unusable and returns the error that ends the run.
