@@ -294,3 +294,55 @@ fn count_messages(buf: &[u8]) -> u64 {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::framing::SCRATCH;
+    use crate::wire::{RpcHeader, RpcMethod, RpcRepr};
+
+    fn request(payload: usize) -> Vec<u8> {
+        let r = RpcRepr::request(RpcMethod::Echo, 1, 0, payload as u32);
+        let mut v = vec![0u8; r.buffer_len()];
+        r.emit(&mut RpcHeader::new_unchecked(&mut v[..])).unwrap();
+        v
+    }
+
+    #[test]
+    fn a_peer_that_does_not_read_bounds_what_waits_and_is_counted() {
+        let (a, mut peer) = UnixStream::pair().unwrap();
+        peer.set_nonblocking(true).unwrap();
+        let mut conn = Conn::new(Sock::Unix(a));
+        conn.sock.configure(false).unwrap();
+        let h = Handler::new(1000);
+        let mut c = Counters::default();
+        let mut s = Scratch {
+            rx: vec![0u8; SCRATCH].into_boxed_slice(),
+            tx: vec![0u8; SCRATCH].into_boxed_slice(),
+        };
+        let req = request(30_000);
+        let mut state = State::Reading;
+        for _ in 0..10_000 {
+            // The peer writes whatever its socket takes, never reading.
+            let _ = peer.write(&req);
+            state = conn.on_readable(&h, &mut c, &mut s);
+            if state != State::Reading {
+                break;
+            }
+        }
+        assert_eq!(state, State::Writing, "{c:?}");
+        assert!(
+            conn.is_writing() && conn.out.len() <= SCRATCH,
+            "{}",
+            conn.out.len()
+        );
+        // Still nothing taken: the waiting replies stay as they are.
+        assert_eq!(conn.on_writable(&mut c), State::Writing);
+        assert_eq!(
+            conn.close(&mut c, CloseReason::Stalled),
+            State::Closed(CloseReason::Stalled)
+        );
+        assert!(c.get(DropReason::Stalled) > 0, "{c:?}");
+        assert_eq!(c.rx, c.tx + c.dropped(), "{c:?}");
+    }
+}
