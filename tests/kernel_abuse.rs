@@ -385,3 +385,63 @@ fn unix_survives_abusive_clients() {
     });
     run_abuse(server, connect, false);
 }
+
+/// Whether a round trip on `c` works; false if the server closed it (EOF or a reset).
+fn round_trip(c: &mut Box<dyn Duplex>, id: u64) -> bool {
+    let req = request(id, 10);
+    if c.write_all(&req).is_err() {
+        return false;
+    }
+    let mut reply = vec![0u8; req.len()];
+    match c.read_exact(&mut reply) {
+        Ok(()) => {
+            assert_eq!(&reply[HEADER_LEN..], &req[HEADER_LEN..]);
+            true
+        }
+        Err(e) => {
+            assert!(
+                matches!(
+                    e.kind(),
+                    ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe
+                ),
+                "{e}"
+            );
+            false
+        }
+    }
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_and_slots_come_back() {
+    let _g = serial();
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--bind",
+        "127.0.0.1:0",
+        "--max-connections",
+        "10",
+    ]);
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    let connect = move || -> Box<dyn Duplex> {
+        let c = TcpStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(WAIT)).unwrap();
+        Box::new(c)
+    };
+    let fds0 = server.fds();
+    let mut held: Vec<Box<dyn Duplex>> = Vec::new();
+    for i in 0..12 {
+        let mut c = connect();
+        assert_eq!(round_trip(&mut c, i), i < 10, "connection {i}");
+        held.push(c);
+    }
+    drop(held);
+    eventually("the held connections to close", || server.fds() == fds0);
+    let mut again = connect();
+    assert!(round_trip(&mut again, 99), "a slot freed is served again");
+    drop(again);
+    let v = server.stop();
+    assert_eq!(n(&v, &["connections"]), 13, "{v}");
+    assert_eq!(n(&v, &["closed", "refused"]), 2, "{v}");
+    assert_eq!((n(&v, &["rx"]), n(&v, &["tx"])), (11, 11), "{v}");
+}

@@ -5,7 +5,9 @@
 //!
 //! Backends: `blocking` (one blocking receive per message), `busy` (non-blocking sockets
 //! polled in a loop) and, for UDP, `batch` (recvmmsg/sendmmsg). Threads are shared-nothing:
-//! each owns its sockets (UDP: one SO_REUSEPORT socket per thread), buffers and counters.
+//! each owns its sockets (UDP: one SO_REUSEPORT socket per thread; TCP/unix: the
+//! connections it accepted), buffers and counters; stream threads share only how many
+//! connections each holds, so a new one goes to the thread holding fewest.
 #![forbid(unsafe_code)]
 
 pub mod args;
