@@ -302,9 +302,10 @@ fn run_abuse(server: Server, connect: Connect, tcp: bool) {
     let (sent, received) = good.join().expect("good client");
     let v = server.stop();
     eprintln!(
-        "kernel_abuse {}: {} abusive connections in {abuse_s:.2} s; good client {sent} sent, \
+        "kernel_abuse {} {}: {} abusive connections in {abuse_s:.2} s; good client {sent} sent, \
          {received} received; fds {fds0} -> {fds0}; VmRSS {rss0} -> {rss1} kB (peak {hwm} kB); {}",
         if tcp { "tcp" } else { "unix" },
+        v["backend"],
         WAVES * PER_WAVE,
         v["closed"]
     );
@@ -357,8 +358,25 @@ fn check_counters(v: &Value, tcp: bool) {
 
 #[test]
 fn tcp_survives_abusive_clients() {
+    tcp_abuse("blocking");
+}
+
+/// The busy backend spins on epoll_wait with a zero timeout: the same rules must hold.
+#[test]
+fn tcp_busy_survives_abusive_clients() {
+    tcp_abuse("busy");
+}
+
+fn tcp_abuse(backend: &str) {
     let _g = serial();
-    let server = Server::start(&["--proto", "tcp", "--bind", "127.0.0.1:0"]);
+    let server = Server::start(&[
+        "--proto",
+        "tcp",
+        "--bind",
+        "127.0.0.1:0",
+        "--backend",
+        backend,
+    ]);
     let addr: std::net::SocketAddr = server.addr.parse().unwrap();
     let connect: Connect = Arc::new(move || {
         let c = TcpStream::connect(addr).expect("connect");
