@@ -222,7 +222,12 @@ impl Worker<'_> {
                 c.close(CloseReason::Reset);
                 continue;
             }
-            self.insert(Conn::new(sock))?;
+            if let Err(e) = self.insert(Conn::new(sock)) {
+                // The epoll set is full (max_user_watches) or the kernel is out of memory:
+                // this connection goes, the others are served.
+                eprintln!("bypass kernel-serve: watching a connection: {e}");
+                c.close(CloseReason::Reset);
+            }
         }
         Ok(())
     }
@@ -235,7 +240,10 @@ impl Worker<'_> {
                 self.conns.len() - 1
             }
         };
-        self.ep.add(&conn.sock, slot as u64, Interest::Read)?;
+        if let Err(e) = self.ep.add(&conn.sock, slot as u64, Interest::Read) {
+            self.free.push(slot);
+            return Err(e);
+        }
         self.conns[slot] = Some(conn);
         self.open += 1;
         self.set.balance.set(self.set.thread, self.open);
@@ -281,7 +289,14 @@ impl Worker<'_> {
             return Ok(());
         };
         let interest = if now { Interest::Write } else { Interest::Read };
-        self.ep.modify(&conn.sock, slot as u64, interest)?;
+        if self.ep.modify(&conn.sock, slot as u64, interest).is_err() {
+            // Only out of kernel memory: better this connection than the server.
+            if was {
+                self.writing -= 1;
+            }
+            self.remove(slot, CloseReason::Reset, c);
+            return Ok(());
+        }
         if now {
             self.writing += 1;
         } else {
