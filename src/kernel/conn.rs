@@ -127,19 +127,16 @@ impl Conn {
     /// One read, every whole message in it answered, the replies written as far as the
     /// socket takes them. Call only in [`State::Reading`].
     pub fn on_readable(&mut self, h: &Handler, c: &mut Counters, s: &mut Scratch) -> State {
-        let at = self.partial.restore(&mut s.rx);
-        let n = match self.sock.read(&mut s.rx[at..]) {
-            Ok(0) => return self.ended(at, c, CloseReason::Eof),
+        let room = self.partial.room();
+        // A partial message left by an end of stream or a reset is counted by `close`.
+        let n = match self.sock.read(&mut s.rx[..room]) {
+            Ok(0) => return State::Closed(CloseReason::Eof),
             Ok(n) => n,
-            Err(e) if is_retry(&e) => {
-                // Spurious wake-up: keep the partial message as it was.
-                self.partial.frame(&mut s.rx[..at], |_| {});
-                return State::Reading;
-            }
-            Err(_) => return self.ended(at, c, CloseReason::Reset),
+            Err(e) if is_retry(&e) => return State::Reading,
+            Err(_) => return State::Closed(CloseReason::Reset),
         };
         let t_rx = Instant::now();
-        let (out, lost) = answer_all(&mut self.partial, &mut s.rx[..at + n], h, c, &mut s.tx);
+        let (out, lost) = answer_all(&mut self.partial, &mut s.rx[..n], h, c, &mut s.tx);
         if out > 0 {
             let server_ns = elapsed_ns(t_rx);
             let mut k = 0;
@@ -151,15 +148,6 @@ impl Conn {
         }
         self.close_after = lost;
         self.send(&s.tx[..out], c)
-    }
-
-    /// The peer is gone with `at` bytes of a message unread: that message is counted.
-    fn ended(&mut self, at: usize, c: &mut Counters, why: CloseReason) -> State {
-        if at > 0 {
-            c.rx += 1;
-            c.drop(DropReason::Truncated);
-        }
-        State::Closed(why)
     }
 
     /// Writes `replies` as far as the socket takes them; the rest waits in `out`.
@@ -255,7 +243,7 @@ impl Conn {
     }
 }
 
-/// Answers every whole message in `buf` into `tx`; returns the replies' length and whether
+/// Answers every whole message in the held bytes and `buf` into `tx`; returns the replies' length and whether
 /// the framing was lost (that message counted as dropped).
 fn answer_all(
     partial: &mut Partial,
@@ -265,7 +253,7 @@ fn answer_all(
     tx: &mut [u8],
 ) -> (usize, bool) {
     let mut out = 0;
-    let lost = partial.frame(buf, |msg| {
+    let lost = partial.feed(buf, |msg| {
         c.rx += 1;
         match h.answer(Protocol::Rpc, msg) {
             Err(why) => c.drop(why),

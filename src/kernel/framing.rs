@@ -9,8 +9,8 @@ use super::counters::DropReason;
 
 /// The longest message a stream may carry, header included.
 pub const MAX_MESSAGE: usize = 65_536;
-/// A thread's read buffer: a held partial message (under [`MAX_MESSAGE`]) and, behind it,
-/// room for a read of at least one whole message.
+/// The most a connection's held partial message (under [`MAX_MESSAGE`]) and one read
+/// come to: the size of a thread's read and reply buffers.
 pub const SCRATCH: usize = 2 * MAX_MESSAGE;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,36 +75,61 @@ impl Partial {
         self.held.capacity()
     }
 
-    /// Moves the held bytes to the front of `scratch` (at least [`SCRATCH`] long) and
-    /// returns how many; the next read goes behind them, into at least `MAX_MESSAGE` bytes.
-    pub fn restore(&mut self, scratch: &mut [u8]) -> usize {
-        let n = self.held.len();
-        scratch[..n].copy_from_slice(&self.held);
-        self.held.clear();
-        if self.held.capacity() > KEEP {
-            self.held.shrink_to(KEEP);
-        }
-        n
+    /// How many bytes the next read may take: with the bytes held, never more than
+    /// [`SCRATCH`] (so the replies to one read fit the thread's reply buffer), and always
+    /// more than a whole message.
+    pub fn room(&self) -> usize {
+        SCRATCH - self.held.len()
     }
 
-    /// Frames `buf` (the restored bytes and what was read behind them): hands each whole
-    /// message to `each`, in order, and keeps an incomplete tail for the next read. When the
-    /// framing is lost, returns why: nothing from that message on is handed out or kept.
-    pub fn frame(&mut self, buf: &mut [u8], mut each: impl FnMut(&mut [u8])) -> Option<DropReason> {
-        let mut pos = 0;
-        loop {
-            match next_frame(&buf[pos..]) {
-                Frame::Incomplete => break,
-                Frame::Close(why) => return Some(why),
-                Frame::Message(len) => {
-                    each(&mut buf[pos..pos + len]);
-                    pos += len;
-                }
+    /// Frames the held bytes followed by `fresh` (one read, at most [`Partial::room`]
+    /// bytes): hands each whole message to `each`, in order, and keeps an incomplete tail.
+    /// When the framing is lost, returns why: nothing from that message on is handed out or
+    /// kept. Each byte is copied at most once in and once out, so a peer that sends a large
+    /// message a byte at a time costs in proportion to its bytes, not bytes times held.
+    pub fn feed(
+        &mut self,
+        fresh: &mut [u8],
+        mut each: impl FnMut(&mut [u8]),
+    ) -> Option<DropReason> {
+        let lost = if self.held.is_empty() {
+            let (pos, lost) = frame_prefix(fresh, &mut each);
+            if lost.is_none() {
+                self.held.extend_from_slice(&fresh[pos..]);
+            }
+            lost
+        } else {
+            let mut buf = std::mem::take(&mut self.held);
+            buf.extend_from_slice(fresh);
+            let (pos, lost) = frame_prefix(&mut buf, &mut each);
+            match lost {
+                Some(_) => buf.clear(),
+                None => drop(buf.drain(..pos)),
+            }
+            self.held = buf;
+            lost
+        };
+        debug_assert!(self.held.len() < MAX_MESSAGE);
+        if self.held.is_empty() && self.held.capacity() > KEEP {
+            self.held.shrink_to(KEEP);
+        }
+        lost
+    }
+}
+
+/// Hands each whole message at the front of `buf` to `each`; returns where the first
+/// incomplete one starts, or why the framing was lost.
+fn frame_prefix(buf: &mut [u8], each: &mut impl FnMut(&mut [u8])) -> (usize, Option<DropReason>) {
+    let mut pos = 0;
+    loop {
+        match next_frame(&buf[pos..]) {
+            Frame::Incomplete => return (pos, None),
+            Frame::Close(why) => return (pos, Some(why)),
+            Frame::Message(len) => {
+                each(&mut buf[pos..pos + len]);
+                pos += len;
             }
         }
-        debug_assert!(buf.len() - pos < MAX_MESSAGE);
-        self.held.extend_from_slice(&buf[pos..]);
-        None
     }
 }
 
@@ -163,11 +188,10 @@ mod tests {
             if rest.is_empty() {
                 break;
             }
-            let at = p.restore(&mut scratch);
-            let n = cut.min(rest.len()).min(SCRATCH - at);
-            scratch[at..at + n].copy_from_slice(&rest[..n]);
+            let n = cut.min(rest.len()).min(p.room());
+            scratch[..n].copy_from_slice(&rest[..n]);
             rest = &rest[n..];
-            if let Some(why) = p.frame(&mut scratch[..at + n], |m| out.push(m.to_vec())) {
+            if let Some(why) = p.feed(&mut scratch[..n], |m| out.push(m.to_vec())) {
                 return (out, Some(why), 0);
             }
         }
@@ -202,19 +226,14 @@ mod tests {
 
     #[test]
     fn partial_gives_back_memory_once_emptied() {
-        let big = msg(60_000);
+        let mut big = msg(60_000);
         let mut p = Partial::default();
-        let mut scratch = vec![0u8; SCRATCH];
-        assert_eq!(
-            p.frame(&mut big.clone()[..50_000], |_| unreachable!()),
-            None
-        );
-        assert!(p.capacity() >= 50_000);
-        let at = p.restore(&mut scratch);
-        scratch[at..at + big.len() - at].copy_from_slice(&big[at..]);
+        let (head, tail) = big.split_at_mut(50_000);
+        assert_eq!(p.feed(head, |_| unreachable!()), None);
+        assert!(p.capacity() >= 50_000 && p.room() == SCRATCH - 50_000);
         let mut n = 0;
-        assert_eq!(p.frame(&mut scratch[..big.len()], |m| n += m.len()), None);
-        assert_eq!((n, p.len()), (big.len(), 0));
+        assert_eq!(p.feed(tail, |m| n += m.len()), None);
+        assert_eq!((n, p.len()), (60_032, 0));
         assert!(p.capacity() <= KEEP, "{}", p.capacity());
     }
 

@@ -63,8 +63,8 @@ pub enum ServerEnd {
     Closed { held: usize },
 }
 
-/// kernel-serve's reassembly, reads of the chunk sizes (a read never takes more than the
-/// scratch buffer's room behind the held bytes, as the server's reads do not).
+/// kernel-serve's reassembly, reads of the chunk sizes (a read never takes more than
+/// [`Partial::room`], as the server's reads do not).
 pub fn server(chunks: &[&[u8]]) -> Result<Outcome<ServerEnd>, String> {
     let mut p = Partial::default();
     let mut scratch = vec![0u8; SCRATCH];
@@ -72,14 +72,13 @@ pub fn server(chunks: &[&[u8]]) -> Result<Outcome<ServerEnd>, String> {
     for chunk in chunks {
         let mut rest = *chunk;
         while !rest.is_empty() {
-            let at = p.restore(&mut scratch);
-            let n = rest.len().min(SCRATCH - at);
+            let n = rest.len().min(p.room());
             if n < MAX_MESSAGE.min(rest.len()) {
-                return Err(format!("{at} bytes held leave {n} for a read"));
+                return Err(format!("{} bytes held leave {n} for a read", p.len()));
             }
-            scratch[at..at + n].copy_from_slice(&rest[..n]);
+            scratch[..n].copy_from_slice(&rest[..n]);
             rest = &rest[n..];
-            if let Some(why) = p.frame(&mut scratch[..at + n], |m| messages.push(m.to_vec())) {
+            if let Some(why) = p.feed(&mut scratch[..n], |m| messages.push(m.to_vec())) {
                 return Ok(Outcome {
                     messages,
                     end: ServerEnd::Lost(why),
@@ -100,6 +99,8 @@ pub fn server(chunks: &[&[u8]]) -> Result<Outcome<ServerEnd>, String> {
 /// "nothing yet", then, once `closed`, end of stream. Takes every write.
 struct FakeSock {
     chunks: VecDeque<Vec<u8>>,
+    /// How much of the front chunk has been read.
+    at: usize,
     closed: Rc<Cell<bool>>,
 }
 
@@ -112,11 +113,13 @@ impl Read for FakeSock {
                 Err(ErrorKind::WouldBlock.into())
             };
         };
-        let n = buf.len().min(front.len());
-        buf[..n].copy_from_slice(&front[..n]);
-        front.drain(..n);
-        if front.is_empty() {
+        let rest = &front[self.at..];
+        let n = buf.len().min(rest.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        if self.at == front.len() {
             self.chunks.pop_front();
+            self.at = 0;
         }
         Ok(n)
     }
@@ -143,6 +146,7 @@ pub fn client(chunks: &[&[u8]]) -> Result<Outcome<ClientEnd>, String> {
     let closed = Rc::new(Cell::new(false));
     let sock = FakeSock {
         chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+        at: 0,
         closed: closed.clone(),
     };
     let total: usize = chunks.iter().map(|c| c.len()).sum();
