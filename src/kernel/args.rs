@@ -12,6 +12,10 @@ use crate::options::{Backend, Proto};
 
 /// Longest spin a request may ask for unless `--spin-max-ns` says otherwise.
 pub const DEFAULT_SPIN_MAX_NS: u32 = 1_000_000;
+/// tcp/unix: connections one thread holds at once unless `--max-connections` says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// tcp/unix: seconds a peer may take none of its replies before it is closed.
+pub const DEFAULT_STALL_TIMEOUT_S: f64 = 10.0;
 
 /// `bypass kernel-serve`: kernel-stack baseline servers for RPC v1 (docs/protocol.md).
 #[derive(Debug, Clone, Args)]
@@ -29,9 +33,17 @@ pub struct KernelServeArgs {
     /// Messages per recvmmsg/sendmmsg (--backend batch) [default: 32].
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Threads: udp, one SO_REUSEPORT socket each; tcp/unix, one connection each at a time.
+    /// Threads: udp, one SO_REUSEPORT socket each; tcp/unix, each serves the connections it
+    /// accepted, new ones going to the thread holding fewest.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// tcp/unix: connections a thread holds at once; one more is accepted and closed at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// tcp/unix: seconds a peer may leave its replies unread (taking no byte) before the
+    /// connection is closed and the replies counted as `stalled`.
+    #[arg(long, default_value_t = DEFAULT_STALL_TIMEOUT_S)]
+    pub stall_timeout: f64,
     /// CPUs to pin to, e.g. "1", "0,1" or "0-3": thread i runs on cpus[i % len].
     #[arg(long)]
     pub cpus: Option<String>,

@@ -54,6 +54,10 @@ pub struct KernelConfig {
     /// udp: sockperf port, `None` = off.
     pub sockperf_port: Option<u16>,
     pub spin_max_ns: u32,
+    /// tcp/unix: connections one thread holds at once.
+    pub max_connections: usize,
+    /// tcp/unix: how long replies may wait on a peer that takes no byte of them.
+    pub stall_timeout: Duration,
     /// `None`: until a signal.
     pub duration: Option<Duration>,
     pub json: bool,
@@ -98,6 +102,8 @@ impl KernelConfig {
             threads: a.threads,
             cpus,
             spin_max_ns: a.spin_max_ns,
+            max_connections: max_connections(a.max_connections)?,
+            stall_timeout: stall_timeout(a.stall_timeout)?,
             duration: duration(a.duration)?,
             json: a.json,
         })
@@ -173,6 +179,29 @@ fn sockperf_port(a: &KernelServeArgs, listen: &Listen) -> Result<Option<u16>, Ke
 }
 
 /// `--duration` seconds; 0 means until a signal.
+/// One thread's fds must fit RLIMIT_NOFILE; more than this is a typo.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
+fn max_connections(n: usize) -> Result<usize, KernelError> {
+    if n == 0 || n > MAX_CONNECTIONS {
+        return Err(bad(
+            "--max-connections",
+            format!("must be 1..={MAX_CONNECTIONS}, got {n}"),
+        ));
+    }
+    Ok(n)
+}
+
+fn stall_timeout(secs: f64) -> Result<Duration, KernelError> {
+    if !secs.is_finite() || secs <= 0.0 {
+        return Err(bad(
+            "--stall-timeout",
+            format!("must be a finite number of seconds > 0, got {secs}"),
+        ));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| bad("--stall-timeout", e.to_string()))
+}
+
 fn duration(secs: f64) -> Result<Option<Duration>, KernelError> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(bad(
@@ -267,6 +296,10 @@ mod tests {
             (1_000_000, None, false)
         );
         assert!(c.cpus.is_empty() && c.cpu_of(3).is_none());
+        assert_eq!(
+            (c.max_connections, c.stall_timeout),
+            (1024, Duration::from_secs(10))
+        );
         let c = parse(&["--proto", "unix"]).unwrap();
         assert_eq!(c.listen, Listen::Path(DEFAULT_PATH.into()));
         assert_eq!(c.sockperf_port, None);
@@ -298,6 +331,18 @@ mod tests {
                 "--batch",
             ),
             (&["--proto", "udp", "--threads", "0"], "--threads"),
+            (
+                &["--proto", "tcp", "--max-connections", "0"],
+                "--max-connections",
+            ),
+            (
+                &["--proto", "tcp", "--stall-timeout", "0"],
+                "--stall-timeout",
+            ),
+            (
+                &["--proto", "tcp", "--stall-timeout", "nan"],
+                "--stall-timeout",
+            ),
             (&["--proto", "udp", "--cpus", "x"], "--cpus"),
             (&["--proto", "udp", "--cpus", "3-1"], "--cpus"),
             (&["--proto", "udp", "--cpus", "100000"], "--cpus"),

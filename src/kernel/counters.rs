@@ -9,8 +9,8 @@ drop_reasons! {
     /// sent reply (`tx`) or under exactly one of these, so `rx == tx + drops`. The names are
     /// the fast path's where the reason is the same.
     DropReason {
-        /// UDP: a datagram shorter than the 32-byte header. Streams: the peer closed with
-        /// part of a message unread.
+        /// UDP: a datagram shorter than the 32-byte header. Streams: the connection ended
+        /// (the peer closed or reset it, or the server stopped) inside a message.
         Truncated => "truncated",
         BadMagic => "bad-magic",
         BadVersion => "bad-version",
@@ -29,6 +29,9 @@ drop_reasons! {
         SockperfNotClient => "sockperf-not-client",
         /// Streams: the peer went away before its replies could be written.
         PeerClosed => "peer-closed",
+        /// Streams: the peer took no byte of its replies for `--stall-timeout`; the
+        /// connection is closed.
+        Stalled => "stalled",
         /// The reply could not be sent for another reason.
         SendError => "send-error",
     }
@@ -58,8 +61,28 @@ impl DropReason {
         DropReason::NotRequest,
         DropReason::Oversize,
         DropReason::PeerClosed,
+        DropReason::Stalled,
         DropReason::SendError,
     ];
+}
+
+drop_reasons! {
+    /// Why a stream connection ended. Every accepted connection ends under exactly one of
+    /// these, so `connections == sum of closed`.
+    CloseReason {
+        /// The peer closed its end (between messages, or inside one: see `truncated`).
+        Eof => "eof",
+        /// The peer reset the connection, or a read or write on it failed.
+        Reset => "reset",
+        /// The framing was lost: bad magic, bad version or an oversize message.
+        Framing => "framing",
+        /// The peer left its replies unread for `--stall-timeout`.
+        Stalled => "stalled",
+        /// The thread already held `--max-connections`: closed as soon as accepted.
+        Refused => "refused",
+        /// Still open when the server stopped.
+        Stopped => "stopped",
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,6 +93,8 @@ pub struct Counters {
     pub tx: u64,
     /// Messages not answered, indexed by `DropReason as usize`.
     pub drops: [u64; DropReason::COUNT],
+    /// Streams: connections ended, indexed by `CloseReason as usize`.
+    pub closed: [u64; CloseReason::COUNT],
 }
 
 impl Counters {
@@ -92,10 +117,21 @@ impl Counters {
         self.drops.iter().sum()
     }
 
+    pub fn close(&mut self, r: CloseReason) {
+        self.closed[usize::from(r)] += 1;
+    }
+
+    pub fn closed_by(&self, r: CloseReason) -> u64 {
+        self.closed[usize::from(r)]
+    }
+
     pub fn add(&mut self, o: &Counters) {
         self.rx += o.rx;
         self.tx += o.tx;
         for (a, b) in self.drops.iter_mut().zip(o.drops.iter()) {
+            *a += b;
+        }
+        for (a, b) in self.closed.iter_mut().zip(o.closed.iter()) {
             *a += b;
         }
     }
@@ -128,6 +164,7 @@ mod tests {
                 "sockperf-no-reply-wanted",
                 "sockperf-not-client",
                 "peer-closed",
+                "stalled",
                 "send-error",
             ]
         );
@@ -142,9 +179,11 @@ mod tests {
         };
         a.drop(DropReason::BadMagic);
         a.drop_n(DropReason::Oversize, 1);
+        a.close(CloseReason::Stalled);
         let mut b = a.clone();
         b.add(&a);
         assert_eq!((b.rx, b.tx, b.dropped()), (6, 2, 4));
         assert_eq!(b.get(DropReason::BadMagic), 2);
+        assert_eq!(b.closed_by(CloseReason::Stalled), 2);
     }
 }

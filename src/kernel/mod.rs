@@ -5,11 +5,14 @@
 //!
 //! Backends: `blocking` (one blocking receive per message), `busy` (non-blocking sockets
 //! polled in a loop) and, for UDP, `batch` (recvmmsg/sendmmsg). Threads are shared-nothing:
-//! each owns its sockets (UDP: one SO_REUSEPORT socket per thread), buffers and counters.
+//! each owns its sockets (UDP: one SO_REUSEPORT socket per thread; TCP/unix: the
+//! connections it accepted), buffers and counters; stream threads share only how many
+//! connections each holds, so a new one goes to the thread holding fewest.
 #![forbid(unsafe_code)]
 
 pub mod args;
 pub mod config;
+mod conn;
 pub mod counters;
 pub mod framing;
 pub mod handler;
@@ -317,14 +320,21 @@ fn start_stream(
     listener: Listener,
     h: Handler,
 ) -> Result<Vec<Worker>, KernelError> {
-    let busy = cfg.backend == Backend::Busy;
     let io = |e: io::Error| KernelError::Io(format!("configuring the listener: {e}"));
-    listener.configure(busy).map_err(io)?;
+    listener.configure().map_err(io)?;
+    let balance = stream::Balance::new(cfg.threads);
     let mut workers = Vec::new();
     for i in 0..cfg.threads {
         let l = listener.try_clone().map_err(io)?;
+        let set = stream::Settings {
+            busy: cfg.backend == Backend::Busy,
+            max_connections: cfg.max_connections,
+            stall_timeout: cfg.stall_timeout,
+            balance: balance.clone(),
+            thread: i,
+        };
         workers.push(spawn(i, cfg.cpu_of(i), move |c, conns| {
-            stream::serve(&l, busy, &h, c, conns)
+            stream::serve(&l, &set, &h, c, conns)
         })?);
     }
     Ok(workers)

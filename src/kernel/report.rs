@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::counters::{Counters, DropReason};
+use super::counters::{CloseReason, Counters, DropReason};
 use crate::contract::serve::KernelServeFinal;
 use crate::options::{Backend, Proto};
 
@@ -40,6 +40,9 @@ struct FinalJson {
     #[serde(flatten)]
     shared: KernelServeFinal,
     connections: u64,
+    /// tcp/unix: how the accepted connections ended, by [`CloseReason`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closed: Option<BTreeMap<&'static str, u64>>,
     elapsed_s: f64,
     per_thread: Vec<ThreadJson>,
 }
@@ -70,6 +73,16 @@ impl FinalReport {
         self.reasons.iter().map(|r| (r.name(), c.get(*r))).collect()
     }
 
+    /// How the connections ended; `None` for udp, which has none.
+    fn closed_json(&self, c: &Counters) -> Option<BTreeMap<&'static str, u64>> {
+        (self.proto != Proto::Udp).then(|| {
+            CloseReason::ALL
+                .iter()
+                .map(|r| (r.name(), c.closed_by(*r)))
+                .collect()
+        })
+    }
+
     /// The report as one JSON object.
     pub fn to_json(&self) -> String {
         let t = self.totals();
@@ -88,6 +101,7 @@ impl FinalReport {
                     .collect(),
             },
             connections: self.connections,
+            closed: self.closed_json(&t),
             elapsed_s: self.elapsed.as_secs_f64(),
             per_thread: self
                 .per_thread
@@ -152,6 +166,10 @@ impl FinalReport {
             t.dropped(),
             drops(&t)
         );
+        if let Some(closed) = self.closed_json(&t) {
+            let v: Vec<String> = closed.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let _ = writeln!(s, "  connections closed: {}", v.join(", "));
+        }
         s
     }
 }
@@ -214,5 +232,41 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("thread 0 (cpu 1)"), "{text}");
+        assert!(j.get("closed").is_none(), "udp has no connections");
+        assert!(!text.contains("connections closed"), "{text}");
+    }
+
+    #[test]
+    fn streams_report_how_connections_ended() {
+        let mut c = Counters::default();
+        c.close(CloseReason::Eof);
+        c.close(CloseReason::Eof);
+        c.close(CloseReason::Refused);
+        let r = FinalReport {
+            proto: Proto::Tcp,
+            backend: Backend::Blocking,
+            threads: 1,
+            elapsed: Duration::from_secs(1),
+            connections: 3,
+            reasons: DropReason::STREAM.to_vec(),
+            per_thread: vec![ThreadReport {
+                thread: 0,
+                cpu: None,
+                counters: c,
+            }],
+        };
+        let j: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(
+            (j["closed"]["eof"].as_u64(), j["closed"]["refused"].as_u64()),
+            (Some(2), Some(1))
+        );
+        assert_eq!(j["closed"]["stalled"], 0);
+        assert_eq!(j["drops"]["stalled"], 0);
+        assert!(
+            r.human()
+                .contains("connections closed: eof 2, framing 0, refused 1"),
+            "{}",
+            r.human()
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
-pub use crate::os::socket::{bind_udp, set_recv_timeout};
+pub use crate::os::socket::bind_udp;
 
 /// Microseconds the kernel may busy-poll the device queue in a blocking receive.
 pub const BUSY_POLL_US: u32 = 50;
@@ -34,6 +34,7 @@ pub fn pin(cpu: usize) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::os::socket::set_recv_timeout;
     use std::time::Duration;
 
     #[test]

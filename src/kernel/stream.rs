@@ -1,40 +1,44 @@
-//! TCP and unix stream backends. Each worker thread accepts a connection and serves it
-//! alone until it closes, then accepts the next: one connection is always served by one
-//! thread, and at most `--threads` connections are served at once (more wait in the
-//! listen backlog).
+//! TCP and unix stream backends. Each worker thread holds the connections it accepted in
+//! one level-triggered epoll set with the listener, so a client that is idle, stops halfway
+//! through a message or never reads its replies holds a slot and stalls nobody else. A new
+//! connection goes to the thread holding fewest (the others stop watching the listener).
 //!
 //! A read takes whatever bytes are there; every whole message in them is answered and the
-//! replies leave in one write; a partial message stays at the front of the buffer for the
-//! next read. `blocking` reads with a 100 ms timeout (to notice a stop request); `busy`
-//! spins on non-blocking sockets. Buffers are allocated once per thread.
+//! replies leave in one write; a partial message is kept for the connection's next read
+//! ([`super::conn`]). `blocking` sleeps in epoll_wait (waking at least every 100 ms to
+//! notice a stop request); `busy` spins on epoll_wait with a zero timeout. Buffers are
+//! allocated once per thread, plus what a connection holds of a partial message or of
+//! replies its peer is slow to take.
 
-use std::io::{self, ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{self, ErrorKind};
+use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::os::epoll::{Epoll, Interest, Ready};
 use crate::os::signal;
 
-use super::counters::{Counters, DropReason};
-use super::framing::{message_len, next_frame, Frame, MAX_MESSAGE};
-use super::handler::{elapsed_ns, stamp, Handler, Protocol};
-use super::socket::{set_busy_poll, set_recv_timeout};
-use super::udp::is_retry;
+use super::conn::{Conn, Scratch, Sock, State};
+use super::counters::{CloseReason, Counters};
+use super::framing::SCRATCH;
+use super::handler::Handler;
 
-/// How long a blocking accept, read or write waits before checking for a stop request.
+/// How long a blocking wait lasts before checking for a stop request and stalled peers.
 pub const STOP_CHECK: Duration = Duration::from_millis(100);
-/// Room for a whole maximal message behind a partial one, and for many small ones.
-const BUF: usize = 2 * MAX_MESSAGE;
+/// Readiness reports taken per wait.
+const EVENTS: usize = 64;
+/// Connections accepted per wake-up of the listener, so a flood of connects cannot starve
+/// the connections already held.
+const ACCEPT_BURST: usize = 64;
+/// The listener's epoll token; a connection's is its slot.
+const LISTENER: u64 = u64::MAX;
 
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
-}
-
-enum Conn {
-    Tcp(TcpStream),
-    Unix(UnixStream),
 }
 
 impl Listener {
@@ -45,22 +49,19 @@ impl Listener {
         })
     }
 
-    /// Blocking: accept waits at most [`STOP_CHECK`]. Busy: accept never waits.
-    pub fn configure(&self, busy: bool) -> io::Result<()> {
+    /// Non-blocking: the threads wait in epoll, and a thread that loses the race for a new
+    /// connection must not block in accept.
+    pub fn configure(&self) -> io::Result<()> {
         match self {
-            Listener::Tcp(l) => l.set_nonblocking(busy)?,
-            Listener::Unix(l) => l.set_nonblocking(busy)?,
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Unix(l) => l.set_nonblocking(true),
         }
-        if !busy {
-            set_recv_timeout(self, STOP_CHECK)?;
-        }
-        Ok(())
     }
 
-    fn accept(&self) -> io::Result<Conn> {
+    fn accept(&self) -> io::Result<Sock> {
         Ok(match self {
-            Listener::Tcp(l) => Conn::Tcp(l.accept()?.0),
-            Listener::Unix(l) => Conn::Unix(l.accept()?.0),
+            Listener::Tcp(l) => Sock::Tcp(l.accept()?.0),
+            Listener::Unix(l) => Sock::Unix(l.accept()?.0),
         })
     }
 }
@@ -74,215 +75,279 @@ impl AsRawFd for Listener {
     }
 }
 
-impl Conn {
-    fn configure(&self, busy: bool) -> io::Result<()> {
-        match self {
-            Conn::Tcp(s) => {
-                s.set_nodelay(true)?;
-                s.set_nonblocking(busy)?;
-                if busy {
-                    set_busy_poll(s)?;
-                } else {
-                    s.set_read_timeout(Some(STOP_CHECK))?;
-                    s.set_write_timeout(Some(STOP_CHECK))?;
-                }
-            }
-            Conn::Unix(s) => {
-                s.set_nonblocking(busy)?;
-                if !busy {
-                    s.set_read_timeout(Some(STOP_CHECK))?;
-                    s.set_write_timeout(Some(STOP_CHECK))?;
-                }
-            }
-        }
-        Ok(())
+/// How many connections each thread of one listener holds, so the one holding fewest
+/// takes the next.
+#[derive(Clone)]
+pub struct Balance(Arc<[AtomicUsize]>);
+
+impl Balance {
+    pub fn new(threads: usize) -> Balance {
+        Balance((0..threads).map(|_| AtomicUsize::new(0)).collect())
+    }
+
+    /// Whether thread `me` holds no more than any other.
+    fn is_least(&self, me: usize) -> bool {
+        let mine = self.0[me].load(Ordering::Relaxed);
+        self.0.iter().all(|n| n.load(Ordering::Relaxed) >= mine)
+    }
+
+    fn set(&self, me: usize, n: usize) {
+        self.0[me].store(n, Ordering::Relaxed);
     }
 }
 
-impl Read for Conn {
-    #[inline]
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.read(buf),
-            Conn::Unix(s) => s.read(buf),
-        }
-    }
+/// What a stream thread needs besides its listener.
+#[derive(Clone)]
+pub struct Settings {
+    pub busy: bool,
+    pub max_connections: usize,
+    pub stall_timeout: Duration,
+    pub balance: Balance,
+    pub thread: usize,
 }
 
-impl Write for Conn {
-    #[inline]
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Tcp(s) => s.write(buf),
-            Conn::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Per-thread state, reused by every connection the thread serves.
-struct Buffers {
-    rx: Box<[u8]>,
-    tx: Box<[u8]>,
-}
-
-/// A disconnect the client caused: normal, not an error.
-fn is_peer_gone(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
-    )
+/// One thread's connections, by slot; freed slots are reused.
+struct Worker<'a> {
+    listener: &'a Listener,
+    set: &'a Settings,
+    h: &'a Handler,
+    ep: Epoll,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    open: usize,
+    /// Connections whose replies wait for their peer.
+    writing: usize,
+    scratch: Scratch,
+    ready: Vec<Ready>,
+    /// Whether the listener is in the epoll set's interest now.
+    watching: bool,
+    /// After an accept error (e.g. out of fds), the listener is left alone until then.
+    pause_until: Option<Instant>,
+    last_sweep: Instant,
 }
 
 /// Accepts and serves connections until a stop request; counts accepted connections.
 pub fn serve(
     listener: &Listener,
-    busy: bool,
+    set: &Settings,
     h: &Handler,
     c: &mut Counters,
     connections: &mut u64,
 ) -> io::Result<()> {
-    let mut bufs = Buffers {
-        rx: vec![0u8; BUF].into_boxed_slice(),
-        tx: vec![0u8; BUF].into_boxed_slice(),
+    let ep = Epoll::new(EVENTS)?;
+    ep.add(listener, LISTENER, Interest::None)?;
+    let mut w = Worker {
+        listener,
+        set,
+        h,
+        ep,
+        conns: Vec::new(),
+        free: Vec::new(),
+        open: 0,
+        writing: 0,
+        scratch: Scratch {
+            rx: vec![0u8; SCRATCH].into_boxed_slice(),
+            tx: vec![0u8; SCRATCH].into_boxed_slice(),
+        },
+        ready: Vec::with_capacity(EVENTS),
+        watching: false,
+        pause_until: None,
+        last_sweep: Instant::now(),
     };
+    let timeout = if set.busy { Duration::ZERO } else { STOP_CHECK };
     while !signal::stop_requested() {
-        match listener.accept() {
-            Ok(mut conn) => {
-                *connections += 1;
-                if let Err(e) = conn.configure(busy) {
-                    eprintln!("bypass kernel-serve: configuring a connection: {e}");
-                    continue;
-                }
-                serve_conn(&mut conn, busy, h, c, &mut bufs);
-            }
-            Err(e) if is_retry(&e) || e.kind() == ErrorKind::ConnectionAborted => {
-                if busy {
-                    core::hint::spin_loop();
-                }
-            }
-            Err(e) => {
-                // E.g. out of file descriptors: say so, back off, keep serving.
-                eprintln!("bypass kernel-serve: accept: {e}");
-                std::thread::sleep(STOP_CHECK);
+        w.watch_listener()?;
+        w.ready.clear();
+        w.ready.extend(w.ep.wait(timeout)?);
+        for i in 0..w.ready.len() {
+            let r = w.ready[i];
+            if r.token == LISTENER {
+                w.accept_some(c, connections)?;
+            } else {
+                w.on_ready(r, c)?;
             }
         }
+        w.sweep_stalled(c)?;
     }
+    w.close_all(c);
     Ok(())
 }
 
-/// Serves one connection until the peer closes it, it breaks the framing, or a stop.
-fn serve_conn(conn: &mut Conn, busy: bool, h: &Handler, c: &mut Counters, b: &mut Buffers) {
-    let mut filled = 0;
-    while !signal::stop_requested() {
-        let n = match conn.read(&mut b.rx[filled..]) {
-            Ok(0) => {
-                if filled > 0 {
-                    // The peer closed inside a message.
-                    c.rx += 1;
-                    c.drop(DropReason::Truncated);
-                }
-                return;
+impl Worker<'_> {
+    /// Watches the listener only while this thread holds fewest connections and accepting
+    /// is not paused.
+    fn watch_listener(&mut self) -> io::Result<()> {
+        if self.pause_until.is_some_and(|t| Instant::now() >= t) {
+            self.pause_until = None;
+        }
+        let want = self.pause_until.is_none() && self.set.balance.is_least(self.set.thread);
+        if want != self.watching {
+            let i = if want { Interest::Read } else { Interest::None };
+            self.ep.modify(self.listener, LISTENER, i)?;
+            self.watching = want;
+        }
+        Ok(())
+    }
+
+    fn accept_some(&mut self, c: &mut Counters, connections: &mut u64) -> io::Result<()> {
+        for _ in 0..ACCEPT_BURST {
+            if !self.set.balance.is_least(self.set.thread) {
+                return Ok(());
             }
-            Ok(n) => n,
-            Err(e) if is_retry(&e) => {
-                if busy {
-                    core::hint::spin_loop();
+            let sock = match self.listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted | ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue
                 }
+                Err(e) => {
+                    // E.g. out of file descriptors: say so, leave the backlog alone for a
+                    // while, keep serving the connections held.
+                    eprintln!("bypass kernel-serve: accept: {e}");
+                    self.pause_until = Some(Instant::now() + STOP_CHECK);
+                    return Ok(());
+                }
+            };
+            *connections += 1;
+            if self.open >= self.set.max_connections {
+                c.close(CloseReason::Refused);
                 continue;
             }
-            Err(e) if is_peer_gone(&e) => return,
-            Err(e) => {
-                eprintln!("bypass kernel-serve: read: {e}");
-                return;
+            if sock.configure(self.set.busy).is_err() {
+                c.close(CloseReason::Reset);
+                continue;
+            }
+            if let Err(e) = self.insert(Conn::new(sock)) {
+                // The epoll set is full (max_user_watches) or the kernel is out of memory:
+                // this connection goes, the others are served.
+                eprintln!("bypass kernel-serve: watching a connection: {e}");
+                c.close(CloseReason::Reset);
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, conn: Conn) -> io::Result<()> {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
             }
         };
-        let t_rx = Instant::now();
-        filled += n;
-        let mut pos = 0;
-        let mut out = 0;
-        let mut close = false;
-        loop {
-            match next_frame(&b.rx[pos..filled]) {
-                Frame::Incomplete => break,
-                Frame::Close(why) => {
-                    c.rx += 1;
-                    c.drop(why);
-                    close = true;
-                    break;
-                }
-                Frame::Message(len) => {
-                    c.rx += 1;
-                    let msg = &mut b.rx[pos..pos + len];
-                    pos += len;
-                    match h.answer(Protocol::Rpc, msg) {
-                        Err(why) => c.drop(why),
-                        Ok(reply_len) => {
-                            // Replies are never longer than their requests, so `out`
-                            // never passes `pos` and the tx buffer cannot overflow.
-                            b.tx[out..out + reply_len].copy_from_slice(&msg[..reply_len]);
-                            out += reply_len;
-                        }
-                    }
-                }
-            }
+        if let Err(e) = self.ep.add(&conn.sock, slot as u64, Interest::Read) {
+            self.free.push(slot);
+            return Err(e);
         }
-        if out > 0 {
-            let server_ns = elapsed_ns(t_rx);
-            let mut at = 0;
-            while at < out {
-                let len = message_len(&b.tx[at..out]);
-                stamp(&mut b.tx[at..at + len], server_ns);
-                at += len;
-            }
-            if !write_replies(conn, &b.tx[..out], busy, c) {
-                return;
-            }
-        }
-        if close {
-            return;
-        }
-        b.rx.copy_within(pos..filled, 0);
-        filled -= pos;
+        self.conns[slot] = Some(conn);
+        self.open += 1;
+        self.set.balance.set(self.set.thread, self.open);
+        Ok(())
     }
-}
 
-/// Writes `replies` completely; false if the connection is gone. Replies that could not
-/// be written are counted as drops, those written as tx.
-fn write_replies(conn: &mut Conn, replies: &[u8], busy: bool, c: &mut Counters) -> bool {
-    let mut written = 0;
-    let failed = loop {
-        if written == replies.len() {
-            break None;
-        }
-        match conn.write(&replies[written..]) {
-            Ok(0) => break Some(DropReason::PeerClosed),
-            Ok(k) => written += k,
-            Err(e) if is_retry(&e) => {
-                if signal::stop_requested() {
-                    break Some(DropReason::SendError);
-                }
-                if busy {
-                    core::hint::spin_loop();
-                }
+    fn on_ready(&mut self, r: Ready, c: &mut Counters) -> io::Result<()> {
+        let slot = r.token as usize;
+        // A connection closed earlier in this batch may still have a report in it.
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let was_writing = conn.is_writing();
+        let state = if was_writing {
+            if !r.writable {
+                return Ok(());
             }
-            Err(e) if is_peer_gone(&e) => break Some(DropReason::PeerClosed),
-            Err(e) => {
-                eprintln!("bypass kernel-serve: write: {e}");
-                break Some(DropReason::SendError);
+            conn.on_writable(c)
+        } else {
+            if !r.readable {
+                return Ok(());
             }
+            conn.on_readable(self.h, c, &mut self.scratch)
+        };
+        self.settle(slot, was_writing, state, c)
+    }
+
+    /// Applies a connection's new state: the epoll interest, or closing it.
+    fn settle(&mut self, slot: usize, was: bool, state: State, c: &mut Counters) -> io::Result<()> {
+        let now = state == State::Writing;
+        match state {
+            State::Closed(why) => {
+                if was {
+                    self.writing -= 1;
+                }
+                self.remove(slot, why, c);
+                return Ok(());
+            }
+            _ if now == was => return Ok(()),
+            _ => {}
         }
-    };
-    let mut at = 0;
-    while at < replies.len() {
-        at += message_len(&replies[at..]);
-        match failed {
-            Some(why) if at > written => c.drop(why),
-            _ => c.tx += 1,
+        let Some(conn) = self.conns[slot].as_ref() else {
+            return Ok(());
+        };
+        let interest = if now { Interest::Write } else { Interest::Read };
+        if self.ep.modify(&conn.sock, slot as u64, interest).is_err() {
+            // Only out of kernel memory: better this connection than the server.
+            if was {
+                self.writing -= 1;
+            }
+            self.remove(slot, CloseReason::Reset, c);
+            return Ok(());
+        }
+        if now {
+            self.writing += 1;
+        } else {
+            self.writing -= 1;
+        }
+        Ok(())
+    }
+
+    /// Closes the connection in `slot` (its fd leaves the epoll set as it closes).
+    fn remove(&mut self, slot: usize, why: CloseReason, c: &mut Counters) {
+        if let Some(mut conn) = self.conns[slot].take() {
+            conn.close(c, why);
+            c.close(why);
+            self.free.push(slot);
+            self.open -= 1;
+            self.set.balance.set(self.set.thread, self.open);
         }
     }
-    failed.is_none()
+
+    /// Closes connections whose peer took no reply byte for `--stall-timeout`; looks at
+    /// most every [`STOP_CHECK`], and only while some connection waits on its peer.
+    fn sweep_stalled(&mut self, c: &mut Counters) -> io::Result<()> {
+        if self.writing == 0 || self.last_sweep.elapsed() < STOP_CHECK {
+            return Ok(());
+        }
+        self.last_sweep = Instant::now();
+        for slot in 0..self.conns.len() {
+            let stalled = self.conns[slot]
+                .as_ref()
+                .is_some_and(|k| k.is_writing() && k.progress.elapsed() >= self.set.stall_timeout);
+            if stalled {
+                self.settle(slot, true, State::Closed(CloseReason::Stalled), c)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At a stop: what each connection's peer had sent by then is read once more and
+    /// answered as far as the socket takes it, so a stop racing a client's last bytes
+    /// still counts them; then every connection still open is closed and counted.
+    fn close_all(&mut self, c: &mut Counters) {
+        for slot in 0..self.conns.len() {
+            let why = match self.conns[slot].as_mut() {
+                Some(k) if !k.is_writing() => match k.on_readable(self.h, c, &mut self.scratch) {
+                    State::Closed(why) => why,
+                    _ => CloseReason::Stopped,
+                },
+                _ => CloseReason::Stopped,
+            };
+            self.remove(slot, why, c);
+        }
+        self.set.balance.set(self.set.thread, 0);
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod cpu;
+pub mod epoll;
 pub mod mmsg;
 pub mod process;
 pub mod signal;

@@ -1,6 +1,7 @@
 //! The socket calls std does not expose: a UDP bind with SO_REUSEPORT set before it,
-//! SO_BUSY_POLL, and SO_RCVTIMEO on any socket (Linux applies it to `accept`, which std
-//! offers no timeout for).
+//! SO_BUSY_POLL, SO_RCVTIMEO on any socket (Linux applies it to `accept`, which std
+//! offers no timeout for), and SO_LINGER 0 (a close that resets, for tests of abusive
+//! clients).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -99,6 +100,16 @@ pub fn set_busy_poll(fd: &impl AsRawFd, us: u32) -> io::Result<()> {
     setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_BUSY_POLL, &us)
 }
 
+/// SO_LINGER with a zero timeout: closing the socket then resets the connection (TCP sends
+/// an RST) instead of the orderly close, as a crashing or impatient client does.
+pub fn set_linger_zero(fd: &impl AsRawFd) -> io::Result<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_LINGER, &l)
+}
+
 /// SO_RCVTIMEO on any socket; on a listening socket it bounds `accept`.
 pub fn set_recv_timeout(fd: &impl AsRawFd, t: Duration) -> io::Result<()> {
     let tv = libc::timeval {
@@ -126,6 +137,19 @@ mod tests {
         let mut buf = [0u8; 4];
         let e = a.recv(&mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn linger_zero_close_resets() {
+        use std::io::Read;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        set_linger_zero(&c).unwrap();
+        drop(c);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let e = s.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
     }
 
     #[test]
