@@ -411,7 +411,7 @@ fn stream_checks(connect: &dyn Fn() -> Box<dyn Duplex>) -> (u64, u64) {
         .unwrap();
     drop(c);
 
-    // With one thread this is served only after the previous connection ended.
+    // A new connection after a framing close is served by the same single thread.
     let mut c = connect();
     stream_round_trip(
         &mut *c,
