@@ -25,6 +25,8 @@ struct Park {
     release: AtomicBool,
 }
 
+// SAFETY: only the EAL calls this, on its interrupt thread, with the argument registered
+// beside it in `park` (a `Park` kept alive while registered).
 unsafe extern "C" fn hold(arg: *mut c_void) {
     // SAFETY: `arg` is the `Park` that `Parked` keeps alive until this callback is
     // unregistered (or forever, once leaked).
