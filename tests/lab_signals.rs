@@ -419,9 +419,9 @@ fn signals_at_random_moments_exit_130_and_leave_nothing() {
     let (mut stopped, mut early, mut missed) = (0, 0, 0);
     let start = Instant::now();
     // A trial whose moment came after the lab had finished sent nothing: drawn again, within
-    // a bound, so `trials` signals really reach the lab.
+    // a bound, so `trials` signals really reach the lab (a fast run here missed 21 of 40 draws).
     let mut i = 0;
-    while stopped + early < trials && i < trials * 2 {
+    while stopped + early < trials && i < trials * 4 {
         let t = Trial::draw(&mut rng);
         match trial(&file, &dir, i, &t) {
             Outcome::Stopped => stopped += 1,
