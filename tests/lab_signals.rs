@@ -92,7 +92,8 @@ fn scenario(dir: &TempDir) -> (PathBuf, bool) {
 enum Moment {
     /// 0-400 ms after spawn: parsing, the handlers, the first namespace being made.
     SetUp(u64),
-    /// 0.4-6 s after spawn: somewhere in the four paths (servers, clients, topologies).
+    /// From 0.4 s after spawn to the end of a measured normal run: somewhere in the four
+    /// paths (servers, clients, topologies), on this machine's own timing.
     MidPath(u64),
     /// 0-300 ms after the last path's line: topologies torn down, the report written.
     Teardown(u64),
@@ -116,7 +117,7 @@ struct Trial {
 }
 
 impl Trial {
-    fn draw(rng: &mut Rng) -> Trial {
+    fn draw(rng: &mut Rng, run_ms: u64) -> Trial {
         let sig = if rng.below(2) == 0 {
             Signal::Int
         } else {
@@ -129,7 +130,7 @@ impl Trial {
         };
         let at = match rng.below(3) {
             0 => Moment::SetUp(rng.below(400)),
-            1 => Moment::MidPath(400 + rng.below(5600)),
+            1 => Moment::MidPath(400 + rng.below(run_ms.saturating_sub(400).max(100))),
             _ => Moment::Teardown(rng.below(300)),
         };
         let again_ms = (rng.below(3) == 0).then(|| rng.below(50));
@@ -381,9 +382,10 @@ fn trial(file: &Path, dir: &TempDir, i: u64, t: &Trial) -> Outcome {
     Outcome::Stopped
 }
 
-/// A normal run: exit 0, every path ok, nothing left.
-fn normal_run(file: &Path, dir: &TempDir, what: &str) {
+/// A normal run: exit 0, every path ok, nothing left; returns how long it took.
+fn normal_run(file: &Path, dir: &TempDir, what: &str) -> Duration {
     let out = dir.0.join("normal");
+    let t0 = Instant::now();
     let (mut child, rx) = spawn_lab(file, &out);
     let pid = child.id();
     let mut log = Vec::new();
@@ -392,6 +394,7 @@ fn normal_run(file: &Path, dir: &TempDir, what: &str) {
         Duration::from_secs(60),
         "bypass lab, normal run",
     );
+    let took = t0.elapsed();
     while let Ok(l) = rx.recv_timeout(Duration::from_secs(2)) {
         log.push(l);
     }
@@ -405,6 +408,7 @@ fn normal_run(file: &Path, dir: &TempDir, what: &str) {
     let left = leftovers(pid);
     assert!(left.is_empty(), "{what}: the lab left {left:#?}");
     let _ = std::fs::remove_dir_all(&out);
+    took
 }
 
 #[test]
@@ -416,13 +420,15 @@ fn signals_at_random_moments_exit_130_and_leave_nothing() {
     let (file, huge) = scenario(&dir);
     let trials = env_u64("LAB_SIGNALS_TRIALS").unwrap_or(CI_TRIALS);
     let mut rng = Rng::new();
+    // Mid-path moments fall within a run as long as this machine makes it, not a guess.
+    let run_ms = normal_run(&file, &dir, "the run before the trials").as_millis() as u64;
     let (mut stopped, mut early, mut missed) = (0, 0, 0);
     let start = Instant::now();
     // A trial whose moment came after the lab had finished sent nothing: drawn again, within
     // a bound, so `trials` signals really reach the lab (a fast run here missed 21 of 40 draws).
     let mut i = 0;
     while stopped + early < trials && i < trials * 4 {
-        let t = Trial::draw(&mut rng);
+        let t = Trial::draw(&mut rng, run_ms);
         match trial(&file, &dir, i, &t) {
             Outcome::Stopped => stopped += 1,
             Outcome::BeforeHandlers => early += 1,
@@ -431,8 +437,9 @@ fn signals_at_random_moments_exit_130_and_leave_nothing() {
         i += 1;
     }
     eprintln!(
-        "lab_signals: {trials} trials (hugepages {huge}) in {:.0} s: {stopped} exit 130, \
-         {early} killed before the handlers, {missed} finished before the signal",
+        "lab_signals: {trials} trials (hugepages {huge}, a normal run {run_ms} ms) in {:.0} s: \
+         {stopped} exit 130, {early} killed before the handlers, {missed} finished before the \
+         signal",
         start.elapsed().as_secs_f64()
     );
     assert_eq!(stopped + early, trials, "{missed} trials came too late");

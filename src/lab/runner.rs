@@ -291,6 +291,12 @@ fn take_probe(
 fn status_of(outcome: Result<(), PathError>) -> (Status, Option<String>) {
     match outcome {
         Ok(()) => (Status::Ok, None),
+        // Ctrl-C reaches the whole process group: a child the lab ran (`ip`, a server, a
+        // client) dies of it and its path "fails" for the interrupt, not for itself.
+        Err(PathError::Failed(e)) if signal::stop_requested() => (
+            Status::Skipped,
+            Some(format!("interrupted (Ctrl-C) while: {e}")),
+        ),
         Err(PathError::Failed(e)) => (Status::Failed, Some(e)),
         Err(PathError::Skipped(e)) => (Status::Skipped, Some(e)),
     }
