@@ -46,6 +46,9 @@ extra_flags() {
     # No single allocation above 1 MiB, whatever a record header claims (the reader
     # caps a record at MAX_CAPLEN, 256 KiB). Needs the sanitizer's malloc hooks.
     pcap_reader) echo "-malloc_limit_mb=1" ;;
+    # Long inputs make each execution slow (a stream is cut and fed many ways); 4 KiB
+    # already holds several whole messages and every split of a header.
+    stream_framing) echo "-max_len=4096" ;;
     esac
 }
 

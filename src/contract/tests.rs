@@ -232,7 +232,7 @@ fn load_report(rate: Option<f64>) -> crate::load::Report {
         wire: h.clone(),
         send_lag: rate.map(|_| h.clone()),
         intervals: Vec::new(),
-        interval_histograms: Vec::new(),
+        interval_histograms: Default::default(),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::stats::{new_latency_histogram, HIGHEST_TRACKABLE_NS};
 use crate::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, HEADER_LEN};
 
 use super::config::{LoadConfig, LoadModel, RequestMethod};
-use super::report::{Counters, IntervalHistogram, IntervalRow, Report};
+use super::report::{Counters, IntervalHistograms, IntervalRow, Report};
 use super::schedule::Schedule;
 use super::transport::RpcTransport;
 use super::LoadError;
@@ -105,7 +105,7 @@ struct Engine<'a> {
     send_lag: Histogram<u64>,
     interval: Interval,
     rows: Vec<IntervalRow>,
-    interval_hists: Vec<IntervalHistogram>,
+    interval_hists: IntervalHistograms,
 }
 
 /// Runs one measurement over `transport`.
@@ -165,7 +165,7 @@ pub fn run(
             hist: new_latency_histogram(),
         },
         rows: Vec::new(),
-        interval_hists: Vec::new(),
+        interval_hists: IntervalHistograms::default(),
     };
     e.run()
 }
@@ -589,8 +589,7 @@ impl Engine<'_> {
                 p999_ns: at(99.9),
                 max_ns: if h.is_empty() { 0 } else { h.max() },
             });
-            self.interval_hists
-                .push(IntervalHistogram::encode(&iv.hist));
+            self.interval_hists.push(&iv.hist);
         }
         iv.index += 1;
         iv.sent = 0;

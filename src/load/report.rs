@@ -1,7 +1,10 @@
 //! What a run produced, and its outputs: human summary, JSON, CSV, .hgrm, .hlog.
 
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use hdrhistogram::serialization::{Deserializer, Serializer as _, V2Serializer};
@@ -104,29 +107,92 @@ pub struct Report {
     pub send_lag: Option<Histogram<u64>>,
     pub intervals: Vec<IntervalRow>,
     /// Corrected histogram of each interval, same order as `intervals`.
-    pub interval_histograms: Vec<IntervalHistogram>,
+    pub interval_histograms: IntervalHistograms,
 }
 
-/// One interval's histogram in HdrHistogram's V2 encoding, where a run of empty buckets takes
-/// a byte or two. A run keeps one per second for its interval log, and a plain copy is about
-/// 200 kB: a soak's client grew by that much every second.
-#[derive(Debug, Clone)]
-pub struct IntervalHistogram(Result<Vec<u8>, String>);
+/// The corrected histogram of every interval, in HdrHistogram's V2 encoding, appended to an
+/// unnamed temporary file as each interval closes: a soak's client keeps one per second for
+/// its interval log, and held in memory even encoded they grew its RSS by ~2 kB a second
+/// (a plain copy is ~200 kB). Only each interval's place in the file stays in memory. Where
+/// no temporary file can be made the encodings are kept in memory instead.
+#[derive(Debug, Clone, Default)]
+pub struct IntervalHistograms {
+    spill: Option<Arc<File>>,
+    /// Used when there is no spill file.
+    memory: Vec<u8>,
+    /// (offset, length) of each encoding, or why it could not be kept.
+    spans: Vec<Result<(u64, usize), String>>,
+    spill_tried: bool,
+    scratch: Vec<u8>,
+}
 
-impl IntervalHistogram {
-    pub fn encode(h: &Histogram<u64>) -> IntervalHistogram {
-        let mut bytes = Vec::new();
-        let r = V2Serializer::new().serialize(h, &mut bytes);
-        IntervalHistogram(r.map(|_| bytes).map_err(|e| format!("{e:?}")))
+impl IntervalHistograms {
+    pub fn push(&mut self, h: &Histogram<u64>) {
+        self.scratch.clear();
+        if let Err(e) = V2Serializer::new().serialize(h, &mut self.scratch) {
+            self.spans.push(Err(format!("{e:?}")));
+            return;
+        }
+        if !self.spill_tried {
+            self.spill_tried = true;
+            self.spill = unnamed_temp_file().ok().map(Arc::new);
+        }
+        let span = match &self.spill {
+            Some(f) => append(f, &self.scratch),
+            None => {
+                let at = self.memory.len() as u64;
+                self.memory.extend_from_slice(&self.scratch);
+                Ok(at)
+            }
+        };
+        self.spans.push(
+            span.map(|at| (at, self.scratch.len()))
+                .map_err(|e| format!("interval log spill: {e}")),
+        );
     }
 
-    pub fn decode(&self) -> io::Result<Histogram<u64>> {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> io::Result<Histogram<u64>> {
         let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
-        let bytes = self.0.as_ref().map_err(|e| bad(e.clone()))?;
+        let span = self
+            .spans
+            .get(i)
+            .ok_or_else(|| bad(format!("no interval {i}")))?;
+        let &(at, len) = span.as_ref().map_err(|e| bad(e.clone()))?;
+        let mut bytes = vec![0u8; len];
+        match &self.spill {
+            Some(f) => f.read_exact_at(&mut bytes, at)?,
+            None => bytes.copy_from_slice(&self.memory[at as usize..at as usize + len]),
+        }
         Deserializer::new()
             .deserialize(&mut &bytes[..])
             .map_err(|e| bad(format!("{e:?}")))
     }
+}
+
+/// A file in the temporary folder with no name: the kernel frees it with its last descriptor,
+/// so a crash leaves nothing behind.
+fn unnamed_temp_file() -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .mode(0o600)
+        .open(std::env::temp_dir())
+}
+
+fn append(f: &File, bytes: &[u8]) -> io::Result<u64> {
+    let mut f = f;
+    let at = f.seek(SeekFrom::End(0))?;
+    f.write_all(bytes)?;
+    Ok(at)
 }
 
 /// How far an open-loop client fell behind its schedule: the lab's figures (p99, max, the
@@ -561,8 +627,9 @@ impl Report {
             self.time_source
         ))?;
         let warmup = self.config.warmup.as_secs_f64();
-        for (row, h) in self.intervals.iter().zip(&self.interval_histograms) {
-            log.write_interval(None, warmup + row.start_secs, row.length_secs, &h.decode()?)?;
+        for (i, row) in self.intervals.iter().enumerate() {
+            let h = self.interval_histograms.get(i)?;
+            log.write_interval(None, warmup + row.start_secs, row.length_secs, &h)?;
         }
         log.into_inner()
     }
@@ -574,20 +641,53 @@ mod tests {
     use crate::stats::new_latency_histogram;
 
     #[test]
-    fn an_interval_histogram_is_kept_small_and_comes_back_whole() {
+    fn interval_histograms_are_kept_out_of_memory_and_come_back_whole() {
+        let mut kept = IntervalHistograms::default();
+        let mut hs = Vec::new();
+        for k in 1..=50u64 {
+            let mut h = new_latency_histogram();
+            for v in [20_000u64, 21_000 + k, 35_000 * k, 1_000_000_000] {
+                h.record_n(v, k).unwrap();
+            }
+            kept.push(&h);
+            hs.push(h);
+        }
+        assert_eq!(kept.len(), 50);
+        // Spilled: nothing but the spans in memory.
+        assert!(
+            kept.spill.is_some(),
+            "no unnamed temporary file in {:?}",
+            std::env::temp_dir()
+        );
+        assert!(kept.memory.is_empty());
+        for (i, h) in hs.iter().enumerate().rev() {
+            let back = kept.get(i).unwrap();
+            assert_eq!(back.len(), h.len());
+            for v in h.iter_recorded() {
+                assert_eq!(back.count_at(v.value_iterated_to()), v.count_at_value());
+            }
+            assert_eq!(back.max(), h.max());
+        }
+        assert!(kept.get(50).is_err());
+        // A clone (a report handed on) reads the same file.
+        assert_eq!(kept.clone().get(7).unwrap().len(), hs[7].len());
+    }
+
+    #[test]
+    fn without_a_spill_file_they_stay_in_memory() {
+        let mut kept = IntervalHistograms {
+            spill_tried: true,
+            ..IntervalHistograms::default()
+        };
         let mut h = new_latency_histogram();
-        for v in [20_000u64, 21_000, 35_000, 1_000_000_000] {
-            h.record_n(v, 7).unwrap();
-        }
-        let kept = IntervalHistogram::encode(&h);
-        let bytes = kept.0.as_ref().unwrap().len();
-        // A plain copy holds every bucket up to the 1 s value: hundreds of kB.
-        assert!(bytes < 1024, "{bytes} bytes");
-        let back = kept.decode().unwrap();
-        assert_eq!(back.len(), h.len());
-        for v in [20_000u64, 21_000, 35_000, 1_000_000_000] {
-            assert_eq!(back.count_at(v), 7);
-        }
-        assert_eq!(back.max(), h.max());
+        h.record_n(20_000, 3).unwrap();
+        kept.push(&h);
+        h.record_n(90_000, 2).unwrap();
+        kept.push(&h);
+        assert!(kept.spill.is_none());
+        assert_eq!(kept.get(0).unwrap().len(), 3);
+        assert_eq!(kept.get(1).unwrap().len(), 5);
+        // V2: a run of empty buckets takes a byte or two, not a plain copy's hundreds of kB.
+        assert!(kept.memory.len() < 256, "{} bytes", kept.memory.len());
     }
 }
