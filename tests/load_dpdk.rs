@@ -8,8 +8,8 @@ mod support;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,60 +23,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// EAL arguments for one side of a memif pair. No `--no-shconf`: memif registers a
-/// multi-process action at probe and fails without the shared config. No hugepages, a
-/// unique prefix (removed by `Prefix`'s drop).
-fn memif_eal(prefix: &Prefix, lcores: &str, vdev: &str) -> Vec<String> {
-    strs(&[
-        &format!("--lcores={lcores}"),
-        "--no-huge",
-        "--no-pci",
-        "--no-telemetry",
-        "-m",
-        "256",
-        &format!("--file-prefix={}", prefix.0),
-        &format!("--vdev={vdev}"),
-    ])
-}
-
-/// A memif control socket path, removed on drop.
-struct SocketFile(PathBuf);
-
-impl SocketFile {
-    fn new() -> SocketFile {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = PathBuf::from(format!(
-            "/run/bypass-{}-{}.sock",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&p);
-        SocketFile(p)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 path")
-    }
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A child killed on drop (pass or fail).
-struct Guarded(Option<Child>);
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// Runs a command to completion within `limit`, killing it if it overstays.
@@ -165,7 +111,7 @@ fn memif_fast_path_and_dpdk_client() {
         return;
     }
     let _serial = serial();
-    let sock = SocketFile::new();
+    let sock = SocketFile::new("load-dpdk");
     let sprefix = Prefix::new("memifs");
     let mut args = strs(&[
         "serve",
@@ -507,7 +453,7 @@ fn memif_client_without_server_fails_clearly() {
         return;
     }
     let _serial = serial();
-    let sock = SocketFile::new();
+    let sock = SocketFile::new("load-dpdk");
     let prefix = Prefix::new("memifn");
     let json = tmp("memif-none.json");
     let mut a = load_args("198.18.0.1:7777", "198.18.0.2", 1, 10, &json);

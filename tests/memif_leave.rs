@@ -8,8 +8,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,60 +26,8 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A memif control socket path, removed on drop.
-struct SocketFile(PathBuf);
-
-impl SocketFile {
-    fn new(tag: &str) -> SocketFile {
-        let p = PathBuf::from(format!(
-            "/run/bypass-memif-leave-{tag}-{}.sock",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&p);
-        SocketFile(p)
-    }
-}
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// A child killed on drop (pass or fail).
-struct Guarded(Option<Child>);
-
-impl Guarded {
-    fn child(&mut self) -> &mut Child {
-        self.0.as_mut().expect("child")
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// EAL arguments of one side: no hugepages, a shared config (memif needs its multi-process
-/// channel), a unique prefix.
 fn eal(prefix: &Prefix, lcores: &str, role: &str, sock: &SocketFile) -> Vec<String> {
-    strs(&[
-        &format!("--lcores={lcores}"),
-        "--no-huge",
-        "--no-pci",
-        "--no-telemetry",
-        "-m",
-        "256",
-        &format!("--file-prefix={}", prefix.0),
-        &format!(
-            "--vdev=net_memif0,role={role},socket={},socket-abstract=no",
-            sock.0.display()
-        ),
-    ])
+    memif_eal(prefix, lcores, &sock.vdev(role))
 }
 
 fn client_args(sock: &SocketFile, prefix: &Prefix, bound: &[&str]) -> Vec<String> {
@@ -239,7 +186,7 @@ fn server_outlives_clients_that_leave() {
     }
     let _serial = serial();
     let started = Instant::now();
-    let sock = SocketFile::new("cycles");
+    let sock = SocketFile::new("memif-leave-cycles");
     let sprefix = Prefix::new("mls");
     let mut server = start_server(&sock, &sprefix);
     for i in 0..CYCLES {
@@ -273,7 +220,7 @@ fn server_stopped_as_a_client_dies() {
     }
     let _serial = serial();
     for i in 0..STOPS {
-        let sock = SocketFile::new("stop");
+        let sock = SocketFile::new("memif-leave-stop");
         let sprefix = Prefix::new("mlq");
         let mut server = start_server(&sock, &sprefix);
         let cprefix = Prefix::new("mlc");

@@ -399,3 +399,71 @@ pub fn dpdk_leftovers(prefix: &str) -> Vec<PathBuf> {
     }
     left
 }
+
+/// A child killed on drop (pass or fail).
+pub struct Guarded(pub Option<Child>);
+
+impl Guarded {
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child")
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A memif control socket path under /run, unique to this process, removed on drop.
+pub struct SocketFile(pub PathBuf);
+
+impl SocketFile {
+    pub fn new(tag: &str) -> SocketFile {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = PathBuf::from(format!(
+            "/run/bypass-{tag}-{}-{}.sock",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&p);
+        SocketFile(p)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 path")
+    }
+
+    /// The `--vdev` of a net_memif port with this control socket.
+    pub fn vdev(&self, role: &str) -> String {
+        format!(
+            "net_memif0,role={role},socket={},socket-abstract=no",
+            self.path()
+        )
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// EAL arguments for one side of a memif pair. No `--no-shconf`: memif registers a
+/// multi-process action at probe and fails without the shared config. No hugepages, a
+/// unique prefix (removed by `Prefix`'s drop).
+pub fn memif_eal(prefix: &Prefix, lcores: &str, vdev: &str) -> Vec<String> {
+    strs(&[
+        &format!("--lcores={lcores}"),
+        "--no-huge",
+        "--no-pci",
+        "--no-telemetry",
+        "-m",
+        "256",
+        &format!("--file-prefix={}", prefix.0),
+        &format!("--vdev={vdev}"),
+    ])
+}
