@@ -82,34 +82,6 @@ fn no_leftovers(p: &Prefix, what: &str) {
     assert!(left.is_empty(), "{what}: DPDK files left behind: {left:?}");
 }
 
-/// A small deterministic generator (xorshift), seeded from the clock and printed, so a failing
-/// sequence of delays can be replayed with FAULTS_SEED.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = std::env::var("FAULTS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-                    | 1
-            });
-        eprintln!("faults: FAULTS_SEED={seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// What a signal trial runs: the mode, extra flags, devices and worker count.
 struct Rig {
     name: &'static str,
@@ -233,7 +205,7 @@ fn signals_at_any_moment() {
             2,
         ),
     ];
-    let mut rng = Rng::new();
+    let mut rng = Rng::from_env("FAULTS_SEED", "faults");
     let trials = 60;
     // Trials that stopped before any packet, during the flood, and that died of the signal.
     let (mut early, mut flood, mut killed) = (0, 0, 0);

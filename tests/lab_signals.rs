@@ -21,35 +21,6 @@ use support::*;
 /// Trials when LAB_SIGNALS_TRIALS is not set: what fits CI's time (a trial takes 2-8 s).
 const CI_TRIALS: u64 = 20;
 
-/// xorshift64, seeded from LAB_SIGNALS_SEED or the clock; the seed is printed so a failing
-/// sequence of moments can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = env_u64("LAB_SIGNALS_SEED").unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-        eprintln!("lab_signals: LAB_SIGNALS_SEED={seed}");
-        Rng(seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn env_u64(k: &str) -> Option<u64> {
-    std::env::var(k).ok().and_then(|s| s.parse().ok())
-}
-
 /// A scratch folder removed on drop.
 struct TempDir(PathBuf);
 
@@ -419,7 +390,7 @@ fn signals_at_random_moments_exit_130_and_leave_nothing() {
     let dir = TempDir::new();
     let (file, huge) = scenario(&dir);
     let trials = env_u64("LAB_SIGNALS_TRIALS").unwrap_or(CI_TRIALS);
-    let mut rng = Rng::new();
+    let mut rng = Rng::from_env("LAB_SIGNALS_SEED", "lab_signals");
     // Mid-path moments fall within a run as long as this machine makes it, not a guess.
     let run_ms = normal_run(&file, &dir, "the run before the trials").as_millis() as u64;
     let (mut stopped, mut early, mut missed) = (0, 0, 0);

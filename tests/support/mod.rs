@@ -467,3 +467,33 @@ pub fn memif_eal(prefix: &Prefix, lcores: &str, vdev: &str) -> Vec<String> {
         &format!("--vdev={vdev}"),
     ])
 }
+
+/// A whole number from the environment, if set and parseable.
+pub fn env_u64(k: &str) -> Option<u64> {
+    std::env::var(k).ok().and_then(|s| s.parse().ok())
+}
+
+/// xorshift64 for a trial's random moments, seeded from the variable `seed_var` or the clock;
+/// the seed is printed so a failing sequence can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env(seed_var: &str, who: &str) -> Rng {
+        let seed = env_u64(seed_var).unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+        eprintln!("{who}: {seed_var}={seed}");
+        Rng(seed)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
