@@ -291,14 +291,14 @@ fn take_probe(
 fn status_of(outcome: Result<(), PathError>) -> (Status, Option<String>) {
     match outcome {
         Ok(()) => (Status::Ok, None),
-        // Ctrl-C reaches the whole process group: a child the lab ran (`ip`, a server, a
-        // client) dies of it and its path "fails" for the interrupt, not for itself.
+        // Every failure while the lab is stopping is the interrupt's: a wait cut short by
+        // it, or a child it killed (Ctrl-C reaches the whole process group: `ip`, a server,
+        // a client).
         Err(PathError::Failed(e)) if signal::stop_requested() => (
             Status::Skipped,
             Some(format!("interrupted (Ctrl-C) while: {e}")),
         ),
         Err(PathError::Failed(e)) => (Status::Failed, Some(e)),
-        Err(PathError::Skipped(e)) => (Status::Skipped, Some(e)),
     }
 }
 

@@ -151,14 +151,6 @@ impl IntervalHistograms {
         );
     }
 
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
     pub fn get(&self, i: usize) -> io::Result<Histogram<u64>> {
         let bad = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
         let span = self
@@ -652,7 +644,7 @@ mod tests {
             kept.push(&h);
             hs.push(h);
         }
-        assert_eq!(kept.len(), 50);
+        assert_eq!(kept.spans.len(), 50);
         // Spilled: nothing but the spans in memory.
         assert!(
             kept.spill.is_some(),

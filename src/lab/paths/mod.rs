@@ -45,17 +45,13 @@ impl Ctx<'_> {
 #[derive(Debug)]
 pub enum PathError {
     Failed(String),
-    /// Not run: Ctrl-C.
-    Skipped(String),
 }
 
+/// A failure while the lab is stopping is read as the interrupt's, in one place: the
+/// runner's `status_of`.
 impl From<String> for PathError {
     fn from(s: String) -> Self {
-        if s == "interrupted" || crate::os::signal::stop_requested() {
-            PathError::Skipped(format!("interrupted (Ctrl-C) while: {s}"))
-        } else {
-            PathError::Failed(s)
-        }
+        PathError::Failed(s)
     }
 }
 
