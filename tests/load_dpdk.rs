@@ -172,6 +172,70 @@ fn memif_fast_path_and_dpdk_client() {
         );
     }
 
+    // A zero-copy client (hugepages in one file per list, which the PMD shares with the
+    // server) for long enough to spill interval histograms to a file: that file must outlive
+    // the PMD's closing of the EAL's memseg fd (src/dpdk/memseg.rs).
+    let zc_frames = {
+        let cprefix = Prefix::new("memifz");
+        let _files = HugepageFiles(cprefix.0.clone());
+        let (json, hlog) = (tmp("memif-zc.json"), tmp("memif-zc.hlog"));
+        let mut a = strs(&[
+            "load",
+            "--transport",
+            "dpdk",
+            "--server",
+            "198.18.0.1:7777",
+            "--client-ip",
+            "198.18.0.2",
+            "--duration",
+            "2.2",
+            "--warmup",
+            "0",
+            "--timeout-ms",
+            "500",
+            "--json",
+            json.to_str().unwrap(),
+            "--hlog",
+            hlog.to_str().unwrap(),
+            "--",
+            "--lcores=0@0",
+            "--single-file-segments",
+            "--no-pci",
+            "--no-telemetry",
+            &format!("--file-prefix={}", cprefix.0),
+            &format!(
+                "--vdev=net_memif0,role=client,socket={},socket-abstract=no,zero-copy=yes",
+                sock.path()
+            ),
+        ]);
+        let out = run(&a, Duration::from_secs(60));
+        a.clear();
+        assert!(out.status.success(), "zero-copy client: {}", explain(&out));
+        let r = client_result(&out, &json);
+        let s = &r.summary;
+        let n = s["received"].as_u64().unwrap();
+        assert!(n > 0, "{s}");
+        assert_eq!(s["sent"], n, "{s}");
+        assert_eq!(s["lost"], 0, "{s}");
+        assert_eq!(r.port["replies"], n, "no warm-up: {}", r.port);
+        let text = std::fs::read_to_string(&hlog).expect("zero-copy client --hlog");
+        let _ = std::fs::remove_file(&hlog);
+        let intervals = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('"'))
+            .count();
+        assert!(intervals >= 2, "hlog intervals: {text}");
+        if r.port["mempool"]["in_use"] != 0 {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("zero-copy rx ring"),
+                "unexplained buffers: {err}"
+            );
+        }
+        // Every frame it sent: the requests (warm-up included) and one ARP request.
+        r.port["tx_frames"].as_u64().unwrap()
+    };
+
     // Let the server finish handling the last disconnect before it closes its port: memif's
     // disconnect handling races with a close (docs/memif.md).
     std::thread::sleep(Duration::from_millis(500));
@@ -190,15 +254,32 @@ fn memif_fast_path_and_dpdk_client() {
             .as_u64()
             .unwrap()
     };
-    assert_eq!(node("rpc-server"), 2 * count, "{fin}");
-    assert_eq!(node("arp-reply"), 2, "one ARP per client run: {fin}");
-    assert_eq!(fin["tx"], 2 * count + 2, "{fin}");
-    assert_eq!(fin["rx"], 2 * count + 2, "{fin}");
+    assert_eq!(node("rpc-server"), 2 * count + zc_frames - 1, "{fin}");
+    assert_eq!(node("arp-reply"), 3, "one ARP per client run: {fin}");
+    assert_eq!(fin["tx"], 2 * count + 2 + zc_frames, "{fin}");
+    assert_eq!(fin["rx"], 2 * count + 2 + zc_frames, "{fin}");
     assert_eq!(fin["drops"], 0, "{fin}");
     assert_eq!(
         fin["mempool"]["in_use"], 0,
         "server buffers still out: {fin}"
     );
+}
+
+/// Removes a zero-copy client's hugepage files (kept, not unlinked, so the PMD can share them).
+struct HugepageFiles(String);
+
+impl Drop for HugepageFiles {
+    fn drop(&mut self) {
+        let Ok(rd) = std::fs::read_dir("/dev/hugepages") else {
+            return;
+        };
+        let map = format!("{}map_", self.0);
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&map) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 const KERNEL_IP: &str = "198.18.2.1";

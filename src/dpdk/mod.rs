@@ -7,6 +7,7 @@ mod intr;
 pub mod lcore;
 mod mbuf;
 mod mempool;
+mod memseg;
 mod port;
 mod quiesce;
 
@@ -15,6 +16,7 @@ pub use eal::Eal;
 pub use error::{DpdkError, Result};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
+pub use memseg::reserve_closed_memseg_fds;
 pub use port::{
     find_port, port_count, port_name, stats as port_stats, xstats as port_xstats, LinkStatus, Port,
     PortConfig, PortStats, RxQueue, TxQueue,

@@ -1,6 +1,7 @@
 //! EAL arguments for the DPDK programs the lab starts: the placement (main lcore on the client
 //! CPU, the worker on the server CPU), hugepages with --huge-unlink (or --no-huge), a unique
-//! file prefix, and the devices.
+//! file prefix, and the devices. A zero-copy memif client keeps its hugepage files (it hands
+//! their descriptors to the server); the prefix's guard removes them.
 
 use super::topology::DpdkPrefix;
 
@@ -20,7 +21,11 @@ pub fn args(
         format!("--file-prefix={}", prefix.name),
         "--no-telemetry".into(),
     ];
-    if hugepages {
+    if hugepages && devices.iter().any(|d| is_zero_copy_memif(d)) {
+        // The PMD shares memory by the fd of each memseg list's one file: unlinked files
+        // (--huge-unlink) cannot be shared, and EAL refuses the two options together.
+        v.push("--single-file-segments".into());
+    } else if hugepages {
         // The files are unlinked as soon as they are mapped: nothing is left on a crash.
         v.push("--huge-unlink".into());
     } else {
@@ -35,6 +40,11 @@ pub fn args(
     }
     v.extend(devices.iter().cloned());
     v
+}
+
+/// A net_memif vdev argument in zero-copy mode.
+fn is_zero_copy_memif(dev: &str) -> bool {
+    dev.contains("net_memif") && dev.split(',').any(|kv| kv == "zero-copy=yes")
 }
 
 #[cfg(test)]
@@ -53,6 +63,13 @@ mod tests {
         let b = args(&[2, 3], false, &p, &["-a".into(), "0000:03:00.0".into()]);
         assert!(!b.contains(&"--no-pci".to_string()));
         assert!(b.contains(&"--no-huge".to_string()));
+        let zc = "--vdev=net_memif0,role=client,socket=/tmp/s,zero-copy=yes".to_string();
+        let c = args(&[0], true, &p, std::slice::from_ref(&zc));
+        assert!(c.contains(&"--single-file-segments".to_string()));
+        assert!(!c.contains(&"--huge-unlink".to_string()));
+        let copy = zc.replace(",zero-copy=yes", "");
+        let d = args(&[0], true, &p, &[copy]);
+        assert!(d.contains(&"--huge-unlink".to_string()));
         std::mem::forget(p);
         // (forget: the Drop guard would sweep /var/run/dpdk for a prefix nobody made)
     }

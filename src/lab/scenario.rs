@@ -194,6 +194,17 @@ pub struct TopologySpec {
     /// nic: EAL device arguments of a DPDK client port (for `client = "load-dpdk"`).
     #[serde(default)]
     pub client_eal: Vec<String>,
+    /// memif: the client's port in zero-copy mode (`zero-copy=yes`): the server copies straight
+    /// from and to the client's mbufs, two of the four copies per round trip gone. Needs
+    /// hugepages (the client shares its hugepage files). Default: on with hugepages.
+    pub zero_copy: Option<bool>,
+}
+
+impl TopologySpec {
+    /// Whether a memif topology's client runs zero-copy: as asked, else whenever hugepages are.
+    pub fn memif_zero_copy(&self, hugepages: bool) -> bool {
+        self.zero_copy.unwrap_or(hugepages)
+    }
 }
 
 fn default_prefix_len() -> u8 {
@@ -806,6 +817,15 @@ impl Scenario {
             {
                 return Err(err(f("client_ip"), "a nic client needs an address"));
             }
+            if t.zero_copy.is_some() && t.kind != TopologyKind::Memif {
+                return Err(err(f("zero_copy"), "only for kind = \"memif\""));
+            }
+            if t.zero_copy == Some(true) && !self.placement.hugepages {
+                return Err(err(
+                    f("zero_copy"),
+                    "memif zero-copy shares the client's hugepages: needs placement.hugepages = true",
+                ));
+            }
             if let Some(ifc) = &t.client_iface {
                 if ifc.is_empty() || ifc.len() > 15 || ifc.contains('/') {
                     return Err(err(
@@ -871,6 +891,13 @@ impl Scenario {
             .unwrap_or_else(|| describe(ps.kind, tk, proto, backend, poll_mode, client, wait));
         if ps.cross_check.is_some() {
             description += "; in every round sockperf measures the same server process too";
+        }
+        if ps.kind == PathKind::FastpathMemif && ps.description.is_none() {
+            description += if topo.memif_zero_copy(self.placement.hugepages) {
+                "; client port zero-copy"
+            } else {
+                "; copy mode on both ends"
+            };
         }
         Ok(ResolvedPath {
             name: ps.name.clone(),
@@ -1409,6 +1436,38 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
 
     const LIMIT: &str =
         "\n[[path]]\nname = \"floor\"\nkind = \"limit\"\nplan = { mode = \"ping-pong\" }\n";
+
+    const MEMIF: &str = "\n[[topology]]\nname = \"shm\"\nkind = \"memif\"\nserver_ip = \"198.18.4.1\"\nclient_ip = \"198.18.4.2\"\n\n[[path]]\nname = \"m\"\nkind = \"fastpath-memif\"\ntopology = \"shm\"\nplan = { mode = \"ping-pong\" }\n";
+
+    #[test]
+    fn memif_zero_copy_follows_hugepages_unless_told() {
+        let huge = |on: bool| format!("name = \"t\"\n[placement]\nhugepages = {on}\n{MEMIF}");
+        let zc = |text: &str| {
+            let s = Scenario::from_toml(text).unwrap();
+            let p = s.resolve_with_cpus(2).unwrap();
+            (
+                s.topologies[0].memif_zero_copy(s.placement.hugepages),
+                p.paths[0].description.clone(),
+            )
+        };
+        let (on, d) = zc(&huge(true));
+        assert!(on);
+        assert!(d.ends_with("; client port zero-copy"), "{d}");
+        let (on, d) = zc(&huge(false));
+        assert!(!on);
+        assert!(d.ends_with("; copy mode on both ends"), "{d}");
+        let off = huge(true).replace("kind = \"memif\"", "kind = \"memif\"\nzero_copy = false");
+        assert!(!zc(&off).0);
+        let e = Scenario::from_toml(
+            &huge(false).replace("kind = \"memif\"", "kind = \"memif\"\nzero_copy = true"),
+        )
+        .and_then(|s| s.resolve_with_cpus(2).map(|_| ()))
+        .unwrap_err();
+        assert_eq!(e.field, "topology[0].zero_copy");
+        let e = resolve(&GOOD.replace("kind = \"veth\"", "kind = \"veth\"\nzero_copy = true"))
+            .unwrap_err();
+        assert_eq!(e.field, "topology[0].zero_copy");
+    }
 
     #[test]
     fn a_limit_path_needs_no_topology_and_two_cpus() {

@@ -159,6 +159,14 @@ fn classify(frame: &[u8], ep: &UdpEndpoints) -> Frame {
     }
 }
 
+/// Whether the port is a net_memif client in zero-copy mode (asked for in its vdev argument).
+fn is_zero_copy_memif(driver: &str, eal: &[String]) -> bool {
+    driver == "net_memif"
+        && eal
+            .iter()
+            .any(|a| a.contains("net_memif") && a.split(',').any(|kv| kv == "zero-copy=yes"))
+}
+
 /// Writes an ARP frame (padded to the Ethernet minimum) into `buf`, which is at least
 /// [`MIN_FRAME`] long.
 fn emit_arp(
@@ -236,6 +244,8 @@ pub struct DpdkTransport {
     rx_stamp: u64,
     tx_burst: Vec<Mbuf>,
     stats: Stats,
+    /// A zero-copy net_memif client: its rx ring holds pool buffers the PMD never gives back.
+    zero_copy: bool,
     port_name: String,
     /// Always `Some` until drop, which closes the port before counting buffers out.
     port: Option<Port>,
@@ -308,6 +318,11 @@ impl DpdkTransport {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+        let zero_copy = is_zero_copy_memif(port.driver(), &o.eal);
+        if zero_copy {
+            dpdk::reserve_closed_memseg_fds()
+                .map_err(|e| setup_err(format!("guarding the memseg fds of {port_name}: {e}")))?;
+        }
         let client_port = 49_152 + (std::process::id() % 16_384) as u16;
         let mut t = DpdkTransport {
             ep: UdpEndpoints {
@@ -325,6 +340,7 @@ impl DpdkTransport {
             rx_stamp: 0,
             tx_burst: Vec::with_capacity(1),
             stats: Stats::default(),
+            zero_copy,
             port_name,
             port: Some(port),
             pool,
@@ -559,6 +575,12 @@ impl std::ops::Drop for DpdkTransport {
             drop(port);
         }
         eprintln!("dpdk: {}", self.stats.json(&self.port_name, &self.pool));
+        if self.zero_copy && self.pool.in_use() > 0 {
+            eprintln!(
+                "bypass load: dpdk: the {} buffers still in use are the zero-copy rx ring's: net_memif (DPDK 22.11) posts them to the peer and does not free them when the port closes; they go with the process",
+                self.pool.in_use()
+            );
+        }
     }
 }
 

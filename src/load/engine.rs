@@ -60,6 +60,15 @@ const EMPTY: Slot = Slot {
     sent_ns: 0,
 };
 
+/// One reply's figures, recorded into the histograms after the next request is out (off the
+/// round trip the client measures).
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    corrected: u64,
+    uncorrected: u64,
+    server: u64,
+}
+
 /// The current one-second interval.
 struct Interval {
     index: u64,
@@ -106,6 +115,11 @@ struct Engine<'a> {
     interval: Interval,
     rows: Vec<IntervalRow>,
     interval_hists: IntervalHistograms,
+    /// Replies answered but not yet in the histograms; at most [`RECV_BATCH`] (allocated once).
+    pending: Vec<Sample>,
+    /// Closed loop: the window. A reply that frees a window slot ends the receive batch, so
+    /// the next request goes out at once instead of after one more (empty) poll.
+    window: Option<u64>,
 }
 
 /// Runs one measurement over `transport`.
@@ -166,6 +180,11 @@ pub fn run(
         },
         rows: Vec::new(),
         interval_hists: IntervalHistograms::default(),
+        pending: Vec::with_capacity(RECV_BATCH),
+        window: match cfg.load {
+            LoadModel::Closed { window } => Some(u64::from(window)),
+            LoadModel::Open { .. } => None,
+        },
     };
     e.run()
 }
@@ -220,11 +239,14 @@ impl Engine<'_> {
             } else if self.in_flight == 0 {
                 break;
             }
+            // The requests are out: the last replies' figures go in while the next arrive.
+            self.record_pending();
             if self.in_flight > 0 || cfg.wait == WaitMode::Busy {
                 self.receive(cfg.wait)?;
             }
             now = self.clock.now_ns();
         }
+        self.record_pending();
         // Whatever is still outstanding at the hard stop is lost.
         let end = self.clock.now_ns();
         self.expire(u64::MAX);
@@ -455,7 +477,15 @@ impl Engine<'_> {
             // Blocking: one reply, then back to the loop to send the next request; anything
             // else queued is read without sleeping anyway.
             let got = transport.recv_with(&mut buf, &clock, &mut |msg, at| self.on_reply(msg, at));
-            let Err(e) = got else { continue };
+            let Err(e) = got else {
+                if self
+                    .window
+                    .is_some_and(|w| self.in_flight - self.overdue < w)
+                {
+                    break;
+                }
+                continue;
+            };
             match e.kind() {
                 ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted => {}
                 // ICMP port unreachable from an earlier send: the request
@@ -534,15 +564,28 @@ impl Engine<'_> {
         }
         self.counters.received += 1;
         self.interval.received += 1;
+        if self.pending.len() == self.pending.capacity() {
+            self.record_pending();
+        }
         let clamp = |v: u64| v.min(HIGHEST_TRACKABLE_NS);
-        let corrected = clamp(now.saturating_sub(slot.intended_ns));
-        let uncorrected = clamp(now.saturating_sub(slot.sent_ns));
-        // Values are clamped into range, so recording cannot fail.
-        let _ = self.corrected.record(corrected);
-        let _ = self.interval.hist.record(corrected);
-        let _ = self.uncorrected.record(uncorrected);
-        let _ = self.server.record(clamp(server_ns));
-        let _ = self.wire.record(uncorrected.saturating_sub(server_ns));
+        self.pending.push(Sample {
+            corrected: clamp(now.saturating_sub(slot.intended_ns)),
+            uncorrected: clamp(now.saturating_sub(slot.sent_ns)),
+            server: clamp(server_ns),
+        });
+    }
+
+    /// Records the replies' figures held back by [`Self::on_reply`]. Runs before the interval
+    /// they were received in closes, so each lands in its own second.
+    fn record_pending(&mut self) {
+        for s in self.pending.drain(..) {
+            // Values are clamped into range, so recording cannot fail.
+            let _ = self.corrected.record(s.corrected);
+            let _ = self.interval.hist.record(s.corrected);
+            let _ = self.uncorrected.record(s.uncorrected);
+            let _ = self.server.record(s.server);
+            let _ = self.wire.record(s.uncorrected.saturating_sub(s.server));
+        }
     }
 
     fn interval_start(&self, index: u64) -> u64 {
@@ -551,6 +594,9 @@ impl Engine<'_> {
 
     /// Closes every whole second that has ended by `now`.
     fn roll_intervals(&mut self, now: u64) {
+        if now >= self.interval_start(self.interval.index + 1) {
+            self.record_pending();
+        }
         while now >= self.interval_start(self.interval.index + 1) {
             let end = self.interval_start(self.interval.index + 1);
             self.close_interval(end, false);

@@ -24,6 +24,12 @@ pub fn run(
     // A socket file (not the abstract namespace) so both processes find it by path.
     let dev =
         |role: &str| format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no");
+    // Only a client can be zero-copy (the 22.11 PMD ignores it on a server).
+    let client_dev = if topo.spec.memif_zero_copy(ctx.plan.placement.hugepages) {
+        format!("{},zero-copy=yes", dev("client"))
+    } else {
+        dev("client")
+    };
     let prefix = DpdkPrefix::new("mfs");
     let mut server = start_server(ctx, path, topo, &[dev("server")], &prefix, res)?;
     let target = Target {
@@ -31,7 +37,7 @@ pub fn run(
             server: SocketAddrV4::new(topo.spec.server_ip, RPC_PORT),
             client_ip: topo.client_ip()?,
         },
-        devices: vec![dev("client")],
+        devices: vec![client_dev],
     };
     let measured = run_load(ctx, path, &topo.server_ns, &target, res);
     let fin = stop_server::<ServeFinal>(&mut server);
