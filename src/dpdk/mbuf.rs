@@ -57,6 +57,30 @@ impl Mbuf {
         unsafe { (h.buf_addr as *mut u8).add(h.data_off as usize) }
     }
 
+    /// Starts loading the first `lines` cache lines of the packet data. A peer that wrote
+    /// the packet from another core (a zero-copy memif peer writes straight into our buffer)
+    /// leaves each line in its cache: touched in order, they would arrive one miss after
+    /// another; prefetched together, the misses overlap.
+    #[inline]
+    #[cfg(target_arch = "x86_64")]
+    pub fn prefetch_data(&self, lines: usize) {
+        let p = self.data_ptr();
+        for i in 0..lines.min(self.len().div_ceil(64)) {
+            // SAFETY: the address is inside this mbuf's data (i * 64 < len); a prefetch only
+            // hints the cache and cannot fault.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    p.add(i * 64) as *const i8
+                )
+            };
+        }
+    }
+
+    /// Elsewhere the loads go in order.
+    #[inline]
+    #[cfg(not(target_arch = "x86_64"))]
+    pub fn prefetch_data(&self, _lines: usize) {}
+
     #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: [data_ptr, data_ptr + data_len) is initialised packet memory we own.

@@ -546,6 +546,10 @@ impl DpdkTransport {
                 }
                 self.rx_stamp = clock.map_or(0, Clock::now_ns_ordered);
                 polled = true;
+                // A reply's headers and RPC header span two lines (docs/memif.md).
+                for m in self.rx_burst.as_slice() {
+                    m.prefetch_data(2);
+                }
             }
             let i = self.rx_next;
             self.rx_next += 1;

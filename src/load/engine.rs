@@ -27,6 +27,8 @@ use crate::os::Clock;
 const NS_PER_SEC: u64 = 1_000_000_000;
 /// Busy mode: replies drained per loop turn before sending is reconsidered.
 const RECV_BATCH: usize = 64;
+/// Busy closed loop with a full window: empty polls in a row before the loop's own checks.
+const SPIN_POLLS: u32 = 1024;
 /// Unsent requests charged one by one at the end; beyond this the rest are charged in bulk.
 const CHARGE_ONE_BY_ONE: u64 = 10_000_000;
 
@@ -473,11 +475,14 @@ impl Engine<'_> {
         let mut buf = std::mem::take(&mut self.recv_buf);
         let clock = self.clock;
         let mut result = Ok(());
-        for _ in 0..batch {
+        let mut replies = 0;
+        let mut empty_polls = 0;
+        while replies < batch {
             // Blocking: one reply, then back to the loop to send the next request; anything
             // else queued is read without sleeping anyway.
             let got = transport.recv_with(&mut buf, &clock, &mut |msg, at| self.on_reply(msg, at));
             let Err(e) = got else {
+                replies += 1;
                 if self
                     .window
                     .is_some_and(|w| self.in_flight - self.overdue < w)
@@ -487,6 +492,19 @@ impl Engine<'_> {
                 continue;
             };
             match e.kind() {
+                // Busy, closed loop, window full: nothing to send until a reply comes, so poll
+                // again at once rather than through the loop's clock and timeout checks (they
+                // run at least every SPIN_POLLS polls): the reply is seen sooner.
+                ErrorKind::WouldBlock
+                    if wait == WaitMode::Busy
+                        && empty_polls < SPIN_POLLS
+                        && self
+                            .window
+                            .is_some_and(|w| self.in_flight - self.overdue >= w) =>
+                {
+                    empty_polls += 1;
+                    continue;
+                }
                 ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted => {}
                 // ICMP port unreachable from an earlier send: the request
                 // will time out; keep going.
