@@ -17,6 +17,8 @@ pub enum FloorMode {
     Ring,
     /// One cache-line mailbox each way.
     Line,
+    /// memif's layout: index, descriptor and buffer on separate lines, each way.
+    Descriptors,
 }
 
 impl FloorMode {
@@ -24,6 +26,7 @@ impl FloorMode {
         match self {
             FloorMode::Ring => "ring",
             FloorMode::Line => "line",
+            FloorMode::Descriptors => "descriptors",
         }
     }
 }

@@ -131,7 +131,13 @@ pub fn verdicts(paths: &[PathResult], pairs: &[(String, String)]) -> Vec<Verdict
             .iter()
             .filter(|p| p.name != floor.name && !p.rounds.is_empty())
         {
-            all.push((p, floor));
+            // A pair the scenario named already is not said twice.
+            if !all
+                .iter()
+                .any(|(a, b)| a.name == p.name && b.name == floor.name)
+            {
+                all.push((p, floor));
+            }
         }
     }
     let mut out = Vec::new();
@@ -306,6 +312,12 @@ mod tests {
             v[0].text
         );
         assert!(!v[0].text.contains("no measurable difference"));
+        let named = verdicts(&paths, &[("memif".into(), "floor".into())]);
+        assert_eq!(
+            named.len(),
+            3,
+            "a pair against the floor the scenario names is said once"
+        );
     }
 
     #[test]

@@ -712,6 +712,8 @@ impl Scenario {
                 match floor_mode {
                     FloorMode::Ring => "an SPSC ring each way",
                     FloorMode::Line => "one cache line each way",
+                    FloorMode::Descriptors =>
+                        "memif's layout each way: index, descriptor and buffer on lines of their own",
                 }
             )
         });

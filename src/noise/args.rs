@@ -117,6 +117,10 @@ pub enum FloorMode {
     Ring,
     /// One cache-line mailbox each way (message at most 56 bytes).
     Line,
+    /// memif's layout each way: the producer's index, the consumer's index, a ring of
+    /// descriptors and the buffers they point to, each on lines of their own; what a
+    /// descriptor-ring PMD costs at best.
+    Descriptors,
 }
 
 impl FloorMode {
@@ -124,6 +128,7 @@ impl FloorMode {
         match self {
             FloorMode::Ring => "ring",
             FloorMode::Line => "line",
+            FloorMode::Descriptors => "descriptors",
         }
     }
 }
@@ -184,7 +189,7 @@ impl FloorArgs {
             ));
         }
         let max = match self.mode {
-            FloorMode::Ring => MAX_RING_SIZE,
+            FloorMode::Ring | FloorMode::Descriptors => MAX_RING_SIZE,
             FloorMode::Line => MAX_LINE_SIZE,
         };
         if self.size == 0 || self.size > max {

@@ -124,6 +124,85 @@ impl Mailbox for Ring {
     }
 }
 
+/// Buffer slots of a descriptor ring, as in memif's default (`rsize=10`).
+const DESC_SLOTS: usize = 1024;
+/// Words per buffer: memif's default 2048-byte buffers.
+const BUF_WORDS: usize = 256;
+
+/// One descriptor: where the message is and how long; four to a cache line, as memif's
+/// 16-byte `memif_desc_t`.
+struct Desc {
+    words: AtomicU64,
+    offset: AtomicU64,
+}
+
+/// A descriptor ring the way net_memif lays one out: the producer's `head` and the
+/// consumer's `tail` on lines of their own, the descriptors in an array, the message in a
+/// buffer the descriptor points to. The consumer's reads depend on each other (head, then
+/// the descriptor, then the buffer at its offset), and the producer reads `tail` before it
+/// writes, as `eth_memif_tx` does.
+struct DescRing {
+    head: Padded<AtomicU64>,
+    tail: Padded<AtomicU64>,
+    desc: Box<[Desc]>,
+    bufs: Box<[AtomicU64]>,
+}
+
+impl DescRing {
+    fn new() -> DescRing {
+        DescRing {
+            head: Padded(AtomicU64::new(0)),
+            tail: Padded(AtomicU64::new(0)),
+            desc: (0..DESC_SLOTS)
+                .map(|_| Desc {
+                    words: AtomicU64::new(0),
+                    offset: AtomicU64::new(0),
+                })
+                .collect(),
+            bufs: (0..DESC_SLOTS * BUF_WORDS)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        }
+    }
+}
+
+impl Mailbox for DescRing {
+    fn send(&self, msg: &[u64]) -> bool {
+        let h = self.head.0.load(Ordering::Relaxed);
+        if h - self.tail.0.load(Ordering::Acquire) == DESC_SLOTS as u64 {
+            return false;
+        }
+        let slot = h as usize % DESC_SLOTS;
+        let base = slot * BUF_WORDS;
+        for (w, v) in self.bufs[base..base + msg.len()].iter().zip(msg) {
+            w.store(*v, Ordering::Relaxed);
+        }
+        let d = &self.desc[slot];
+        d.offset.store(base as u64, Ordering::Relaxed);
+        d.words.store(msg.len() as u64, Ordering::Relaxed);
+        self.head.0.store(h + 1, Ordering::Release);
+        true
+    }
+
+    fn try_recv(&self, cursor: &mut u64, out: &mut [u64]) -> bool {
+        if self.head.0.load(Ordering::Acquire) == *cursor {
+            return false;
+        }
+        let d = &self.desc[*cursor as usize % DESC_SLOTS];
+        let n = (d.words.load(Ordering::Relaxed) as usize).min(out.len());
+        // The offset is the producer's and always in range; a bad one reads nothing.
+        let base = d.offset.load(Ordering::Relaxed) as usize;
+        if let Some(buf) = self.bufs.get(base..base + n) {
+            for (o, w) in out.iter_mut().zip(buf) {
+                *o = w.load(Ordering::Relaxed);
+            }
+        }
+        *cursor += 1;
+        self.tail.0.store(*cursor, Ordering::Release);
+        true
+    }
+}
+
 /// Both directions and the stop flag the initiator raises when it is done.
 struct Shared<M> {
     request: M,
@@ -293,6 +372,14 @@ pub fn measure(cfg: &FloorConfig, clock: Clock) -> Result<FloorRun, NoiseError> 
             let sh = Shared {
                 request: Ring::new(),
                 reply: Ring::new(),
+                stop,
+            };
+            exchange(sh, clock, cfg)
+        }
+        FloorMode::Descriptors => {
+            let sh = Shared {
+                request: DescRing::new(),
+                reply: DescRing::new(),
                 stop,
             };
             exchange(sh, clock, cfg)

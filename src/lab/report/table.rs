@@ -62,14 +62,15 @@ fn row(p: &PathResult) -> String {
         .as_ref()
         .map(|l| format!("{} of {} ({:.3}%)", l.lost, l.sent, l.percent()))
         .unwrap_or_default();
+    // The floor is the first limit path; any other (another layout) is a multiple of it.
     let floor = match (&p.floor_multiple, p.kind.as_str()) {
-        (_, "limit") if p.latency.is_some() => "the floor".to_string(),
         (Some(f), _) => format!(
             "{}x [{}, {}]",
             fmt_ratio(f.median),
             fmt_ratio(f.lo),
             fmt_ratio(f.hi)
         ),
+        (None, "limit") if p.latency.is_some() => "the floor".to_string(),
         _ => String::new(),
     };
     let rounds = match (p.rounds.len(), p.status) {

@@ -227,6 +227,24 @@ fn table_has_a_row_per_path_with_its_intervals() {
 }
 
 #[test]
+fn a_second_limit_path_shows_its_multiple_of_the_floor() {
+    let mut r = lab();
+    let mut layout = PathResult::new("layout", "limit", "-", "none", "memif's layout");
+    layout.status = Status::Ok;
+    layout.latency = Some(lat(260));
+    layout.floor_multiple = Some(fig(1.3, 1.25, 1.34));
+    r.paths.push(layout);
+    let md = render(&r);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| layout |"))
+        .expect("layout row");
+    assert!(row.contains("| 1.30x [1.25, 1.34] |"), "{row}");
+    let floor = md.lines().find(|l| l.starts_with("| floor |")).unwrap();
+    assert!(floor.contains("| the floor |"), "{floor}");
+}
+
+#[test]
 fn floor_verdicts_platform_and_syscalls_are_reported() {
     let md = render(&lab());
     assert!(
