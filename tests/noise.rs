@@ -197,7 +197,7 @@ fn floor_both_modes_json_and_files() {
         return;
     };
     let pair = format!("{},{}", cpus[0], cpus[1]);
-    for mode in ["ring", "line"] {
+    for mode in ["ring", "line", "descriptors"] {
         let (hgrm, hlog) = (tmp(&format!("{mode}.hgrm")), tmp(&format!("{mode}.hlog")));
         let args = strs(&[
             "floor",
