@@ -8,6 +8,7 @@ use serde::Serialize;
 pub use crate::contract::serve::{ServeFinal, ServeInterval};
 use crate::dpdk::{LinkStatus, PortStats};
 use crate::graph::GraphStats;
+use crate::options::ChecksumChoice;
 use crate::stats::Summary;
 
 use super::counters::WorkerSnapshot;
@@ -129,6 +130,9 @@ pub struct PortTotal {
     pub tx_first: u64,
     /// Packets found waiting in rx queues at shutdown and freed.
     pub drained: u64,
+    /// The rx checksum policy: requested, resolved, and why (rpc mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumChoice>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -297,6 +301,12 @@ impl Final {
                 p.tx_first,
                 p.drained
             ));
+            if let Some(c) = &p.checksum {
+                s.push_str(&format!(
+                    "  port {} checksums: {} asked, {c}\n",
+                    p.name, c.requested
+                ));
+            }
         }
         s.push_str(&format!(
             "  mempool: {} of {} buffers in use at exit{}\n  built against DPDK {}, revision {}",
