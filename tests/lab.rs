@@ -493,6 +493,7 @@ fn the_labs_serve_command_is_what_bypass_serve_parses() {
         interval_ms: Some(500),
         mac: Some(bypass::wire::MacAddress([2, 0, 0, 0, 0, 1])),
         burst: Some(32),
+        checksum: Some(bypass::options::ChecksumPolicy::Trust),
         eal: vec!["--no-pci".into()],
     };
     let parses = |mut argv: Vec<String>| {
@@ -512,7 +513,11 @@ fn the_labs_serve_command_is_what_bypass_serve_parses() {
     };
     let (code, stderr) = parses(cmd.argv());
     assert_eq!(code, Some(0), "{:?}: {stderr}", cmd.argv());
-    for (from, to) in [("--poll-mode", "--poll-mod"), ("adaptive", "sometimes")] {
+    for (from, to) in [
+        ("--poll-mode", "--poll-mod"),
+        ("adaptive", "sometimes"),
+        ("trust", "often"),
+    ] {
         let broken: Vec<String> = cmd
             .argv()
             .into_iter()

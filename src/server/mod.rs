@@ -35,7 +35,7 @@ use counters::{WorkerCounters, WorkerSnapshot};
 use latency::LatencyCollector;
 use report::{
     drops_by_reason, node_lines, Final, Interval, MempoolTotal, PortTotal, ServeFinal,
-    ServeInterval, ServiceLine, WorkerInterval, WorkerTotal,
+    ServeInterval, ServePort, ServiceLine, WorkerInterval, WorkerTotal,
 };
 use rpc::RpcSpec;
 use worker::WorkerSpec;
@@ -176,14 +176,16 @@ impl Setup {
                     eprintln!("bypass: port {}: {e}", p.name());
                 }
                 PortTotal {
-                    name: p.name().to_string(),
-                    driver: p.driver().to_string(),
+                    port: ServePort {
+                        name: p.name().to_string(),
+                        driver: p.driver().to_string(),
+                        checksum: checksum.clone(),
+                    },
                     mac: report::mac_string(p.mac()),
                     link,
                     stats: p.stats().unwrap_or_default(),
                     tx_first: primed,
                     drained,
-                    checksum: checksum.clone(),
                 }
             })
             .collect();
@@ -580,6 +582,7 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
             rx: sum.rx,
             tx: sum.tx,
             drops_by_reason: drops_by_reason(graph_total.as_ref(), sum.tx_drops),
+            ports,
         },
         drops: sum.tx_drops + graph_drops,
         rx_pps: sum.rx as f64 / elapsed.max(1e-9),
@@ -600,7 +603,6 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
         vector_avg: graph_total.as_ref().map(entry_vector_avg),
         nodes: graph_total.as_ref().map(node_lines).unwrap_or_default(),
         service_ns: (cfg.mode == Mode::Rpc).then(|| Summary::from_histogram(run.service)),
-        ports,
         mempool: MempoolTotal {
             capacity: pool.capacity(),
             in_use: pool.in_use(),

@@ -71,6 +71,8 @@ fn load_once(
         hgrm: files.hgrm.clone(),
         // A sweep's points are read from their .hgrm files (plotted, never merged).
         hlog: sweep.is_none().then(|| files.hlog.clone()),
+        // Kernel sockets refuse it: their checksums are the kernel's.
+        checksum: path.checksum.filter(|_| dpdk),
         eal: if dpdk {
             eal::args(
                 &[path.client_cpu],

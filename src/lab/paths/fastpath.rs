@@ -36,6 +36,7 @@ pub fn serve_command(
         interval_ms: None,
         mac: None,
         burst: None,
+        checksum: path.checksum,
         eal: eal::args(
             &[path.client_cpu, path.server_cpu],
             ctx.plan.placement.hugepages,
