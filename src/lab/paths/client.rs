@@ -175,6 +175,7 @@ fn run_point(
     res.loss = Some(loss_of(s));
     res.send_lag = s.send_lag.clone();
     res.hgrm = Some(format!("{stem}.hgrm"));
+    res.checksum.client = s.checksum.clone();
     res.client_report = Some(report.summary.verbatim);
     Ok(())
 }
@@ -193,6 +194,7 @@ fn run_sweep(
     let offered = Offered::Rates(path.rates_spec.clone());
     let text = load_once(ctx, path, ns, target, offered, &files, res)?;
     let report: LoadSweepReport = read(&files.json, &text)?;
+    res.checksum.client = report.sweep.first().and_then(|s| s.checksum.clone());
     for s in &report.sweep {
         let r = s.target_rate.ok_or("sweep point without target_rate")?;
         let hgrm = format!("{stem}-{r}.hgrm");

@@ -138,6 +138,6 @@ pub fn run(
     })();
     let fin = stop_server::<ServeFinal>(&mut server);
     measured?;
-    res.keep_server_report(fin);
+    res.keep_fastpath_report(fin);
     Ok(())
 }
