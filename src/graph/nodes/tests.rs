@@ -458,6 +458,8 @@ fn checksum_policy_per_port() {
     // verify (the default of every graph on byte buffers): the NIC's flags are not read, so
     // a Good flag saves no corrupt frame and a Bad flag drops no sound one.
     assert_eq!(cfg().rx_checksum, RxChecksum::Verify);
+    // The fuzz targets' graph too: what they prove of corrupt frames needs verify.
+    assert_eq!(check::check_config().rx_checksum, RxChecksum::Verify);
     let (tx, s) = dispatch_flagged(
         RxChecksum::Verify,
         &[
