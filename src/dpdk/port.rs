@@ -174,13 +174,11 @@ fn queue_guards(driver: &str, n: u16) -> Result<Vec<Option<QuiesceGuard>>> {
         .collect()
 }
 
-/// The checksum offloads a port's PMD offers (`rte_eth_dev_info` rx/tx_offload_capa).
+/// The rx checksum offloads a port's PMD offers (`rte_eth_dev_info` rx_offload_capa).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChecksumOffloads {
     pub rx_ipv4: bool,
     pub rx_udp: bool,
-    pub tx_ipv4: bool,
-    pub tx_udp: bool,
 }
 
 impl ChecksumOffloads {
@@ -189,8 +187,6 @@ impl ChecksumOffloads {
         ChecksumOffloads {
             rx_ipv4: has(info.rx_offload_capa, sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM),
             rx_udp: has(info.rx_offload_capa, sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM),
-            tx_ipv4: has(info.tx_offload_capa, sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM),
-            tx_udp: has(info.tx_offload_capa, sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM),
         }
     }
 }

@@ -5,7 +5,8 @@
 //! server's worker on one core, the client on the other.
 //!
 //! Per message: one mbuf from the pool and one tx burst out; each rx burst is stamped when the
-//! poll returns, before any checksum check, and its replies are handed to the engine in place
+//! poll returns, before any checksum is summed (under the `offload` policy the NIC's flags
+//! are read within the poll, before the stamp), and its replies are handed to the engine in place
 //! (no copy), all with that stamp; the burst is freed in bulk. No allocation besides the mbuf, no syscall (the PMD
 //! may make one: net_tap writes to a file descriptor).
 
@@ -380,8 +381,6 @@ impl DpdkTransport {
         let caps = ChecksumCaps {
             rx_ipv4: dev.checksum.rx_ipv4,
             rx_udp: dev.checksum.rx_udp,
-            tx_ipv4: dev.checksum.tx_ipv4,
-            tx_udp: dev.checksum.tx_udp,
         };
         let checksum = o
             .checksum
@@ -389,8 +388,8 @@ impl DpdkTransport {
             .map_err(LoadError::Invalid)?;
         let pool = Mempool::new("bypass_load_pool", POOL_SIZE, POOL_CACHE, DATA_ROOM, -1)
             .map_err(setup_err)?;
-        // Requests are built whole in software (emit_udp_frame fills both checksums), so tx
-        // offload would add per-packet flags and lengths and save one 20-byte header sum.
+        // Requests are built whole in software (emit_udp_frame fills both checksums): tx
+        // offload would add per-packet flags and lengths to save one 20-byte header sum.
         let pcfg = PortConfig {
             rx_desc: RING_DESC,
             tx_desc: RING_DESC,

@@ -204,8 +204,6 @@ fn resolve_checksum(requested: ChecksumPolicy, id: u16) -> Result<ChecksumChoice
     let caps = ChecksumCaps {
         rx_ipv4: dev.checksum.rx_ipv4,
         rx_udp: dev.checksum.rx_udp,
-        tx_ipv4: dev.checksum.tx_ipv4,
-        tx_udp: dev.checksum.tx_udp,
     };
     Ok(requested.resolve("checksum", &dev.name, &dev.driver, caps)?)
 }
