@@ -107,6 +107,107 @@ pub enum Backend {
 }
 named!(Backend { Blocking => "blocking", Busy => "busy", Batch => "batch" });
 
+/// How far a DPDK port's received checksums are checked in software (`--checksum`, TOML
+/// `checksum`): asked for once, resolved per port by [`ChecksumPolicy::resolve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChecksumPolicy {
+    /// Trust a local peer (net_memif, net_ring), use the NIC's verdicts where it offers rx
+    /// IPv4 and UDP checksum offload, verify in software otherwise.
+    Auto,
+    /// Verify the IPv4 header and UDP checksums of every frame in software.
+    Verify,
+    /// Check no checksum on rx: the peer is a local process that cannot corrupt a frame.
+    Trust,
+    /// Enable the NIC's rx checksum offload and act on its per-packet verdict (good: no
+    /// software check; bad: dropped; unknown: verified in software).
+    Offload,
+}
+named!(ChecksumPolicy { Auto => "auto", Verify => "verify", Trust => "trust", Offload => "offload" });
+
+/// What a port offers for rx checksums (from its `rte_eth_dev_info` rx_offload_capa). Tx
+/// offload is not asked about: replies' checksums stay in software (docs/memif.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChecksumCaps {
+    pub rx_ipv4: bool,
+    pub rx_udp: bool,
+}
+
+impl ChecksumCaps {
+    /// Both rx verdicts the fast path needs: the IPv4 header and UDP.
+    pub fn rx(&self) -> bool {
+        self.rx_ipv4 && self.rx_udp
+    }
+}
+
+/// A port's checksum policy as asked for, as resolved, and why (shown in every report).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChecksumChoice {
+    pub requested: ChecksumPolicy,
+    /// Never `auto`.
+    pub resolved: ChecksumPolicy,
+    pub why: String,
+}
+
+impl fmt::Display for ChecksumChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.resolved, self.why)
+    }
+}
+
+/// Drivers whose peer is a process on this machine copying frames through memory: nothing on
+/// the way can corrupt one, so checking its checksums only repeats the sender's work.
+const LOCAL_PEER_DRIVERS: &[&str] = &["net_memif", "net_ring"];
+
+impl ChecksumPolicy {
+    /// The policy for port `port` (driver `driver`, offering `caps`). `field` names the
+    /// setting in the error: an `offload` the port cannot do is refused, never downgraded.
+    pub fn resolve(
+        self,
+        field: &str,
+        port: &str,
+        driver: &str,
+        caps: ChecksumCaps,
+    ) -> Result<ChecksumChoice, FieldError> {
+        let choice = |resolved, why: String| ChecksumChoice {
+            requested: self,
+            resolved,
+            why,
+        };
+        Ok(match self {
+            ChecksumPolicy::Verify => choice(self, "requested".into()),
+            ChecksumPolicy::Trust => choice(self, "requested".into()),
+            ChecksumPolicy::Offload if caps.rx() => choice(
+                self,
+                format!("requested; {driver} offers rx IPv4+UDP checksum offload"),
+            ),
+            ChecksumPolicy::Offload => {
+                return Err(FieldError::new(
+                    field,
+                    format!(
+                        "offload asked for on port {port}, whose {driver} PMD does not offer \
+                         rx IPv4 and UDP checksum offload (rx_offload_capa: ipv4 {}, udp {}); \
+                         use verify, trust or auto",
+                        caps.rx_ipv4, caps.rx_udp
+                    ),
+                ))
+            }
+            ChecksumPolicy::Auto if LOCAL_PEER_DRIVERS.contains(&driver) => choice(
+                ChecksumPolicy::Trust,
+                format!("auto: {driver} peer is a local process"),
+            ),
+            ChecksumPolicy::Auto if caps.rx() => choice(
+                ChecksumPolicy::Offload,
+                format!("auto: {driver} offers rx IPv4+UDP checksum offload"),
+            ),
+            ChecksumPolicy::Auto => choice(
+                ChecksumPolicy::Verify,
+                format!("auto: {driver} offers no rx checksum offload, peer not local"),
+            ),
+        })
+    }
+}
+
 /// Most points one sweep may have.
 pub const MAX_SWEEP_POINTS: usize = 1000;
 
@@ -202,6 +303,78 @@ mod tests {
         ] {
             assert!(RateSweep::parse(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    #[test]
+    fn checksum_auto_resolves_by_driver_then_capability() {
+        let none = ChecksumCaps::default();
+        let rx = ChecksumCaps {
+            rx_ipv4: true,
+            rx_udp: true,
+        };
+        let auto = |driver, caps| {
+            ChecksumPolicy::Auto
+                .resolve("checksum", "p0", driver, caps)
+                .unwrap()
+        };
+        for local in ["net_memif", "net_ring"] {
+            let c = auto(local, rx);
+            assert_eq!(
+                (c.requested, c.resolved),
+                (ChecksumPolicy::Auto, ChecksumPolicy::Trust)
+            );
+            assert_eq!(c.why, format!("auto: {local} peer is a local process"));
+        }
+        assert_eq!(auto("net_ice", rx).resolved, ChecksumPolicy::Offload);
+        assert_eq!(auto("net_tap", none).resolved, ChecksumPolicy::Verify);
+        // One rx bit of the two is not enough: udp-input would have no verdict to act on.
+        for half in [
+            ChecksumCaps {
+                rx_udp: false,
+                ..rx
+            },
+            ChecksumCaps {
+                rx_ipv4: false,
+                ..rx
+            },
+        ] {
+            assert_eq!(auto("net_af_xdp", half).resolved, ChecksumPolicy::Verify);
+        }
+        let shown = auto("net_memif", none).to_string();
+        assert_eq!(shown, "trust (auto: net_memif peer is a local process)");
+    }
+
+    #[test]
+    fn checksum_requests_are_kept_and_offload_without_capability_is_refused() {
+        let none = ChecksumCaps::default();
+        for p in [ChecksumPolicy::Verify, ChecksumPolicy::Trust] {
+            // A request is honoured even where auto would choose otherwise.
+            let c = p.resolve("checksum", "p0", "net_memif", none).unwrap();
+            assert_eq!((c.requested, c.resolved), (p, p));
+        }
+        let rx = ChecksumCaps {
+            rx_ipv4: true,
+            rx_udp: true,
+        };
+        let c = ChecksumPolicy::Offload
+            .resolve("--checksum", "0000:03:00.0", "net_ice", rx)
+            .unwrap();
+        assert_eq!(c.resolved, ChecksumPolicy::Offload);
+        let e = ChecksumPolicy::Offload
+            .resolve("--checksum", "net_tap0", "net_tap", none)
+            .unwrap_err();
+        assert_eq!(e.field, "--checksum");
+        assert!(
+            e.message.contains("net_tap0") && e.message.contains("net_tap PMD"),
+            "{e}"
+        );
+        let half = ChecksumCaps {
+            rx_ipv4: true,
+            ..none
+        };
+        assert!(ChecksumPolicy::Offload
+            .resolve("checksum", "p", "net_x", half)
+            .is_err());
     }
 
     #[test]

@@ -289,6 +289,27 @@ fn check_platform_floor_and_verdicts(results: &Value, report: &str) {
         .find(|p| p["name"] == "fastpath-tap")
         .unwrap();
     assert_eq!(tap["cross_check"]["p50"]["n"], 2, "{}", tap["cross_check"]);
+    // The scenario's checksum field reached the server, whose port reported it.
+    let c = &tap["checksum"]["server"][0];
+    assert_eq!(c["port"], "net_tap0", "{c}");
+    assert_eq!(
+        (&c["requested"], &c["resolved"]),
+        (&"verify".into(), &"verify".into()),
+        "{c}"
+    );
+    assert!(
+        tap["checksum"]["client"].is_null(),
+        "a kernel client has none"
+    );
+    assert!(
+        report.contains("; checksums: server net_tap0 verify (requested))."),
+        "no checksum policy on the path's line"
+    );
+    for p in results["paths"].as_array().unwrap() {
+        if p["kind"] == "kernel-serve" {
+            assert!(p["checksum"].is_null(), "{}: {}", p["name"], p["checksum"]);
+        }
+    }
     assert!(
         report.contains("| fastpath-tap | 2 |"),
         "no cross-check row"
@@ -493,6 +514,7 @@ fn the_labs_serve_command_is_what_bypass_serve_parses() {
         interval_ms: Some(500),
         mac: Some(bypass::wire::MacAddress([2, 0, 0, 0, 0, 1])),
         burst: Some(32),
+        checksum: Some(bypass::options::ChecksumPolicy::Trust),
         eal: vec!["--no-pci".into()],
     };
     let parses = |mut argv: Vec<String>| {
@@ -512,7 +534,11 @@ fn the_labs_serve_command_is_what_bypass_serve_parses() {
     };
     let (code, stderr) = parses(cmd.argv());
     assert_eq!(code, Some(0), "{:?}: {stderr}", cmd.argv());
-    for (from, to) in [("--poll-mode", "--poll-mod"), ("adaptive", "sometimes")] {
+    for (from, to) in [
+        ("--poll-mode", "--poll-mod"),
+        ("adaptive", "sometimes"),
+        ("trust", "often"),
+    ] {
         let broken: Vec<String> = cmd
             .argv()
             .into_iter()

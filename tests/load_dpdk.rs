@@ -70,6 +70,18 @@ fn client_result(out: &Output, json: &Path) -> ClientRun {
     }
 }
 
+/// The client's checksum policy, the same in its JSON summary and its closing `dpdk:` line.
+fn client_checksum(r: &ClientRun) -> (String, String, String) {
+    let c = &r.summary["checksum"];
+    assert_eq!(c, &r.port["checksum"], "summary and dpdk line agree");
+    let s = |k: &str| {
+        c[k].as_str()
+            .unwrap_or_else(|| panic!("{k}: {c}"))
+            .to_string()
+    };
+    (s("requested"), s("resolved"), s("why"))
+}
+
 fn assert_all_answered(r: &ClientRun, count: u64) {
     let s = &r.summary;
     assert_eq!(s["sent"], count, "{s}");
@@ -148,10 +160,15 @@ fn memif_fast_path_and_dpdk_client() {
     }
 
     let count = 2000u64;
-    for window in [1u32, 8] {
+    // The default trusts the local peer; verify, asked for, sums every reply (and finds
+    // them all sound).
+    for (window, policy) in [(1u32, None), (8, Some("verify"))] {
         let cprefix = Prefix::new("memifc");
         let json = tmp(&format!("memif-w{window}.json"));
         let mut a = load_args("198.18.0.1:7777", "198.18.0.2", window, count, &json);
+        if let Some(p) = policy {
+            a.extend(strs(&["--checksum", p]));
+        }
         a.push("--".into());
         a.extend(memif_eal(
             &cprefix,
@@ -170,6 +187,12 @@ fn memif_fast_path_and_dpdk_client() {
             count + 1,
             "requests and one ARP request"
         );
+        let want = match policy {
+            None => ("auto", "trust", "auto: net_memif peer is a local process"),
+            Some(_) => ("verify", "verify", "requested"),
+        };
+        let got = client_checksum(&r);
+        assert_eq!((&*got.0, &*got.1, &*got.2), want, "{}", r.port);
     }
 
     // A zero-copy client (hugepages in one file per list, which the PMD shares with the
@@ -263,6 +286,15 @@ fn memif_fast_path_and_dpdk_client() {
         fin["mempool"]["in_use"], 0,
         "server buffers still out: {fin}"
     );
+    let port = &fin["ports"][0];
+    assert_eq!(port["driver"], "net_memif", "{port}");
+    let c = &port["checksum"];
+    assert_eq!(
+        (&c["requested"], &c["resolved"]),
+        (&"auto".into(), &"trust".into()),
+        "{c}"
+    );
+    assert_eq!(c["why"], "auto: net_memif peer is a local process", "{c}");
 }
 
 /// Removes a zero-copy client's hugepage files (kept, not unlinked, so the PMD can share them).
@@ -404,6 +436,11 @@ fn tap_kernel_peer_arp_both_ways() {
     let json = tmp("tap-arp.json");
     let r = client_result(&peer.client(&[], &server, &json), &json);
     assert_all_answered(&r, 2000);
+    // net_tap checks checksums as it reads and says so in the mbuf flags: auto takes them,
+    // and every reply came through them.
+    let (requested, resolved, why) = client_checksum(&r);
+    assert_eq!((&*requested, &*resolved), ("auto", "offload"), "{why}");
+    assert_eq!(why, "auto: net_tap offers rx IPv4+UDP checksum offload");
     assert!(
         r.port["arp_replies_received"].as_u64().unwrap() >= 1,
         "{}",
@@ -526,6 +563,60 @@ fn bad_arguments_exit_2_naming_the_flag() {
     let out = run(&a, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--client-ip"));
+    let a = strs(&[
+        "load",
+        "--server",
+        "127.0.0.1:7777",
+        "--checksum",
+        "trust",
+        "--count",
+        "1",
+    ]);
+    let out = run(&a, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--checksum"));
+    let a = [
+        &base[..],
+        &["--client-ip", "198.18.0.2", "--checksum", "often"],
+        &eal,
+    ]
+    .concat();
+    let out = run(&strs(&a), Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--checksum"));
+}
+
+/// `--checksum offload` on a port without rx checksum offload is refused once the port is
+/// known, naming the flag and the port, never quietly verified instead.
+#[test]
+fn offload_on_a_port_without_it_is_refused() {
+    if !need_root("offload_on_a_port_without_it_is_refused") {
+        return;
+    }
+    let _serial = serial();
+    let prefix = Prefix::new("nooff");
+    let mut a = strs(&[
+        "load",
+        "--transport",
+        "dpdk",
+        "--server",
+        "198.18.0.1:7777",
+        "--client-ip",
+        "198.18.0.2",
+        "--count",
+        "1",
+        "--checksum",
+        "offload",
+        "--",
+    ]);
+    a.extend(prefix.eal(0, &["net_null0"]));
+    let out = run(&a, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--checksum") && err.contains("net_null0"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -270,6 +270,15 @@ fn tap_answers_ping_sockperf_and_rpc() {
     let fin = server.finish();
     check_counters(&fin);
     assert_eq!(fin["mempool"]["in_use"], 0, "{fin}");
+    // net_tap checks checksums itself and reports its verdicts in the mbuf's flags, so auto
+    // takes them (and every request above was answered through them).
+    let c = &fin["ports"][0]["checksum"];
+    assert_eq!(c["requested"], "auto", "{c}");
+    assert_eq!(c["resolved"], "offload", "{c}");
+    assert_eq!(
+        c["why"], "auto: net_tap offers rx IPv4+UDP checksum offload",
+        "{c}"
+    );
 }
 
 #[test]
@@ -300,4 +309,15 @@ fn af_xdp_on_veth_answers_ping_sockperf_and_rpc() {
     exercise(&cli, "198.18.1.1");
     let fin = server.finish();
     check_counters(&fin);
+    // AF_XDP hands frames over as the kernel had them, with no checksum verdict: verify.
+    let c = &fin["ports"][0]["checksum"];
+    assert_eq!(
+        (&c["requested"], &c["resolved"]),
+        (&"auto".into(), &"verify".into()),
+        "{c}"
+    );
+    assert_eq!(
+        c["why"], "auto: net_af_xdp offers no rx checksum offload, peer not local",
+        "{c}"
+    );
 }

@@ -82,6 +82,10 @@ fn null_forwards_and_stops_on_duration() {
     }
     let port = &fin["ports"][0];
     assert_eq!(port["name"], "net_null0");
+    assert!(
+        port.get("checksum").is_none(),
+        "io mode checks none: {port}"
+    );
     // The PMD's own counters agree with ours.
     assert_eq!(u(&port["stats"], "ipackets"), u(fin, "rx"));
     assert_eq!(u(&port["stats"], "opackets"), u(fin, "tx"));
@@ -299,6 +303,7 @@ fn bad_command_lines_are_refused() {
     refused(&["serve", "--bogus"], None, "--bogus");
     refused(&["serve", "--mode", "teleport"], None, "teleport");
     refused(&["serve", "--queues", "zero"], None, "zero");
+    refused(&["serve", "--checksum", "often"], None, "--checksum");
     refused(
         &["serve", "--burst", "0", "--", "-l", "0,1"],
         None,
@@ -322,6 +327,7 @@ fn bad_configs_are_refused_naming_the_field() {
     refused(&["serve"], Some("bursty = 3\n"), "bursty");
     refused(&["serve"], Some("queues = 0\n"), "`queues`");
     refused(&["serve"], Some("poll_mode = \"lazy\"\n"), "lazy");
+    refused(&["serve"], Some("checksum = \"often\"\n"), "`checksum`");
     refused(&["serve"], Some("mbufs = \"many\"\n"), "mbufs");
     refused(&["serve"], Some("this is not toml"), "config");
 }
@@ -349,4 +355,27 @@ fn unknown_port_and_too_few_lcores_are_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("worker lcores"), "{err}");
+
+    // net_null offers no rx checksum offload: asking for it is refused, not downgraded.
+    let p = Prefix::new("nooffload");
+    let mut a = strs(&[
+        "serve",
+        "--mode",
+        "rpc",
+        "--ip",
+        "198.18.0.1",
+        "--checksum",
+        "offload",
+        "--duration",
+        "1",
+        "--",
+    ]);
+    a.extend(p.eal(1, &["net_null0"]));
+    let out = run(&a, Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`checksum`") && err.contains("net_null0") && err.contains("offload"),
+        "{err}"
+    );
 }

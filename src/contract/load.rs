@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Argv, Kept};
-use crate::options::{Proto, WaitMode};
+use crate::options::{ChecksumChoice, ChecksumPolicy, Proto, WaitMode};
 use crate::stats::Summary;
 
 /// Where `bypass load` sends.
@@ -47,6 +47,8 @@ pub struct LoadCommand {
     pub json: PathBuf,
     pub hgrm: PathBuf,
     pub hlog: Option<PathBuf>,
+    /// The rx checksum policy (DPDK target only; None: the client's default, auto).
+    pub checksum: Option<ChecksumPolicy>,
     /// EAL arguments (DPDK target only).
     pub eal: Vec<String>,
 }
@@ -82,6 +84,9 @@ impl LoadCommand {
             .path("--hgrm", &self.hgrm);
         if let Some(h) = &self.hlog {
             a.path("--hlog", h);
+        }
+        if let Some(c) = self.checksum {
+            a.opt("--checksum", c);
         }
         a.eal(&self.eal).done()
     }
@@ -171,6 +176,10 @@ pub struct LoadSummary<P = Percentiles, L = SendLag> {
     /// Lost requests are recorded at this value (the timeout).
     #[serde(default)]
     pub lost_recorded_at_ns: Option<u64>,
+    /// The DPDK client's rx checksum policy: requested, resolved and why (absent for kernel
+    /// sockets, whose checksums are the kernel's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumChoice>,
 }
 
 /// `bypass load --json` of a single run (the writer's `S` is its own summary).

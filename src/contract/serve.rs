@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use serde::{Deserialize, Serialize};
 
 use super::Argv;
-use crate::options::{Backend, PollMode, Proto};
+use crate::options::{Backend, ChecksumChoice, ChecksumPolicy, PollMode, Proto};
 use crate::wire::MacAddress;
 
 /// `bypass serve --mode rpc --json`, stopping by itself after `duration_s`.
@@ -22,6 +22,8 @@ pub struct ServeCommand {
     /// The MAC answered for (None: the port's).
     pub mac: Option<MacAddress>,
     pub burst: Option<u16>,
+    /// The rx checksum policy asked for (None: the server's default, auto).
+    pub checksum: Option<ChecksumPolicy>,
     /// EAL arguments, after `--`.
     pub eal: Vec<String>,
 }
@@ -44,6 +46,9 @@ impl ServeCommand {
         if let Some(b) = self.burst {
             a.opt("--burst", b);
         }
+        if let Some(c) = self.checksum {
+            a.opt("--checksum", c);
+        }
         a.eal(&self.eal).done()
     }
 }
@@ -58,14 +63,27 @@ pub struct ServeInterval {
 }
 
 /// The `{"type":"final",..}` line of `bypass serve --json`: the part the lab reads, which the
-/// server's own report (`server::report::Final`) embeds.
+/// server's own report (`server::report::Final`) embeds, its ports `P` embedding
+/// [`ServePort`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ServeFinal {
+pub struct ServeFinal<P = ServePort> {
     pub rx: u64,
     pub tx: u64,
     /// Drops by "node/reason", only reasons that occurred.
     #[serde(default)]
     pub drops_by_reason: BTreeMap<String, u64>,
+    #[serde(default = "Vec::new")]
+    pub ports: Vec<P>,
+}
+
+/// One port of the final line: the part the lab reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServePort {
+    pub name: String,
+    pub driver: String,
+    /// The rx checksum policy: requested, resolved and why (rpc mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumChoice>,
 }
 
 /// Where `bypass kernel-serve` listens.

@@ -44,6 +44,7 @@ fn load_command(target: LoadTarget, offered: Offered) -> LoadCommand {
         json: "/tmp/x.load.json".into(),
         hgrm: "/tmp/x.hgrm".into(),
         hlog: Some("/tmp/x.hlog".into()),
+        checksum: None,
         eal: Vec::new(),
     }
 }
@@ -109,6 +110,11 @@ fn load_argv_is_what_bypass_load_parses() {
     let a: LoadArgs = parse(&dpdk.argv());
     assert_eq!(a.transport, Transport::Dpdk);
     assert_eq!(a.client_ip, Some(Ipv4Addr::new(198, 18, 3, 2)));
+    assert_eq!(a.eal, dpdk.eal);
+    assert_eq!(a.checksum, None, "nothing passed: the client's auto");
+    dpdk.checksum = Some(crate::options::ChecksumPolicy::Verify);
+    let a: LoadArgs = parse(&dpdk.argv());
+    assert_eq!(a.checksum, Some(crate::options::ChecksumPolicy::Verify));
     assert_eq!(a.eal, dpdk.eal);
 }
 
@@ -191,12 +197,13 @@ fn serve_argv_spells_its_flags() {
         interval_ms: Some(500),
         mac: Some(crate::wire::MacAddress([2, 0, 0, 0, 0, 1])),
         burst: Some(32),
+        checksum: Some(crate::options::ChecksumPolicy::Trust),
         eal: vec!["-l".into(), "0,1".into()],
     };
     assert_eq!(
         cmd.argv().join(" "),
         "serve --mode rpc --ip 198.18.102.1 --poll-mode adaptive --json --duration 12.5 \
-         --interval-ms 500 --mac 02:00:00:00:00:01 --burst 32 -- -l 0,1"
+         --interval-ms 500 --mac 02:00:00:00:00:01 --burst 32 --checksum trust -- -l 0,1"
     );
 }
 
@@ -214,6 +221,7 @@ fn load_report(rate: Option<f64>) -> crate::load::Report {
     }
     Report {
         config,
+        checksum: None,
         time_source: "monotonic".into(),
         clock: Clock::monotonic(),
         start_time: SystemTime::UNIX_EPOCH,
@@ -306,7 +314,8 @@ fn kernel_serve_final_reads_what_kernel_serve_writes() {
 
 #[test]
 fn serve_lines_read_what_bypass_serve_writes() {
-    use crate::server::report::{Final, Interval, MempoolTotal};
+    use crate::options::{ChecksumChoice, ChecksumPolicy};
+    use crate::server::report::{Final, Interval, MempoolTotal, PortTotal, ServePort};
     let interval = Interval {
         kind: "interval",
         shared: ServeInterval {
@@ -331,6 +340,26 @@ fn serve_lines_read_what_bypass_serve_writes() {
             rx: 100,
             tx: 99,
             drops_by_reason: BTreeMap::from([("ip4-input/bad-checksum".to_string(), 1)]),
+            ports: vec![PortTotal {
+                port: ServePort {
+                    name: "net_memif0".into(),
+                    driver: "net_memif".into(),
+                    checksum: Some(ChecksumChoice {
+                        requested: ChecksumPolicy::Auto,
+                        resolved: ChecksumPolicy::Trust,
+                        why: "auto: net_memif peer is a local process".into(),
+                    }),
+                },
+                mac: "02:00:00:00:00:01".into(),
+                link: crate::dpdk::LinkStatus {
+                    up: true,
+                    speed_mbps: 0,
+                    full_duplex: true,
+                },
+                stats: Default::default(),
+                tx_first: 0,
+                drained: 0,
+            }],
         },
         drops: 1,
         rx_pps: 33.0,
@@ -339,7 +368,6 @@ fn serve_lines_read_what_bypass_serve_writes() {
         vector_avg: Some(1.0),
         nodes: Vec::new(),
         service_ns: None,
-        ports: Vec::new(),
         mempool: MempoolTotal {
             capacity: 8191,
             in_use: 0,
@@ -357,6 +385,19 @@ fn serve_lines_read_what_bypass_serve_writes() {
     let f = last_final::<ServeFinal>(&lines).unwrap().unwrap();
     assert_eq!((f.typed.rx, f.typed.tx), (100, 99));
     assert_eq!(f.typed.drops_by_reason["ip4-input/bad-checksum"], 1);
+    let port = &f.typed.ports[0];
+    assert_eq!(
+        (port.name.as_str(), port.driver.as_str()),
+        ("net_memif0", "net_memif")
+    );
+    let c = port.checksum.as_ref().expect("the policy is read");
+    assert_eq!(
+        (c.requested, c.resolved),
+        (ChecksumPolicy::Auto, ChecksumPolicy::Trust)
+    );
+    assert_eq!(c.why, "auto: net_memif peer is a local process");
+    // The port's other figures reach results.json whole.
+    assert_eq!(f.verbatim.0["ports"][0]["mac"], "02:00:00:00:00:01");
     assert!(last_final::<ServeFinal>(&lines[..2]).is_none());
 }
 

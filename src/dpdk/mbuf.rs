@@ -4,6 +4,35 @@ use std::ptr::NonNull;
 
 use dpdk_sys as sys;
 
+/// A PMD's rx verdict on one checksum (DPDK's two-bit field per layer in `ol_flags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxCksum {
+    /// No information.
+    Unknown,
+    Bad,
+    Good,
+    /// The checksum in the packet is not correct but the data's integrity was verified
+    /// (e.g. a virtio peer that left it to an offload).
+    None,
+}
+
+impl RxCksum {
+    #[inline(always)]
+    fn from_flags(ol_flags: u64, mask: u32, bad: u32, good: u32) -> RxCksum {
+        let f = ol_flags & u64::from(mask);
+        if f == 0 {
+            RxCksum::Unknown
+        } else if f == u64::from(mask) {
+            RxCksum::None
+        } else if f == u64::from(good) {
+            RxCksum::Good
+        } else {
+            debug_assert_eq!(f, u64::from(bad));
+            RxCksum::Bad
+        }
+    }
+}
+
 /// One single-segment packet, owned: it returns to its pool when dropped.
 ///
 /// `repr(transparent)` over a non-null pointer, so a slice of `Mbuf` has the layout of the
@@ -129,6 +158,50 @@ impl Mbuf {
             }
             None => false,
         }
+    }
+
+    /// The PMD's verdict on the IPv4 header checksum (`RTE_MBUF_F_RX_IP_CKSUM_*`); only
+    /// meaningful on a port with rx IPv4 checksum offload enabled.
+    #[inline]
+    pub fn rx_ip_cksum(&self) -> RxCksum {
+        RxCksum::from_flags(
+            self.hdr().ol_flags,
+            sys::RTE_MBUF_F_RX_IP_CKSUM_MASK,
+            sys::RTE_MBUF_F_RX_IP_CKSUM_BAD,
+            sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD,
+        )
+    }
+
+    /// The PMD's verdict on the L4 checksum (`RTE_MBUF_F_RX_L4_CKSUM_*`); only meaningful on
+    /// a port with rx UDP checksum offload enabled.
+    #[inline]
+    pub fn rx_l4_cksum(&self) -> RxCksum {
+        RxCksum::from_flags(
+            self.hdr().ol_flags,
+            sys::RTE_MBUF_F_RX_L4_CKSUM_MASK,
+            sys::RTE_MBUF_F_RX_L4_CKSUM_BAD,
+            sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD,
+        )
+    }
+
+    /// Sets the rx checksum flags, as a PMD with rx offload would (tests of what reads them).
+    pub fn set_rx_cksum(&mut self, ip: RxCksum, l4: RxCksum) {
+        use sys::{
+            RTE_MBUF_F_RX_IP_CKSUM_BAD as IP_BAD, RTE_MBUF_F_RX_IP_CKSUM_GOOD as IP_GOOD,
+            RTE_MBUF_F_RX_IP_CKSUM_MASK as IP_MASK, RTE_MBUF_F_RX_IP_CKSUM_NONE as IP_NONE,
+            RTE_MBUF_F_RX_L4_CKSUM_BAD as L4_BAD, RTE_MBUF_F_RX_L4_CKSUM_GOOD as L4_GOOD,
+            RTE_MBUF_F_RX_L4_CKSUM_MASK as L4_MASK, RTE_MBUF_F_RX_L4_CKSUM_NONE as L4_NONE,
+        };
+        let bits = |c, bad, good, none| match c {
+            RxCksum::Unknown => 0,
+            RxCksum::Bad => bad,
+            RxCksum::Good => good,
+            RxCksum::None => none,
+        };
+        let set = bits(ip, IP_BAD, IP_GOOD, IP_NONE) | bits(l4, L4_BAD, L4_GOOD, L4_NONE);
+        // SAFETY: we own a valid mbuf and hold &mut self; ol_flags is plain data.
+        let h = unsafe { self.raw.as_mut() };
+        h.ol_flags = (h.ol_flags & !u64::from(IP_MASK | L4_MASK)) | u64::from(set);
     }
 
     /// Which rx queue's port received it (as the PMD set it).

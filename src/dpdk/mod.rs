@@ -15,11 +15,12 @@ pub use array::push_within;
 pub use eal::Eal;
 pub use error::{DpdkError, Result};
 pub use mbuf::Mbuf;
+pub use mbuf::RxCksum;
 pub use mempool::Mempool;
 pub use memseg::reserve_closed_memseg_fds;
 pub use port::{
-    find_port, port_count, port_name, stats as port_stats, xstats as port_xstats, LinkStatus, Port,
-    PortConfig, PortStats, RxQueue, TxQueue,
+    device_info, find_port, port_count, port_name, stats as port_stats, xstats as port_xstats,
+    ChecksumOffloads, DeviceInfo, LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue,
 };
 
 /// The DPDK version this binary was built against.

@@ -24,6 +24,9 @@ pub struct PortConfig {
     /// Spread flows over rx queues by RSS when there are several and the PMD can.
     pub rss: bool,
     pub promiscuous: bool,
+    /// Enable rx IPv4 and UDP checksum offload, so each mbuf carries the NIC's verdicts
+    /// ([`Mbuf::rx_ip_cksum`]); refused when the PMD does not offer both.
+    pub rx_checksum_offload: bool,
 }
 
 impl Default for PortConfig {
@@ -35,6 +38,7 @@ impl Default for PortConfig {
             tx_desc: 1024,
             rss: true,
             promiscuous: true,
+            rx_checksum_offload: false,
         }
     }
 }
@@ -170,6 +174,60 @@ fn queue_guards(driver: &str, n: u16) -> Result<Vec<Option<QuiesceGuard>>> {
         .collect()
 }
 
+/// The rx checksum offloads a port's PMD offers (`rte_eth_dev_info` rx_offload_capa).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChecksumOffloads {
+    pub rx_ipv4: bool,
+    pub rx_udp: bool,
+}
+
+impl ChecksumOffloads {
+    fn of(info: &sys::rte_eth_dev_info) -> ChecksumOffloads {
+        let has = |capa: u64, bit: u32| capa & u64::from(bit) != 0;
+        ChecksumOffloads {
+            rx_ipv4: has(info.rx_offload_capa, sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM),
+            rx_udp: has(info.rx_offload_capa, sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM),
+        }
+    }
+}
+
+/// What a port is, before it is configured: enough to choose how to configure it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub driver: String,
+    pub checksum: ChecksumOffloads,
+}
+
+fn dev_info(id: u16) -> Result<(sys::rte_eth_dev_info, String)> {
+    let mut info = sys::rte_eth_dev_info::default();
+    // SAFETY: out-pointer to a zeroed struct; an invalid id returns an error.
+    let ret = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
+    if ret != 0 {
+        return Err(DpdkError::from_ret("rte_eth_dev_info_get", ret));
+    }
+    let driver = if info.driver_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: DPDK returns a static NUL-terminated driver name.
+        unsafe { CStr::from_ptr(info.driver_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    Ok((info, driver))
+}
+
+/// The name, driver and checksum offloads of port `id`.
+pub fn device_info(id: u16) -> Result<DeviceInfo> {
+    let name = port_name(id)?;
+    let (info, driver) = dev_info(id)?;
+    Ok(DeviceInfo {
+        name,
+        driver,
+        checksum: ChecksumOffloads::of(&info),
+    })
+}
+
 /// A configured port. Stopped and closed on drop.
 pub struct Port {
     id: u16,
@@ -237,20 +295,7 @@ impl Port {
             )));
         }
         let name = port_name(id)?;
-        let mut info = sys::rte_eth_dev_info::default();
-        // SAFETY: valid port id (port_name succeeded) and out-pointer.
-        let ret = unsafe { sys::rte_eth_dev_info_get(id, &mut info) };
-        if ret != 0 {
-            return Err(DpdkError::from_ret("rte_eth_dev_info_get", ret));
-        }
-        let driver = if info.driver_name.is_null() {
-            String::new()
-        } else {
-            // SAFETY: DPDK returns a static NUL-terminated driver name.
-            unsafe { CStr::from_ptr(info.driver_name) }
-                .to_string_lossy()
-                .into_owned()
-        };
+        let (info, driver) = dev_info(id)?;
         if cfg.rx_queues > info.max_rx_queues || cfg.tx_queues > info.max_tx_queues {
             return Err(DpdkError::Invalid(format!(
                 "port {name}: asked for {} rx / {} tx queues, the {driver} PMD allows {} / {}",
@@ -265,6 +310,18 @@ impl Port {
         if rss_active {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+        }
+        if cfg.rx_checksum_offload {
+            let offers = ChecksumOffloads::of(&info);
+            if !(offers.rx_ipv4 && offers.rx_udp) {
+                return Err(DpdkError::Invalid(format!(
+                    "port {name}: rx checksum offload asked for, the {driver} PMD offers \
+                     ipv4 {} / udp {}",
+                    offers.rx_ipv4, offers.rx_udp
+                )));
+            }
+            conf.rxmode.offloads |=
+                u64::from(sys::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | sys::RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
         }
         // SAFETY: valid port id and a fully initialised configuration.
         let ret = unsafe { sys::rte_eth_dev_configure(id, cfg.rx_queues, cfg.tx_queues, &conf) };

@@ -1,5 +1,17 @@
 //! The packet abstraction the graph is generic over.
 
+/// What the NIC said of one checksum of a received packet (DPDK's rx offload flags), for a
+/// port whose checksum policy is `offload`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RxVerdict {
+    /// Not checked, or checked without a verdict on the bytes (DPDK's UNKNOWN and NONE):
+    /// software decides.
+    #[default]
+    Unknown,
+    Good,
+    Bad,
+}
+
 /// What a node needs from a packet buffer. Single-segment buffers only.
 pub trait PacketBuf {
     fn data(&self) -> &[u8];
@@ -12,6 +24,16 @@ pub trait PacketBuf {
     }
     /// Remove `n` bytes from the end; false (and unchanged) if n > len.
     fn trim(&mut self, n: usize) -> bool;
+    /// The NIC's verdict on the IPv4 header checksum. Read only on `offload` ports.
+    #[inline]
+    fn rx_ip_checksum(&self) -> RxVerdict {
+        RxVerdict::Unknown
+    }
+    /// The NIC's verdict on the L4 (UDP) checksum. Read only on `offload` ports.
+    #[inline]
+    fn rx_l4_checksum(&self) -> RxVerdict {
+        RxVerdict::Unknown
+    }
 }
 
 /// Heap-backed packet for tests, golden files and offline benches.
@@ -23,6 +45,8 @@ pub trait PacketBuf {
 pub struct VecBuf {
     bytes: Vec<u8>,
     cap: usize,
+    /// The NIC verdicts (IPv4 header, L4) a test hands the graph, as an mbuf's flags would.
+    rx_checksums: (RxVerdict, RxVerdict),
 }
 
 impl VecBuf {
@@ -33,6 +57,7 @@ impl VecBuf {
         Self {
             bytes: Vec::with_capacity(cap),
             cap,
+            rx_checksums: (RxVerdict::Unknown, RxVerdict::Unknown),
         }
     }
 
@@ -46,6 +71,11 @@ impl VecBuf {
 
     pub fn capacity(&self) -> usize {
         self.cap
+    }
+
+    /// Sets what [`PacketBuf::rx_ip_checksum`] and [`PacketBuf::rx_l4_checksum`] return.
+    pub fn set_rx_checksums(&mut self, ip: RxVerdict, l4: RxVerdict) {
+        self.rx_checksums = (ip, l4);
     }
 
     /// Append bytes at the tail; false (and unchanged) if they do not fit.
@@ -75,6 +105,14 @@ impl PacketBuf for VecBuf {
             }
             None => false,
         }
+    }
+
+    fn rx_ip_checksum(&self) -> RxVerdict {
+        self.rx_checksums.0
+    }
+
+    fn rx_l4_checksum(&self) -> RxVerdict {
+        self.rx_checksums.1
     }
 }
 

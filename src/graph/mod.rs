@@ -14,7 +14,7 @@ mod node;
 pub mod nodes;
 mod vector;
 
-pub use buf::{prefetch, PacketBuf, VecBuf};
+pub use buf::{prefetch, PacketBuf, RxVerdict, VecBuf};
 pub use counters::{GraphCounters, GraphStats, NodeStats};
 pub use engine::{BuildError, Graph, NodeId, DROP, TX, TX_FULL};
 pub use node::{now_tsc, Node, NodeCtx};

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use super::environment::Environment;
 pub use super::platform::Platform;
+use crate::contract::serve::ServeFinal;
 use crate::contract::{self, Verbatim};
+use crate::options::ChecksumChoice;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +250,43 @@ pub struct Throughput {
     pub testpmd_readings: Vec<f64>,
 }
 
+/// One fast-path port's rx checksum policy, as its final report gave it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortChecksum {
+    pub port: String,
+    pub driver: String,
+    #[serde(flatten)]
+    pub choice: ChecksumChoice,
+}
+
+/// The rx checksum policies a path ran with: the fast path's ports and the DPDK client's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PathChecksums {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server: Vec<PortChecksum>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<ChecksumChoice>,
+}
+
+impl PathChecksums {
+    pub fn is_empty(&self) -> bool {
+        self.server.is_empty() && self.client.is_none()
+    }
+
+    /// One line for the report: "server net_memif0 trust (auto: ...); client trust (...)".
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .server
+            .iter()
+            .map(|p| format!("server {} {}", p.port, p.choice))
+            .collect();
+        if let Some(c) = &self.client {
+            parts.push(format!("client {c}"));
+        }
+        parts.join("; ")
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PathResult {
     pub name: String,
@@ -275,6 +314,9 @@ pub struct PathResult {
     pub server: Option<Verbatim>,
     /// The client's own summary (bypass load --json summary; sockperf's figures).
     pub client_report: Option<Verbatim>,
+    /// The rx checksum policies of the fast path's ports and of a DPDK client.
+    #[serde(default, skip_serializing_if = "PathChecksums::is_empty")]
+    pub checksum: PathChecksums,
     /// The commands the path ran, for reproducing it by hand.
     pub commands: Vec<String>,
     /// Trouble that did not spoil the measurement (e.g. a server that would not stop when
@@ -333,6 +375,7 @@ impl PathResult {
             throughput: None,
             server: None,
             client_report: None,
+            checksum: PathChecksums::default(),
             commands: Vec::new(),
             warnings: Vec::new(),
             rounds: Vec::new(),
@@ -356,6 +399,26 @@ impl PathResult {
 
     /// The server's final report after the client measured; a server that would not stop
     /// cleanly is a warning on figures the client already has, not a failed measurement.
+    /// [`Self::keep_server_report`] of the fast path, whose ports' checksum policies are kept
+    /// typed too.
+    pub fn keep_fastpath_report(&mut self, fin: Result<contract::Kept<ServeFinal>, String>) {
+        if let Ok(k) = &fin {
+            self.checksum.server = k
+                .typed
+                .ports
+                .iter()
+                .filter_map(|p| {
+                    Some(PortChecksum {
+                        port: p.name.clone(),
+                        driver: p.driver.clone(),
+                        choice: p.checksum.clone()?,
+                    })
+                })
+                .collect();
+        }
+        self.keep_server_report(fin);
+    }
+
     pub fn keep_server_report<T>(&mut self, fin: Result<contract::Kept<T>, String>) {
         match fin {
             Ok(v) => self.server = Some(v.verbatim),

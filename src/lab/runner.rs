@@ -349,6 +349,9 @@ fn fold_round(
     if rr.client_report.is_some() {
         r.client_report = rr.client_report;
     }
+    if !rr.checksum.is_empty() {
+        r.checksum = rr.checksum;
+    }
     r.elapsed_s += rr.elapsed_s;
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::contract::platform::FloorMode;
 use crate::options::RateSweep;
-use crate::options::{Backend, PollMode, Proto, WaitMode};
+use crate::options::{Backend, ChecksumPolicy, PollMode, Proto, WaitMode};
 
 /// A scenario error: `field` is the TOML path of the offending value (e.g. `path[2].topology`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +331,9 @@ pub struct PathSpec {
     pub cross_check: Option<CrossCheck>,
     /// limit: ring (default) or line.
     pub floor_mode: Option<FloorMode>,
+    /// fastpath*: the rx checksum policy of the fast path and of a DPDK client (default:
+    /// none passed, so each resolves auto per port).
+    pub checksum: Option<ChecksumPolicy>,
 }
 
 /// A scenario resolved: everything the runner needs, owned, so the raw scenario does not
@@ -385,6 +388,8 @@ pub struct ResolvedPath {
     pub repeats: u32,
     pub cross_check: Option<CrossCheck>,
     pub floor_mode: FloorMode,
+    /// Passed as `--checksum` to the fast path and a DPDK client (None: their default).
+    pub checksum: Option<ChecksumPolicy>,
 }
 
 impl ResolvedPath {
@@ -666,6 +671,12 @@ impl Scenario {
                 "proto, backend and poll_mode are server settings; a limit path has no server",
             ));
         }
+        if ps.checksum.is_some() {
+            return Err(err(
+                f("checksum"),
+                "a fast path setting; a limit path has no port",
+            ));
+        }
         if ps.cross_check.is_some() {
             return Err(err(
                 f("cross_check"),
@@ -740,6 +751,7 @@ impl Scenario {
             repeats: self.repeats_of(ps, f)?,
             cross_check: None,
             floor_mode,
+            checksum: None,
         })
     }
 
@@ -885,6 +897,13 @@ impl Scenario {
         if ps.floor_mode.is_some() {
             return Err(err(f("floor_mode"), "only for kind = \"limit\""));
         }
+        if ps.checksum.is_some() && !matches!(ps.kind, PathKind::Fastpath | PathKind::FastpathMemif)
+        {
+            return Err(err(
+                f("checksum"),
+                "only for kind = \"fastpath\" or \"fastpath-memif\"",
+            ));
+        }
         check_cross_check(ps, topo, proto, client, load.mode, f)?;
         let repeats = self.repeats_of(ps, f)?;
         let mut description = ps
@@ -924,6 +943,7 @@ impl Scenario {
             repeats,
             cross_check: ps.cross_check,
             floor_mode: FloorMode::Ring,
+            checksum: ps.checksum,
         })
     }
 
@@ -1502,6 +1522,41 @@ plan = { mode = "sweep", rates = "1000:5000:2000" }
         ))
         .unwrap_err();
         assert_eq!(e.field, "path[0].floor_mode");
+    }
+
+    #[test]
+    fn checksum_is_a_fast_path_setting() {
+        const MEMIF: &str = r#"
+[[topology]]
+name = "m"
+kind = "memif"
+server_ip = "198.18.4.1"
+client_ip = "198.18.4.2"
+
+[[path]]
+name = "fm"
+kind = "fastpath-memif"
+topology = "m"
+plan = { mode = "ping-pong", duration = 1 }
+"#;
+        let p = resolve(&format!("{GOOD}{MEMIF}")).unwrap();
+        assert_eq!(p[2].checksum, None, "nothing passed: the programs' auto");
+        let with = |text: &str| {
+            resolve(&format!(
+                "{GOOD}{}",
+                MEMIF.replace("kind = \"fastpath-memif\"", text)
+            ))
+        };
+        let p = with("kind = \"fastpath-memif\"\nchecksum = \"verify\"").unwrap();
+        assert_eq!(p[2].checksum, Some(ChecksumPolicy::Verify));
+        let e = with("kind = \"fastpath-memif\"\nchecksum = \"often\"").unwrap_err();
+        assert!(e.to_string().contains("often"), "{e}");
+        let e = resolve(&GOOD.replace(
+            "backend = \"busy\"",
+            "backend = \"busy\"\nchecksum = \"trust\"",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "path[0].checksum");
     }
 
     #[test]

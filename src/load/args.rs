@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::options::WaitMode;
+use crate::options::{ChecksumPolicy, WaitMode};
 use crate::wire::MacAddress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +133,11 @@ pub struct LoadArgs {
     /// dpdk: the port, by device name or number (default: the only one).
     #[arg(long)]
     pub dpdk_port: Option<String>,
+    /// dpdk: how far replies' IPv4 and UDP checksums are checked (default auto: trust on
+    /// net_memif and net_ring, the NIC's verdicts where it offers rx checksum offload,
+    /// software otherwise).
+    #[arg(long, value_enum)]
+    pub checksum: Option<ChecksumPolicy>,
     /// dpdk: EAL arguments, after `--`; the main lcore (-l/--lcores) runs the measuring loop.
     #[arg(last = true)]
     pub eal: Vec<String>,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use crate::options::{FieldError, RateSweep, WaitMode};
+use crate::options::{ChecksumPolicy, FieldError, RateSweep, WaitMode};
 use crate::wire::frame::UDP_HEADERS_LEN;
 use crate::wire::rpc::HEADER_LEN;
 use crate::wire::MacAddress;
@@ -105,6 +105,8 @@ pub struct DpdkOptions {
     pub server_mac: Option<MacAddress>,
     /// Port by device name or number; `None`: the only port the EAL has.
     pub port: Option<String>,
+    /// How far replies' checksums are checked, resolved for the port when it opens.
+    pub checksum: ChecksumPolicy,
     /// EAL arguments (what followed `--`), without the program name.
     pub eal: Vec<String>,
 }
@@ -606,6 +608,12 @@ fn dpdk_options(a: &LoadArgs) -> Result<Option<DpdkOptions>, LoadError> {
         if a.dpdk_port.is_some() {
             return Err(bad("--dpdk-port", only));
         }
+        if a.checksum.is_some() {
+            return Err(bad(
+                "--checksum",
+                "only with --transport dpdk (a kernel socket's checksums are the kernel's)",
+            ));
+        }
         if !a.eal.is_empty() {
             return Err(bad(
                 "--",
@@ -624,6 +632,7 @@ fn dpdk_options(a: &LoadArgs) -> Result<Option<DpdkOptions>, LoadError> {
         client_ip,
         server_mac: a.server_mac,
         port: a.dpdk_port.clone(),
+        checksum: a.checksum.unwrap_or(ChecksumPolicy::Auto),
         eal: a.eal.clone(),
     }))
 }
@@ -641,6 +650,55 @@ impl LoadArgs {
             csv: self.csv.clone(),
             hgrm: self.hgrm.clone(),
             hlog: self.hlog.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn dpdk_args(extra: &[&str]) -> Result<LoadArgs, clap::Error> {
+        let mut argv = vec![
+            "load",
+            "--transport",
+            "dpdk",
+            "--server",
+            "198.18.0.1:7777",
+            "--client-ip",
+            "198.18.0.2",
+        ];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&["--", "-l", "0", "--vdev=net_null0"]);
+        Cli::try_parse_from(argv).map(|c| c.load)
+    }
+
+    #[test]
+    fn checksum_flag_is_typed_defaults_to_auto_and_is_dpdk_only() {
+        let policy = |extra: &[&str]| {
+            let c = dpdk_args(extra).unwrap().to_config().unwrap();
+            c.dpdk.unwrap().checksum
+        };
+        assert_eq!(policy(&[]), ChecksumPolicy::Auto);
+        assert_eq!(policy(&["--checksum", "verify"]), ChecksumPolicy::Verify);
+        assert_eq!(policy(&["--checksum", "trust"]), ChecksumPolicy::Trust);
+        assert_eq!(policy(&["--checksum", "offload"]), ChecksumPolicy::Offload);
+        let e = dpdk_args(&["--checksum", "sometimes"]).expect_err("refused");
+        assert!(e.to_string().contains("--checksum"), "{e}");
+        let udp =
+            Cli::try_parse_from(["load", "--server", "127.0.0.1:7777", "--checksum", "trust"])
+                .unwrap()
+                .load;
+        match udp.to_config() {
+            Err(LoadError::Invalid(e)) => assert_eq!(e.field, "--checksum", "{e}"),
+            other => panic!("expected a refusal naming --checksum, got {other:?}"),
         }
     }
 }

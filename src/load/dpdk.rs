@@ -5,15 +5,18 @@
 //! server's worker on one core, the client on the other.
 //!
 //! Per message: one mbuf from the pool and one tx burst out; each rx burst is stamped when the
-//! poll returns, before any checksum check, and its replies are handed to the engine in place
+//! poll returns, before any checksum is summed (under the `offload` policy the NIC's flags
+//! are read within the poll, before the stamp), and its replies are handed to the engine in place
 //! (no copy), all with that stamp; the burst is freed in bulk. No allocation besides the mbuf, no syscall (the PMD
 //! may make one: net_tap writes to a file descriptor).
 
 use std::io::{self, ErrorKind};
+use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, RxQueue, TxQueue};
+use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, RxCksum, RxQueue, TxQueue};
 use crate::drops::drop_reasons;
+use crate::options::{ChecksumCaps, ChecksumChoice, ChecksumPolicy};
 use crate::wire::frame::{MAX_UDP_PAYLOAD, UDP_HEADERS_LEN};
 use crate::wire::{
     emit_udp_frame, ArpOperation, ArpPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Address,
@@ -87,9 +90,92 @@ enum Frame {
     Drop(Discard),
 }
 
-/// Sorts a frame against our addressing (`ep` is the request direction: we are `src`).
-/// Never panics on any input.
-fn classify(frame: &[u8], ep: &UdpEndpoints) -> Frame {
+/// How far a reply's checksums are summed in software.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sums {
+    Verify,
+    /// The peer is a local process (trust), or the NIC found every frame of this burst
+    /// good (offload).
+    Skip,
+}
+
+/// Our addressing (`ep`, the request direction: we are `src`) and what [`classify`] checks
+/// of replies' checksums: the port's resolved policy, and under offload what the NIC said
+/// of the current burst ([`offload_verdicts`]).
+#[derive(Debug, Clone)]
+struct Peer {
+    ep: UdpEndpoints,
+    policy: ChecksumPolicy,
+    sums: Sums,
+}
+
+impl Peer {
+    fn new(ep: UdpEndpoints, policy: ChecksumPolicy) -> Peer {
+        let sums = match policy {
+            ChecksumPolicy::Trust => Sums::Skip,
+            _ => Sums::Verify,
+        };
+        Peer { ep, policy, sums }
+    }
+}
+
+// Our addressing is read everywhere as `self.ep.<field>` and handed to the frame builders as
+// `&self.ep`; the checksum state rides along without changing those uses.
+impl Deref for Peer {
+    type Target = UdpEndpoints;
+    fn deref(&self) -> &UdpEndpoints {
+        &self.ep
+    }
+}
+
+impl DerefMut for Peer {
+    fn deref_mut(&mut self) -> &mut UdpEndpoints {
+        &mut self.ep
+    }
+}
+
+/// Under offload: drops (and counts) the frames the NIC found bad, so none of them reaches
+/// [`classify`], and says whether the NIC found both checksums of every frame left good.
+/// A burst with any frame it has no verdict on (ARP, or a PMD that left one unchecked) is
+/// summed in software whole: one flag per burst keeps `classify`'s signature, and a good
+/// frame summed again is only slower.
+fn offload_verdicts(burst: &mut Vec<Mbuf>, stats: &mut Stats) -> Sums {
+    let mut all_good = true;
+    burst.retain(|m| match nic_verdict(m.rx_ip_cksum(), m.rx_l4_cksum()) {
+        Ok(good) => {
+            all_good &= good;
+            true
+        }
+        Err(why) => {
+            stats.drop(why);
+            false
+        }
+    });
+    if all_good {
+        Sums::Skip
+    } else {
+        Sums::Verify
+    }
+}
+
+/// One frame's NIC verdicts: the reason it is dropped when either checksum is bad (the IPv4
+/// header's first, as `classify` checks it first), else whether both are good. NONE (the
+/// bytes are not right, the data was checked) is no verdict here: software decides.
+fn nic_verdict(ip: RxCksum, l4: RxCksum) -> Result<bool, Discard> {
+    if ip == RxCksum::Bad {
+        return Err(Discard::BadIpChecksum);
+    }
+    if l4 == RxCksum::Bad {
+        return Err(Discard::BadUdpChecksum);
+    }
+    Ok(ip == RxCksum::Good && l4 == RxCksum::Good)
+}
+
+/// Sorts a frame against our addressing (`ep` is the request direction: we are `src`),
+/// summing its checksums as `peer.sums` says. Never panics on any input.
+fn classify(frame: &[u8], peer: &Peer) -> Frame {
+    let ep = &peer.ep;
+    let verify = peer.sums == Sums::Verify;
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return Frame::Drop(Discard::Malformed);
     };
@@ -122,7 +208,7 @@ fn classify(frame: &[u8], ep: &UdpEndpoints) -> Frame {
             let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
                 return Frame::Drop(Discard::Malformed);
             };
-            if !ip.verify_checksum() {
+            if verify && !ip.verify_checksum() {
                 return Frame::Drop(Discard::BadIpChecksum);
             }
             if ip.dst_addr() != ep.src_ip || ip.src_addr() != ep.dst_ip {
@@ -140,7 +226,7 @@ fn classify(frame: &[u8], ep: &UdpEndpoints) -> Frame {
             if udp.dst_port() != ep.src_port || udp.src_port() != ep.dst_port {
                 return Frame::Drop(Discard::WrongPort);
             }
-            if !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
+            if verify && !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
                 return Frame::Drop(Discard::BadUdpChecksum);
             }
             let len = udp.payload().len();
@@ -209,7 +295,7 @@ impl Stats {
         self.drops[usize::from(why)] += 1;
     }
 
-    fn json(&self, port: &str, pool: &Mempool) -> String {
+    fn json(&self, port: &str, checksum: &ChecksumChoice, pool: &Mempool) -> String {
         let drops: serde_json::Map<String, serde_json::Value> = Discard::ALL
             .iter()
             .map(|&d| (d.name().to_string(), self.drops[usize::from(d)].into()))
@@ -224,6 +310,7 @@ impl Stats {
             "tx_no_mbuf": self.tx_no_mbuf,
             "tx_ring_full": self.tx_ring_full,
             "drops": drops,
+            "checksum": checksum,
             "mempool": {"capacity": pool.capacity(), "in_use": pool.in_use()},
         })
         .to_string()
@@ -233,8 +320,11 @@ impl Stats {
 /// An EAL port speaking UDP to one server. Fields drop in order after [`Drop::drop`]: the
 /// pool before the EAL it lives in.
 pub struct DpdkTransport {
-    /// Requests go from `src` to `dst`; replies are checked against it.
-    ep: UdpEndpoints,
+    /// Requests go from `src` to `dst`; replies are checked against it, their checksums as
+    /// the port's policy says.
+    ep: Peer,
+    /// The port's checksum policy as asked for, resolved, and why.
+    checksum: ChecksumChoice,
     rx: RxQueue,
     tx: TxQueue,
     /// Frames received and not yet looked at: `rx_next..len`. Freed in bulk when used up.
@@ -287,12 +377,24 @@ impl DpdkTransport {
                 }
             },
         };
+        let dev = dpdk::device_info(port_id).map_err(setup_err)?;
+        let caps = ChecksumCaps {
+            rx_ipv4: dev.checksum.rx_ipv4,
+            rx_udp: dev.checksum.rx_udp,
+        };
+        let checksum = o
+            .checksum
+            .resolve("--checksum", &dev.name, &dev.driver, caps)
+            .map_err(LoadError::Invalid)?;
         let pool = Mempool::new("bypass_load_pool", POOL_SIZE, POOL_CACHE, DATA_ROOM, -1)
             .map_err(setup_err)?;
+        // Requests are built whole in software (emit_udp_frame fills both checksums): tx
+        // offload would add per-packet flags and lengths to save one 20-byte header sum.
         let pcfg = PortConfig {
             rx_desc: RING_DESC,
             tx_desc: RING_DESC,
             rss: false,
+            rx_checksum_offload: checksum.resolved == ChecksumPolicy::Offload,
             ..PortConfig::default()
         };
         let mut port = Port::configure(port_id, &pcfg, &pool).map_err(setup_err)?;
@@ -324,15 +426,17 @@ impl DpdkTransport {
                 .map_err(|e| setup_err(format!("guarding the memseg fds of {port_name}: {e}")))?;
         }
         let client_port = 49_152 + (std::process::id() % 16_384) as u16;
+        let ep = UdpEndpoints {
+            src_mac: MacAddress(port.mac()),
+            dst_mac: o.server_mac.unwrap_or(MacAddress::BROADCAST),
+            src_ip: o.client_ip.into(),
+            dst_ip: server_ip.into(),
+            src_port: client_port,
+            dst_port: server_addr.port(),
+        };
         let mut t = DpdkTransport {
-            ep: UdpEndpoints {
-                src_mac: MacAddress(port.mac()),
-                dst_mac: o.server_mac.unwrap_or(MacAddress::BROADCAST),
-                src_ip: o.client_ip.into(),
-                dst_ip: server_ip.into(),
-                src_port: client_port,
-                dst_port: server_addr.port(),
-            },
+            ep: Peer::new(ep, checksum.resolved),
+            checksum,
             rx,
             tx,
             rx_burst: Vec::with_capacity(RX_BURST),
@@ -354,7 +458,7 @@ impl DpdkTransport {
             }
         };
         eprintln!(
-            "bypass load: dpdk port {} ({}), {} {}:{} -> {} {}:{} (server MAC by {how})",
+            "bypass load: dpdk port {} ({}), {} {}:{} -> {} {}:{} (server MAC by {how}), checksums {}",
             t.port_name,
             t.port.as_ref().map_or("", |p| p.driver()),
             t.ep.src_mac,
@@ -363,6 +467,7 @@ impl DpdkTransport {
             t.ep.dst_mac,
             t.ep.dst_ip,
             t.ep.dst_port,
+            t.checksum,
         );
         Ok(t)
     }
@@ -425,7 +530,11 @@ impl DpdkTransport {
         self.rx_next = 0;
         let n = self.rx.rx(&mut self.rx_burst);
         self.stats.rx_frames += n as u64;
-        n
+        if self.ep.policy != ChecksumPolicy::Offload || n == 0 {
+            return n;
+        }
+        self.ep.sums = offload_verdicts(&mut self.rx_burst, &mut self.stats);
+        self.rx_burst.len()
     }
 
     /// Hands one packet to the port, retrying a bounded number of times while the ring is full.
@@ -486,6 +595,10 @@ impl DpdkTransport {
 }
 
 impl RpcTransport for DpdkTransport {
+    fn checksum(&self) -> Option<&ChecksumChoice> {
+        Some(&self.checksum)
+    }
+
     #[inline]
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         if msg.len() > MAX_MESSAGE.min(MAX_UDP_PAYLOAD) {
@@ -578,7 +691,10 @@ impl std::ops::Drop for DpdkTransport {
             }
             drop(port);
         }
-        eprintln!("dpdk: {}", self.stats.json(&self.port_name, &self.pool));
+        eprintln!(
+            "dpdk: {}",
+            self.stats.json(&self.port_name, &self.checksum, &self.pool)
+        );
         if self.zero_copy && self.pool.in_use() > 0 {
             eprintln!(
                 "bypass load: dpdk: the {} buffers still in use are the zero-copy rx ring's: net_memif (DPDK 22.11) posts them to the peer and does not free them when the port closes; they go with the process",
@@ -604,6 +720,10 @@ mod tests {
             src_port: 50_000,
             dst_port: 7777,
         }
+    }
+
+    fn verify() -> Peer {
+        Peer::new(ep(), ChecksumPolicy::Verify)
     }
 
     fn reply(payload: &[u8]) -> Vec<u8> {
@@ -644,7 +764,7 @@ mod tests {
     fn reply_is_found_at_its_offset() {
         let f = reply(b"abcdef");
         assert_eq!(
-            classify(&f, &ep()),
+            classify(&f, &verify()),
             Frame::Rpc {
                 start: UDP_HEADERS_LEN,
                 len: HEADER_LEN + 6
@@ -653,7 +773,7 @@ mod tests {
         // Ethernet padding after the datagram is not part of the message.
         let mut padded = f.clone();
         padded.extend_from_slice(&[0u8; 20]);
-        assert_eq!(classify(&padded, &ep()), classify(&f, &ep()));
+        assert_eq!(classify(&padded, &verify()), classify(&f, &verify()));
     }
 
     #[test]
@@ -662,7 +782,7 @@ mod tests {
         let case = |edit: &dyn Fn(&mut Vec<u8>)| {
             let mut f = good.clone();
             edit(&mut f);
-            classify(&f, &ep())
+            classify(&f, &verify())
         };
         assert_eq!(case(&|f| f[0] = 0x04), Frame::Drop(Discard::WrongMac));
         assert_eq!(
@@ -703,7 +823,10 @@ mod tests {
         assert!(matches!(case(&|f| f[40..42].fill(0)), Frame::Rpc { .. }));
         for n in 0..good.len() - 1 {
             assert!(
-                matches!(classify(&good[..n], &ep()), Frame::Drop(Discard::Malformed)),
+                matches!(
+                    classify(&good[..n], &verify()),
+                    Frame::Drop(Discard::Malformed)
+                ),
                 "truncated to {n}"
             );
         }
@@ -722,7 +845,7 @@ mod tests {
             us,
         );
         assert_eq!(
-            classify(&f, &ep()),
+            classify(&f, &verify()),
             Frame::ArpRequest {
                 mac: them.0,
                 ip: them.1
@@ -736,11 +859,11 @@ mod tests {
             them,
             other,
         );
-        assert_eq!(classify(&f, &ep()), Frame::Drop(Discard::ArpOther));
+        assert_eq!(classify(&f, &verify()), Frame::Drop(Discard::ArpOther));
         let us = (ep().src_mac, ep().src_ip);
         emit_arp(&mut f, ArpOperation::Reply, ep().src_mac, them, us);
         assert_eq!(
-            classify(&f, &ep()),
+            classify(&f, &verify()),
             Frame::ArpReply {
                 mac: them.0,
                 ip: them.1
@@ -748,8 +871,55 @@ mod tests {
         );
         // A broadcast reply is not ours to learn from.
         emit_arp(&mut f, ArpOperation::Reply, MacAddress::BROADCAST, them, us);
-        assert_eq!(classify(&f, &ep()), Frame::Drop(Discard::ArpOther));
+        assert_eq!(classify(&f, &verify()), Frame::Drop(Discard::ArpOther));
         let p = ArpPacket::new_checked(&f[14..]).unwrap();
         assert_eq!(p.sender_proto_addr(), them.1);
+    }
+
+    #[test]
+    fn checksums_are_summed_as_the_policy_says() {
+        let good = reply(b"x");
+        let mut bad_ip = good.clone();
+        bad_ip[14 + 10] ^= 1;
+        let mut bad_udp = good.clone();
+        bad_udp[50] ^= 1;
+        // auto and offload start out verifying: under offload, a burst is skipped only once
+        // the NIC has found every frame of it good.
+        for policy in [
+            ChecksumPolicy::Verify,
+            ChecksumPolicy::Offload,
+            ChecksumPolicy::Auto,
+        ] {
+            let p = Peer::new(ep(), policy);
+            assert_eq!(classify(&bad_ip, &p), Frame::Drop(Discard::BadIpChecksum));
+            assert_eq!(classify(&bad_udp, &p), Frame::Drop(Discard::BadUdpChecksum));
+        }
+        let trust = Peer::new(ep(), ChecksumPolicy::Trust);
+        let offload_good = Peer {
+            sums: Sums::Skip,
+            ..Peer::new(ep(), ChecksumPolicy::Offload)
+        };
+        for p in [trust, offload_good] {
+            for f in [&bad_ip, &bad_udp, &good] {
+                assert!(matches!(classify(f, &p), Frame::Rpc { .. }), "{p:?}");
+            }
+            // Skipping the sums skips nothing else.
+            let mut wrong_port = good.clone();
+            wrong_port[34 + 1] ^= 1;
+            assert_eq!(classify(&wrong_port, &p), Frame::Drop(Discard::WrongPort));
+        }
+    }
+
+    #[test]
+    fn nic_verdicts_drop_bad_and_skip_only_both_good() {
+        use RxCksum::{Bad, Good, None, Unknown};
+        assert_eq!(nic_verdict(Bad, Good), Err(Discard::BadIpChecksum));
+        assert_eq!(nic_verdict(Bad, Bad), Err(Discard::BadIpChecksum));
+        assert_eq!(nic_verdict(Good, Bad), Err(Discard::BadUdpChecksum));
+        assert_eq!(nic_verdict(Unknown, Bad), Err(Discard::BadUdpChecksum));
+        assert_eq!(nic_verdict(Good, Good), Ok(true));
+        for (ip, l4) in [(Good, Unknown), (Unknown, Good), (None, Good), (Good, None)] {
+            assert_eq!(nic_verdict(ip, l4), Ok(false), "{ip:?} {l4:?}");
+        }
     }
 }

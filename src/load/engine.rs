@@ -268,6 +268,7 @@ impl Engine<'_> {
         };
         let take = |h: &mut Histogram<u64>| std::mem::replace(h, new_latency_histogram());
         Report {
+            checksum: self.transport.as_ref().and_then(|t| t.checksum().cloned()),
             config: cfg.clone(),
             time_source: self.clock.describe(),
             clock: self.clock,

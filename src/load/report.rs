@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::contract::load::{self as contract, LoadReport, LoadSummary, SummaryFigures};
+use crate::options::ChecksumChoice;
 use crate::stats::{write_percentile_distribution, HlogWriter, Summary, HIGHEST_TRACKABLE_NS};
 
 use super::config::{Arrival, LoadConfig, LoadModel, RequestMethod};
@@ -81,6 +82,8 @@ pub struct IntervalRow {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub config: LoadConfig,
+    /// The DPDK transport's checksum policy (None for kernel sockets).
+    pub checksum: Option<ChecksumChoice>,
     /// [`crate::os::Clock::describe`] of the clock used.
     pub time_source: String,
     /// The clock used (its calibration for the JSON `clock` object).
@@ -564,6 +567,7 @@ impl Report {
             achieved_rate: Some(self.achieved_rate),
             send_lag: self.send_lag_summary(),
             lost_recorded_at_ns: Some(self.lost_recorded_at_ns()),
+            checksum: self.checksum.clone(),
         };
         SummaryJson {
             shared,

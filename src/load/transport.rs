@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::config::{LoadConfig, Transport};
 use super::stream;
 use super::LoadError;
-use crate::options::WaitMode;
+use crate::options::{ChecksumChoice, WaitMode};
 use crate::os::Clock;
 
 /// A message pipe to one RPC server.
@@ -39,6 +39,12 @@ pub trait RpcTransport {
         let at = clock.now_ns_ordered();
         f(&buf[..n], at);
         Ok(())
+    }
+
+    /// How this transport checks replies' checksums, for the report; None where the kernel
+    /// does (sockets).
+    fn checksum(&self) -> Option<&ChecksumChoice> {
+        None
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-use crate::options::PollMode;
+use crate::options::{ChecksumPolicy, PollMode};
 use crate::wire::{Ipv4Address, MacAddress};
 
 /// What the workers do with a received packet.
@@ -71,6 +71,9 @@ pub struct ServeArgs {
     /// Longest spin a request may ask for, in ns.
     #[arg(long)]
     pub spin_max_ns: Option<u32>,
+    /// How far received checksums are checked, resolved per port (rpc mode).
+    #[arg(long, value_enum)]
+    pub checksum: Option<ChecksumPolicy>,
     /// Write service-time histograms to this HdrHistogram interval log (rpc mode).
     #[arg(long)]
     pub hlog: Option<String>,

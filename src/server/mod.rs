@@ -23,8 +23,9 @@ use hdrhistogram::Histogram;
 
 use crate::dpdk::lcore::{self, LcoreJoin};
 use crate::dpdk::{self, DpdkError, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue};
-use crate::graph::nodes::NodeConfig;
+use crate::graph::nodes::{NodeConfig, RxChecksum};
 use crate::graph::{GraphCounters, GraphStats};
+use crate::options::{ChecksumCaps, ChecksumChoice, ChecksumPolicy};
 use crate::os::signal;
 use crate::stats::{new_latency_histogram, HlogWriter, Summary};
 use crate::wire::MacAddress;
@@ -34,7 +35,7 @@ use counters::{WorkerCounters, WorkerSnapshot};
 use latency::LatencyCollector;
 use report::{
     drops_by_reason, node_lines, Final, Interval, MempoolTotal, PortTotal, ServeFinal,
-    ServeInterval, ServiceLine, WorkerInterval, WorkerTotal,
+    ServeInterval, ServePort, ServiceLine, WorkerInterval, WorkerTotal,
 };
 use rpc::RpcSpec;
 use worker::WorkerSpec;
@@ -85,6 +86,9 @@ struct Assignment {
 /// pool), then the pool, then the EAL both live in.
 struct Setup {
     ports: Vec<Port>,
+    /// Each port's checksum policy, resolved before it was configured (rpc mode: io
+    /// forwarding checks nothing).
+    checksums: Vec<Option<ChecksumChoice>>,
     /// Priming frames each port took (`tx_first`).
     primed: Vec<u64>,
     pool: Mempool,
@@ -109,17 +113,31 @@ impl Setup {
                 "{needed} (port, queue) pairs need {needed} worker lcores, the EAL has {lcores} (give more cores with -l; the first one is the control thread's)"
             )));
         }
+        let checksums = port_ids
+            .iter()
+            .map(|&id| {
+                (cfg.mode == Mode::Rpc)
+                    .then(|| resolve_checksum(cfg.checksum, id))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let pool = Mempool::new("bypass_pool", cfg.mbufs, cfg.mempool_cache, 2048, -1)?;
-        let pcfg = PortConfig {
-            rx_queues: cfg.queues,
-            tx_queues: cfg.queues,
-            rx_desc: cfg.rx_desc,
-            tx_desc: cfg.tx_desc,
-            ..PortConfig::default()
-        };
         let mut ports: Vec<Port> = port_ids
             .iter()
-            .map(|&id| Port::configure(id, &pcfg, &pool))
+            .zip(&checksums)
+            .map(|(&id, c)| {
+                let pcfg = PortConfig {
+                    rx_queues: cfg.queues,
+                    tx_queues: cfg.queues,
+                    rx_desc: cfg.rx_desc,
+                    tx_desc: cfg.tx_desc,
+                    rx_checksum_offload: c
+                        .as_ref()
+                        .is_some_and(|c| c.resolved == ChecksumPolicy::Offload),
+                    ..PortConfig::default()
+                };
+                Port::configure(id, &pcfg, &pool)
+            })
             .collect::<Result<_, _>>()?;
         for p in ports.iter_mut() {
             p.start()?;
@@ -132,6 +150,7 @@ impl Setup {
         }
         Ok(Setup {
             ports,
+            checksums,
             primed,
             pool,
             eal,
@@ -147,7 +166,8 @@ impl Setup {
             .ports
             .iter_mut()
             .zip(&self.primed)
-            .map(|(p, &primed)| {
+            .zip(&self.checksums)
+            .map(|((p, &primed), checksum)| {
                 let drained = p.drain_rx(pool, pool.capacity() as u64);
                 // Before the stop: a stopped port reports its link down (net_tap even sets
                 // its interface down), which said nothing about the run.
@@ -156,8 +176,11 @@ impl Setup {
                     eprintln!("bypass: port {}: {e}", p.name());
                 }
                 PortTotal {
-                    name: p.name().to_string(),
-                    driver: p.driver().to_string(),
+                    port: ServePort {
+                        name: p.name().to_string(),
+                        driver: p.driver().to_string(),
+                        checksum: checksum.clone(),
+                    },
                     mac: report::mac_string(p.mac()),
                     link,
                     stats: p.stats().unwrap_or_default(),
@@ -168,6 +191,30 @@ impl Setup {
             .collect();
         self.ports.clear();
         totals
+    }
+}
+
+/// Port `id`'s checksum policy from the request, its driver and its offloads. Tx checksums
+/// stay in software whatever the port offers: replies are the requests rewritten in place,
+/// so their checksums are a handful of 16-bit adds folded into the request's, cheaper than
+/// setting the mbuf's tx flags and lengths and seeding the pseudo-header sum that a NIC's
+/// UDP offload needs (docs/memif.md).
+fn resolve_checksum(requested: ChecksumPolicy, id: u16) -> Result<ChecksumChoice, ServeError> {
+    let dev = dpdk::device_info(id)?;
+    let caps = ChecksumCaps {
+        rx_ipv4: dev.checksum.rx_ipv4,
+        rx_udp: dev.checksum.rx_udp,
+    };
+    Ok(requested.resolve("checksum", &dev.name, &dev.driver, caps)?)
+}
+
+/// The nodes' form of a resolved policy.
+fn rx_checksum(c: Option<&ChecksumChoice>) -> RxChecksum {
+    match c.map(|c| c.resolved) {
+        Some(ChecksumPolicy::Trust) => RxChecksum::Trust,
+        Some(ChecksumPolicy::Offload) => RxChecksum::Offload,
+        // `resolve` never leaves auto; verifying is the safe reading of anything else.
+        _ => RxChecksum::Verify,
     }
 }
 
@@ -345,16 +392,24 @@ fn launch_one(
         }
         Mode::Rpc => {
             let mac = cfg.mac.unwrap_or(MacAddress(setup.ports[a.rx_port].mac()));
-            launch_rpc(cfg, setup.eal.tsc_hz(), mac, a.lcore, spec, i, w)
+            let checksum = rx_checksum(setup.checksums[a.rx_port].as_ref());
+            let port = PortSide { mac, checksum };
+            launch_rpc(cfg, setup.eal.tsc_hz(), port, a.lcore, spec, i, w)
         }
     }
+}
+
+/// What an rpc worker's graph takes from the port it receives on.
+struct PortSide {
+    mac: MacAddress,
+    checksum: RxChecksum,
 }
 
 /// Starts an rpc worker and waits for the graph it builds on its own lcore.
 fn launch_rpc(
     cfg: &ServeConfig,
     tsc_hz: u64,
-    mac: MacAddress,
+    port: PortSide,
     lcore_id: u32,
     base: WorkerSpec,
     i: usize,
@@ -372,7 +427,8 @@ fn launch_rpc(
         rpc_port: cfg.rpc_port,
         sockperf_port: cfg.sockperf_port,
         spin_max_ns: cfg.spin_max_ns,
-        ..NodeConfig::new(mac, ip)
+        rx_checksum: port.checksum,
+        ..NodeConfig::new(port.mac, ip)
     };
     let (gtx, grx) = crossbeam::channel::bounded(1);
     let spec = RpcSpec {
@@ -524,6 +580,7 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
             rx: sum.rx,
             tx: sum.tx,
             drops_by_reason: drops_by_reason(graph_total.as_ref(), sum.tx_drops),
+            ports,
         },
         drops: sum.tx_drops + graph_drops,
         rx_pps: sum.rx as f64 / elapsed.max(1e-9),
@@ -544,7 +601,6 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
         vector_avg: graph_total.as_ref().map(entry_vector_avg),
         nodes: graph_total.as_ref().map(node_lines).unwrap_or_default(),
         service_ns: (cfg.mode == Mode::Rpc).then(|| Summary::from_histogram(run.service)),
-        ports,
         mempool: MempoolTotal {
             capacity: pool.capacity(),
             in_use: pool.in_use(),

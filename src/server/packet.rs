@@ -2,8 +2,20 @@
 //! server's graph runs on mbufs while `graph` never names a DPDK type and `dpdk` never
 //! imports the graph.
 
-use crate::dpdk::Mbuf;
-use crate::graph::PacketBuf;
+use crate::dpdk::{Mbuf, RxCksum};
+use crate::graph::{PacketBuf, RxVerdict};
+
+/// NONE (the bytes are wrong but the data was checked, e.g. a virtio peer that left the sum
+/// to an offload) counts as no verdict: the reply's checksum is updated incrementally from
+/// the request's, so a request whose checksum is wrong would leave with a wrong one.
+#[inline(always)]
+fn verdict(c: RxCksum) -> RxVerdict {
+    match c {
+        RxCksum::Good => RxVerdict::Good,
+        RxCksum::Bad => RxVerdict::Bad,
+        RxCksum::Unknown | RxCksum::None => RxVerdict::Unknown,
+    }
+}
 
 impl PacketBuf for Mbuf {
     #[inline]
@@ -24,5 +36,15 @@ impl PacketBuf for Mbuf {
     #[inline]
     fn trim(&mut self, n: usize) -> bool {
         Mbuf::trim(self, n)
+    }
+
+    #[inline]
+    fn rx_ip_checksum(&self) -> RxVerdict {
+        verdict(self.rx_ip_cksum())
+    }
+
+    #[inline]
+    fn rx_l4_checksum(&self) -> RxVerdict {
+        verdict(self.rx_l4_cksum())
     }
 }

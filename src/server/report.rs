@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-pub use crate::contract::serve::{ServeFinal, ServeInterval};
+pub use crate::contract::serve::{ServeFinal, ServeInterval, ServePort};
 use crate::dpdk::{LinkStatus, PortStats};
 use crate::graph::GraphStats;
 use crate::stats::Summary;
@@ -120,8 +120,9 @@ pub struct WorkerTotal {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct PortTotal {
-    pub name: String,
-    pub driver: String,
+    /// Name, driver and checksum policy: what the lab reads.
+    #[serde(flatten)]
+    pub port: ServePort,
     pub mac: String,
     pub link: LinkStatus,
     pub stats: PortStats,
@@ -145,9 +146,9 @@ pub struct Final {
     pub mode: String,
     pub stop_reason: &'static str,
     pub elapsed_s: f64,
-    /// rx, tx and drops by reason: what the lab reads.
+    /// rx, tx, drops by reason and the ports: what the lab reads.
     #[serde(flatten)]
-    pub shared: ServeFinal,
+    pub shared: ServeFinal<PortTotal>,
     pub drops: u64,
     pub rx_pps: f64,
     pub tx_pps: f64,
@@ -159,7 +160,6 @@ pub struct Final {
     /// Service time from rx burst to tx, over the whole run (rpc mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service_ns: Option<Summary>,
-    pub ports: Vec<PortTotal>,
     pub mempool: MempoolTotal,
     pub dpdk_version: &'static str,
     pub git_rev: &'static str,
@@ -282,11 +282,14 @@ impl Final {
                 s.push_str(&format!("    {line}\n"));
             }
         }
-        for p in &self.ports {
+        for p in &self.shared.ports {
+            let ServePort {
+                name,
+                driver,
+                checksum,
+            } = &p.port;
             s.push_str(&format!(
-                "  port {} ({}, {}): ipackets {}  opackets {}  imissed {}  rx_nombuf {}  ierrors {}  oerrors {}  tx_first {}  drained {}\n",
-                p.name,
-                p.driver,
+                "  port {name} ({driver}, {}): ipackets {}  opackets {}  imissed {}  rx_nombuf {}  ierrors {}  oerrors {}  tx_first {}  drained {}\n",
                 p.mac,
                 p.stats.ipackets,
                 p.stats.opackets,
@@ -297,6 +300,12 @@ impl Final {
                 p.tx_first,
                 p.drained
             ));
+            if let Some(c) = checksum {
+                s.push_str(&format!(
+                    "  port {name} checksums: {} asked, {c}\n",
+                    c.requested
+                ));
+            }
         }
         s.push_str(&format!(
             "  mempool: {} of {} buffers in use at exit{}\n  built against DPDK {}, revision {}",

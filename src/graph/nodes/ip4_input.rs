@@ -7,7 +7,8 @@ use crate::wire::ipv4::VER_IHL_PLAIN;
 use crate::wire::{EthernetFrame, IpProtocol, Ipv4Address, Ipv4Packet, WireError};
 
 use super::kit::{
-    drop_reasons, packet_loop, NodeConfig, ICMP_ECHO, IP4_INPUT, PROP_IPV4_UDP, UDP_INPUT,
+    drop_reasons, packet_loop, NodeConfig, RxChecksum, SumCheck, ICMP_ECHO, IP4_INPUT,
+    PROP_IPV4_UDP, UDP_INPUT,
 };
 use super::util::is_bad_source_ip;
 
@@ -39,11 +40,15 @@ drop_reasons! {
 
 pub struct Ip4Input {
     ip: Ipv4Address,
+    rx_checksum: RxChecksum,
 }
 
 impl Ip4Input {
     pub fn new(cfg: &NodeConfig) -> Self {
-        Self { ip: cfg.ip }
+        Self {
+            ip: cfg.ip,
+            rx_checksum: cfg.rx_checksum,
+        }
     }
 
     /// Validates the header, then applies [`Self::policy`] and trims the
@@ -56,6 +61,7 @@ impl Ip4Input {
     /// verdict.
     #[inline]
     fn check<P: PacketBuf>(&self, p: &mut P) -> Result<u16, Ip4Drop> {
+        let sum = self.rx_checksum.check(|| p.rx_ip_checksum());
         let data = p.data();
         let (next, total_len) = match data.first_chunk::<{ ETH_LEN + IP_LEN }>() {
             Some(h) if h[ETH_LEN] == VER_IHL_PLAIN => {
@@ -68,7 +74,7 @@ impl Ip4Input {
                 if ETH_LEN + total_len > data.len() {
                     return Err(Ip4Drop::Truncated);
                 }
-                (self.policy(&ip)?, total_len)
+                (self.policy(&ip, sum)?, total_len)
             }
             _ => {
                 let ip = match Ipv4Packet::new_checked(data.get(ETH_LEN..).unwrap_or(&[])) {
@@ -76,7 +82,7 @@ impl Ip4Input {
                     Err(WireError::Truncated) => return Err(Ip4Drop::Truncated),
                     Err(_) => return Err(Ip4Drop::Malformed),
                 };
-                (self.policy(&ip)?, usize::from(ip.total_len()))
+                (self.policy(&ip, sum)?, usize::from(ip.total_len()))
             }
         };
         // Padding (or a kept FCS) would otherwise be echoed back in replies
@@ -89,11 +95,14 @@ impl Ip4Input {
     }
 
     /// Every check after the lengths, in the order the drop reasons are
-    /// listed; the next edge for what passes.
+    /// listed; the next edge for what passes. `sum`: what the port's
+    /// checksum policy leaves to do of the header checksum.
     #[inline(always)]
-    fn policy<T: AsRef<[u8]>>(&self, ip: &Ipv4Packet<T>) -> Result<u16, Ip4Drop> {
-        if !ip.verify_checksum() {
-            return Err(Ip4Drop::BadChecksum);
+    fn policy<T: AsRef<[u8]>>(&self, ip: &Ipv4Packet<T>, sum: SumCheck) -> Result<u16, Ip4Drop> {
+        match sum {
+            SumCheck::Bad => return Err(Ip4Drop::BadChecksum),
+            SumCheck::Software if !ip.verify_checksum() => return Err(Ip4Drop::BadChecksum),
+            SumCheck::Software | SumCheck::Skip => {}
         }
         if ip.has_options() {
             return Err(Ip4Drop::Options);

@@ -11,7 +11,7 @@ use crate::wire::{Ipv4Address, MacAddress};
 
 #[cfg(doc)]
 use crate::graph::prefetch;
-use crate::graph::{NodeCtx, PacketBuf};
+use crate::graph::{NodeCtx, PacketBuf, RxVerdict};
 
 /// Node names, as used for edges and in the counters.
 pub const ETHERNET_INPUT: &str = "ethernet-input";
@@ -35,6 +35,49 @@ pub struct NodeConfig {
     /// Longest frame accepted, in bytes, without FCS unless the NIC keeps
     /// it. Longer frames are dropped as "oversize".
     pub max_frame_len: usize,
+    /// How `ip4-input` and `udp-input` treat received checksums: the port's
+    /// resolved policy (one port per worker, so one policy per graph).
+    pub rx_checksum: RxChecksum,
+}
+
+/// A port's resolved rx checksum policy, as the nodes apply it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Sum every IPv4 header and UDP datagram in software: an untrusted
+    /// port, and every graph built on byte buffers (tests, fuzzing).
+    #[default]
+    Verify,
+    /// Check nothing: the peer is a local process (net_memif, net_ring).
+    Trust,
+    /// Act on the NIC's per-packet verdict; software only where it has none.
+    Offload,
+}
+
+/// What is left to do for one checksum of one packet under a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SumCheck {
+    Software,
+    Skip,
+    /// The NIC found it wrong: dropped under the same reason as a software
+    /// failure.
+    Bad,
+}
+
+impl RxChecksum {
+    /// `nic` is called on `Offload` ports only, so the other policies never
+    /// touch the buffer's flags.
+    #[inline(always)]
+    pub(crate) fn check(self, nic: impl FnOnce() -> RxVerdict) -> SumCheck {
+        match self {
+            RxChecksum::Verify => SumCheck::Software,
+            RxChecksum::Trust => SumCheck::Skip,
+            RxChecksum::Offload => match nic() {
+                RxVerdict::Good => SumCheck::Skip,
+                RxVerdict::Bad => SumCheck::Bad,
+                RxVerdict::Unknown => SumCheck::Software,
+            },
+        }
+    }
 }
 
 impl NodeConfig {
@@ -57,6 +100,7 @@ impl NodeConfig {
             sockperf_port: Self::DEFAULT_SOCKPERF_PORT,
             spin_max_ns: Self::DEFAULT_SPIN_MAX_NS,
             max_frame_len: Self::DEFAULT_MAX_FRAME_LEN,
+            rx_checksum: RxChecksum::Verify,
         }
     }
 }

@@ -41,8 +41,8 @@ pub use sockperf_echo::{SockperfDrop, SockperfEcho};
 pub use udp_input::{UdpDrop, UdpInput};
 
 pub use kit::{
-    NodeConfig, ARP_REPLY, ETHERNET_INPUT, ICMP_ECHO, IP4_INPUT, RPC_SERVER, SOCKPERF_ECHO,
-    UDP_INPUT,
+    NodeConfig, RxChecksum, ARP_REPLY, ETHERNET_INPUT, ICMP_ECHO, IP4_INPUT, RPC_SERVER,
+    SOCKPERF_ECHO, UDP_INPUT,
 };
 
 /// The server graph: entry [`ETHERNET_INPUT`], replies on `tx`.

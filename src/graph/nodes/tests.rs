@@ -2,7 +2,8 @@
 //! every other frame accounted for by exactly one drop counter.
 
 use crate::graph::{
-    now_tsc, GraphStats, NodeCtx, PacketBuf, PacketVector, VecBuf, DROP, TX, TX_FULL, VECTOR_SIZE,
+    now_tsc, GraphStats, NodeCtx, PacketBuf, PacketVector, RxVerdict, VecBuf, DROP, TX, TX_FULL,
+    VECTOR_SIZE,
 };
 use crate::wire::rpc::{RpcHeader, RpcKind, RpcStatus};
 use crate::wire::sockperf::{FLAG_CLIENT, FLAG_PONG_REQUEST, FLAG_WARMUP};
@@ -414,4 +415,93 @@ fn trusted_paths_give_the_same_verdicts() {
     short_udp[38..40].copy_from_slice(&20u16.to_be_bytes());
     refill_udp_csum(&mut short_udp);
     same_verdicts_with_props(UdpInput::new(&cfg()), PROP_IPV4_UDP, &[short_udp]);
+}
+
+/// Runs `frames`, each with the NIC verdicts (IPv4 header, L4) an mbuf would carry, through
+/// a graph whose port has the checksum policy `policy`.
+fn dispatch_flagged(
+    policy: RxChecksum,
+    frames: &[(&[u8], RxVerdict, RxVerdict)],
+) -> (Vec<Vec<u8>>, GraphStats) {
+    let c = NodeConfig {
+        rx_checksum: policy,
+        ..cfg()
+    };
+    let mut g = build_server_graph::<VecBuf>(&c, HZ).unwrap();
+    let mut input = PacketVector::new();
+    for &(f, ip, l4) in frames {
+        let mut b = VecBuf::from_slice(f);
+        b.set_rx_checksums(ip, l4);
+        input.push(b).unwrap();
+    }
+    let mut out = PacketVector::new();
+    g.dispatch(&mut input, now_tsc(), &mut out);
+    let tx: Vec<Vec<u8>> = out.drain().map(|p| p.data().to_vec()).collect();
+    assert_conserved(&g.stats(), frames.len(), tx.len());
+    (tx, g.stats())
+}
+
+/// The per-port checksum policy: what `verify` drops, `trust` answers; `offload` follows the
+/// NIC's verdict and falls back to software where it has none.
+#[test]
+fn checksum_policy_per_port() {
+    use RxVerdict::{Bad, Good, Unknown};
+    let echo = rpc_request(RpcMethod::Echo, 1, b"hello");
+    // Only the checksum fields are wrong: every other check passes.
+    let mut bad_ip = echo.clone();
+    bad_ip[25] ^= 0x10;
+    let mut bad_udp = echo.clone();
+    bad_udp[41] ^= 0x01;
+    let ip_drops = |s: &GraphStats| s.drops(IP4_INPUT, "bad-checksum");
+    let udp_drops = |s: &GraphStats| s.drops(UDP_INPUT, "bad-checksum");
+
+    // verify (the default of every graph on byte buffers): the NIC's flags are not read, so
+    // a Good flag saves no corrupt frame and a Bad flag drops no sound one.
+    assert_eq!(cfg().rx_checksum, RxChecksum::Verify);
+    // The fuzz targets' graph too: what they prove of corrupt frames needs verify.
+    assert_eq!(check::check_config().rx_checksum, RxChecksum::Verify);
+    let (tx, s) = dispatch_flagged(
+        RxChecksum::Verify,
+        &[
+            (&bad_ip, Good, Good),
+            (&bad_udp, Good, Good),
+            (&echo, Bad, Bad),
+        ],
+    );
+    assert_eq!((tx.len(), ip_drops(&s), udp_drops(&s)), (1, 1, 1));
+    assert_checksums_ok(&tx[0], true);
+
+    // trust: nothing is summed, so both corrupt frames are answered; flags do not matter.
+    let (tx, s) = dispatch_flagged(
+        RxChecksum::Trust,
+        &[(&bad_ip, Bad, Bad), (&bad_udp, Unknown, Bad)],
+    );
+    assert_eq!((tx.len(), s.total_drops()), (2, 0));
+
+    // offload, NIC said bad: dropped under the software check's own reasons, even though
+    // the bytes would verify.
+    let (tx, s) = dispatch_flagged(
+        RxChecksum::Offload,
+        &[(&echo, Bad, Good), (&echo, Good, Bad)],
+    );
+    assert_eq!((tx.len(), ip_drops(&s), udp_drops(&s)), (0, 1, 1));
+
+    // offload, NIC said good: no software check, so frames whose checksums are wrong are
+    // answered (the NIC checked the bytes it received).
+    let (tx, s) = dispatch_flagged(
+        RxChecksum::Offload,
+        &[(&bad_ip, Good, Good), (&bad_udp, Good, Good)],
+    );
+    assert_eq!((tx.len(), s.total_drops()), (2, 0));
+
+    // offload, no verdict: software decides, one layer at a time.
+    let (tx, s) = dispatch_flagged(
+        RxChecksum::Offload,
+        &[
+            (&bad_ip, Unknown, Good),
+            (&bad_udp, Good, Unknown),
+            (&echo, Unknown, Unknown),
+        ],
+    );
+    assert_eq!((tx.len(), ip_drops(&s), udp_drops(&s)), (1, 1, 1));
 }

@@ -2,8 +2,8 @@
 //! port.
 
 use super::kit::{
-    drop_reasons, packet_loop, NodeConfig, PROP_IPV4_UDP, PROP_PLAIN_UDP, RPC_SERVER,
-    SOCKPERF_ECHO, UDP_INPUT,
+    drop_reasons, packet_loop, NodeConfig, RxChecksum, SumCheck, PROP_IPV4_UDP, PROP_PLAIN_UDP,
+    RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT,
 };
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
 use crate::wire::UdpFrame;
@@ -30,6 +30,7 @@ drop_reasons! {
 pub struct UdpInput {
     rpc_port: u16,
     sockperf_port: u16,
+    rx_checksum: RxChecksum,
 }
 
 impl UdpInput {
@@ -37,14 +38,17 @@ impl UdpInput {
         Self {
             rpc_port: cfg.rpc_port,
             sockperf_port: cfg.sockperf_port,
+            rx_checksum: cfg.rx_checksum,
         }
     }
 
     /// The layout check is [`UdpFrame::new_checked`], four compares on the
     /// first 42 bytes. `IPV4_UDP`: the vector carries [`PROP_IPV4_UDP`], so
     /// only the UDP length is left to check of the layout.
+    /// `sum`: what the port's checksum policy leaves to do of the UDP
+    /// checksum.
     #[inline]
-    fn dispatch<const IPV4_UDP: bool>(&self, data: &[u8]) -> Result<u16, UdpDrop> {
+    fn dispatch<const IPV4_UDP: bool>(&self, data: &[u8], sum: SumCheck) -> Result<u16, UdpDrop> {
         // Shorter than the headers, IPv4 options, another protocol, or a
         // length field that does not end the frame: all one reason, since
         // ip4-input already refused every such frame it could tell apart.
@@ -70,10 +74,11 @@ impl UdpInput {
         // Summing the payload is the expensive check, so it comes after the
         // port filter: stray traffic to closed ports costs no more than a
         // header read.
-        if !frame.verify_udp_checksum() {
-            return Err(UdpDrop::BadChecksum);
+        match sum {
+            SumCheck::Bad => Err(UdpDrop::BadChecksum),
+            SumCheck::Software if !frame.verify_udp_checksum() => Err(UdpDrop::BadChecksum),
+            SumCheck::Software | SumCheck::Skip => Ok(next),
         }
-        Ok(next)
     }
 }
 
@@ -104,10 +109,15 @@ impl<P: PacketBuf> Node<P> for UdpInput {
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
         // One branch per vector picks the loop; the packets' verdicts are
         // the same either way.
+        let policy = self.rx_checksum;
         if ctx.guaranteed(PROP_IPV4_UDP) {
-            packet_loop(ctx, pkts, nexts, |p| self.dispatch::<true>(p.data()));
+            packet_loop(ctx, pkts, nexts, |p| {
+                self.dispatch::<true>(p.data(), policy.check(|| p.rx_l4_checksum()))
+            });
         } else {
-            packet_loop(ctx, pkts, nexts, |p| self.dispatch::<false>(p.data()));
+            packet_loop(ctx, pkts, nexts, |p| {
+                self.dispatch::<false>(p.data(), policy.check(|| p.rx_l4_checksum()))
+            });
         }
     }
 }

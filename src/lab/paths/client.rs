@@ -71,6 +71,8 @@ fn load_once(
         hgrm: files.hgrm.clone(),
         // A sweep's points are read from their .hgrm files (plotted, never merged).
         hlog: sweep.is_none().then(|| files.hlog.clone()),
+        // Kernel sockets refuse it: their checksums are the kernel's.
+        checksum: path.checksum.filter(|_| dpdk),
         eal: if dpdk {
             eal::args(
                 &[path.client_cpu],
@@ -173,6 +175,7 @@ fn run_point(
     res.loss = Some(loss_of(s));
     res.send_lag = s.send_lag.clone();
     res.hgrm = Some(format!("{stem}.hgrm"));
+    res.checksum.client = s.checksum.clone();
     res.client_report = Some(report.summary.verbatim);
     Ok(())
 }
@@ -191,6 +194,7 @@ fn run_sweep(
     let offered = Offered::Rates(path.rates_spec.clone());
     let text = load_once(ctx, path, ns, target, offered, &files, res)?;
     let report: LoadSweepReport = read(&files.json, &text)?;
+    res.checksum.client = report.sweep.first().and_then(|s| s.checksum.clone());
     for s in &report.sweep {
         let r = s.target_rate.ok_or("sweep point without target_rate")?;
         let hgrm = format!("{stem}-{r}.hgrm");

@@ -36,6 +36,7 @@ pub fn serve_command(
         interval_ms: None,
         mac: None,
         burst: None,
+        checksum: path.checksum,
         eal: eal::args(
             &[path.client_cpu, path.server_cpu],
             ctx.plan.placement.hugepages,
@@ -137,6 +138,6 @@ pub fn run(
     })();
     let fin = stop_server::<ServeFinal>(&mut server);
     measured?;
-    res.keep_server_report(fin);
+    res.keep_fastpath_report(fin);
     Ok(())
 }

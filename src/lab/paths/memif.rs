@@ -42,6 +42,6 @@ pub fn run(
     let measured = run_load(ctx, path, &topo.server_ns, &target, res);
     let fin = stop_server::<ServeFinal>(&mut server);
     measured?;
-    res.keep_server_report(fin);
+    res.keep_fastpath_report(fin);
     Ok(())
 }

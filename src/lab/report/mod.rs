@@ -85,7 +85,10 @@ fn header(s: &mut String, r: &LabResults) {
 fn what_each_path_measured(s: &mut String, r: &LabResults) {
     let _ = writeln!(s, "## What each path measured\n");
     for p in &r.paths {
-        let cpus = format!("server CPU {}, client CPU {}", p.server_cpu, p.client_cpu);
+        let mut cpus = format!("server CPU {}, client CPU {}", p.server_cpu, p.client_cpu);
+        if !p.checksum.is_empty() {
+            cpus += &format!("; checksums: {}", p.checksum.describe());
+        }
         let _ = match p.status {
             Status::Ok if !p.warnings.is_empty() => writeln!(
                 s,

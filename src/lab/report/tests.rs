@@ -294,3 +294,47 @@ fn censoring_is_at_or_above_the_timeout_only() {
     uncensored.lost_recorded_at_ns = None;
     assert!(!uncensored.is_censored(u64::MAX));
 }
+
+#[test]
+fn each_paths_checksum_policies_are_in_what_it_measured() {
+    use crate::lab::results::{PathChecksums, PortChecksum};
+    use crate::options::{ChecksumChoice, ChecksumPolicy};
+    let trust = ChecksumChoice {
+        requested: ChecksumPolicy::Auto,
+        resolved: ChecksumPolicy::Trust,
+        why: "auto: net_memif peer is a local process".into(),
+    };
+    let mut r = lab();
+    let mut memif = PathResult::new("memif", "fastpath-memif", "m", "load-dpdk", "over memif");
+    memif.status = Status::Ok;
+    memif.checksum = PathChecksums {
+        server: vec![PortChecksum {
+            port: "net_memif0".into(),
+            driver: "net_memif".into(),
+            choice: trust.clone(),
+        }],
+        client: Some(trust),
+    };
+    r.paths.push(memif);
+    let md = render(&r);
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("- **memif**"))
+        .expect("the path's line");
+    assert!(
+        line.contains(
+            "checksums: server net_memif0 trust (auto: net_memif peer is a local process); \
+             client trust (auto: net_memif peer is a local process)"
+        ),
+        "{line}"
+    );
+    // A path without a fast-path port says nothing of checksums.
+    let kernel = md.lines().find(|l| l.starts_with("- **sw**")).unwrap();
+    assert!(!kernel.contains("checksums"), "{kernel}");
+    // results.json carries them typed, and a path without them has no key.
+    let json = serde_json::to_value(&r.paths).unwrap();
+    let memif = json.as_array().unwrap().last().unwrap();
+    assert_eq!(memif["checksum"]["server"][0]["resolved"], "trust");
+    assert_eq!(memif["checksum"]["client"]["requested"], "auto");
+    assert!(json[0].get("checksum").is_none());
+}
