@@ -6,6 +6,7 @@
 //! ```sh
 //! flock /tmp/bypass-heavy.lock cargo run --release --example graph_dispatch -- --cpu 1
 //! # options: --iters N (dispatches per run, 200000) --runs R (7) --sizes 1,32 --cpu C
+//! #          --gap-ns G: spin G ns between dispatches, as a worker polls between ping-pongs
 //! ```
 //!
 //! Prints, per vector size, the median over the runs of ns per dispatch and per packet, and
@@ -26,7 +27,8 @@ use bypass::server::latency;
 use bypass::wire::frame::rpc_echo_requests;
 use bypass::wire::{Ipv4Address, MacAddress, UdpEndpoints};
 
-const USAGE: &str = "usage: graph_dispatch [--iters N] [--runs R] [--sizes 1,32] [--cpu C]";
+const USAGE: &str =
+    "usage: graph_dispatch [--iters N] [--runs R] [--sizes 1,32] [--cpu C] [--gap-ns G]";
 
 const OUR_MAC: MacAddress = MacAddress([0x02, 0, 0, 0, 0, 0x01]);
 const OUR_IP: Ipv4Address = Ipv4Address([198, 18, 0, 1]);
@@ -36,6 +38,7 @@ struct Opts {
     runs: usize,
     sizes: Vec<usize>,
     cpu: Option<usize>,
+    gap_ns: u64,
 }
 
 fn parse_opts() -> Result<Opts, String> {
@@ -44,6 +47,7 @@ fn parse_opts() -> Result<Opts, String> {
         runs: 7,
         sizes: vec![1, 32],
         cpu: None,
+        gap_ns: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -64,6 +68,10 @@ fn parse_opts() -> Result<Opts, String> {
             "--cpu" => {
                 let v = value()?;
                 o.cpu = Some(v.parse().map_err(|_| bad("--cpu", &v))?);
+            }
+            "--gap-ns" => {
+                let v = value()?;
+                o.gap_ns = v.parse().map_err(|_| bad("--gap-ns", &v))?;
             }
             "--sizes" => {
                 let v = value()?;
@@ -148,9 +156,12 @@ impl Bench {
     }
 
     /// Ticks spent in `iters` dispatches, each timed alone.
-    fn run(&mut self, iters: u64) -> Result<u64, String> {
+    fn run(&mut self, iters: u64, gap_ticks: u64) -> Result<u64, String> {
         let mut ticks = 0u64;
         for _ in 0..iters {
+            // No pause instruction: a busy worker polls flat out.
+            let until = tsc::read() + gap_ticks;
+            while tsc::read() < until {}
             // The graph answered in place last time: make every buffer a request again.
             for (mut b, t) in self.pool.drain(..).zip(&self.templates) {
                 b.trim(b.len());
@@ -240,15 +251,16 @@ fn run() -> Result<(), String> {
     let ns = |ticks: f64| ticks * 1e3 / mhz;
     let pair = tsc_pair_ticks();
     println!(
-        "tsc {mhz:.1} MHz, empty tsc pair {pair:.1} ticks (subtracted); {} runs x {} dispatches",
-        o.runs, o.iters
+        "tsc {mhz:.1} MHz, empty tsc pair {pair:.1} ticks (subtracted); {} runs x {} dispatches, {} ns apart",
+        o.runs, o.iters, o.gap_ns
     );
     for &size in &o.sizes {
         let mut b = Bench::new(size, hz)?;
-        b.run(o.iters / 10 + 1)?; // warm caches and predictors
+        let gap = o.gap_ns * hz / 1_000_000_000;
+        b.run(o.iters / 10 + 1, gap)?; // warm caches and predictors
         let mut per = Vec::with_capacity(o.runs);
         for _ in 0..o.runs {
-            let t = b.run(o.iters)?;
+            let t = b.run(o.iters, gap)?;
             per.push(t as f64 / o.iters as f64 - pair);
         }
         b.check_counters()?;
