@@ -7,6 +7,7 @@
 //! flock /tmp/bypass-heavy.lock cargo run --release --example graph_dispatch -- --cpu 1
 //! # options: --iters N (dispatches per run, 200000) --runs R (7) --sizes 1,32 --cpu C
 //! #          --gap-ns G: spin G ns between dispatches, as a worker polls between ping-pongs
+//! #          --time-every N: time node calls in 1 dispatch of N (the rpc worker's 16; 1: all)
 //! ```
 //!
 //! Prints, per vector size, the median over the runs of ns per dispatch and per packet, and
@@ -24,11 +25,12 @@ use bypass::os::clock::Clock;
 use bypass::os::tsc;
 use bypass::server::counters::{WorkerCounters, WorkerSnapshot};
 use bypass::server::latency;
+use bypass::server::rpc::TIMED_DISPATCH_EVERY;
 use bypass::wire::frame::rpc_echo_requests;
 use bypass::wire::{Ipv4Address, MacAddress, UdpEndpoints};
 
 const USAGE: &str =
-    "usage: graph_dispatch [--iters N] [--runs R] [--sizes 1,32] [--cpu C] [--gap-ns G]";
+    "usage: graph_dispatch [--iters N] [--runs R] [--sizes 1,32] [--cpu C] [--gap-ns G] [--time-every N]";
 
 const OUR_MAC: MacAddress = MacAddress([0x02, 0, 0, 0, 0, 0x01]);
 const OUR_IP: Ipv4Address = Ipv4Address([198, 18, 0, 1]);
@@ -39,6 +41,7 @@ struct Opts {
     sizes: Vec<usize>,
     cpu: Option<usize>,
     gap_ns: u64,
+    time_every: u32,
 }
 
 fn parse_opts() -> Result<Opts, String> {
@@ -48,6 +51,7 @@ fn parse_opts() -> Result<Opts, String> {
         sizes: vec![1, 32],
         cpu: None,
         gap_ns: 0,
+        time_every: TIMED_DISPATCH_EVERY,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -68,6 +72,10 @@ fn parse_opts() -> Result<Opts, String> {
             "--cpu" => {
                 let v = value()?;
                 o.cpu = Some(v.parse().map_err(|_| bad("--cpu", &v))?);
+            }
+            "--time-every" => {
+                let v = value()?;
+                o.time_every = v.parse().map_err(|_| bad("--time-every", &v))?;
             }
             "--gap-ns" => {
                 let v = value()?;
@@ -131,9 +139,10 @@ struct Bench {
 }
 
 impl Bench {
-    fn new(size: usize, hz: u64) -> Result<Bench, String> {
+    fn new(size: usize, hz: u64, time_every: u32) -> Result<Bench, String> {
         let cfg = NodeConfig::new(OUR_MAC, OUR_IP);
-        let graph = build_server_graph::<VecBuf>(&cfg, hz).map_err(|e| e.to_string())?;
+        let mut graph = build_server_graph::<VecBuf>(&cfg, hz).map_err(|e| e.to_string())?;
+        graph.time_one_in(time_every);
         let ep = UdpEndpoints {
             src_mac: MacAddress([0x02, 0, 0, 0, 0, 0x02]),
             dst_mac: OUR_MAC,
@@ -251,11 +260,11 @@ fn run() -> Result<(), String> {
     let ns = |ticks: f64| ticks * 1e3 / mhz;
     let pair = tsc_pair_ticks();
     println!(
-        "tsc {mhz:.1} MHz, empty tsc pair {pair:.1} ticks (subtracted); {} runs x {} dispatches, {} ns apart",
-        o.runs, o.iters, o.gap_ns
+        "tsc {mhz:.1} MHz, empty tsc pair {pair:.1} ticks (subtracted); {} runs x {} dispatches, {} ns apart, nodes timed in 1 of {}",
+        o.runs, o.iters, o.gap_ns, o.time_every.max(1)
     );
     for &size in &o.sizes {
-        let mut b = Bench::new(size, hz)?;
+        let mut b = Bench::new(size, hz, o.time_every)?;
         let gap = o.gap_ns * hz / 1_000_000_000;
         b.run(o.iters / 10 + 1, gap)?; // warm caches and predictors
         let mut per = Vec::with_capacity(o.runs);

@@ -83,6 +83,15 @@ impl<'a> NodeCtx<'a> {
         }
     }
 
+    /// [`Self::with_start`] for a call the engine does not time: the node
+    /// reads the clock itself if it needs the start.
+    pub(super) fn with_props(drops: &'a mut [u64], rx_tsc: u64, tsc_hz: u64, props: u32) -> Self {
+        Self {
+            props,
+            ..Self::new(drops, rx_tsc, tsc_hz)
+        }
+    }
+
     /// True if every packet of this call carries all the edge properties
     /// in `mask` (see [`Node::edge_props`]); always false for a context
     /// made with [`Self::new`].

@@ -681,3 +681,33 @@ fn dispatch_from_starts_the_first_node_at_the_given_stamp() {
         "{cycles}"
     );
 }
+
+#[test]
+fn timing_one_dispatch_in_n_keeps_every_count_exact() {
+    let mut g = graph();
+    g.time_one_in(4);
+    let mut out = PacketVector::new();
+    for i in 0..9 {
+        // One odd packet dropped, one even packet through stage2 each time.
+        g.dispatch(&mut vector([pkt(1, i), pkt(2, i)]), 0, &mut out);
+    }
+    let s = g.stats();
+    assert_eq!(counts(&s, "classify"), (9, 9, 18));
+    assert_eq!(counts(&s, "stage2"), (9, 9, 9));
+    assert_eq!(s.drops("classify", "odd"), 9);
+    assert_eq!(out.len(), 9);
+    // Dispatches 0, 4 and 8 were timed.
+    assert_eq!(s.node("classify").unwrap().timed_packets, 6);
+    assert_eq!(s.node("stage2").unwrap().timed_packets, 3);
+    assert!(s.node("classify").unwrap().cycles > 0 || cfg!(not(target_arch = "x86_64")));
+    assert_eq!(
+        s.node(TX).unwrap().timed_packets,
+        0,
+        "sinks are never timed"
+    );
+
+    // Back to every dispatch.
+    g.time_one_in(0);
+    g.dispatch(&mut vector([pkt(2, 9)]), 0, &mut out);
+    assert_eq!(g.stats().node("stage2").unwrap().timed_packets, 4);
+}

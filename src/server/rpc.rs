@@ -14,6 +14,12 @@ use super::counters::WorkerSnapshot;
 use super::latency::LatencyRecorder;
 use super::worker::{flush, Idle, WorkerSpec};
 
+/// The worker's graph times its node calls in one dispatch of this many
+/// ([`crate::graph::Graph::time_one_in`]): the TSC reads around the 4 calls a
+/// ping-pong request takes cost ~45 ns of a ~125 ns dispatch; sampled, about 3,
+/// and every count stays exact.
+pub const TIMED_DISPATCH_EVERY: u32 = 16;
+
 /// What an rpc worker needs beyond the io worker's queues and counters.
 pub struct RpcSpec {
     pub base: WorkerSpec,
@@ -57,6 +63,7 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
         }
     };
     drop(graph_counters);
+    graph.time_one_in(TIMED_DISPATCH_EVERY);
 
     let mut input = PacketVector::<Mbuf>::new();
     let mut output = PacketVector::<Mbuf>::new();
