@@ -177,10 +177,8 @@ impl Bench {
                 b.append(t);
                 let _ = self.input.push(b);
             }
-            // As the rpc worker does after one rx burst: its stamp starts the first node.
             let t0 = tsc::read();
-            self.graph
-                .dispatch_from(&mut self.input, t0, t0, &mut self.output);
+            self.graph.dispatch(&mut self.input, t0, &mut self.output);
             let t1 = tsc::read();
             ticks += t1.wrapping_sub(t0);
             if self.output.len() != self.templates.len() {

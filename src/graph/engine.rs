@@ -274,28 +274,15 @@ impl<P: PacketBuf> Graph<P> {
         rx_tsc: u64,
         out: &mut PacketVector<P>,
     ) {
-        self.dispatch_from(input, rx_tsc, now_tsc(), out);
-    }
-
-    /// [`Self::dispatch`] with the start of the first node call given by the
-    /// caller: a TSC reading it has just taken anyway (the rx stamp, when
-    /// the vector came from one rx burst), which saves a TSC read, about
-    /// 9 ns here, per dispatch. What ran between that reading and this call
-    /// is counted in the first node's cycles.
-    pub fn dispatch_from(
-        &mut self,
-        input: &mut PacketVector<P>,
-        rx_tsc: u64,
-        start_tsc: u64,
-        out: &mut PacketVector<P>,
-    ) {
         self.rx_tsc = rx_tsc;
-        self.last_tsc = start_tsc;
         self.timed = self.untimed_left == 0;
         self.untimed_left = match self.untimed_left {
             0 => self.time_every - 1,
             n => n - 1,
         };
+        if self.timed {
+            self.last_tsc = now_tsc();
+        }
         if !input.is_empty() {
             self.deliver_vector(self.entry, input, 0, out);
         }

@@ -661,28 +661,6 @@ fn drop_counts_start_from_zero_in_every_call() {
 }
 
 #[test]
-fn dispatch_from_starts_the_first_node_at_the_given_stamp() {
-    let seen = Rc::new(Cell::new((0, 0)));
-    let probe = Rc::clone(&seen);
-    let node = fn_node("first", &[TX], move |ctx, _: &mut [VecBuf], nexts| {
-        probe.set((ctx.rx_tsc(), ctx.start_tsc()));
-        nexts.fill(0);
-    });
-    let mut g = Graph::new(vec![node], "first", 1).unwrap();
-    let start = now_tsc().saturating_sub(1_000_000);
-    let mut out = PacketVector::new();
-    g.dispatch_from(&mut vector([pkt(0, 0)]), 7, start, &mut out);
-    assert_eq!(seen.get(), (7, start));
-    assert_eq!(out.len(), 1);
-    // The node's cycles run from the given stamp, not from a fresh read.
-    let cycles = g.stats().node("first").unwrap().cycles;
-    assert!(
-        cycles >= 1_000_000 || cfg!(not(target_arch = "x86_64")),
-        "{cycles}"
-    );
-}
-
-#[test]
 fn timing_one_dispatch_in_n_keeps_every_count_exact() {
     let mut g = graph();
     g.time_one_in(4);

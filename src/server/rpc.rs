@@ -75,12 +75,10 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
         // grow, at low load a single packet goes straight through. rx writes straight into
         // the vector's free slots, tx reads the output vector in place: no pointer copies.
         let mut rx_tsc = 0;
-        let mut bursts = 0u32;
         loop {
             let n = input.len();
             let want = burst_size.min(vector - n);
             let got = rx.rx_up_to(input.as_mut_vec(), want);
-            bursts += 1;
             if n == 0 && got > 0 {
                 // One stamp per vector, taken when its first packets have arrived: ordered
                 // (lfence; rdtsc), because a plain rdtsc runs ahead of the rx burst's
@@ -105,11 +103,7 @@ pub fn run_rpc(spec: RpcSpec) -> (RxQueue, TxQueue, WorkerSnapshot) {
         }
         idle.traffic();
         s.rx += n as u64;
-        // From one burst (always, at low load) the rx stamp is a moment ago and can start
-        // the first node's clock; after more bursts their rx time would count as
-        // ethernet-input's, so the graph reads the clock afresh.
-        let start = if bursts == 1 { rx_tsc } else { now_tsc() };
-        graph.dispatch_from(&mut input, rx_tsc, start, &mut output);
+        graph.dispatch(&mut input, rx_tsc, &mut output);
         if !output.is_empty() {
             let (sent, dropped) = flush(&mut tx, output.as_mut_vec(), tx_retries);
             let done = now_tsc();
