@@ -115,9 +115,10 @@ pub struct Graph<P: PacketBuf> {
     round: u64,
     rx_tsc: u64,
     tsc_hz: u64,
-    /// TSC at the end of the last node call (or the start of the current
-    /// dispatch): the start of the next call. One read per call instead of
-    /// two; the few cycles of routing between calls go to the next node.
+    /// In a timed dispatch, the TSC at the end of the last node call (or
+    /// the start of the dispatch): the start of the next call. One read per
+    /// call instead of two; the few cycles of routing between calls go to
+    /// the next node.
     last_tsc: u64,
     /// Node calls are timed in one dispatch of every `time_every`.
     time_every: u32,
