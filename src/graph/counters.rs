@@ -13,7 +13,8 @@ const CALLS: usize = 0;
 const VECTORS: usize = 1;
 const PACKETS: usize = 2;
 const CYCLES: usize = 3;
-const FIRST_DROP: usize = 4;
+const TIMED_PACKETS: usize = 4;
+const FIRST_DROP: usize = 5;
 
 /// One cache line of counters, so a worker's counters never share a line
 /// with anything else another core writes.
@@ -23,7 +24,7 @@ struct Line([AtomicU64; CELLS_PER_LINE]);
 /// Counters of one graph instance, shared with readers through an `Arc`.
 ///
 /// Each node owns a run of cells starting on a cache line: calls, vectors,
-/// packets, cycles, then one cell per declared drop reason.
+/// packets, cycles, timed packets, then one cell per declared drop reason.
 pub struct GraphCounters {
     names: Box<[&'static str]>,
     reasons: Box<[&'static [&'static str]]>,
@@ -67,16 +68,29 @@ impl GraphCounters {
 
     /// Account one vector handled by `node`; `new_call` marks the first
     /// vector the node handles in the current dispatch.
-    #[inline]
-    pub(super) fn record(&self, node: usize, new_call: bool, packets: u64, cycles: u64) {
-        if new_call {
-            self.add(node, CALLS, 1);
-        }
-        self.add(node, VECTORS, 1);
-        self.add(node, PACKETS, packets);
-        if cycles != 0 {
-            self.add(node, CYCLES, cycles);
-        }
+    ///
+    /// Inlined, on the node's first line only and without branches: the
+    /// graph calls this once per node call, so with vectors of one (ping-pong)
+    /// an out-of-line call with its index arithmetic per cell cost about as
+    /// much as a small node's own work (graph_dispatch example, perf).
+    /// `cycles` were spent on the vector if `timed` (else none were
+    /// measured, see [`Graph::time_one_in`](super::Graph::time_one_in)).
+    #[inline(always)]
+    pub(super) fn record(
+        &self,
+        node: usize,
+        new_call: bool,
+        packets: u64,
+        cycles: u64,
+        timed: bool,
+    ) {
+        let line = &self.lines[self.base[node] / CELLS_PER_LINE].0;
+        let bump = |c: &AtomicU64, n: u64| c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+        bump(&line[CALLS], u64::from(new_call));
+        bump(&line[VECTORS], 1);
+        bump(&line[PACKETS], packets);
+        bump(&line[CYCLES], cycles);
+        bump(&line[TIMED_PACKETS], if timed { packets } else { 0 });
     }
 
     #[inline]
@@ -95,6 +109,7 @@ impl GraphCounters {
                 vectors: get(n, VECTORS),
                 packets: get(n, PACKETS),
                 cycles: get(n, CYCLES),
+                timed_packets: get(n, TIMED_PACKETS),
                 drops: self.reasons[n]
                     .iter()
                     .enumerate()
@@ -116,8 +131,11 @@ pub struct NodeStats {
     /// an early flush within one dispatch.
     pub vectors: u64,
     pub packets: u64,
-    /// TSC cycles spent in `process` (zero for the built-in sinks).
+    /// TSC cycles spent in `process` in timed calls (zero for the built-in
+    /// sinks); all calls unless the graph times one dispatch in N.
     pub cycles: u64,
+    /// Packets of the timed calls: what `cycles` was spent on.
+    pub timed_packets: u64,
     /// (reason, count) in declaration order.
     pub drops: Vec<(&'static str, u64)>,
 }
@@ -129,8 +147,9 @@ impl NodeStats {
         ratio(self.packets, self.vectors)
     }
 
+    /// Over the timed calls, so sampling leaves the figure unbiased.
     pub fn cycles_per_packet(&self) -> f64 {
-        ratio(self.cycles, self.packets)
+        ratio(self.cycles, self.timed_packets)
     }
 
     pub fn drop_count(&self, reason: &str) -> u64 {
@@ -149,6 +168,7 @@ impl NodeStats {
         self.vectors = f(self.vectors, other.vectors);
         self.packets = f(self.packets, other.packets);
         self.cycles = f(self.cycles, other.cycles);
+        self.timed_packets = f(self.timed_packets, other.timed_packets);
         for &(reason, n) in &other.drops {
             match self.drops.iter_mut().find(|(r, _)| *r == reason) {
                 Some(d) => d.1 = f(d.1, n),
@@ -233,6 +253,7 @@ mod tests {
             vectors: base * 2,
             packets: base * 20,
             cycles: base * 1000,
+            timed_packets: base * 10,
             drops: drops.to_vec(),
         }
     }
@@ -243,14 +264,18 @@ mod tests {
         assert_eq!(&*c.base, &[0, 16, 24]);
         assert_eq!(c.lines.len(), 4);
         assert_eq!(core::mem::align_of::<Line>(), 64);
-        c.record(1, true, 10, 99);
-        c.record(1, false, 6, 1);
+        c.record(1, true, 10, 99, true);
+        c.record(1, false, 6, 0, false);
+        c.record(1, false, 5, 1, true);
         c.add_drops(0, 4, 3);
         c.add_drops(2, 0, 1);
         let s = c.snapshot();
         let b = s.node("b").unwrap();
-        assert_eq!((b.calls, b.vectors, b.packets, b.cycles), (1, 2, 16, 100));
-        assert_eq!(b.avg_vector_size(), 8.0);
+        assert_eq!((b.calls, b.vectors, b.packets, b.cycles), (1, 3, 21, 100));
+        assert_eq!(b.timed_packets, 15);
+        assert_eq!(b.avg_vector_size(), 7.0);
+        // Per packet over the timed calls only: the untimed one measured nothing.
+        assert_eq!(b.cycles_per_packet(), 100.0 / 15.0);
         assert_eq!(s.nodes[0].drops[4], ("x", 3));
         assert_eq!(s.drops("c", "y"), 1);
         assert_eq!(s.total_drops(), 4);
@@ -259,7 +284,7 @@ mod tests {
     #[test]
     fn readable_from_another_thread() {
         let c = std::sync::Arc::new(GraphCounters::new(&[("a", &["r"])]));
-        c.record(0, true, 5, 0);
+        c.record(0, true, 5, 0, true);
         let r = std::sync::Arc::clone(&c);
         let s = std::thread::spawn(move || r.snapshot()).join().unwrap();
         assert_eq!(s.nodes[0].packets, 5);
@@ -285,7 +310,7 @@ mod tests {
         assert_eq!(t.drops("z", "q"), 9);
         assert_eq!(t.total_drops(), 17);
         assert_eq!(t.node("a").unwrap().avg_vector_size(), 10.0);
-        assert_eq!(t.node("a").unwrap().cycles_per_packet(), 50.0);
+        assert_eq!(t.node("a").unwrap().cycles_per_packet(), 100.0);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub trait Node<P: PacketBuf> {
 /// timing every protocol node needs for timeouts and latency stamps.
 pub struct NodeCtx<'a> {
     drops: &'a mut [u64],
+    /// Sum of `drops` added in this call, so the engine can skip reading
+    /// (and re-zeroing) every reason's slot after the common drop-free call.
+    dropped: u64,
     rx_tsc: u64,
     tsc_hz: u64,
     /// TSC when this call started, if the caller read it anyway.
@@ -55,6 +58,7 @@ impl<'a> NodeCtx<'a> {
     pub fn new(drops: &'a mut [u64], rx_tsc: u64, tsc_hz: u64) -> Self {
         Self {
             drops,
+            dropped: 0,
             rx_tsc,
             tsc_hz,
             start_tsc: None,
@@ -74,6 +78,15 @@ impl<'a> NodeCtx<'a> {
     ) -> Self {
         Self {
             start_tsc: Some(start),
+            props,
+            ..Self::new(drops, rx_tsc, tsc_hz)
+        }
+    }
+
+    /// [`Self::with_start`] for a call the engine does not time: the node
+    /// reads the clock itself if it needs the start.
+    pub(super) fn with_props(drops: &'a mut [u64], rx_tsc: u64, tsc_hz: u64, props: u32) -> Self {
+        Self {
             props,
             ..Self::new(drops, rx_tsc, tsc_hz)
         }
@@ -101,7 +114,14 @@ impl<'a> NodeCtx<'a> {
         debug_assert!(reason < self.drops.len(), "undeclared drop reason {reason}");
         if let Some(c) = self.drops.get_mut(reason) {
             *c += n;
+            self.dropped += n;
         }
+    }
+
+    /// Drops counted in this call over all reasons.
+    #[inline]
+    pub(super) fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Drops counted so far in this call, per reason.
@@ -154,6 +174,7 @@ mod tests {
         ctx.drop_n(0, 7);
         ctx.drop(1);
         assert_eq!(ctx.drops(), &[7, 2]);
+        assert_eq!(ctx.dropped(), 9);
         assert_eq!((ctx.rx_tsc(), ctx.tsc_hz()), (5, 10));
         let a = ctx.now_tsc();
         assert!(now_tsc() >= a);

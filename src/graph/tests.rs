@@ -598,3 +598,94 @@ fn edge_properties_hold_only_when_every_packet_carries_them() {
     let mut drops = [];
     assert!(!NodeCtx::new(&mut drops, 0, 1).guaranteed(1));
 }
+
+/// Node `i` of a chain: adds 1 to the first byte and passes the packet on.
+fn chain_node(i: usize, last: usize) -> Box<dyn Node<VecBuf>> {
+    let name: &'static str = Box::leak(format!("n{i}").into_boxed_str());
+    let next: &'static str = if i == last {
+        TX
+    } else {
+        Box::leak(format!("n{}", i + 1).into_boxed_str())
+    };
+    let nexts: &'static [&'static str] = Box::leak(vec![next].into_boxed_slice());
+    fn_node(name, nexts, |_, pkts: &mut [VecBuf], nexts| {
+        for p in pkts.iter_mut() {
+            p.data_mut()[0] += 1;
+        }
+        nexts.fill(0);
+    })
+}
+
+#[test]
+fn a_chain_longer_than_one_pending_word_runs_every_node_once() {
+    // 70 slots: the pending bitmap needs two words, and the packets cross
+    // from the first word into the second.
+    let nodes = (0..70).rev().map(|i| chain_node(i, 69)).collect();
+    let mut g = Graph::new(nodes, "n0", 1).unwrap();
+    let mut out = PacketVector::new();
+    g.dispatch(&mut vector((0..3).map(|i| pkt(0, i))), 0, &mut out);
+    assert_eq!(out.iter().map(|p| p.data()[0]).collect::<Vec<_>>(), [70; 3]);
+    assert_eq!(out.iter().map(seq).collect::<Vec<_>>(), [0, 1, 2]);
+    out.clear();
+
+    // A packet queued from outside, deep in the second word, waits for the
+    // next dispatch and runs the rest of the chain in the same pass.
+    let n65 = g.node_id("n65").unwrap();
+    g.enqueue(n65, pkt(0, 9), &mut out);
+    assert!(out.is_empty());
+    g.dispatch(&mut vector([pkt(0, 7)]), 0, &mut out);
+    let got: Vec<_> = out.iter().map(|p| (seq(p), p.data()[0])).collect();
+    assert_eq!(got, [(9, 5), (7, 70)]);
+    let s = g.stats();
+    assert_eq!(counts(&s, "n0"), (2, 2, 4));
+    assert_eq!(counts(&s, "n64"), (2, 2, 4));
+    assert_eq!(counts(&s, "n65"), (2, 2, 5));
+    assert_eq!(counts(&s, "n69"), (2, 2, 5));
+    assert_eq!(counts(&s, TX), (2, 2, 5));
+}
+
+#[test]
+fn drop_counts_start_from_zero_in_every_call() {
+    let mut g = graph();
+    let mut out = PacketVector::new();
+    let (odd, even, empty) = (|i| pkt(1, i), |i| pkt(2, i), VecBuf::with_capacity(8));
+    g.dispatch(&mut vector([odd(0), odd(1), even(2)]), 0, &mut out);
+    g.dispatch(&mut vector([even(3), pkt(0xFF, 4)]), 0, &mut out);
+    g.dispatch(&mut vector([empty, odd(5)]), 0, &mut out);
+    let s = g.stats();
+    assert_eq!(s.drops("classify", "odd"), 3);
+    assert_eq!(s.drops("classify", "empty"), 1);
+    assert_eq!(s.drops(DROP, "unattributed"), 0);
+    assert_eq!(counts(&s, DROP), (2, 2, 4));
+    assert_eq!(out.len(), 3);
+}
+
+#[test]
+fn timing_one_dispatch_in_n_keeps_every_count_exact() {
+    let mut g = graph();
+    g.time_one_in(4);
+    let mut out = PacketVector::new();
+    for i in 0..9 {
+        // One odd packet dropped, one even packet through stage2 each time.
+        g.dispatch(&mut vector([pkt(1, i), pkt(2, i)]), 0, &mut out);
+    }
+    let s = g.stats();
+    assert_eq!(counts(&s, "classify"), (9, 9, 18));
+    assert_eq!(counts(&s, "stage2"), (9, 9, 9));
+    assert_eq!(s.drops("classify", "odd"), 9);
+    assert_eq!(out.len(), 9);
+    // Dispatches 0, 4 and 8 were timed.
+    assert_eq!(s.node("classify").unwrap().timed_packets, 6);
+    assert_eq!(s.node("stage2").unwrap().timed_packets, 3);
+    assert!(s.node("classify").unwrap().cycles > 0 || cfg!(not(target_arch = "x86_64")));
+    assert_eq!(
+        s.node(TX).unwrap().timed_packets,
+        0,
+        "sinks are never timed"
+    );
+
+    // Back to every dispatch.
+    g.time_one_in(0);
+    g.dispatch(&mut vector([pkt(2, 9)]), 0, &mut out);
+    assert_eq!(g.stats().node("stage2").unwrap().timed_packets, 4);
+}

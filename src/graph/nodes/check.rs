@@ -149,6 +149,7 @@ fn diff(now: &GraphStats, before: &GraphStats) -> GraphStats {
         n.vectors = n.vectors.wrapping_sub(b.vectors);
         n.packets = n.packets.wrapping_sub(b.packets);
         n.cycles = n.cycles.wrapping_sub(b.cycles);
+        n.timed_packets = n.timed_packets.wrapping_sub(b.timed_packets);
         for (r, br) in n.drops.iter_mut().zip(&b.drops) {
             r.1 = r.1.wrapping_sub(br.1);
         }
