@@ -15,7 +15,7 @@ use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 use crate::wire::UdpFrame;
 
 use super::kit::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
-use crate::os::tsc::{ns_to_ticks, ticks_to_ns};
+use crate::os::tsc::{ns_to_ticks, TickScale};
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
@@ -47,12 +47,16 @@ drop_reasons! {
 
 pub struct RpcServer {
     spin_max_ns: u32,
+    /// The graph's TSC frequency and its multiply-shift: the stamp runs once per vector, and
+    /// `ticks_to_ns`'s 128-bit division was a visible share of a one-packet dispatch.
+    scale: (u64, TickScale),
 }
 
 impl RpcServer {
     pub fn new(cfg: &NodeConfig) -> Self {
         Self {
             spin_max_ns: cfg.spin_max_ns,
+            scale: (0, TickScale::from_hz(0)),
         }
     }
 
@@ -189,8 +193,12 @@ impl<P: PacketBuf> Node<P> for RpcServer {
 
     fn process(&mut self, ctx: &mut NodeCtx<'_>, pkts: &mut [P], nexts: &mut [u16]) {
         let tsc_hz = ctx.tsc_hz();
+        if self.scale.0 != tsc_hz {
+            self.scale = (tsc_hz, TickScale::from_hz(tsc_hz));
+        }
+        let scale = self.scale.1;
         let stamp = |now: u64, rx: u64| {
-            u32::try_from(ticks_to_ns(now.saturating_sub(rx), tsc_hz)).unwrap_or(u32::MAX)
+            u32::try_from(scale.ticks_to_ns(now.saturating_sub(rx))).unwrap_or(u32::MAX)
         };
         let server_ns = stamp(ctx.start_tsc(), ctx.rx_tsc());
         let mut spun = false;
