@@ -97,8 +97,9 @@ fn assert_all_answered(r: &ClientRun, count: u64) {
     assert_eq!(p["tx_ring_full"], 0, "{p}");
 }
 
-fn load_args(server: &str, client_ip: &str, window: u32, count: u64, json: &Path) -> Vec<String> {
-    strs(&[
+/// `bypass load --transport dpdk` from `client_ip` to `server`, then `rest`.
+fn dpdk_load(server: &str, client_ip: &str, rest: &[&str]) -> Vec<String> {
+    let mut a = strs(&[
         "load",
         "--transport",
         "dpdk",
@@ -106,15 +107,26 @@ fn load_args(server: &str, client_ip: &str, window: u32, count: u64, json: &Path
         server,
         "--client-ip",
         client_ip,
-        "--window",
-        &window.to_string(),
-        "--count",
-        &count.to_string(),
-        "--timeout-ms",
-        "500",
-        "--json",
-        json.to_str().unwrap(),
-    ])
+    ]);
+    a.extend(strs(rest));
+    a
+}
+
+fn load_args(server: &str, client_ip: &str, window: u32, count: u64, json: &Path) -> Vec<String> {
+    dpdk_load(
+        server,
+        client_ip,
+        &[
+            "--window",
+            &window.to_string(),
+            "--count",
+            &count.to_string(),
+            "--timeout-ms",
+            "500",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    )
 }
 
 #[test]
@@ -202,35 +214,32 @@ fn memif_fast_path_and_dpdk_client() {
         let cprefix = Prefix::new("memifz");
         let _files = HugepageFiles(cprefix.0.clone());
         let (json, hlog) = (tmp("memif-zc.json"), tmp("memif-zc.hlog"));
-        let mut a = strs(&[
-            "load",
-            "--transport",
-            "dpdk",
-            "--server",
+        let mut a = dpdk_load(
             "198.18.0.1:7777",
-            "--client-ip",
             "198.18.0.2",
-            "--duration",
-            "2.2",
-            "--warmup",
-            "0",
-            "--timeout-ms",
-            "500",
-            "--json",
-            json.to_str().unwrap(),
-            "--hlog",
-            hlog.to_str().unwrap(),
-            "--",
-            "--lcores=0@0",
-            "--single-file-segments",
-            "--no-pci",
-            "--no-telemetry",
-            &format!("--file-prefix={}", cprefix.0),
-            &format!(
-                "--vdev=net_memif0,role=client,socket={},socket-abstract=no,zero-copy=yes",
-                sock.path()
-            ),
-        ]);
+            &[
+                "--duration",
+                "2.2",
+                "--warmup",
+                "0",
+                "--timeout-ms",
+                "500",
+                "--json",
+                json.to_str().unwrap(),
+                "--hlog",
+                hlog.to_str().unwrap(),
+                "--",
+                "--lcores=0@0",
+                "--single-file-segments",
+                "--no-pci",
+                "--no-telemetry",
+                &format!("--file-prefix={}", cprefix.0),
+                &format!(
+                    "--vdev=net_memif0,role=client,socket={},socket-abstract=no,zero-copy=yes",
+                    sock.path()
+                ),
+            ],
+        );
         let out = run(&a, Duration::from_secs(60));
         a.clear();
         assert!(out.status.success(), "zero-copy client: {}", explain(&out));
@@ -603,20 +612,11 @@ fn offload_on_a_port_without_it_is_refused() {
     }
     let _serial = serial();
     let prefix = Prefix::new("nooff");
-    let mut a = strs(&[
-        "load",
-        "--transport",
-        "dpdk",
-        "--server",
+    let mut a = dpdk_load(
         "198.18.0.1:7777",
-        "--client-ip",
         "198.18.0.2",
-        "--count",
-        "1",
-        "--checksum",
-        "offload",
-        "--",
-    ]);
+        &["--count", "1", "--checksum", "offload", "--"],
+    );
     a.extend(prefix.eal(0, &["net_null0"]));
     let out = run(&a, Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(2), "{}", explain(&out));

@@ -6,10 +6,16 @@
 //! rte_eth_memif.c, DPDK 22.11). The EAL still records the number, and `rte_eal_cleanup()`
 //! closes it again at exit: by then the number belongs to whatever file the process opened
 //! next (seen: the client's interval-histogram spill file, which then fails with EBADF). The
-//! guard puts a /dev/null placeholder on every such number while it is free, so nothing else
-//! can take it and the EAL's late close hits the placeholder.
+//! guard puts a /dev/null stand-in on every such number while it is free, so nothing else
+//! can take it and the EAL's late close hits the stand-in.
 
 use std::os::raw::{c_int, c_void};
+
+/// Whether an EAL argument asks for a net_memif port in zero-copy mode (`zero-copy=yes`), the
+/// mode whose client shares its hugepage files and loses their fds to the PMD.
+pub fn is_zero_copy_memif_arg(arg: &str) -> bool {
+    arg.contains("net_memif") && arg.split(',').any(|kv| kv == "zero-copy=yes")
+}
 
 use dpdk_sys as sys;
 
@@ -47,7 +53,7 @@ fn closed_memseg_fds() -> Vec<c_int> {
     fds
 }
 
-/// Puts a /dev/null placeholder on each memseg fd number the memif PMD closed (see the module
+/// Puts a /dev/null stand-in on each memseg fd number the memif PMD closed (see the module
 /// note). Call once the zero-copy port's link is up, before the process opens other files.
 /// Returns how many numbers it reserved.
 pub fn reserve_closed_memseg_fds() -> std::io::Result<usize> {
@@ -59,7 +65,7 @@ pub fn reserve_closed_memseg_fds() -> std::io::Result<usize> {
             return Err(std::io::Error::last_os_error());
         }
         if null == fd {
-            // The lowest free number is the lost one itself: the placeholder is in place.
+            // The lowest free number is the lost one itself: the stand-in is in place.
             continue;
         }
         // SAFETY: both are descriptors of this process: `null` just opened, `fd` a free

@@ -17,7 +17,7 @@ pub use error::{DpdkError, Result};
 pub use mbuf::Mbuf;
 pub use mbuf::RxCksum;
 pub use mempool::Mempool;
-pub use memseg::reserve_closed_memseg_fds;
+pub use memseg::{is_zero_copy_memif_arg, reserve_closed_memseg_fds};
 pub use port::{
     device_info, find_port, port_count, port_name, stats as port_stats, xstats as port_xstats,
     ChecksumOffloads, DeviceInfo, LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue,

@@ -4,6 +4,7 @@
 //! their descriptors to the server); the prefix's guard removes them.
 
 use super::topology::DpdkPrefix;
+use crate::dpdk::is_zero_copy_memif_arg;
 
 /// EAL arguments for a process with lcores `cpus` (the first is the main lcore).
 pub fn args(
@@ -21,7 +22,7 @@ pub fn args(
         format!("--file-prefix={}", prefix.name),
         "--no-telemetry".into(),
     ];
-    if hugepages && devices.iter().any(|d| is_zero_copy_memif(d)) {
+    if hugepages && devices.iter().any(|d| is_zero_copy_memif_arg(d)) {
         // The PMD shares memory by the fd of each memseg list's one file: unlinked files
         // (--huge-unlink) cannot be shared, and EAL refuses the two options together.
         v.push("--single-file-segments".into());
@@ -40,11 +41,6 @@ pub fn args(
     }
     v.extend(devices.iter().cloned());
     v
-}
-
-/// A net_memif vdev argument in zero-copy mode.
-fn is_zero_copy_memif(dev: &str) -> bool {
-    dev.contains("net_memif") && dev.split(',').any(|kv| kv == "zero-copy=yes")
 }
 
 #[cfg(test)]

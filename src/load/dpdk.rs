@@ -11,7 +11,6 @@
 //! may make one: net_tap writes to a file descriptor).
 
 use std::io::{self, ErrorKind};
-use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use crate::dpdk::{self, Eal, Mbuf, Mempool, Port, PortConfig, RxCksum, RxQueue, TxQueue};
@@ -116,21 +115,6 @@ impl Peer {
             _ => Sums::Verify,
         };
         Peer { ep, policy, sums }
-    }
-}
-
-// Our addressing is read everywhere as `self.ep.<field>` and handed to the frame builders as
-// `&self.ep`; the checksum state rides along without changing those uses.
-impl Deref for Peer {
-    type Target = UdpEndpoints;
-    fn deref(&self) -> &UdpEndpoints {
-        &self.ep
-    }
-}
-
-impl DerefMut for Peer {
-    fn deref_mut(&mut self) -> &mut UdpEndpoints {
-        &mut self.ep
     }
 }
 
@@ -245,14 +229,6 @@ fn classify(frame: &[u8], peer: &Peer) -> Frame {
     }
 }
 
-/// Whether the port is a net_memif client in zero-copy mode (asked for in its vdev argument).
-fn is_zero_copy_memif(driver: &str, eal: &[String]) -> bool {
-    driver == "net_memif"
-        && eal
-            .iter()
-            .any(|a| a.contains("net_memif") && a.split(',').any(|kv| kv == "zero-copy=yes"))
-}
-
 /// Writes an ARP frame (padded to the Ethernet minimum) into `buf`, which is at least
 /// [`MIN_FRAME`] long.
 fn emit_arp(
@@ -322,7 +298,7 @@ impl Stats {
 pub struct DpdkTransport {
     /// Requests go from `src` to `dst`; replies are checked against it, their checksums as
     /// the port's policy says.
-    ep: Peer,
+    peer: Peer,
     /// The port's checksum policy as asked for, resolved, and why.
     checksum: ChecksumChoice,
     rx: RxQueue,
@@ -420,7 +396,8 @@ impl DpdkTransport {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let zero_copy = is_zero_copy_memif(port.driver(), &o.eal);
+        let zero_copy =
+            port.driver() == "net_memif" && o.eal.iter().any(|a| dpdk::is_zero_copy_memif_arg(a));
         if zero_copy {
             dpdk::reserve_closed_memseg_fds()
                 .map_err(|e| setup_err(format!("guarding the memseg fds of {port_name}: {e}")))?;
@@ -435,7 +412,7 @@ impl DpdkTransport {
             dst_port: server_addr.port(),
         };
         let mut t = DpdkTransport {
-            ep: Peer::new(ep, checksum.resolved),
+            peer: Peer::new(ep, checksum.resolved),
             checksum,
             rx,
             tx,
@@ -453,7 +430,7 @@ impl DpdkTransport {
         let how = match o.server_mac {
             Some(_) => "--server-mac",
             None => {
-                t.ep.dst_mac = t.resolve()?;
+                t.peer.ep.dst_mac = t.resolve()?;
                 "ARP"
             }
         };
@@ -461,12 +438,12 @@ impl DpdkTransport {
             "bypass load: dpdk port {} ({}), {} {}:{} -> {} {}:{} (server MAC by {how}), checksums {}",
             t.port_name,
             t.port.as_ref().map_or("", |p| p.driver()),
-            t.ep.src_mac,
-            t.ep.src_ip,
-            t.ep.src_port,
-            t.ep.dst_mac,
-            t.ep.dst_ip,
-            t.ep.dst_port,
+            t.peer.ep.src_mac,
+            t.peer.ep.src_ip,
+            t.peer.ep.src_port,
+            t.peer.ep.dst_mac,
+            t.peer.ep.dst_ip,
+            t.peer.ep.dst_port,
             t.checksum,
         );
         Ok(t)
@@ -482,14 +459,14 @@ impl DpdkTransport {
             if now.duration_since(start) >= ARP_WAIT {
                 return Err(LoadError::Io(format!(
                     "dpdk: no ARP reply from {} within {} s on {}; give the server's MAC with --server-mac",
-                    self.ep.dst_ip,
+                    self.peer.ep.dst_ip,
                     ARP_WAIT.as_secs(),
                     self.port_name
                 )));
             }
             if now >= next_ask {
-                let me = (self.ep.src_mac, self.ep.src_ip);
-                let them = (MacAddress::UNSPECIFIED, self.ep.dst_ip);
+                let me = (self.peer.ep.src_mac, self.peer.ep.src_ip);
+                let them = (MacAddress::UNSPECIFIED, self.peer.ep.dst_ip);
                 // A failed ask is retried at the next turn.
                 let _ = self.send_arp(ArpOperation::Request, MacAddress::BROADCAST, me, them);
                 next_ask = now + ARP_RETRY;
@@ -503,17 +480,17 @@ impl DpdkTransport {
             }
             let i = self.rx_next;
             self.rx_next += 1;
-            match classify(self.rx_burst.as_slice()[i].data(), &self.ep) {
+            match classify(self.rx_burst.as_slice()[i].data(), &self.peer) {
                 Frame::ArpReply { mac, ip } => {
                     self.stats.arp_replies_received += 1;
-                    if ip == self.ep.dst_ip {
+                    if ip == self.peer.ep.dst_ip {
                         return Ok(mac);
                     }
                 }
                 Frame::ArpRequest { mac, ip } => {
                     self.answer_arp(mac, ip);
                     // The server asking for us tells us where it is, too.
-                    if ip == self.ep.dst_ip {
+                    if ip == self.peer.ep.dst_ip {
                         return Ok(mac);
                     }
                 }
@@ -530,10 +507,10 @@ impl DpdkTransport {
         self.rx_next = 0;
         let n = self.rx.rx(&mut self.rx_burst);
         self.stats.rx_frames += n as u64;
-        if self.ep.policy != ChecksumPolicy::Offload || n == 0 {
+        if self.peer.policy != ChecksumPolicy::Offload || n == 0 {
             return n;
         }
-        self.ep.sums = offload_verdicts(&mut self.rx_burst, &mut self.stats);
+        self.peer.sums = offload_verdicts(&mut self.rx_burst, &mut self.stats);
         self.rx_burst.len()
     }
 
@@ -584,7 +561,7 @@ impl DpdkTransport {
 
     /// Tells `mac`/`ip` that our address is at our MAC (a kernel peer asks before it answers).
     fn answer_arp(&mut self, mac: MacAddress, ip: Ipv4Address) {
-        let me = (self.ep.src_mac, self.ep.src_ip);
+        let me = (self.peer.ep.src_mac, self.peer.ep.src_ip);
         if self
             .send_arp(ArpOperation::Reply, mac, me, (mac, ip))
             .is_ok()
@@ -609,7 +586,7 @@ impl RpcTransport for DpdkTransport {
             return Err(ErrorKind::OutOfMemory.into());
         };
         // The length was checked above, so the frame fits exactly.
-        if emit_udp_frame(buf, &self.ep, msg).is_err() {
+        if emit_udp_frame(buf, &self.peer.ep, msg).is_err() {
             return Err(ErrorKind::InvalidInput.into());
         }
         self.transmit(m)
@@ -666,7 +643,7 @@ impl DpdkTransport {
             }
             let i = self.rx_next;
             self.rx_next += 1;
-            match classify(self.rx_burst.as_slice()[i].data(), &self.ep) {
+            match classify(self.rx_burst.as_slice()[i].data(), &self.peer) {
                 Frame::Rpc { start, len } => {
                     self.stats.replies += 1;
                     return Ok((start, len));
