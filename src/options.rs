@@ -107,6 +107,19 @@ pub enum Backend {
 }
 named!(Backend { Blocking => "blocking", Busy => "busy", Batch => "batch" });
 
+/// How a relay with several upstreams picks one for a request (the fast path's `rpc-relay`
+/// and `bypass kernel-relay` alike).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Each request to the next upstream in turn.
+    #[default]
+    RoundRobin,
+    /// By a hash of the client's address and port: one client flow, one upstream.
+    Hash,
+}
+named!(Balance { RoundRobin => "round-robin", Hash => "hash" });
+
 /// How far a DPDK port's received checksums are checked in software (`--checksum`, TOML
 /// `checksum`): asked for once, resolved per port by [`ChecksumPolicy::resolve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]

@@ -515,6 +515,8 @@ fn the_labs_serve_command_is_what_bypass_serve_parses() {
         mac: Some(bypass::wire::MacAddress([2, 0, 0, 0, 0, 1])),
         burst: Some(32),
         checksum: Some(bypass::options::ChecksumPolicy::Trust),
+        joined: false,
+        relays: Vec::new(),
         eal: vec!["--no-pci".into()],
     };
     let parses = |mut argv: Vec<String>| {

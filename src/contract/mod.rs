@@ -11,6 +11,7 @@
 
 pub mod load;
 pub mod platform;
+pub mod relay;
 pub mod serve;
 #[cfg(test)]
 mod tests;

@@ -24,8 +24,39 @@ pub struct ServeCommand {
     pub burst: Option<u16>,
     /// The rx checksum policy asked for (None: the server's default, auto).
     pub checksum: Option<ChecksumPolicy>,
+    /// `--topology joined`: one worker polls every port and sends each packet out of the
+    /// port it is addressed to (relays whose upstream is on another port).
+    pub joined: bool,
+    /// `--relay` specs, in order: the fast path's `rpc-relay` instances.
+    pub relays: Vec<RelayArg>,
     /// EAL arguments, after `--`.
     pub eal: Vec<String>,
+}
+
+/// One `--relay LISTEN=UPSTREAM[,UPSTREAM..][@PORT]` of `bypass serve`: requests to `listen`
+/// are forwarded to the upstreams, reached through `via` (a port name or number; None: the
+/// port the request came in on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayArg {
+    pub listen: SocketAddrV4,
+    pub upstreams: Vec<SocketAddrV4>,
+    pub via: Option<String>,
+}
+
+impl std::fmt::Display for RelayArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}=", self.listen)?;
+        for (i, u) in self.upstreams.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{u}")?;
+        }
+        if let Some(v) = &self.via {
+            write!(f, "@{v}")?;
+        }
+        Ok(())
+    }
 }
 
 impl ServeCommand {
@@ -48,6 +79,12 @@ impl ServeCommand {
         }
         if let Some(c) = self.checksum {
             a.opt("--checksum", c);
+        }
+        if self.joined {
+            a.opt("--topology", "joined");
+        }
+        for r in &self.relays {
+            a.opt("--relay", r);
         }
         a.eal(&self.eal).done()
     }
@@ -74,6 +111,25 @@ pub struct ServeFinal<P = ServePort> {
     pub drops_by_reason: BTreeMap<String, u64>,
     #[serde(default = "Vec::new")]
     pub ports: Vec<P>,
+    /// One line per `--relay`, in the order given (absent when there are none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<RelayLine>,
+}
+
+/// What one fast-path relay did over the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayLine {
+    /// `ip:port` the relay listens on.
+    pub listen: String,
+    pub upstreams: Vec<String>,
+    /// Requests sent on to an upstream.
+    pub forwarded: u64,
+    /// Replies mapped back to their client.
+    pub returned: u64,
+    /// Packets addressed to this relay that it dropped, by reason (only reasons that
+    /// occurred; the same reasons as the `rpc-relay` node's).
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// One port of the final line: the part the lab reads.

@@ -198,6 +198,8 @@ fn serve_argv_spells_its_flags() {
         mac: Some(crate::wire::MacAddress([2, 0, 0, 0, 0, 1])),
         burst: Some(32),
         checksum: Some(crate::options::ChecksumPolicy::Trust),
+        joined: false,
+        relays: Vec::new(),
         eal: vec!["-l".into(), "0,1".into()],
     };
     assert_eq!(
@@ -360,6 +362,7 @@ fn serve_lines_read_what_bypass_serve_writes() {
                 tx_first: 0,
                 drained: 0,
             }],
+            relays: Vec::new(),
         },
         drops: 1,
         rx_pps: 33.0,

@@ -37,6 +37,8 @@ pub fn serve_command(
         mac: None,
         burst: None,
         checksum: path.checksum,
+        joined: false,
+        relays: Vec::new(),
         eal: eal::args(
             &[path.client_cpu, path.server_cpu],
             ctx.plan.placement.hugepages,
