@@ -75,7 +75,7 @@ pub fn relay(cfg: &RelayConfig) -> Result<RelayReport, KernelError> {
     let o = r.run(cfg.duration.map(|d| start + d)).map_err(io_err)?;
     drop(unix_guard);
     Ok(RelayReport {
-        listen: cfg.listen.to_string(),
+        listen: format!("{}:{shown}", cfg.listen.proto()),
         upstreams: cfg.upstreams.iter().map(|u| u.to_string()).collect(),
         proto: cfg.listen.proto(),
         upstream_proto: cfg.upstream_proto(),
