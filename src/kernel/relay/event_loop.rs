@@ -10,7 +10,7 @@ use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::kernel::framing::SCRATCH;
+use crate::kernel::framing::{Partial, SCRATCH};
 use crate::kernel::handler::{elapsed_ns, stamp};
 use crate::kernel::stream::STOP_CHECK;
 use crate::kernel::udp::is_retry;
@@ -207,14 +207,9 @@ impl Relay {
             return Ok(());
         };
         let mut buf = std::mem::take(&mut self.scratch);
-        let room = conn.partial.room();
-        let n = match conn.sock.read(&mut buf[..room]) {
-            Ok(n) => n,
-            Err(e) if is_retry(&e) => {
-                self.scratch = buf;
-                return Ok(());
-            }
-            Err(_) => 0,
+        let Some(n) = read_some(conn, &mut buf) else {
+            self.scratch = buf;
+            return Ok(());
         };
         let mut partial = std::mem::take(&mut conn.partial);
         let t = Instant::now();
@@ -223,24 +218,12 @@ impl Relay {
             gen,
         };
         let flow = flow_of_conn(i as u32, gen);
-        let lost = if n == 0 {
-            None
-        } else {
-            partial.feed(&mut buf[..n], |m| {
-                self.c.rx += 1;
-                if let Err(why) = check(m, true).and_then(|()| self.forward(m, client, flow, t)) {
-                    self.c.drop(why);
-                }
-            })
-        };
+        let over = self.take_messages(&mut partial, &mut buf[..n], |me, m| {
+            check(m, true)?;
+            me.forward(m, client, flow, t)
+        });
         self.scratch = buf;
-        if n == 0 || lost.is_some() {
-            if let Some(why) = lost {
-                self.c.rx += 1;
-                self.c.drop(RelayDrop::from_framing(why));
-            } else if !partial.is_empty() {
-                self.c.drop(RelayDrop::Truncated);
-            }
+        if over {
             self.close_client(i);
         } else if let Some(conn) = self.clients[i].conn.as_mut() {
             conn.partial = partial;
@@ -271,6 +254,35 @@ impl Relay {
             s.gen = s.gen.wrapping_add(1);
             self.free_clients.push(i as u32);
         }
+    }
+
+    /// Frames `fresh` (one read; empty: the peer is gone) after a connection's `partial`,
+    /// counts each whole message and hands it to `pass`, counting its drop if any. Returns
+    /// whether the connection is over (closed, or its framing lost), the loss counted.
+    fn take_messages(
+        &mut self,
+        partial: &mut Partial,
+        fresh: &mut [u8],
+        mut pass: impl FnMut(&mut Self, &mut [u8]) -> Result<(), RelayDrop>,
+    ) -> bool {
+        if fresh.is_empty() {
+            if !partial.is_empty() {
+                self.c.drop(RelayDrop::Truncated);
+            }
+            return true;
+        }
+        let lost = partial.feed(fresh, |m| {
+            self.c.rx += 1;
+            if let Err(why) = pass(self, m) {
+                self.c.drop(why);
+            }
+        });
+        if let Some(why) = lost {
+            // The message whose header broke the framing was read too.
+            self.c.rx += 1;
+            self.c.drop(RelayDrop::from_framing(why));
+        }
+        lost.is_some()
     }
 
     // ---- requests out ----
@@ -401,35 +413,18 @@ impl Relay {
             return Ok(());
         }
         let mut buf = std::mem::take(&mut self.scratch);
-        let room = conn.partial.room();
-        let n = match conn.sock.read(&mut buf[..room]) {
-            Ok(n) => n,
-            Err(e) if is_retry(&e) => {
-                self.scratch = buf;
-                return Ok(());
-            }
-            Err(_) => 0,
+        let Some(n) = read_some(conn, &mut buf) else {
+            self.scratch = buf;
+            return Ok(());
         };
         let mut partial = std::mem::take(&mut conn.partial);
         let t = Instant::now();
-        let lost = if n == 0 {
-            None
-        } else {
-            partial.feed(&mut buf[..n], |m| {
-                self.c.rx += 1;
-                if let Err(why) = check(m, false).and_then(|()| self.give_back(m, up, t)) {
-                    self.c.drop(why);
-                }
-            })
-        };
+        let over = self.take_messages(&mut partial, &mut buf[..n], |me, m| {
+            check(m, false)?;
+            me.give_back(m, up, t)
+        });
         self.scratch = buf;
-        if n == 0 || lost.is_some() {
-            if let Some(why) = lost {
-                self.c.rx += 1;
-                self.c.drop(RelayDrop::from_framing(why));
-            } else if !partial.is_empty() {
-                self.c.drop(RelayDrop::Truncated);
-            }
+        if over {
             self.lose_pooled(j);
         } else if let UpstreamSide::Stream { pool, .. } = &mut self.up {
             if let Some(conn) = pool[j].conn.as_mut() {
@@ -480,6 +475,18 @@ impl Relay {
         self.c.returned += 1;
         self.c.tx += 1;
         Ok(())
+    }
+}
+
+/// One read from a stream connection into `buf`, at most what its partial message leaves
+/// room for: `Some(n)` bytes (0: the connection is over), None when nothing waits.
+#[inline]
+fn read_some(conn: &mut RelayConn, buf: &mut [u8]) -> Option<usize> {
+    let room = conn.partial.room();
+    match conn.sock.read(&mut buf[..room]) {
+        Ok(n) => Some(n),
+        Err(e) if is_retry(&e) => None,
+        Err(_) => Some(0),
     }
 }
 
