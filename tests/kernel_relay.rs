@@ -85,8 +85,24 @@ impl Relay {
             .expect("final line after SIGTERM");
         let v: Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("{e}: {last}"));
         assert_eq!(v["type"], "final", "{v}");
+        assert_accounted(&v);
         v
     }
+}
+
+/// Every message read ends forwarded, returned or dropped (expired and upstream-reset count
+/// requests already forwarded), and every message written is a forward or a return.
+fn assert_accounted(v: &Value) {
+    let all: u64 = v["drops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    let after_forward = drops(v, "expired") + drops(v, "upstream-reset");
+    let passed = u(v, "forwarded") + u(v, "returned");
+    assert_eq!(u(v, "rx"), passed + all - after_forward, "{v}");
+    assert_eq!(u(v, "tx"), passed, "{v}");
 }
 
 impl Drop for Relay {
