@@ -382,8 +382,7 @@ impl Relay {
             };
             let t = Instant::now();
             self.c.rx += 1;
-            // A datagram from no upstream of ours cannot name one of our slots.
-            let up = addrs.iter().position(|a| *a == from).unwrap_or(usize::MAX);
+            let up = upstream_of(addrs, from);
             let msg = &mut buf[..n];
             if let Err(why) = check(msg, false).and_then(|()| self.give_back(msg, up, t)) {
                 self.c.drop(why);
@@ -480,6 +479,13 @@ impl Relay {
     }
 }
 
+/// Which UDP upstream a datagram came from; one from no upstream of ours gets an index
+/// that names none, so it cannot match a slot.
+#[inline]
+fn upstream_of(addrs: &[SocketAddr], from: SocketAddr) -> usize {
+    addrs.iter().position(|a| *a == from).unwrap_or(usize::MAX)
+}
+
 /// One read from a stream connection into `buf`, at most what its partial message leaves
 /// room for: `Some(n)` bytes (0: the connection is over), None when nothing waits.
 #[inline]
@@ -554,6 +560,7 @@ fn send_stream(
 mod tests {
     use super::*;
     use crate::wire::{RpcMethod, RpcRepr};
+    use std::net::UdpSocket;
 
     fn msg(kind: RpcKind, len: u32) -> Vec<u8> {
         let r = RpcRepr {
@@ -563,6 +570,82 @@ mod tests {
         let mut v = vec![0u8; r.buffer_len()];
         r.emit(&mut RpcHeader::new_unchecked(&mut v[..])).unwrap();
         v
+    }
+
+    /// A relay over loopback UDP sockets, with the test's sockets as client and upstream.
+    fn relay_between(client: &UdpSocket, upstream: &UdpSocket) -> Relay {
+        let a = crate::kernel::relay::args::KernelRelayArgs {
+            listen: "udp:127.0.0.1:0".into(),
+            upstream: vec![format!("udp:{}", upstream.local_addr().unwrap())],
+            balance: crate::options::Balance::RoundRobin,
+            backend: crate::options::Backend::Blocking,
+            cpus: None,
+            table: 4,
+            expiry_ms: 1000,
+            pool: 1,
+            duration: 0.0,
+            json: true,
+        };
+        let cfg = a.to_config().unwrap();
+        let listen = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(listen.local_addr().unwrap()).unwrap();
+        let up = super::super::ends::open_upstreams(&cfg.upstreams, 1, false).unwrap();
+        Relay::new(&cfg, ListenSide::Udp(listen), up).unwrap()
+    }
+
+    #[test]
+    fn request_ids_are_rewritten_and_restored_and_residence_added() {
+        let (client, upstream) = (
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+            UdpSocket::bind("127.0.0.1:0").unwrap(),
+        );
+        let mut r = relay_between(&client, &upstream);
+        let from = client.local_addr().unwrap();
+        let mut req = msg(RpcKind::Request, 3);
+        RpcHeader::new_unchecked(&mut req[..]).set_server_ns(1000);
+        let sent = req.clone();
+        let t = Instant::now();
+        r.forward(&mut req, Client::Udp(from), flow_of_addr(&from), t)
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (n, relay_at) = upstream.recv_from(&mut buf).unwrap();
+        let fwd = RpcHeader::new_checked(&buf[..n]).unwrap();
+        assert_ne!(fwd.request_id(), 5, "rewritten to a relay id");
+        assert!(fwd.server_ns() > 1000, "residence added to the request's");
+        assert_eq!(
+            (&buf[..8], &buf[16..24], &buf[28..n]),
+            (&sent[..8], &sent[16..24], &sent[28..])
+        );
+        let relay_id = fwd.request_id();
+        let mut reply = buf[..n].to_vec();
+        RpcHeader::new_unchecked(&mut reply[..]).set_kind(RpcKind::Response);
+        let before = RpcHeader::new_unchecked(&reply[..]).server_ns();
+        let UpstreamSide::Udp { addrs, .. } = &r.up else {
+            panic!("a udp upstream side")
+        };
+        let up = upstream_of(addrs, upstream.local_addr().unwrap());
+        assert_eq!(
+            upstream_of(addrs, relay_at),
+            usize::MAX,
+            "a stranger names no upstream"
+        );
+        assert_eq!(
+            r.give_back(&mut reply.clone(), 1, Instant::now()),
+            Err(RelayDrop::UnknownMapping),
+            "another upstream"
+        );
+        r.give_back(&mut reply, up, Instant::now()).unwrap();
+        let n = client.recv(&mut buf).unwrap();
+        let back = RpcHeader::new_checked(&buf[..n]).unwrap();
+        assert_eq!((back.request_id(), back.kind()), (5, RpcKind::Response));
+        assert!(back.server_ns() > before, "reply-side residence added");
+        assert_eq!((r.c.forwarded, r.c.returned), (1, 1));
+        // The same reply again names a freed slot.
+        RpcHeader::new_unchecked(&mut reply[..]).set_request_id(relay_id);
+        assert_eq!(
+            r.give_back(&mut reply, up, Instant::now()),
+            Err(RelayDrop::UnknownMapping)
+        );
     }
 
     #[test]
