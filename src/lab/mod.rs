@@ -134,8 +134,9 @@ pub fn run(args: LabArgs) -> ExitCode {
                 out.join("report.md").display()
             );
             // A signal after the results were built still answers 130: a script that
-            // pressed Ctrl-C must not carry on as if nothing happened.
-            if lab.interrupted || crate::os::signal::stop_requested() {
+            // pressed Ctrl-C must not carry on as if nothing happened. Everything is torn
+            // down by now, so a signal from here to the exit ends the process with 130.
+            if crate::os::signal::exit_on_stop(130) || lab.interrupted {
                 ExitCode::from(130)
             } else if failed > 0 {
                 ExitCode::FAILURE

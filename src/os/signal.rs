@@ -2,13 +2,30 @@
 //! and keeping the real-time signals a PMD raises off a thread that must stay responsive.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Once set (>= 0, by [`exit_on_stop`]), the exit status a stop signal ends the process with.
+static EXIT_ON_STOP: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {
-    // Only an atomic store: the one thing that is async-signal-safe and all we need.
+    // Atomics and _exit only: both async-signal-safe.
     STOP.store(true, Ordering::SeqCst);
+    let code = EXIT_ON_STOP.load(Ordering::SeqCst);
+    if code >= 0 {
+        // SAFETY: _exit is async-signal-safe; exit_on_stop's caller has nothing left to
+        // clean up, which is the one case this is reached in.
+        unsafe { libc::_exit(code) };
+    }
+}
+
+/// From now on a stop signal ends the process at once with exit status `code`, for a program
+/// that has finished and cleaned up but not yet exited (the lab after its report): a signal
+/// there used to land after its last check and be lost (exit 0). Returns whether a stop was
+/// requested before; after this returns, none can be missed.
+pub fn exit_on_stop(code: u8) -> bool {
+    EXIT_ON_STOP.store(i32::from(code), Ordering::SeqCst);
+    STOP.load(Ordering::SeqCst)
 }
 
 /// Routes SIGINT and SIGTERM to the stop request instead of killing the process, so every
