@@ -14,7 +14,9 @@ use super::plot::{self, Series};
 use super::results::{LabResults, Latency, Loss, PathResult, Round, Status};
 use super::scenario::{LabPlan, ResolvedPath};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
-use super::{figures, proc, report};
+use super::chain::figures::ChainInfo;
+use super::chain::plan::placement_text;
+use super::{chain, figures, proc, report};
 use crate::os::signal;
 use crate::stats::{hgrm_read, write_percentile_distribution};
 use hdrhistogram::Histogram;
@@ -339,6 +341,8 @@ fn fold_round(
         cross_check_first: rr.cross.is_some() && k.is_multiple_of(2),
         send_lag: rr.send_lag.take(),
         elapsed_s: rr.elapsed_s,
+        hops: std::mem::take(&mut rr.hops),
+        counts_disagree: rr.counts_disagree,
     });
     r.commands.append(&mut rr.commands);
     r.warnings
@@ -466,6 +470,12 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
             );
             r.server_cpu = p.server_cpu;
             r.client_cpu = p.client_cpu;
+            r.chain = p.chain.as_ref().map(|c| ChainInfo {
+                chain: c.chain.clone(),
+                hop: c.hop.as_str().into(),
+                depth: c.depth,
+                placement: placement_text(c.hop, p.server_cpu, p.client_cpu, &c.hop_cpus),
+            });
             r
         })
         .collect();
@@ -572,6 +582,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
     figures::floor_multiples(&mut results);
     figures::platform_models(&mut results, &platform);
     let verdicts = figures::verdicts(&results, &plan.comparisons);
+    let chains = chain::figures::chains(&results);
 
     let mut env = env;
     env.loadavg_end = super::environment::loadavg();
@@ -587,6 +598,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
         plots: Vec::new(),
         platform,
         verdicts,
+        chains,
     };
     lab.plots = plots(out, &lab);
     lab.wall_s = wall.elapsed().as_secs_f64();
