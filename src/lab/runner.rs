@@ -162,8 +162,9 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
         .paths
         .iter()
         .filter(|p| p.status == Status::Ok)
-        // A sweep's open-loop points have their own plot; here closed loops compare.
-        .filter(|p| p.sweep.is_empty())
+        // A sweep's open-loop points have their own plot, and so do a chain's depths; here
+        // the closed loops compare.
+        .filter(|p| p.sweep.is_empty() && p.chain.is_none())
         .filter_map(|p| {
             let h = hgrm_read::read_file(&out.join(p.hgrm.as_ref()?)).ok()?;
             Some(Series {
@@ -201,6 +202,9 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
             });
         }
     }
+    if let Some(f) = chain_plot(out, results) {
+        files.push(f);
+    }
     if !load.is_empty() {
         let svg = plot::load_svg(
             &format!(
@@ -214,6 +218,38 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
         }
     }
     files
+}
+
+/// p50, p99 and p99.9 of every chain's merged rounds against depth (report: the sidecar tax).
+fn chain_plot(out: &Path, results: &LabResults) -> Option<String> {
+    let mut series = Vec::new();
+    for c in &results.chains {
+        for (q, f) in [("p50", 0), ("p99", 1), ("p99.9", 2)] {
+            series.push(Series {
+                label: format!("{} {q}", c.chain),
+                points: c
+                    .depths
+                    .iter()
+                    .filter(|d| d.status == Status::Ok)
+                    .filter_map(|d| {
+                        let l = d.latency.as_ref()?;
+                        let ns = [l.p50_ns, l.p99_ns, l.p999_ns][f];
+                        Some((f64::from(d.depth), ns as f64 / 1000.0))
+                    })
+                    .collect(),
+            });
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let svg = plot::depth_svg(
+        &format!("{}: round-trip latency against chain depth", results.scenario),
+        &series,
+    );
+    let file = report::CHAIN_PLOT;
+    std::fs::write(out.join(file), svg).ok()?;
+    Some(file.to_string())
 }
 
 /// One step of the lab: a path, and its round when it repeats (None: a sweep or throughput

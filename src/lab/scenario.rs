@@ -1753,9 +1753,118 @@ plan = { mode = "ping-pong", duration = 1 }
         );
     }
 
+    const CHAINS: &str = r#"
+name = "c"
+[[topology]]
+name = "shm"
+kind = "memif"
+server_ip = "198.18.4.1"
+client_ip = "198.18.4.2"
+
+[[topology]]
+name = "lo"
+kind = "loopback"
+server_ip = "198.18.3.1"
+
+[[path]]
+name = "fp"
+kind = "chain"
+hop = "fastpath"
+topology = "shm"
+depths = "0:3"
+plan = { mode = "ping-pong" }
+
+[[path]]
+name = "kr"
+kind = "chain"
+hop = "kernel"
+topology = "lo"
+proto = "tcp"
+wait = "blocking"
+depths = [0, 2]
+plan = { mode = "ping-pong" }
+"#;
+
+    #[test]
+    fn a_chain_becomes_one_latency_path_per_depth() {
+        let p = resolve(CHAINS).unwrap();
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["fp-d0", "fp-d1", "fp-d2", "fp-d3", "kr-d0", "kr-d2"]);
+        assert!(p.iter().all(|p| p.kind == PathKind::Chain && p.is_latency()));
+        let fp3 = p[3].chain.as_ref().unwrap();
+        assert_eq!((fp3.hop, fp3.depth), (HopKind::Fastpath, 3));
+        assert_eq!(fp3.depths, [0, 1, 2, 3]);
+        let ips: Vec<String> = fp3.relay_ips.iter().map(|i| i.to_string()).collect();
+        assert_eq!(ips, ["198.18.4.3", "198.18.4.4", "198.18.4.5"]);
+        assert_eq!(p[3].client, Client::LoadDpdk);
+        assert!(p[0].chain.as_ref().unwrap().relay_ips.is_empty());
+        assert!(p[0].description.contains("no relay"), "{}", p[0].description);
+        let kr = p[5].chain.as_ref().unwrap();
+        assert_eq!((kr.hop, kr.depth, kr.hop_cpus.clone()), (HopKind::Kernel, 2, vec![1, 1]));
+        assert_eq!((p[5].proto, p[5].backend, p[5].client), (Proto::Tcp, Backend::Blocking, Client::Load));
+        assert!(p[5].description.contains("2 bypass kernel-relays (tcp blocking"), "{}", p[5].description);
+    }
+
+    #[test]
+    fn chain_keys_are_refused_where_they_do_not_apply() {
+        let bad = |from: &str, to: &str| resolve(&CHAINS.replacen(from, to, 1)).unwrap_err();
+        let e = bad("hop = \"fastpath\"\n", "");
+        assert_eq!(e.field, "path[0].hop");
+        let e = bad("depths = \"0:3\"\n", "");
+        assert_eq!(e.field, "path[0].depths");
+        let e = bad("depths = \"0:3\"", "depths = [1, 2]");
+        assert_eq!(e.field, "path[0].depths");
+        let e = bad("topology = \"shm\"", "topology = \"lo\"");
+        assert_eq!(e.field, "path[0].topology", "fastpath hops run on memif");
+        let e = bad("topology = \"lo\"\nproto", "topology = \"shm\"\nproto");
+        assert_eq!(e.field, "path[1].topology", "kernel hops run on loopback");
+        let e = bad("hop = \"fastpath\"", "hop = \"fastpath\"\nproto = \"udp\"");
+        assert_eq!(e.field, "path[0].proto");
+        let e = bad("hop = \"fastpath\"", "hop = \"fastpath\"\nhop_cpus = [1]");
+        assert_eq!(e.field, "path[0].hop_cpus");
+        let e = bad("hop = \"fastpath\"", "hop = \"fastpath\"\nclient = \"load\"");
+        assert_eq!(e.field, "path[0].client");
+        let e = bad("proto = \"tcp\"", "proto = \"tcp\"\nbackend = \"batch\"");
+        assert_eq!(e.field, "path[1].backend");
+        let e = bad("proto = \"tcp\"", "proto = \"tcp\"\npoll_mode = \"busy\"");
+        assert_eq!(e.field, "path[1].poll_mode");
+        let e = bad("mode = \"ping-pong\" }", "mode = \"sweep\", rates = \"1000:2000:1000\" }");
+        assert_eq!(e.field, "path[0].plan.mode");
+        let e = bad("proto = \"tcp\"", "proto = \"tcp\"\ncross_check = \"sockperf\"");
+        assert_eq!(e.field, "path[1].cross_check");
+        let e = resolve(&GOOD.replace("backend = \"busy\"", "backend = \"busy\"\ndepths = [0, 1]"))
+            .unwrap_err();
+        assert_eq!(e.field, "path[0].hop", "chain keys on another kind");
+        let e = bad("name = \"kr\"", "name = \"fp\"");
+        assert_eq!(e.field, "path[1].name", "two chains' depths share names");
+    }
+
+    #[test]
+    fn kernel_hops_never_spin_beside_another_poller() {
+        let busy = CHAINS.replace("proto = \"tcp\"", "proto = \"tcp\"\nbackend = \"busy\"");
+        let e = resolve(&busy).unwrap_err();
+        assert_eq!(e.field, "path[1].backend", "busy relays and server on one CPU");
+        // With a core per hop (a bigger machine) the same chain is fine.
+        let spread = busy.replace("depths = [0, 2]", "depths = [0, 2]\nhop_cpus = [2, 3]");
+        let p = Scenario::from_toml(&spread).unwrap().resolve_with_cpus(4).unwrap().paths;
+        assert_eq!(p[5].chain.as_ref().unwrap().hop_cpus, [2, 3]);
+        let e = Scenario::from_toml(&spread).unwrap().resolve_with_cpus(2).unwrap_err();
+        assert_eq!(e.field, "path[1].hop_cpus", "CPU 2 does not exist on 2 CPUs");
+        let short = CHAINS.replace("depths = [0, 2]", "depths = [0, 2]\nhop_cpus = [1]");
+        assert_eq!(resolve(&short).unwrap_err().field, "path[1].hop_cpus");
+        // A relay on the spinning client's CPU would wait behind it.
+        let on_client = CHAINS.replace("wait = \"blocking\"\ndepths = [0, 2]", "wait = \"busy\"\ndepths = [0, 2]\nhop_cpus = [1, 0]");
+        assert_eq!(resolve(&on_client).unwrap_err().field, "path[1].hop_cpus");
+    }
+
     #[test]
     fn shipped_configs_resolve() {
-        for f in ["lab-default.toml", "lab-ci.toml", "lab-baremetal.toml"] {
+        for f in [
+            "lab-default.toml",
+            "lab-ci.toml",
+            "lab-baremetal.toml",
+            "lab-chain.toml",
+        ] {
             let p = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("configs")
                 .join(f);

@@ -152,7 +152,9 @@ mod tests {
         // A warmup request may be unanswered without the measured counters showing it.
         check(&CLIENT, &[hop(1, 1100, 1100), hop(2, 1100, 1100)]).unwrap();
         let lost_silently = check(&CLIENT, &[hop(1, 1200, 1200), hop(2, 1199, 1200)]).unwrap_err();
-        assert!(lost_silently.contains("disagree"), "{lost_silently}");
+        assert!(lost_silently.contains("hop 2 returned 1200 replies for 1199"), "{lost_silently}");
+        let made_up = check(&CLIENT, &[hop(1, 1199, 1199), hop(2, 1200, 1199)]).unwrap_err();
+        assert!(made_up.contains("disagree"), "{made_up}");
         let too_few = check(&CLIENT, &[hop(1, 999, 999)]).unwrap_err();
         assert!(too_few.contains("fewer than the client received"), "{too_few}");
     }

@@ -37,6 +37,8 @@ fn round(k: u32, p50: u64, probe: usize, noisy: bool) -> Round {
         cross_check_first: false,
         send_lag: None,
         elapsed_s: 1.0,
+        hops: Vec::new(),
+        counts_disagree: false,
     }
 }
 
@@ -186,6 +188,7 @@ fn lab() -> LabResults {
             ratio: fig(34.75, 31.2, 39.25),
             text: "fast vs floor, p50: 34.75x [31.20, 39.25] over 2 paired rounds".into(),
         }],
+        chains: vec![],
     }
 }
 
