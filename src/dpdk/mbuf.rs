@@ -135,6 +135,20 @@ impl Mbuf {
         Some(unsafe { std::slice::from_raw_parts_mut(p as *mut u8, n) })
     }
 
+    /// The mbuf's port field. PMDs set it to the rx port (not all of them: net_ring leaves
+    /// what the sender had), so the server's joined worker writes it itself and uses it as the
+    /// packet's egress.
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.hdr().port
+    }
+
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: we own a valid mbuf and hold &mut self; port is plain data.
+        unsafe { self.raw.as_mut() }.port = port;
+    }
+
     /// Removes `n` bytes from the end; false (and unchanged) when the packet is shorter.
     #[inline]
     pub fn trim(&mut self, n: usize) -> bool {
@@ -202,12 +216,6 @@ impl Mbuf {
         // SAFETY: we own a valid mbuf and hold &mut self; ol_flags is plain data.
         let h = unsafe { self.raw.as_mut() };
         h.ol_flags = (h.ol_flags & !u64::from(IP_MASK | L4_MASK)) | u64::from(set);
-    }
-
-    /// Which rx queue's port received it (as the PMD set it).
-    #[inline]
-    pub fn port(&self) -> u16 {
-        self.hdr().port
     }
 }
 

@@ -24,6 +24,17 @@ pub trait PacketBuf {
     }
     /// Remove `n` bytes from the end; false (and unchanged) if n > len.
     fn trim(&mut self, n: usize) -> bool;
+    /// The packet's egress: an index into its worker's list of ports. A worker that polls
+    /// several ports (the server's joined topology) sets it to the rx port before the graph
+    /// runs, so in-place replies leave where their request came in, and `rpc-relay` changes it
+    /// when it forwards elsewhere. Single-port workers never read it; buffers only used there
+    /// may keep these defaults.
+    #[inline]
+    fn port(&self) -> u16 {
+        0
+    }
+    #[inline]
+    fn set_port(&mut self, _port: u16) {}
     /// The NIC's verdict on the IPv4 header checksum. Read only on `offload` ports.
     #[inline]
     fn rx_ip_checksum(&self) -> RxVerdict {
@@ -47,6 +58,8 @@ pub struct VecBuf {
     cap: usize,
     /// The NIC verdicts (IPv4 header, L4) a test hands the graph, as an mbuf's flags would.
     rx_checksums: (RxVerdict, RxVerdict),
+    /// [`PacketBuf::port`].
+    port: u16,
 }
 
 impl VecBuf {
@@ -58,6 +71,7 @@ impl VecBuf {
             bytes: Vec::with_capacity(cap),
             cap,
             rx_checksums: (RxVerdict::Unknown, RxVerdict::Unknown),
+            port: 0,
         }
     }
 
@@ -113,6 +127,14 @@ impl PacketBuf for VecBuf {
 
     fn rx_l4_checksum(&self) -> RxVerdict {
         self.rx_checksums.1
+    }
+
+    fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn set_port(&mut self, port: u16) {
+        self.port = port;
     }
 }
 

@@ -39,6 +39,16 @@ impl PacketBuf for Mbuf {
     }
 
     #[inline]
+    fn port(&self) -> u16 {
+        Mbuf::port(self)
+    }
+
+    #[inline]
+    fn set_port(&mut self, port: u16) {
+        Mbuf::set_port(self, port)
+    }
+
+    #[inline]
     fn rx_ip_checksum(&self) -> RxVerdict {
         verdict(self.rx_ip_cksum())
     }

@@ -3,7 +3,7 @@
 //! go back to the MAC the request came from.
 
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP, TX};
-use crate::wire::{ArpOperation, ArpPacket, EthernetFrame, Ipv4Address, MacAddress};
+use crate::wire::{ArpOperation, ArpPacket, EthernetFrame, MacAddress};
 
 use super::kit::{drop_reasons, packet_loop, NodeConfig, ARP_REPLY};
 use super::util::is_bad_source_ip;
@@ -31,14 +31,15 @@ drop_reasons! {
 
 pub struct ArpReply {
     mac: MacAddress,
-    ip: Ipv4Address,
+    /// The server's address and the relays': ARP answers for every one of them.
+    cfg: NodeConfig,
 }
 
 impl ArpReply {
     pub fn new(cfg: &NodeConfig) -> Self {
         Self {
             mac: cfg.mac,
-            ip: cfg.ip,
+            cfg: *cfg,
         }
     }
 
@@ -51,11 +52,15 @@ impl ArpReply {
         if arp.operation() != ArpOperation::Request {
             return Err(ArpDrop::NotRequest);
         }
-        if arp.target_proto_addr() != self.ip {
+        if !self.cfg.is_ours(arp.target_proto_addr()) {
             return Err(ArpDrop::NotOurIp);
         }
         let (sha, spa) = (arp.sender_hw_addr(), arp.sender_proto_addr());
-        if is_bad_source_ip(spa) || spa == self.ip || sha.is_multicast() || sha.is_unspecified() {
+        if is_bad_source_ip(spa)
+            || self.cfg.is_ours(spa)
+            || sha.is_multicast()
+            || sha.is_unspecified()
+        {
             return Err(ArpDrop::BadSender);
         }
         arp.make_reply(self.mac);
@@ -92,7 +97,7 @@ impl<P: PacketBuf> Node<P> for ArpReply {
 mod tests {
     use super::super::test_util::*;
     use super::*;
-    use crate::wire::EtherType;
+    use crate::wire::{EtherType, Ipv4Address};
 
     fn run(frames: &[Vec<u8>]) -> Run {
         run_node(&mut ArpReply::new(&cfg()), frames, 0)

@@ -7,7 +7,7 @@ use crate::wire::ipv4::VER_IHL_PLAIN;
 use crate::wire::{EthernetFrame, IpProtocol, Ipv4Address, Ipv4Packet, WireError};
 
 use super::kit::{
-    drop_reasons, packet_loop, NodeConfig, RxChecksum, SumCheck, ICMP_ECHO, IP4_INPUT,
+    drop_reasons, packet_loop, NodeConfig, RelayIps, RxChecksum, SumCheck, ICMP_ECHO, IP4_INPUT,
     PROP_IPV4_UDP, UDP_INPUT,
 };
 use super::util::is_bad_source_ip;
@@ -40,6 +40,7 @@ drop_reasons! {
 
 pub struct Ip4Input {
     ip: Ipv4Address,
+    relay_ips: RelayIps,
     rx_checksum: RxChecksum,
 }
 
@@ -47,6 +48,7 @@ impl Ip4Input {
     pub fn new(cfg: &NodeConfig) -> Self {
         Self {
             ip: cfg.ip,
+            relay_ips: cfg.relay_ips,
             rx_checksum: cfg.rx_checksum,
         }
     }
@@ -110,7 +112,8 @@ impl Ip4Input {
         if ip.is_fragment() {
             return Err(Ip4Drop::Fragment);
         }
-        if ip.dst_addr() != self.ip {
+        let dst = ip.dst_addr();
+        if dst != self.ip && !self.relay_ips.contains(dst) {
             return Err(Ip4Drop::NotOurIp);
         }
         if is_bad_source_ip(ip.src_addr()) {

@@ -21,6 +21,48 @@ pub const ICMP_ECHO: &str = "icmp-echo";
 pub const UDP_INPUT: &str = "udp-input";
 pub const RPC_SERVER: &str = "rpc-server";
 pub const SOCKPERF_ECHO: &str = "sockperf-echo";
+pub const RPC_RELAY: &str = "rpc-relay";
+
+/// Most relays one graph holds: their addresses are searched linearly per packet not for the
+/// server's own address, and a sidecar chain longer than this on one worker says more about
+/// the chain than about a hop.
+pub const MAX_RELAYS: usize = 16;
+
+/// The relays' listen addresses: ours too (ARP answers for them, `ip4-input` accepts them),
+/// and what `udp-input` sends to `rpc-relay`. A fixed array, so [`NodeConfig`] stays `Copy`
+/// and nothing on the packet path allocates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayIps {
+    ips: [Ipv4Address; MAX_RELAYS],
+    len: usize,
+}
+
+impl RelayIps {
+    /// Adds `ip`; false when [`MAX_RELAYS`] are there already.
+    pub fn push(&mut self, ip: Ipv4Address) -> bool {
+        let Some(slot) = self.ips.get_mut(self.len) else {
+            return false;
+        };
+        *slot = ip;
+        self.len += 1;
+        true
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    pub fn contains(&self, ip: Ipv4Address) -> bool {
+        self.as_slice().contains(&ip)
+    }
+
+    #[inline]
+    pub fn as_slice(&self) -> &[Ipv4Address] {
+        &self.ips[..self.len]
+    }
+}
 
 /// Addressing and limits shared by all server nodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +80,8 @@ pub struct NodeConfig {
     /// How `ip4-input` and `udp-input` treat received checksums: the port's
     /// resolved policy (one port per worker, so one policy per graph).
     pub rx_checksum: RxChecksum,
+    /// The `rpc-relay` instances' addresses (none unless relays are configured).
+    pub relay_ips: RelayIps,
 }
 
 /// A port's resolved rx checksum policy, as the nodes apply it.
@@ -91,6 +135,12 @@ impl NodeConfig {
     /// those 4 bytes off with the padding.
     pub const DEFAULT_MAX_FRAME_LEN: usize = 1514 + 4;
 
+    /// True for the server's address and every relay's.
+    #[inline]
+    pub fn is_ours(&self, ip: Ipv4Address) -> bool {
+        ip == self.ip || self.relay_ips.contains(ip)
+    }
+
     /// Our addresses with every other setting at its default.
     pub fn new(mac: MacAddress, ip: Ipv4Address) -> Self {
         Self {
@@ -101,6 +151,7 @@ impl NodeConfig {
             spin_max_ns: Self::DEFAULT_SPIN_MAX_NS,
             max_frame_len: Self::DEFAULT_MAX_FRAME_LEN,
             rx_checksum: RxChecksum::Verify,
+            relay_ips: RelayIps::default(),
         }
     }
 }

@@ -7,6 +7,8 @@
 //!                -> ip4-input -> icmp-echo ------------------------> tx
 //!                             -> udp-input -> rpc-server ----------> tx
 //!                                          -> sockperf-echo -------> tx
+//!                                          -> rpc-relay -------------> tx (to an upstream,
+//!                                                                     or back to a client)
 //! ```
 //!
 //! Each node re-checks the bounds it indexes by (cheaply, through the
@@ -22,11 +24,15 @@ mod ethernet_input;
 mod icmp_echo;
 mod ip4_input;
 pub(crate) mod kit;
+mod relay_table;
+mod rpc_relay;
 mod rpc_server;
 mod sockperf_echo;
 mod udp_input;
 mod util;
 
+#[cfg(test)]
+mod relay_tests;
 #[cfg(test)]
 mod test_util;
 #[cfg(test)]
@@ -36,13 +42,15 @@ pub use arp_reply::{ArpDrop, ArpReply};
 pub use ethernet_input::{EthernetDrop, EthernetInput};
 pub use icmp_echo::{IcmpDrop, IcmpEcho};
 pub use ip4_input::{Ip4Drop, Ip4Input};
+pub use relay_table::{Client, FlowTable, PROBE};
+pub use rpc_relay::{RelayCounters, RelayDrop, RelaySnapshot, RelaySpec, RpcRelay, Upstream};
 pub use rpc_server::{RpcDrop, RpcServer};
 pub use sockperf_echo::{SockperfDrop, SockperfEcho};
 pub use udp_input::{UdpDrop, UdpInput};
 
 pub use kit::{
-    NodeConfig, RxChecksum, ARP_REPLY, ETHERNET_INPUT, ICMP_ECHO, IP4_INPUT, RPC_SERVER,
-    SOCKPERF_ECHO, UDP_INPUT,
+    NodeConfig, RelayIps, RxChecksum, ARP_REPLY, ETHERNET_INPUT, ICMP_ECHO, IP4_INPUT, MAX_RELAYS,
+    RPC_RELAY, RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT,
 };
 
 /// The server graph: entry [`ETHERNET_INPUT`], replies on `tx`.
@@ -51,6 +59,17 @@ pub use kit::{
 /// `spin` method and `server_ns` convert through it.
 pub fn build_server_graph<P: PacketBuf + 'static>(
     cfg: &NodeConfig,
+    tsc_hz: u64,
+) -> Result<Graph<P>, BuildError> {
+    build_relay_graph(cfg, Vec::new(), RelayCounters::new(0), tsc_hz)
+}
+
+/// [`build_server_graph`] with `relays` in its `rpc-relay` node, counting into `counters`
+/// (one cell per relay). `cfg.relay_ips` must hold the relays' addresses.
+pub fn build_relay_graph<P: PacketBuf + 'static>(
+    cfg: &NodeConfig,
+    relays: Vec<RelaySpec>,
+    counters: std::sync::Arc<RelayCounters>,
     tsc_hz: u64,
 ) -> Result<Graph<P>, BuildError> {
     debug_assert!(tsc_hz != 0, "tsc_hz 0 would make spin a no-op");
@@ -62,6 +81,7 @@ pub fn build_server_graph<P: PacketBuf + 'static>(
         Box::new(UdpInput::new(cfg)),
         Box::new(RpcServer::new(cfg)),
         Box::new(SockperfEcho::new(cfg)),
+        Box::new(RpcRelay::new(cfg, relays, counters)),
     ];
     Graph::new(nodes, ETHERNET_INPUT, tsc_hz)
 }

@@ -107,6 +107,11 @@ impl RpcServer {
         let Some(h) = data.first_chunk_mut::<ERROR_FRAME_LEN>() else {
             return Err(RpcDrop::Truncated);
         };
+        // A request carries the residence of the relays it passed (0 from a client): the
+        // reply carries that and ours (docs/protocol.md, `server_ns`).
+        let server_ns = RpcHeader::new_unchecked(&h[UDP_HEADERS_LEN..])
+            .server_ns()
+            .saturating_add(server_ns);
         let mut frame = UdpFrame::new_unchecked(h);
         frame.reverse();
         if status == RpcStatus::Ok {
@@ -218,14 +223,22 @@ impl<P: PacketBuf> Node<P> for RpcServer {
         // A spin ran after the clock was read: restamp every reply with a
         // reading taken after all of them, so spin replies include their
         // spin and the vector still carries one value.
-        let server_ns = stamp(ctx.now_tsc(), ctx.rx_tsc());
+        let later = stamp(ctx.now_tsc(), ctx.rx_tsc());
         for (p, _) in pkts
             .iter_mut()
             .zip(nexts.iter())
             .filter(|(_, n)| **n == NEXT_TX)
         {
-            UdpFrame::new_unchecked(p.data_mut())
-                .set_payload_u32(rpc::field::SERVER_NS.start, server_ns);
+            // Each reply holds its relays' residence plus the first stamp: swap the stamp.
+            let mut frame = UdpFrame::new_unchecked(p.data_mut());
+            let Some(held) = RpcHeader::new_checked(frame.payload())
+                .ok()
+                .map(|h| h.server_ns())
+            else {
+                continue;
+            };
+            let relays = held.saturating_sub(server_ns);
+            frame.set_payload_u32(rpc::field::SERVER_NS.start, relays.saturating_add(later));
         }
     }
 }
@@ -307,19 +320,26 @@ mod tests {
     }
 
     #[test]
-    fn echo_keeps_trailing_bytes_and_ignores_request_server_fields() {
-        // length 5 but 3 more bytes in the datagram; status/server_ns set
-        // by a sloppy client.
+    fn echo_keeps_trailing_bytes_ignores_status_and_adds_to_server_ns() {
+        // length 5 but 3 more bytes in the datagram; a status set by a sloppy client; a
+        // server_ns a relay left (its residence), which the reply carries on.
         let mut req = rpc_request(RpcMethod::Echo, 9, b"helloXYZ");
         req[LENGTH + 3] = 5;
         req[RPC_OFF + rpc::field::STATUS.start + 1] = 7;
         req[RPC_OFF + rpc::field::SERVER_NS.start] = 0x55;
         refill_udp_csum(&mut req);
         let r = run(std::slice::from_ref(&req));
-        let mut want = response(RpcMethod::Echo, 9, 0, b"helloXYZ");
+        let mut want = response(RpcMethod::Echo, 9, 0x5500_0000, b"helloXYZ");
         want[LENGTH + 3] = 5;
         refill_udp_csum(&mut want);
         assert_eq!(r.pkts[0].data(), &want[..]);
+        assert_checksums_ok(r.pkts[0].data(), true);
+        // Errors carry it too; the sum saturates.
+        let mut bad = rpc_request(RpcMethod::Other(99), 1, b"");
+        bad[RPC_OFF + rpc::field::SERVER_NS.start..][..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        refill_udp_csum(&mut bad);
+        let r = run_node(&mut server(), std::slice::from_ref(&bad), 0);
+        assert_eq!(server_ns(r.pkts[0].data()), u32::MAX);
         assert_checksums_ok(r.pkts[0].data(), true);
     }
 

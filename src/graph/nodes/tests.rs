@@ -83,6 +83,7 @@ fn graph_shape() {
             ETHERNET_INPUT,
             ICMP_ECHO,
             IP4_INPUT,
+            RPC_RELAY,
             RPC_SERVER,
             SOCKPERF_ECHO,
             UDP_INPUT
@@ -97,6 +98,7 @@ fn graph_shape() {
         (UDP_INPUT, UdpDrop::NAMES),
         (RPC_SERVER, RpcDrop::NAMES),
         (SOCKPERF_ECHO, SockperfDrop::NAMES),
+        (RPC_RELAY, RelayDrop::NAMES),
     ] {
         let got: Vec<_> = stats
             .node(node)

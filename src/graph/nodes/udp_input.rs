@@ -3,14 +3,15 @@
 
 use super::kit::{
     drop_reasons, packet_loop, NodeConfig, RxChecksum, SumCheck, PROP_IPV4_UDP, PROP_PLAIN_UDP,
-    RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT,
+    RPC_RELAY, RPC_SERVER, SOCKPERF_ECHO, UDP_INPUT,
 };
 use crate::graph::{Node, NodeCtx, PacketBuf, DROP};
-use crate::wire::UdpFrame;
+use crate::wire::{Ipv4Address, UdpFrame};
 
-const NEXTS: &[&str] = &[DROP, RPC_SERVER, SOCKPERF_ECHO];
+const NEXTS: &[&str] = &[DROP, RPC_SERVER, SOCKPERF_ECHO, RPC_RELAY];
 const NEXT_RPC: u16 = 1;
 const NEXT_SOCKPERF: u16 = 2;
+const NEXT_RELAY: u16 = 3;
 
 drop_reasons! {
     /// Why `udp-input` dropped a datagram.
@@ -28,6 +29,10 @@ drop_reasons! {
 }
 
 pub struct UdpInput {
+    ip: Ipv4Address,
+    /// Relays are configured: datagrams to any address but the server's are theirs
+    /// (`ip4-input` let through only ours).
+    relays: bool,
     rpc_port: u16,
     sockperf_port: u16,
     rx_checksum: RxChecksum,
@@ -36,6 +41,8 @@ pub struct UdpInput {
 impl UdpInput {
     pub fn new(cfg: &NodeConfig) -> Self {
         Self {
+            ip: cfg.ip,
+            relays: !cfg.relay_ips.is_empty(),
             rpc_port: cfg.rpc_port,
             sockperf_port: cfg.sockperf_port,
             rx_checksum: cfg.rx_checksum,
@@ -64,7 +71,9 @@ impl UdpInput {
             return Err(UdpDrop::ZeroSrcPort);
         }
         let port = frame.dst_port();
-        let next = if port == self.rpc_port {
+        let next = if self.relays && frame.ip().dst_addr() != self.ip {
+            NEXT_RELAY
+        } else if port == self.rpc_port {
             NEXT_RPC
         } else if port == self.sockperf_port {
             NEXT_SOCKPERF
@@ -101,6 +110,7 @@ impl<P: PacketBuf> Node<P> for UdpInput {
             let mut p = [0; NEXTS.len()];
             p[NEXT_RPC as usize] = PLAIN;
             p[NEXT_SOCKPERF as usize] = PLAIN;
+            p[NEXT_RELAY as usize] = PLAIN;
             p
         };
         &PROPS

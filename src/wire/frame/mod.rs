@@ -345,6 +345,55 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpFrame<T> {
         h[p..p + 4].copy_from_slice(&ports.rotate_left(16).to_ne_bytes());
     }
 
+    /// Readdresses the frame to `to` as a forwarding hop does (a relay, a NAT): both MACs,
+    /// both IPv4 addresses and both ports replaced, the TTL set to `ttl` (the caller decides
+    /// what a router would: decrement, drop at 0). The IPv4 header checksum and a non-zero
+    /// UDP checksum are updated for exactly the words that changed (RFC 1624), so the payload
+    /// is never summed. False (and the frame untouched) when it is shorter than the headers.
+    #[inline]
+    pub fn forward(&mut self, to: &UdpEndpoints, ttl: u8) -> bool {
+        const {
+            assert!(field::IP_DST.start == field::IP_SRC.end);
+            assert!(field::UDP_DST_PORT.start == field::UDP_SRC_PORT.end);
+            assert!(field::IP_TTL.is_multiple_of(2) && field::IP_SRC.start.is_multiple_of(2));
+        };
+        let Some(h) = self.buffer.as_mut().first_chunk_mut::<{ field::PAYLOAD }>() else {
+            return false;
+        };
+        let ne =
+            |h: &[u8; field::PAYLOAD], at: usize| u32::from(u16::from_ne_bytes([h[at], h[at + 1]]));
+        // The words that change, in order: both addresses (4 words), both ports, the TTL.
+        let ip = field::IP_SRC.start;
+        let port = field::UDP_SRC_PORT.start;
+        let at = [ip, ip + 2, ip + 4, ip + 6, port, port + 2, field::IP_TTL];
+        let old = at.map(|a| ne(h, a));
+        h[field::ETH_DST].copy_from_slice(&to.dst_mac.0);
+        h[field::ETH_SRC].copy_from_slice(&to.src_mac.0);
+        h[field::IP_SRC].copy_from_slice(&to.src_ip.0);
+        h[field::IP_DST].copy_from_slice(&to.dst_ip.0);
+        h[field::UDP_SRC_PORT].copy_from_slice(&to.src_port.to_be_bytes());
+        h[field::UDP_DST_PORT].copy_from_slice(&to.dst_port.to_be_bytes());
+        h[field::IP_TTL] = ttl;
+        let new = at.map(|a| ne(h, a));
+
+        let c = field::IP_CHECKSUM.start;
+        let ip_words = |w: [u32; 7]| [w[0], w[1], w[2], w[3], w[6]];
+        let csum = u16::from_ne_bytes([h[c], h[c + 1]]);
+        let csum = checksum::update_ne32(csum, &ip_words(old), &ip_words(new));
+        h[c..c + 2].copy_from_slice(&csum.to_ne_bytes());
+
+        // The UDP checksum covers the addresses (pseudo-header) and the ports, not the TTL.
+        let c = field::UDP_CHECKSUM.start;
+        let csum = u16::from_ne_bytes([h[c], h[c + 1]]);
+        if csum != 0 {
+            let udp_words = |w: [u32; 7]| [w[0], w[1], w[2], w[3], w[4], w[5]];
+            let s = checksum::update_ne32(csum, &udp_words(old), &udp_words(new));
+            let s = if s == 0 { 0xffff } else { s };
+            h[c..c + 2].copy_from_slice(&s.to_ne_bytes());
+        }
+        true
+    }
+
     /// Writes the big-endian `new[i]` at payload offset `at[i]` (each an
     /// even distance from the UDP header, as every field the nodes rewrite
     /// is) and folds all the changes into the UDP checksum at once, in

@@ -5,6 +5,7 @@
 use super::super::test_util::{client_to_server as endpoints, XorShift};
 use super::super::{rpc, RpcMethod, RpcRepr};
 use super::*;
+use crate::wire::MacAddress;
 
 fn udp_frame(ep: &UdpEndpoints, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; UDP_HEADERS_LEN + payload.len()];
@@ -261,4 +262,40 @@ fn shortened_frame_gets_consistent_lengths_and_checksums() {
         assert_eq!(frame.payload().len(), usize::from(keep));
         assert_eq!(frame.endpoints(), endpoints().reversed());
     }
+}
+
+#[test]
+fn forward_readdresses_with_checksums_a_full_recompute_agrees_with() {
+    let mut rng = XorShift(0x5eed);
+    for len in [0usize, 1, 7, 32, 333] {
+        let mut payload = vec![0u8; len];
+        rng.fill(&mut payload);
+        let mut f = udp_frame(&endpoints(), &payload);
+        let to = UdpEndpoints {
+            src_mac: MacAddress([2, 0, 0, 0, 0, 0xaa]),
+            dst_mac: MacAddress([2, 0, 0, 0, 0, 0xbb]),
+            src_ip: Ipv4Address([198, 18, 9, 1]),
+            dst_ip: Ipv4Address([198, 19, 200, 7]),
+            src_port: 40_123,
+            dst_port: 7777,
+        };
+        let ttl = f[field::IP_TTL] - 1;
+        assert!(UdpFrame::new_unchecked(&mut f[..]).forward(&to, ttl));
+        assert_checksums_ok(&f);
+        // Byte for byte what emitting to `to` gives, but for the TTL (and so the header sum).
+        let mut want = udp_frame(&to, &payload);
+        want[field::IP_TTL] = ttl;
+        refill_ip_csum(&mut want);
+        assert_eq!(f, want, "payload {len}");
+        assert_eq!(UdpFrame::new_checked(&f[..]).unwrap().endpoints(), to);
+    }
+    // A zero UDP checksum means none, and stays none.
+    let mut f = udp_frame(&endpoints(), b"abc");
+    f[field::UDP_CHECKSUM].fill(0);
+    assert!(UdpFrame::new_unchecked(&mut f[..]).forward(&endpoints().reversed(), 9));
+    assert_eq!(&f[field::UDP_CHECKSUM], &[0, 0]);
+    // Too short: untouched.
+    let mut short = [0u8; UDP_HEADERS_LEN - 1];
+    assert!(!UdpFrame::new_unchecked(&mut short[..]).forward(&endpoints(), 1));
+    assert!(short.iter().all(|&b| b == 0));
 }
