@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::chain::figures::ChainInfo;
+use super::chain::plan::placement_text;
 use super::environment::Environment;
 use super::paths::{self, Ctx, PathError};
 use super::platform::{self, Platform, Probe};
@@ -14,8 +16,6 @@ use super::plot::{self, Series};
 use super::results::{LabResults, Latency, Loss, PathResult, Round, Status};
 use super::scenario::{LabPlan, ResolvedPath};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
-use super::chain::figures::ChainInfo;
-use super::chain::plan::placement_text;
 use super::{chain, figures, proc, report};
 use crate::os::signal;
 use crate::stats::{hgrm_read, write_percentile_distribution};
@@ -244,7 +244,10 @@ fn chain_plot(out: &Path, results: &LabResults) -> Option<String> {
         return None;
     }
     let svg = plot::depth_svg(
-        &format!("{}: round-trip latency against chain depth", results.scenario),
+        &format!(
+            "{}: round-trip latency against chain depth",
+            results.scenario
+        ),
         &series,
     );
     let file = report::CHAIN_PLOT;

@@ -699,9 +699,10 @@ impl Scenario {
                 let n = d as usize;
                 let mut r = base.clone();
                 r.name = format!("{}-d{d}", ps.name);
-                r.description = ps.description.clone().unwrap_or_else(|| {
-                    chain::describe_depth(hop, d, &base)
-                });
+                r.description = ps
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| chain::describe_depth(hop, d, &base));
                 r.chain = Some(ChainPlan {
                     chain: ps.name.clone(),
                     hop,
@@ -739,17 +740,26 @@ impl Scenario {
         if list.len() < max {
             return Err(err(
                 f("hop_cpus"),
-                format!("{} CPUs for a chain {max} hops deep: one per hop", list.len()),
+                format!(
+                    "{} CPUs for a chain {max} hops deep: one per hop",
+                    list.len()
+                ),
             ));
         }
         if let Some(c) = list.iter().find(|&&c| c >= cpus) {
-            return Err(err(f("hop_cpus"), format!("CPU {c} does not exist ({cpus} CPUs)")));
+            return Err(err(
+                f("hop_cpus"),
+                format!("CPU {c} does not exist ({cpus} CPUs)"),
+            ));
         }
         let busy_client = base.wait == WaitMode::Busy || base.mode != PlanMode::PingPong;
         if busy_client && list[..max].contains(&base.client_cpu) {
             return Err(err(
                 f("hop_cpus"),
-                format!("a relay on CPU {} would wait behind the spinning client there", base.client_cpu),
+                format!(
+                    "a relay on CPU {} would wait behind the spinning client there",
+                    base.client_cpu
+                ),
             ));
         }
         let mut pollers = list[..max].to_vec();
@@ -1025,7 +1035,10 @@ impl Scenario {
         if ps.kind != PathKind::Chain
             && (ps.hop.is_some() || ps.depths.is_some() || ps.hop_cpus.is_some())
         {
-            return Err(err(f("hop"), "hop, depths and hop_cpus are only for kind = \"chain\""));
+            return Err(err(
+                f("hop"),
+                "hop, depths and hop_cpus are only for kind = \"chain\"",
+            ));
         }
         check_cross_check(ps, topo, proto, client, load.mode, f)?;
         let repeats = self.repeats_of(ps, f)?;
@@ -1300,7 +1313,12 @@ fn path_client(
         PathKind::Chain => match ps.hop {
             Some(HopKind::Fastpath) => tk == TopologyKind::Memif,
             Some(HopKind::Kernel) => tk == TopologyKind::Loopback,
-            None => return Err(err(f("hop"), "a chain needs hop = \"fastpath\" or \"kernel\"")),
+            None => {
+                return Err(err(
+                    f("hop"),
+                    "a chain needs hop = \"fastpath\" or \"kernel\"",
+                ))
+            }
         },
         PathKind::Limit => false,
     };
@@ -1789,8 +1807,13 @@ plan = { mode = "ping-pong" }
     fn a_chain_becomes_one_latency_path_per_depth() {
         let p = resolve(CHAINS).unwrap();
         let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["fp-d0", "fp-d1", "fp-d2", "fp-d3", "kr-d0", "kr-d2"]);
-        assert!(p.iter().all(|p| p.kind == PathKind::Chain && p.is_latency()));
+        assert_eq!(
+            names,
+            ["fp-d0", "fp-d1", "fp-d2", "fp-d3", "kr-d0", "kr-d2"]
+        );
+        assert!(p
+            .iter()
+            .all(|p| p.kind == PathKind::Chain && p.is_latency()));
         let fp3 = p[3].chain.as_ref().unwrap();
         assert_eq!((fp3.hop, fp3.depth), (HopKind::Fastpath, 3));
         assert_eq!(fp3.depths, [0, 1, 2, 3]);
@@ -1798,11 +1821,26 @@ plan = { mode = "ping-pong" }
         assert_eq!(ips, ["198.18.4.3", "198.18.4.4", "198.18.4.5"]);
         assert_eq!(p[3].client, Client::LoadDpdk);
         assert!(p[0].chain.as_ref().unwrap().relay_ips.is_empty());
-        assert!(p[0].description.contains("no relay"), "{}", p[0].description);
+        assert!(
+            p[0].description.contains("no relay"),
+            "{}",
+            p[0].description
+        );
         let kr = p[5].chain.as_ref().unwrap();
-        assert_eq!((kr.hop, kr.depth, kr.hop_cpus.clone()), (HopKind::Kernel, 2, vec![1, 1]));
-        assert_eq!((p[5].proto, p[5].backend, p[5].client), (Proto::Tcp, Backend::Blocking, Client::Load));
-        assert!(p[5].description.contains("2 bypass kernel-relays (tcp blocking"), "{}", p[5].description);
+        assert_eq!(
+            (kr.hop, kr.depth, kr.hop_cpus.clone()),
+            (HopKind::Kernel, 2, vec![1, 1])
+        );
+        assert_eq!(
+            (p[5].proto, p[5].backend, p[5].client),
+            (Proto::Tcp, Backend::Blocking, Client::Load)
+        );
+        assert!(
+            p[5].description
+                .contains("2 bypass kernel-relays (tcp blocking"),
+            "{}",
+            p[5].description
+        );
     }
 
     #[test]
@@ -1822,15 +1860,24 @@ plan = { mode = "ping-pong" }
         assert_eq!(e.field, "path[0].proto");
         let e = bad("hop = \"fastpath\"", "hop = \"fastpath\"\nhop_cpus = [1]");
         assert_eq!(e.field, "path[0].hop_cpus");
-        let e = bad("hop = \"fastpath\"", "hop = \"fastpath\"\nclient = \"load\"");
+        let e = bad(
+            "hop = \"fastpath\"",
+            "hop = \"fastpath\"\nclient = \"load\"",
+        );
         assert_eq!(e.field, "path[0].client");
         let e = bad("proto = \"tcp\"", "proto = \"tcp\"\nbackend = \"batch\"");
         assert_eq!(e.field, "path[1].backend");
         let e = bad("proto = \"tcp\"", "proto = \"tcp\"\npoll_mode = \"busy\"");
         assert_eq!(e.field, "path[1].poll_mode");
-        let e = bad("mode = \"ping-pong\" }", "mode = \"sweep\", rates = \"1000:2000:1000\" }");
+        let e = bad(
+            "mode = \"ping-pong\" }",
+            "mode = \"sweep\", rates = \"1000:2000:1000\" }",
+        );
         assert_eq!(e.field, "path[0].plan.mode");
-        let e = bad("proto = \"tcp\"", "proto = \"tcp\"\ncross_check = \"sockperf\"");
+        let e = bad(
+            "proto = \"tcp\"",
+            "proto = \"tcp\"\ncross_check = \"sockperf\"",
+        );
         assert_eq!(e.field, "path[1].cross_check");
         let e = resolve(&GOOD.replace("backend = \"busy\"", "backend = \"busy\"\ndepths = [0, 1]"))
             .unwrap_err();
@@ -1843,17 +1890,33 @@ plan = { mode = "ping-pong" }
     fn kernel_hops_never_spin_beside_another_poller() {
         let busy = CHAINS.replace("proto = \"tcp\"", "proto = \"tcp\"\nbackend = \"busy\"");
         let e = resolve(&busy).unwrap_err();
-        assert_eq!(e.field, "path[1].backend", "busy relays and server on one CPU");
+        assert_eq!(
+            e.field, "path[1].backend",
+            "busy relays and server on one CPU"
+        );
         // With a core per hop (a bigger machine) the same chain is fine.
         let spread = busy.replace("depths = [0, 2]", "depths = [0, 2]\nhop_cpus = [2, 3]");
-        let p = Scenario::from_toml(&spread).unwrap().resolve_with_cpus(4).unwrap().paths;
+        let p = Scenario::from_toml(&spread)
+            .unwrap()
+            .resolve_with_cpus(4)
+            .unwrap()
+            .paths;
         assert_eq!(p[5].chain.as_ref().unwrap().hop_cpus, [2, 3]);
-        let e = Scenario::from_toml(&spread).unwrap().resolve_with_cpus(2).unwrap_err();
-        assert_eq!(e.field, "path[1].hop_cpus", "CPU 2 does not exist on 2 CPUs");
+        let e = Scenario::from_toml(&spread)
+            .unwrap()
+            .resolve_with_cpus(2)
+            .unwrap_err();
+        assert_eq!(
+            e.field, "path[1].hop_cpus",
+            "CPU 2 does not exist on 2 CPUs"
+        );
         let short = CHAINS.replace("depths = [0, 2]", "depths = [0, 2]\nhop_cpus = [1]");
         assert_eq!(resolve(&short).unwrap_err().field, "path[1].hop_cpus");
         // A relay on the spinning client's CPU would wait behind it.
-        let on_client = CHAINS.replace("wait = \"blocking\"\ndepths = [0, 2]", "wait = \"busy\"\ndepths = [0, 2]\nhop_cpus = [1, 0]");
+        let on_client = CHAINS.replace(
+            "wait = \"blocking\"\ndepths = [0, 2]",
+            "wait = \"busy\"\ndepths = [0, 2]\nhop_cpus = [1, 0]",
+        );
         assert_eq!(resolve(&on_client).unwrap_err().field, "path[1].hop_cpus");
     }
 

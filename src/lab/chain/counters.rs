@@ -144,19 +144,31 @@ mod tests {
     #[test]
     fn counts_that_disagree_fail_naming_the_hop() {
         let more = check(&CLIENT, &[hop(1, 1201, 1201)]).unwrap_err();
-        assert!(more.contains("hop 1 forwarded 1201") && more.contains("1200 with warmup"), "{more}");
+        assert!(
+            more.contains("hop 1 forwarded 1201") && more.contains("1200 with warmup"),
+            "{more}"
+        );
         let fewer = check(&CLIENT, &[hop(1, 1200, 999)]).unwrap_err();
-        assert!(fewer.contains("fewer than the client received (1000)"), "{fewer}");
+        assert!(
+            fewer.contains("fewer than the client received (1000)"),
+            "{fewer}"
+        );
         let unequal = check(&CLIENT, &[hop(1, 1200, 1200), hop(2, 1200, 1199)]).unwrap_err();
         assert!(unequal.contains("disagree"), "{unequal}");
         // A warmup request may be unanswered without the measured counters showing it.
         check(&CLIENT, &[hop(1, 1100, 1100), hop(2, 1100, 1100)]).unwrap();
         let lost_silently = check(&CLIENT, &[hop(1, 1200, 1200), hop(2, 1199, 1200)]).unwrap_err();
-        assert!(lost_silently.contains("hop 2 returned 1200 replies for 1199"), "{lost_silently}");
+        assert!(
+            lost_silently.contains("hop 2 returned 1200 replies for 1199"),
+            "{lost_silently}"
+        );
         let made_up = check(&CLIENT, &[hop(1, 1199, 1199), hop(2, 1200, 1199)]).unwrap_err();
         assert!(made_up.contains("disagree"), "{made_up}");
         let too_few = check(&CLIENT, &[hop(1, 999, 999)]).unwrap_err();
-        assert!(too_few.contains("fewer than the client received"), "{too_few}");
+        assert!(
+            too_few.contains("fewer than the client received"),
+            "{too_few}"
+        );
     }
 
     #[test]

@@ -246,7 +246,9 @@ pub fn chains(paths: &[PathResult]) -> Vec<ChainFig> {
                 chain: name.to_string(),
                 hop: info.hop,
                 placement: depths.last().map_or(info.placement, |(_, p)| {
-                    p.chain.as_ref().map_or(String::new(), |c| c.placement.clone())
+                    p.chain
+                        .as_ref()
+                        .map_or(String::new(), |c| c.placement.clone())
                 }),
                 depths: rows,
                 slopes: Pct::ALL.iter().map(|&w| slope_fig(&depths, w)).collect(),

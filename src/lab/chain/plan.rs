@@ -70,8 +70,15 @@ pub fn parse_depths(d: Option<&Depths>, field: &str) -> Result<Vec<u32>, Scenari
         Depths::Range(s) => {
             let (a, b) = s
                 .split_once(':')
-                .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)))
-                .ok_or_else(|| err(field, format!("{s:?}: write \"A:B\" (depths A to B, both included)")))?;
+                .and_then(|(a, b)| {
+                    Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?))
+                })
+                .ok_or_else(|| {
+                    err(
+                        field,
+                        format!("{s:?}: write \"A:B\" (depths A to B, both included)"),
+                    )
+                })?;
             if a > b {
                 return Err(err(field, format!("{s:?}: A is above B")));
             }
@@ -79,7 +86,10 @@ pub fn parse_depths(d: Option<&Depths>, field: &str) -> Result<Vec<u32>, Scenari
         }
     };
     if list.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(err(field, "depths must be strictly increasing (no repeats)"));
+        return Err(err(
+            field,
+            "depths must be strictly increasing (no repeats)",
+        ));
     }
     if list.first() != Some(&0) || list.len() < 2 {
         return Err(err(
@@ -128,7 +138,12 @@ pub fn relay_ips(topo: &TopologySpec, n: usize) -> Result<Vec<Ipv4Addr>, String>
 }
 
 /// Where the hops of a chain of `depth` run, one line for the report.
-pub fn placement_text(hop: HopKind, server_cpu: usize, client_cpu: usize, hop_cpus: &[usize]) -> String {
+pub fn placement_text(
+    hop: HopKind,
+    server_cpu: usize,
+    client_cpu: usize,
+    hop_cpus: &[usize],
+) -> String {
     match hop {
         HopKind::Fastpath => format!(
             "co-located: one fast-path process holds the server and every relay; its one worker on CPU {server_cpu} polls the memif port and net_ring0, which joins the hops; control lcore and the DPDK client on CPU {client_cpu}"
@@ -152,7 +167,10 @@ pub fn describe_depth(hop: HopKind, d: u32, base: &ResolvedPath) -> String {
     let (client, server) = match hop {
         HopKind::Fastpath => (
             "bypass load over DPDK (memif)".to_string(),
-            format!("the fast path on net_memif ({} poll)", base.poll_mode.as_str()),
+            format!(
+                "the fast path on net_memif ({} poll)",
+                base.poll_mode.as_str()
+            ),
         ),
         HopKind::Kernel => (
             format!("bypass load ({} wait, kernel sockets)", base.wait.as_str()),
@@ -186,7 +204,10 @@ mod tests {
     #[test]
     fn depths_as_a_list_or_a_range() {
         let f = "path[0].depths";
-        assert_eq!(parse_depths(Some(&Depths::List(vec![0, 1, 3])), f).unwrap(), [0, 1, 3]);
+        assert_eq!(
+            parse_depths(Some(&Depths::List(vec![0, 1, 3])), f).unwrap(),
+            [0, 1, 3]
+        );
         assert_eq!(
             parse_depths(Some(&Depths::Range("0:5".into())), f).unwrap(),
             [0, 1, 2, 3, 4, 5]
@@ -204,7 +225,10 @@ mod tests {
             let e = parse_depths(Some(&bad), f).unwrap_err();
             assert_eq!(e.field, f, "{bad:?}");
         }
-        assert!(parse_depths(None, f).unwrap_err().msg.contains("needs depths"));
+        assert!(parse_depths(None, f)
+            .unwrap_err()
+            .msg
+            .contains("needs depths"));
     }
 
     fn topo(server: &str, client: Option<&str>, prefix_len: u8) -> TopologySpec {
@@ -225,14 +249,20 @@ mod tests {
     fn relay_addresses_skip_the_client_and_wrap_in_the_subnet() {
         let t = topo("198.18.4.1", Some("198.18.4.2"), 24);
         let ips = relay_ips(&t, 3).unwrap();
-        assert_eq!(ips, ["198.18.4.3", "198.18.4.4", "198.18.4.5"].map(|s| s.parse::<Ipv4Addr>().unwrap()));
+        assert_eq!(
+            ips,
+            ["198.18.4.3", "198.18.4.4", "198.18.4.5"].map(|s| s.parse::<Ipv4Addr>().unwrap())
+        );
         // A /30 has two hosts: server and client; no room for a relay.
         let small = topo("198.18.4.1", Some("198.18.4.2"), 30);
         assert!(relay_ips(&small, 1).unwrap_err().contains("has 0"));
         // Wraps past the broadcast address, skipping it and the network address.
         let top = topo("198.18.4.253", Some("198.18.4.1"), 24);
         let ips = relay_ips(&top, 3).unwrap();
-        assert_eq!(ips, ["198.18.4.254", "198.18.4.2", "198.18.4.3"].map(|s| s.parse::<Ipv4Addr>().unwrap()));
+        assert_eq!(
+            ips,
+            ["198.18.4.254", "198.18.4.2", "198.18.4.3"].map(|s| s.parse::<Ipv4Addr>().unwrap())
+        );
     }
 
     #[test]

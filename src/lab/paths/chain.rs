@@ -33,7 +33,10 @@ pub fn run(
     topo: &Topology,
     res: &mut PathResult,
 ) -> Result<(), PathError> {
-    let plan = path.chain.as_ref().ok_or("a chain path without its chain plan")?;
+    let plan = path
+        .chain
+        .as_ref()
+        .ok_or("a chain path without its chain plan")?;
     match plan.hop {
         HopKind::Fastpath => run_fastpath(ctx, path, plan, topo, res),
         HopKind::Kernel => run_kernel(ctx, path, plan, topo, res),
@@ -198,7 +201,10 @@ fn run_kernel(
             cpu: plan.hop_cpus[k as usize - 1],
             duration_s: server_cap_secs(path),
         };
-        relays.insert(0, spawn_ready(ctx, topo, "bypass kernel-relay", cmd.argv(), res)?);
+        relays.insert(
+            0,
+            spawn_ready(ctx, topo, "bypass kernel-relay", cmd.argv(), res)?,
+        );
         Ok::<(), PathError>(())
     });
     let measured = started.and_then(|()| {
@@ -209,7 +215,7 @@ fn run_kernel(
     // Front to back, so no relay is left forwarding to a stopped upstream; every report kept.
     let finals: Vec<_> = relays
         .iter_mut()
-        .map(|p| stop_server::<KernelRelayFinal>(p))
+        .map(stop_server::<KernelRelayFinal>)
         .collect();
     let fin = stop_server::<KernelServeFinal>(&mut server);
     remove_sockets(path, &(1..=n + 1).map(end).collect::<Vec<_>>());
@@ -235,7 +241,11 @@ fn remove_sockets(path: &ResolvedPath, ends: &[RelayEnd]) {
 }
 
 /// Keeps the round's hop counts and fails it when they disagree with the client's.
-fn check_hops(plan: &ChainPlan, hops: Vec<HopCount>, res: &mut PathResult) -> Result<(), PathError> {
+fn check_hops(
+    plan: &ChainPlan,
+    hops: Vec<HopCount>,
+    res: &mut PathResult,
+) -> Result<(), PathError> {
     if hops.len() != plan.depth as usize {
         res.counts_disagree = true;
         return Err(format!(

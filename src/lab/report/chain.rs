@@ -40,8 +40,16 @@ fn fig_ratio(f: &Option<MedianFig>) -> String {
 
 fn how(m: &MedianFig) -> String {
     match m.method.as_str() {
-        "range" => format!("range of {} rounds, {:.0}% coverage", m.n, m.coverage * 100.0),
-        _ => format!("order statistics over {} rounds, {:.0}%", m.n, m.coverage * 100.0),
+        "range" => format!(
+            "range of {} rounds, {:.0}% coverage",
+            m.n,
+            m.coverage * 100.0
+        ),
+        _ => format!(
+            "order statistics over {} rounds, {:.0}%",
+            m.n,
+            m.coverage * 100.0
+        ),
     }
 }
 
@@ -154,7 +162,12 @@ fn per_hop_words(c: &ChainFig) -> String {
             "no measurable {what} cost per hop ({} us, interval includes 0)",
             sus(m.median)
         ),
-        Some(m) => format!("{what} +{} us per hop [{}, {}]", sus(m.median), sus(m.lo), sus(m.hi)),
+        Some(m) => format!(
+            "{what} +{} us per hop [{}, {}]",
+            sus(m.median),
+            sus(m.lo),
+            sus(m.hi)
+        ),
     };
     let mut line = format!(
         "**{}** ({} hops): {}; {}",
@@ -163,7 +176,10 @@ fn per_hop_words(c: &ChainFig) -> String {
         say(p50, "p50"),
         say(p99, "p99")
     );
-    if let Some(m) = p99.and_then(|f| f.ns_per_hop.as_ref()).filter(|m| m.lo > 0.0) {
+    if let Some(m) = p99
+        .and_then(|f| f.ns_per_hop.as_ref())
+        .filter(|m| m.lo > 0.0)
+    {
         line += &format!(
             ", {:.0}x below Istio 1.20's +298 us p99 per sidecar pair",
             298_000.0 / m.median
@@ -194,12 +210,11 @@ fn reading(a: &AmpRow) -> String {
         Some(r) if r.lo > 1.0 => format!("amplified: more than {} single hops", a.depth),
         Some(_) => format!("less than {} single hops", a.depth),
     };
-    let hint = a
-        .ratio
-        .as_ref()
-        .is_some_and(|r| r.coverage < CONFIDENCE)
-        .then_some("; below 95% coverage: a hint")
-        .unwrap_or("");
+    let hint = if a.ratio.as_ref().is_some_and(|r| r.coverage < CONFIDENCE) {
+        "; below 95% coverage: a hint"
+    } else {
+        ""
+    };
     format!("{words}{hint}")
 }
 
@@ -216,7 +231,10 @@ fn amplification(s: &mut String, chains: &[ChainFig]) {
         .iter()
         .any(|c| c.amplification.iter().any(|a| a.depth >= 2))
     {
-        let _ = writeln!(s, "No chain here is deeper than one hop: nothing to amplify.\n");
+        let _ = writeln!(
+            s,
+            "No chain here is deeper than one hop: nothing to amplify.\n"
+        );
         return;
     }
     let _ = writeln!(
