@@ -18,8 +18,8 @@ use crate::drops::drop_reasons;
 use crate::options::{ChecksumCaps, ChecksumChoice, ChecksumPolicy};
 use crate::wire::frame::{MAX_UDP_PAYLOAD, UDP_HEADERS_LEN};
 use crate::wire::{
-    emit_udp_frame, ArpOperation, ArpPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Address,
-    Ipv4Packet, MacAddress, UdpEndpoints, UdpPacket,
+    arp::emit_arp_frame, emit_udp_frame, ArpOperation, ArpPacket, EtherType, EthernetFrame,
+    IpProtocol, Ipv4Address, Ipv4Packet, MacAddress, UdpEndpoints, UdpPacket,
 };
 
 use super::config::{bad, LoadConfig, MAX_MESSAGE};
@@ -38,7 +38,7 @@ const LINK_WAIT: Duration = Duration::from_secs(10);
 const ARP_WAIT: Duration = Duration::from_secs(3);
 const ARP_RETRY: Duration = Duration::from_millis(300);
 /// Ethernet minimum without FCS: ARP frames are padded to it.
-const MIN_FRAME: usize = 60;
+const MIN_FRAME: usize = crate::wire::arp::MIN_FRAME;
 
 drop_reasons! {
     /// Why a received frame was not a reply. Every reason is a counter, named in the
@@ -227,29 +227,6 @@ fn classify(frame: &[u8], peer: &Peer) -> Frame {
             }
         }
     }
-}
-
-/// Writes an ARP frame (padded to the Ethernet minimum) into `buf`, which is at least
-/// [`MIN_FRAME`] long.
-fn emit_arp(
-    buf: &mut [u8],
-    op: ArpOperation,
-    eth_dst: MacAddress,
-    (src_mac, src_ip): (MacAddress, Ipv4Address),
-    (dst_mac, dst_ip): (MacAddress, Ipv4Address),
-) {
-    buf.fill(0);
-    let mut eth = EthernetFrame::new_unchecked(&mut *buf);
-    eth.set_dst_addr(eth_dst);
-    eth.set_src_addr(src_mac);
-    eth.set_ethertype(EtherType::Arp);
-    let mut arp = ArpPacket::new_unchecked(eth.payload_mut());
-    arp.set_ethernet_ipv4();
-    arp.set_operation(op);
-    arp.set_sender_hw_addr(src_mac);
-    arp.set_sender_proto_addr(src_ip);
-    arp.set_target_hw_addr(dst_mac);
-    arp.set_target_proto_addr(dst_ip);
 }
 
 /// What the transport saw, reported on stderr when it closes.
@@ -555,7 +532,7 @@ impl DpdkTransport {
         let Some(buf) = m.append(MIN_FRAME) else {
             return Err(ErrorKind::OutOfMemory.into());
         };
-        emit_arp(buf, op, eth_dst, src, dst);
+        emit_arp_frame(buf, op, eth_dst, src, dst);
         self.transmit(m)
     }
 
@@ -814,7 +791,7 @@ mod tests {
         let them = (MacAddress([2, 0, 0, 0, 0, 1]), Ipv4Address([198, 18, 0, 1]));
         let mut f = [0u8; MIN_FRAME];
         let us = (MacAddress::UNSPECIFIED, ep().src_ip);
-        emit_arp(
+        emit_arp_frame(
             &mut f,
             ArpOperation::Request,
             MacAddress::BROADCAST,
@@ -829,7 +806,7 @@ mod tests {
             }
         );
         let other = (MacAddress::UNSPECIFIED, Ipv4Address([198, 18, 0, 9]));
-        emit_arp(
+        emit_arp_frame(
             &mut f,
             ArpOperation::Request,
             MacAddress::BROADCAST,
@@ -838,7 +815,7 @@ mod tests {
         );
         assert_eq!(classify(&f, &verify()), Frame::Drop(Discard::ArpOther));
         let us = (ep().src_mac, ep().src_ip);
-        emit_arp(&mut f, ArpOperation::Reply, ep().src_mac, them, us);
+        emit_arp_frame(&mut f, ArpOperation::Reply, ep().src_mac, them, us);
         assert_eq!(
             classify(&f, &verify()),
             Frame::ArpReply {
@@ -847,7 +824,7 @@ mod tests {
             }
         );
         // A broadcast reply is not ours to learn from.
-        emit_arp(&mut f, ArpOperation::Reply, MacAddress::BROADCAST, them, us);
+        emit_arp_frame(&mut f, ArpOperation::Reply, MacAddress::BROADCAST, them, us);
         assert_eq!(classify(&f, &verify()), Frame::Drop(Discard::ArpOther));
         let p = ArpPacket::new_checked(&f[14..]).unwrap();
         assert_eq!(p.sender_proto_addr(), them.1);

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::Deserialize;
 
-use crate::options::{ChecksumPolicy, PollMode};
+use crate::options::{Balance, ChecksumPolicy, PollMode};
 use crate::wire::{Ipv4Address, MacAddress};
 
 /// What the workers do with a received packet.
@@ -30,6 +30,10 @@ pub enum Topology {
     Loop,
     /// Out of the neighbouring port: 0<->1, 2<->3, ... (testpmd's paired topology).
     Paired,
+    /// One worker polls every port and sends each packet out of the port it is addressed to:
+    /// replies where their request came in, relayed requests by their relay's `via` port (rpc
+    /// mode; the worker answers as one MAC, the first port's or `mac`, on all of them).
+    Joined,
 }
 
 /// `bypass serve`: the fast path. EAL arguments follow `--`.
@@ -91,6 +95,20 @@ pub struct ServeArgs {
     /// Milliseconds between report lines.
     #[arg(long)]
     pub interval_ms: Option<u64>,
+    /// A relay (rpc mode), repeatable: LISTEN=UPSTREAM[,UPSTREAM..][@PORT]: requests to
+    /// LISTEN (an address of its own) go to the upstreams, through PORT (name or number;
+    /// default: the port they came in on). Replaces the config file's `[[relay]]` tables.
+    #[arg(long = "relay", value_name = "LISTEN=UPSTREAM[,..][@PORT]")]
+    pub relays: Vec<String>,
+    /// How the --relay relays pick among several upstreams.
+    #[arg(long, value_enum)]
+    pub relay_balance: Option<Balance>,
+    /// Flow slots of each --relay relay.
+    #[arg(long)]
+    pub relay_table: Option<u32>,
+    /// Milliseconds after which a --relay relay forgets an idle flow.
+    #[arg(long)]
+    pub relay_expiry_ms: Option<u64>,
     /// JSON lines on stdout (one per interval, one final) instead of human text.
     #[arg(long)]
     pub json: bool,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::args::ServeArgs;
 pub use super::args::{Mode, Topology};
+use super::relay::{self, RelayConfig};
 use crate::options::FieldError;
 pub use crate::options::{ChecksumPolicy, PollMode};
 use crate::wire::{Ipv4Address, MacAddress};
@@ -69,6 +70,9 @@ pub struct ServeConfig {
     pub json: bool,
     /// EAL arguments used when none are given after `--` on the command line.
     pub eal: Vec<String>,
+    /// `[[relay]]` tables: the fast path's relays (rpc mode).
+    #[serde(rename = "relay")]
+    pub relays: Vec<RelayConfig>,
 }
 
 impl Default for ServeConfig {
@@ -100,6 +104,7 @@ impl Default for ServeConfig {
             interval_ms: 1000,
             json: false,
             eal: Vec::new(),
+            relays: Vec::new(),
         }
     }
 }
@@ -187,6 +192,23 @@ impl ServeConfig {
             interval_ms
         );
         c.json |= a.json;
+        if !a.relays.is_empty() {
+            c.relays = a
+                .relays
+                .iter()
+                .map(|t| RelayConfig::parse_flag(t).map_err(|e| bad("--relay", e)))
+                .collect::<Result<_, _>>()?;
+            for r in c.relays.iter_mut() {
+                r.balance = a.relay_balance.unwrap_or(r.balance);
+                r.table = a.relay_table.unwrap_or(r.table);
+                r.expiry_ms = a.relay_expiry_ms.unwrap_or(r.expiry_ms);
+            }
+        } else if a.relay_balance.is_some()
+            || a.relay_table.is_some()
+            || a.relay_expiry_ms.is_some()
+        {
+            return Err(bad("--relay", "--relay-balance, --relay-table and --relay-expiry-ms apply to --relay relays; give one"));
+        }
         c.validate()?;
         Ok((c, a.eal))
     }
@@ -311,7 +333,18 @@ impl ServeConfig {
                 ),
             ));
         }
-        Ok(())
+        if self.topology == Topology::Joined && self.mode != Mode::Rpc {
+            return Err(bad("topology", "joined needs mode = \"rpc\" (packets leave by the port the graph addresses them to)"));
+        }
+        relay::validate(
+            &self.relays,
+            &relay::Around {
+                ip: self.ip,
+                rpc: self.mode == Mode::Rpc,
+                joined: self.topology == Topology::Joined,
+                queues: self.queues,
+            },
+        )
     }
 }
 

@@ -8,7 +8,9 @@ pub mod args;
 pub mod config;
 pub mod counters;
 pub mod latency;
+mod neighbor;
 mod packet;
+pub mod relay;
 pub mod report;
 pub mod rpc;
 pub mod worker;
@@ -23,12 +25,12 @@ use hdrhistogram::Histogram;
 
 use crate::dpdk::lcore::{self, LcoreJoin};
 use crate::dpdk::{self, DpdkError, Eal, Mempool, Port, PortConfig, RxQueue, TxQueue};
-use crate::graph::nodes::{NodeConfig, RxChecksum};
+use crate::graph::nodes::{NodeConfig, RelayCounters, RelaySnapshot, RelaySpec, RxChecksum};
 use crate::graph::{GraphCounters, GraphStats};
 use crate::options::{ChecksumCaps, ChecksumChoice, ChecksumPolicy};
 use crate::os::signal;
 use crate::stats::{new_latency_histogram, HlogWriter, Summary};
-use crate::wire::MacAddress;
+use crate::wire::{Ipv4Address, MacAddress};
 
 use config::{ConfigError, Mode, ServeConfig, Topology};
 use counters::{WorkerCounters, WorkerSnapshot};
@@ -79,6 +81,9 @@ struct Assignment {
     rx_port: usize,
     tx_port: usize,
     queue: u16,
+    /// Joined topology: the other ports this worker polls (and sends on), in order; their
+    /// packets carry port tags 1, 2, ...
+    more: Vec<usize>,
 }
 
 /// What `serve` holds while it runs. Fields drop in declaration order, which is the order the
@@ -91,6 +96,8 @@ struct Setup {
     checksums: Vec<Option<ChecksumChoice>>,
     /// Priming frames each port took (`tx_first`).
     primed: Vec<u64>,
+    /// The relays as the graphs take them, every upstream's MAC known.
+    relays: Vec<RelaySpec>,
     pool: Mempool,
     eal: Eal,
 }
@@ -106,7 +113,11 @@ impl Setup {
             .map_err(|e| ServeError::Setup(format!("cannot install signal handlers: {e}")))?;
         let eal = Eal::init(&eal_argv(cfg, eal_args)?)?;
         let port_ids = port_ids(cfg)?;
-        let needed = port_ids.len() * cfg.queues as usize;
+        let needed = if cfg.topology == Topology::Joined {
+            cfg.queues as usize
+        } else {
+            port_ids.len() * cfg.queues as usize
+        };
         let lcores = eal.worker_lcores().len();
         if needed > lcores {
             return Err(ServeError::Setup(format!(
@@ -148,10 +159,12 @@ impl Setup {
                 primed[i] = tx_first(p, &pool, cfg.tx_first)?;
             }
         }
+        let relays = relay_specs(cfg, &mut ports, &port_ids, &pool)?;
         Ok(Setup {
             ports,
             checksums,
             primed,
+            relays,
             pool,
             eal,
         })
@@ -192,6 +205,60 @@ impl Setup {
         self.ports.clear();
         totals
     }
+}
+
+/// How long a relay waits at start for an upstream's ARP answer.
+const ARP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The configured relays with `via` as an index in the worker's ports and every upstream's
+/// MAC: ours for an address of this process (the first port's, or `mac`: what a joined
+/// worker answers as), the configured one, or asked by ARP on the via port (the first port
+/// when none), once per address.
+fn relay_specs(
+    cfg: &ServeConfig,
+    ports: &mut [Port],
+    port_ids: &[u16],
+    pool: &Mempool,
+) -> Result<Vec<RelaySpec>, ServeError> {
+    let (Some(ip), Some(first)) = (cfg.ip, ports.first()) else {
+        return Ok(Vec::new());
+    };
+    let ours = cfg.mac.unwrap_or(MacAddress(first.mac()));
+    let local = NodeConfig {
+        relay_ips: relay::relay_ips(&cfg.relays),
+        ..NodeConfig::new(ours, ip)
+    };
+    let via_index = |name: &str| -> Result<u16, String> {
+        let id = dpdk::find_port(name).map_err(|e| e.to_string())?;
+        port_ids
+            .iter()
+            .position(|&p| p == id)
+            .map(|i| i as u16)
+            .ok_or_else(|| format!("{name} is not one of the ports served"))
+    };
+    let mut asked: Vec<(Ipv4Address, MacAddress)> = Vec::new();
+    let mac_of = |i: usize, r: &relay::RelayConfig, up: std::net::SocketAddrV4| {
+        let up_ip = Ipv4Address(up.ip().octets());
+        if local.is_ours(up_ip) {
+            return Ok(ours);
+        }
+        if let Some(m) = r
+            .upstream_mac(&format!("relay[{i}].upstream_mac"))
+            .map_err(|e| e.to_string())?
+        {
+            return Ok(m);
+        }
+        if let Some(&(_, m)) = asked.iter().find(|(a, _)| *a == up_ip) {
+            return Ok(m);
+        }
+        let via = r.via.as_deref().map(via_index).transpose()?.unwrap_or(0);
+        let me = (ours, Ipv4Address(r.listen.ip().octets()));
+        let m = neighbor::resolve(&mut ports[usize::from(via)], pool, me, up_ip, ARP_TIMEOUT)
+            .map_err(|e| format!("relay[{i}].upstream {up}: {e}"))?;
+        asked.push((up_ip, m));
+        Ok(m)
+    };
+    relay::specs(&cfg.relays, via_index, mac_of).map_err(ServeError::Setup)
 }
 
 /// Port `id`'s checksum policy from the request, its driver and its offloads. Tx checksums
@@ -305,9 +372,21 @@ fn tx_first(port: &mut Port, pool: &Mempool, count: u32) -> Result<u64, ServeErr
 /// Workers in order: each port's queues, on the worker lcores in order.
 fn assign(cfg: &ServeConfig, ports: usize, lcores: &[u32]) -> Vec<Assignment> {
     let mut assignments = Vec::new();
+    if cfg.topology == Topology::Joined {
+        for queue in 0..cfg.queues {
+            assignments.push(Assignment {
+                lcore: lcores[assignments.len()],
+                rx_port: 0,
+                tx_port: 0,
+                queue,
+                more: (1..ports).collect(),
+            });
+        }
+        return assignments;
+    }
     for rx_port in 0..ports {
         let tx_port = match cfg.topology {
-            Topology::Loop => rx_port,
+            Topology::Loop | Topology::Joined => rx_port,
             Topology::Paired => rx_port ^ 1,
         };
         for queue in 0..cfg.queues {
@@ -316,18 +395,22 @@ fn assign(cfg: &ServeConfig, ports: usize, lcores: &[u32]) -> Vec<Assignment> {
                 rx_port,
                 tx_port,
                 queue,
+                more: Vec::new(),
             });
         }
     }
     assignments
 }
 
-/// What a worker hands back when it stops: its queues (for the drain) and its totals.
-type WorkerEnd = (RxQueue, TxQueue, WorkerSnapshot);
+/// What a worker hands back when it stops: its queues (for the drain; the assignment's ports
+/// in order) and its totals.
+type WorkerEnd = (rpc::Queues, WorkerSnapshot);
 
 /// The running workers and the ends the control thread reads them by.
 struct Workers {
     joins: Vec<LcoreJoin<WorkerEnd>>,
+    /// Each rpc worker's relay counters (empty cells when no relays are configured).
+    relays: Vec<Arc<RelayCounters>>,
     counters: Vec<Arc<WorkerCounters>>,
     graphs: Vec<Arc<GraphCounters>>,
     collectors: Vec<LatencyCollector>,
@@ -348,6 +431,7 @@ fn launch(
             .collect(),
         graphs: Vec::new(),
         collectors: Vec::new(),
+        relays: Vec::new(),
     };
     for (i, a) in assignments.iter().enumerate() {
         if let Err(e) = launch_one(cfg, setup, a, i, &mut w) {
@@ -386,35 +470,52 @@ fn launch_one(
     };
     match cfg.mode {
         Mode::Io => {
-            w.joins
-                .push(lcore::launch(a.lcore, move || worker::run_io(spec))?);
+            w.joins.push(lcore::launch(a.lcore, move || {
+                let (rx, tx, s) = worker::run_io(spec);
+                (vec![(rx, tx)], s)
+            })?);
             Ok(())
         }
         Mode::Rpc => {
             let mac = cfg.mac.unwrap_or(MacAddress(setup.ports[a.rx_port].mac()));
             let checksum = rx_checksum(setup.checksums[a.rx_port].as_ref());
-            let port = PortSide { mac, checksum };
-            launch_rpc(cfg, setup.eal.tsc_hz(), port, a.lcore, spec, i, w)
+            let mut more = Vec::with_capacity(a.more.len());
+            for &p in &a.more {
+                let port = &mut setup.ports[p];
+                let q = port.take_rx(a.queue).zip(port.take_tx(a.queue));
+                more.push(q.ok_or_else(|| {
+                    ServeError::Setup(format!("queue {} of port {p} taken twice", a.queue))
+                })?);
+            }
+            let port = PortSide {
+                mac,
+                checksum,
+                more,
+            };
+            launch_rpc(cfg, setup, port, a.lcore, spec, i, w)
         }
     }
 }
 
-/// What an rpc worker's graph takes from the port it receives on.
+/// What an rpc worker's graph takes from the port it receives on, and a joined worker's other
+/// ports' queues.
 struct PortSide {
     mac: MacAddress,
     checksum: RxChecksum,
+    more: Vec<(RxQueue, TxQueue)>,
 }
 
 /// Starts an rpc worker and waits for the graph it builds on its own lcore.
 fn launch_rpc(
     cfg: &ServeConfig,
-    tsc_hz: u64,
+    setup: &Setup,
     port: PortSide,
     lcore_id: u32,
     base: WorkerSpec,
     i: usize,
     w: &mut Workers,
 ) -> Result<(), ServeError> {
+    let tsc_hz = setup.eal.tsc_hz();
     let (recorder, collector) = latency::pair(tsc_hz, cfg.interval_ms * 1_000_000);
     w.collectors.push(collector);
     let Some(ip) = cfg.ip else {
@@ -428,8 +529,12 @@ fn launch_rpc(
         sockperf_port: cfg.sockperf_port,
         spin_max_ns: cfg.spin_max_ns,
         rx_checksum: port.checksum,
+        relay_ips: relay::relay_ips(&cfg.relays),
         ..NodeConfig::new(port.mac, ip)
     };
+    let relays = setup.relays.clone();
+    let relay_counters = RelayCounters::new(relays.len());
+    w.relays.push(Arc::clone(&relay_counters));
     let (gtx, grx) = crossbeam::channel::bounded(1);
     let spec = RpcSpec {
         base,
@@ -437,6 +542,9 @@ fn launch_rpc(
         vector: cfg.vector as usize,
         tsc_hz,
         latency: recorder,
+        relays,
+        relay_counters,
+        more: port.more,
         graph_counters: gtx,
     };
     let j = lcore::launch(lcore_id, move || rpc::run_rpc(spec))?;
@@ -465,10 +573,16 @@ fn join_workers(
     let mut panicked = None;
     for (i, j) in joins.into_iter().enumerate() {
         match j.join() {
-            Ok((rx, tx, snap)) => {
+            Ok((queues, snap)) => {
                 let a = &assignments[i];
-                ports[a.rx_port].return_rx(rx);
-                ports[a.tx_port].return_tx(tx);
+                for (k, (rx, tx)) in queues.into_iter().enumerate() {
+                    let (r, t) = match k.checked_sub(1) {
+                        None => (a.rx_port, a.tx_port),
+                        Some(m) => (a.more[m], a.more[m]),
+                    };
+                    ports[r].return_rx(rx);
+                    ports[t].return_tx(tx);
+                }
                 totals.push(snap);
             }
             Err(_) => {
@@ -501,6 +615,7 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         counters,
         graphs,
         collectors,
+        relays,
     } = launch(cfg, &mut setup, &assignments)?;
 
     let names: Vec<String> = setup.ports.iter().map(|p| p.name().to_string()).collect();
@@ -535,7 +650,8 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         graphs: &graphs,
         service: &total_service,
     };
-    let fin = final_report(cfg, &run, ports, &setup.pool);
+    let mut fin = final_report(cfg, &run, ports, &setup.pool);
+    fin.shared.relays = relay_lines(&cfg.relays, &relays);
     if cfg.json {
         println!(
             "{}",
@@ -549,6 +665,34 @@ pub fn serve(cfg: &ServeConfig, eal_args: &[String]) -> Result<Final, ServeError
         return Err(ServeError::WorkerPanicked(w));
     }
     Ok(fin)
+}
+
+/// One line per relay: its counts summed over the workers.
+fn relay_lines(
+    relays: &[relay::RelayConfig],
+    counters: &[Arc<RelayCounters>],
+) -> Vec<crate::contract::serve::RelayLine> {
+    let mut sums = vec![RelaySnapshot::default(); relays.len()];
+    for c in counters {
+        for (sum, s) in sums.iter_mut().zip(c.snapshot()) {
+            sum.add(&s);
+        }
+    }
+    relays
+        .iter()
+        .zip(sums)
+        .map(|(r, s)| crate::contract::serve::RelayLine {
+            listen: r.listen.to_string(),
+            upstreams: r.upstream.iter().map(|u| u.to_string()).collect(),
+            forwarded: s.forwarded,
+            returned: s.returned,
+            drops: crate::graph::nodes::RelayDrop::ALL
+                .iter()
+                .filter(|&&d| s.drops[d as usize] > 0)
+                .map(|&d| (d.name().to_string(), s.drops[d as usize]))
+                .collect(),
+        })
+        .collect()
 }
 
 /// What a finished run leaves for the final report.

@@ -270,6 +270,21 @@ impl Final {
         for (k, v) in &self.shared.drops_by_reason {
             s.push_str(&format!("  dropped {k}: {v}\n"));
         }
+        for r in &self.shared.relays {
+            let drops: Vec<String> = r.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            s.push_str(&format!(
+                "  relay {} -> {}: forwarded {}  returned {}  dropped {}\n",
+                r.listen,
+                r.upstreams.join(","),
+                r.forwarded,
+                r.returned,
+                if drops.is_empty() {
+                    "0".into()
+                } else {
+                    drops.join(", ")
+                }
+            ));
+        }
         for n in &self.nodes {
             s.push_str(&format!(
                 "  node {:<14} calls {:>10}  vectors {:>10}  packets {:>12}  vec {:>6.2}  {:>7.1} cycles/pkt\n",

@@ -2,8 +2,12 @@
 //! own address.
 
 use super::ethernet::MacAddress;
+use super::ethernet::{EtherType, EthernetFrame};
 use super::ipv4::Ipv4Address;
 use super::{read_u16, WireError};
+
+/// The shortest Ethernet frame without FCS: ARP frames are padded to it.
+pub const MIN_FRAME: usize = 60;
 
 const HTYPE_ETHERNET: u16 = 1;
 const PTYPE_IPV4: u16 = 0x0800;
@@ -182,6 +186,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
         self.set_target_hw_addr(req_mac);
         self.set_target_proto_addr(req_ip);
     }
+}
+
+/// Writes an ARP frame (padded to the Ethernet minimum) into `buf`, which is at least
+/// [`MIN_FRAME`] long (a DPDK client and the fast path's relays ask with it).
+pub fn emit_arp_frame(
+    buf: &mut [u8],
+    op: ArpOperation,
+    eth_dst: MacAddress,
+    (src_mac, src_ip): (MacAddress, Ipv4Address),
+    (dst_mac, dst_ip): (MacAddress, Ipv4Address),
+) {
+    buf.fill(0);
+    let mut eth = EthernetFrame::new_unchecked(&mut *buf);
+    eth.set_dst_addr(eth_dst);
+    eth.set_src_addr(src_mac);
+    eth.set_ethertype(EtherType::Arp);
+    let mut arp = ArpPacket::new_unchecked(eth.payload_mut());
+    arp.set_ethernet_ipv4();
+    arp.set_operation(op);
+    arp.set_sender_hw_addr(src_mac);
+    arp.set_sender_proto_addr(src_ip);
+    arp.set_target_hw_addr(dst_mac);
+    arp.set_target_proto_addr(dst_ip);
 }
 
 #[cfg(test)]
