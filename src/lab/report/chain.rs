@@ -163,7 +163,8 @@ fn per_hop_words(c: &ChainFig) -> String {
             sus(m.median)
         ),
         Some(m) => format!(
-            "{what} +{} us per hop [{}, {}]",
+            "{what} {}{} us per hop [{}, {}]",
+            if m.median >= 0.0 { "+" } else { "" },
             sus(m.median),
             sus(m.lo),
             sus(m.hi)
@@ -202,8 +203,12 @@ fn reading(a: &AmpRow) -> String {
     if added.includes(0.0) {
         return "no measurable difference from depth 0".into();
     }
+    let one_hop_nothing = a.n_one_hop_ns.as_ref().is_none_or(|e| e.lo <= 0.0);
+    if one_hop_nothing {
+        return "one hop adds nothing measurable here (its interval reaches 0): no ratio".into();
+    }
     let words = match &a.ratio {
-        None => "one hop adds nothing measurable here: no ratio".to_string(),
+        None => return "one hop adds nothing measurable here: no ratio".into(),
         Some(r) if r.includes(1.0) => {
             format!("as {} single hops (no measurable amplification)", a.depth)
         }
@@ -216,6 +221,14 @@ fn reading(a: &AmpRow) -> String {
         ""
     };
     format!("{words}{hint}")
+}
+
+/// The ratio, and over how many rounds when some had no one-hop figure above 0.
+fn ratio_cell(a: &AmpRow) -> String {
+    match (&a.ratio, a.rounds_without_one_hop) {
+        (Some(r), k) if k > 0 => format!("{} ({} of {} rounds)", fig_ratio(&a.ratio), r.n, r.n + k),
+        _ => fig_ratio(&a.ratio),
+    }
 }
 
 fn amplification(s: &mut String, chains: &[ChainFig]) {
@@ -251,7 +264,7 @@ fn amplification(s: &mut String, chains: &[ChainFig]) {
                 a.depth,
                 fig_us(&a.added_ns),
                 fig_us(&a.n_one_hop_ns),
-                fig_ratio(&a.ratio),
+                ratio_cell(a),
                 reading(a)
             );
         }

@@ -469,4 +469,23 @@ fn a_disagreeing_round_and_a_flat_chain_are_said_so() {
         "{amp}"
     );
     assert!(!md.contains("![chain-depth.svg]"), "no plot file, no link");
+    // A one-hop figure whose interval reaches 0 gives no ratio, whatever one round says.
+    let mut r = lab();
+    let mut paths: Vec<PathResult> = (0..=2)
+        .map(|d| chain_depth("t", d, &[1_000, 1_000]))
+        .collect();
+    paths[1].rounds[1].latency.as_mut().unwrap().p99_ns = 20_000;
+    paths[2].rounds[0].latency.as_mut().unwrap().p99_ns = 80_000;
+    r.paths.extend(paths);
+    r.chains = crate::lab::chain::figures::chains(&r.paths);
+    let md = render(&r);
+    let amp = md
+        .lines()
+        .find(|l| l.starts_with("| t | p99 | 2 |"))
+        .unwrap();
+    assert!(amp.contains("(1 of 2 rounds)"), "{amp}");
+    assert!(
+        amp.ends_with("(its interval reaches 0): no ratio |"),
+        "{amp}"
+    );
 }
