@@ -43,6 +43,9 @@ enum Command {
     Syscalls(bypass::noise::SyscallsArgs),
     /// Kernel-stack baseline RPC servers (udp, tcp, unix sockets) speaking the same protocol.
     KernelServe(bypass::kernel::KernelServeArgs),
+    /// A user-space RPC proxy over kernel sockets (one epoll thread, udp/tcp/unix on either
+    /// side): the sidecar baseline for call chains.
+    KernelRelay(bypass::kernel::KernelRelayArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Load(args) => bypass::load::run(args),
         Command::Lab(args) => bypass::lab::run(args),
         Command::KernelServe(args) => bypass::kernel::run(args),
+        Command::KernelRelay(args) => bypass::kernel::relay::run(args),
         Command::Noise(args) => bypass::noise::run_noise(args),
         Command::Floor(args) => bypass::noise::run_floor(args),
         Command::Syscalls(args) => bypass::noise::run_syscalls(args),

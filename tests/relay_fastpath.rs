@@ -178,6 +178,27 @@ fn assert_answered(json: &PathBuf, n: u64) -> Value {
     s
 }
 
+/// `bypass load` from the namespace to the first hop, closed loop: `count` requests, every
+/// one answered.
+fn kernel_load(ns: &Netns, count: u64, tag: &str) {
+    let json = tmp(&format!("{tag}.json"));
+    ns.exec(&[
+        bin(),
+        "load",
+        "--server",
+        &format!("{}:7777", HOPS[0]),
+        "--count",
+        &count.to_string(),
+        "--warmup",
+        "0",
+        "--timeout-ms",
+        "500",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_answered(&json, count);
+}
+
 /// One request by hand through the chain: the reply names our id, echoes our payload, comes
 /// from the first hop, and its `server_ns` holds more than the server's own residence.
 fn one_by_hand() -> u32 {
@@ -223,23 +244,7 @@ fn a_chain_of_three_relays_answers_the_kernel_client() {
 
     let by_hand = ns.run(one_by_hand);
     let count = 3000u64;
-    let json = tmp("kernel.json");
-    let out = ns.exec(&[
-        bin(),
-        "load",
-        "--server",
-        &format!("{}:7777", HOPS[0]),
-        "--count",
-        &count.to_string(),
-        "--warmup",
-        "0",
-        "--timeout-ms",
-        "500",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    assert_answered(&json, count);
+    kernel_load(&ns, count, "kernel");
     let fin = server.final_line();
     assert_hops(&fin, count + 1);
     // Each request passes the graph 7 times (3 hops each way and the server).
@@ -335,23 +340,7 @@ fn a_relay_finds_its_kernel_upstream_by_arp() {
     let kernel = Server::start(&in_ns(&ns, kargs));
     server.wait_running();
     let count = 1000u64;
-    let json = tmp("arp.json");
-    let out = ns.exec(&[
-        bin(),
-        "load",
-        "--server",
-        &format!("{}:7777", HOPS[0]),
-        "--count",
-        &count.to_string(),
-        "--warmup",
-        "0",
-        "--timeout-ms",
-        "500",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    assert!(out.status.success());
-    assert_answered(&json, count);
+    kernel_load(&ns, count, "arp");
     let fin = server.final_line();
     let r = &fin["relays"][0];
     assert_eq!(

@@ -496,3 +496,63 @@ fn platform_reports_read_what_floor_noise_and_syscalls_write() {
     assert_eq!(r.unix_send_recv_ns.min, Some(2199.0));
     assert_eq!(r.getppid_ns.max, Some(231.0));
 }
+
+#[test]
+fn kernel_relay_argv_is_what_kernel_relay_parses() {
+    use super::relay::{KernelRelayCommand, RelayEnd};
+    use crate::kernel::KernelRelayArgs;
+    use crate::options::Balance;
+    let cmd = KernelRelayCommand {
+        listen: RelayEnd::Unix("/run/relay.sock".into()),
+        upstreams: vec![
+            RelayEnd::Tcp(server()),
+            RelayEnd::Tcp(SocketAddrV4::new(Ipv4Addr::new(198, 18, 3, 2), 7778)),
+        ],
+        balance: Balance::Hash,
+        backend: Backend::Busy,
+        cpu: 1,
+        duration_s: 12.5,
+    };
+    let c = parse::<KernelRelayArgs>(&cmd.argv()).to_config().unwrap();
+    assert_eq!(
+        (c.listen, c.upstreams),
+        (cmd.listen.clone(), cmd.upstreams.clone())
+    );
+    assert_eq!(
+        (c.balance, c.backend, c.cpu),
+        (Balance::Hash, Backend::Busy, Some(1))
+    );
+    assert_eq!(
+        (c.duration, c.json),
+        (Some(Duration::from_millis(12_500)), true)
+    );
+    let udp = KernelRelayCommand {
+        listen: RelayEnd::Udp(server()),
+        upstreams: vec![RelayEnd::Udp(server())],
+        balance: Balance::RoundRobin,
+        backend: Backend::Blocking,
+        cpu: 0,
+        duration_s: 3.0,
+    };
+    let c = parse::<KernelRelayArgs>(&udp.argv()).to_config().unwrap();
+    assert_eq!(
+        (c.listen, c.balance),
+        (udp.listen.clone(), Balance::RoundRobin)
+    );
+}
+
+#[test]
+fn kernel_relay_final_reads_what_kernel_relay_writes() {
+    use super::relay::KernelRelayFinal;
+    let r = crate::kernel::relay::report::tests::sample();
+    let lines = vec!["ready unix /tmp/r.sock".to_string(), r.to_json()];
+    let k = last_final::<KernelRelayFinal>(&lines).unwrap().unwrap();
+    assert_eq!(
+        (k.typed.proto, k.typed.upstream_proto, k.typed.backend),
+        (Proto::Unix, Proto::Tcp, Backend::Busy)
+    );
+    assert_eq!((k.typed.rx, k.typed.tx, k.typed.threads), (9, 6, 1));
+    assert_eq!((k.typed.forwarded, k.typed.returned), (4, 2));
+    assert_eq!(k.typed.drops["table-full"], 2);
+    assert_eq!(k.typed.drops["unknown-mapping"], 1);
+}

@@ -37,7 +37,8 @@ impl Handler {
     }
 
     /// RPC v1: a response is the whole message (trailing bytes of a datagram included), an
-    /// error is the 32-byte header alone. `server_ns` is left 0 for [`stamp`].
+    /// error is the 32-byte header alone. `server_ns` keeps the request's (the residence of
+    /// the relays it passed, docs/protocol.md), for [`stamp`] to add this server's to.
     #[inline]
     pub fn answer_rpc(&self, msg: &mut [u8]) -> Result<usize, DropReason> {
         if msg.len() < rpc::HEADER_LEN {
@@ -59,7 +60,6 @@ impl Handler {
         let status = self.execute(h.method(), h.payload());
         let mut h = RpcHeader::new_unchecked(&mut msg[..]);
         h.set_status(status);
-        h.set_server_ns(0);
         if status == RpcStatus::Ok {
             h.set_kind(RpcKind::Response);
             Ok(msg.len())
@@ -101,11 +101,15 @@ pub fn answer_sockperf(msg: &mut [u8]) -> Result<usize, DropReason> {
     Ok(len)
 }
 
-/// Writes `server_ns` into a reply built by [`Handler::answer_rpc`].
+/// Adds `server_ns` (this hop's residence) to the `server_ns` a message already carries,
+/// saturating: a reply built by [`Handler::answer_rpc`] keeps its request's, which relays in
+/// front of this server filled in, so the client sees the residence of the whole chain.
 #[inline]
-pub fn stamp(reply: &mut [u8], server_ns: u32) {
-    if reply.len() >= rpc::HEADER_LEN {
-        RpcHeader::new_unchecked(reply).set_server_ns(server_ns);
+pub fn stamp(msg: &mut [u8], server_ns: u32) {
+    if msg.len() >= rpc::HEADER_LEN {
+        let mut h = RpcHeader::new_unchecked(msg);
+        let total = h.server_ns().saturating_add(server_ns);
+        h.set_server_ns(total);
     }
 }
 
@@ -183,11 +187,11 @@ mod tests {
     }
 
     #[test]
-    fn trailing_bytes_and_sloppy_fields() {
+    fn trailing_bytes_and_sloppy_fields_and_relay_server_ns_kept() {
         let mut m = request(RpcMethod::Echo, 1, b"hiXY");
         m[31] = 2; // length 2, two trailing bytes
         m[7] = 9; // status
-        m[24] = 0x55; // server_ns
+        m[27] = 0x55; // server_ns: relays' residence, kept for `stamp` to add to
         let n = h().answer_rpc(&mut m).unwrap();
         assert_eq!(n, 36);
         let mut want = reply(
@@ -198,6 +202,7 @@ mod tests {
             b"hiXY",
         );
         want[31] = 2;
+        want[27] = 0x55;
         assert_eq!(m, want);
     }
 
@@ -281,10 +286,14 @@ mod tests {
     }
 
     #[test]
-    fn stamp_and_elapsed() {
+    fn stamp_adds_to_the_request_server_ns() {
         let mut m = request(RpcMethod::Echo, 1, b"");
-        stamp(&mut m, 0x0102_0304);
-        assert_eq!(&m[24..28], &[1, 2, 3, 4]);
+        stamp(&mut m, 0x0102_0300);
+        assert_eq!(&m[24..28], &[1, 2, 3, 0]);
+        stamp(&mut m, 4);
+        assert_eq!(&m[24..28], &[1, 2, 3, 4], "a second hop adds its own");
+        stamp(&mut m, u32::MAX);
+        assert_eq!(&m[24..28], &[0xff; 4], "saturates");
         stamp(&mut m[..10], 5); // too short: ignored, no panic
         assert!(elapsed_ns(Instant::now()) < u32::MAX);
     }

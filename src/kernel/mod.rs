@@ -8,6 +8,9 @@
 //! each owns its sockets (UDP: one SO_REUSEPORT socket per thread; TCP/unix: the
 //! connections it accepted), buffers and counters; stream threads share only how many
 //! connections each holds, so a new one goes to the thread holding fewest.
+//!
+//! `bypass kernel-relay` ([`relay`]) is the user-space proxy in front of them: the sidecar
+//! baseline.
 #![forbid(unsafe_code)]
 
 pub mod args;
@@ -17,6 +20,7 @@ pub mod counters;
 pub mod framing;
 pub mod handler;
 mod mmsg;
+pub mod relay;
 pub mod report;
 mod socket;
 mod stream;
@@ -39,6 +43,7 @@ pub use crate::options::{Backend, Proto};
 pub use args::KernelServeArgs;
 pub use config::{KernelConfig, Listen};
 pub use counters::{Counters, DropReason};
+pub use relay::KernelRelayArgs;
 pub use report::{FinalReport, ThreadReport};
 
 use handler::{Handler, Protocol};
@@ -157,7 +162,7 @@ fn start(
             Ok((start_stream(cfg, Listener::Tcp(l), handler)?, shown, None))
         }
         (Listen::Path(p), _) => {
-            let l = bind_unix(p)?;
+            let l = bind_unix(p, "--path")?;
             let guard = RemoveOnDrop(p.clone());
             let workers = start_stream(cfg, Listener::Unix(l), handler)?;
             Ok((workers, p.display().to_string(), Some(guard)))
@@ -340,29 +345,29 @@ fn start_stream(
     Ok(workers)
 }
 
-/// Binds a unix socket at `p`, replacing a stale socket file (one nobody listens on).
-fn bind_unix(p: &Path) -> Result<UnixListener, KernelError> {
+/// Binds a unix socket at `p` (given by `flag`), replacing a stale socket file (one nobody listens on).
+fn bind_unix(p: &Path, flag: &str) -> Result<UnixListener, KernelError> {
     if let Ok(meta) = std::fs::symlink_metadata(p) {
         if !meta.file_type().is_socket() {
             return Err(KernelError::Invalid(FieldError::new(
-                "--path",
+                flag,
                 format!("{} exists and is not a socket", p.display()),
             )));
         }
         if UnixStream::connect(p).is_ok() {
             return Err(KernelError::Io(format!(
-                "--path {}: a server is already listening there",
+                "{flag} {}: a server is already listening there",
                 p.display()
             )));
         }
         std::fs::remove_file(p).map_err(|e| {
             KernelError::Io(format!(
-                "--path {}: removing stale socket: {e}",
+                "{flag} {}: removing stale socket: {e}",
                 p.display()
             ))
         })?;
     }
-    UnixListener::bind(p).map_err(|e| KernelError::Io(format!("--path {}: {e}", p.display())))
+    UnixListener::bind(p).map_err(|e| KernelError::Io(format!("{flag} {}: {e}", p.display())))
 }
 
 /// Removes the socket file this server created when it stops.

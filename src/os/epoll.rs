@@ -15,6 +15,8 @@ pub enum Interest {
     None,
     Read,
     Write,
+    /// Both: a relay's upstream keeps reading replies while its requests wait to be written.
+    ReadWrite,
 }
 
 impl Interest {
@@ -23,6 +25,7 @@ impl Interest {
             Interest::None => 0,
             Interest::Read => libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32,
             Interest::Write => libc::EPOLLOUT as u32,
+            Interest::ReadWrite => Interest::Read.bits() | Interest::Write.bits(),
         }
     }
 }

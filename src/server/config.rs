@@ -396,6 +396,21 @@ mod tests {
     }
 
     #[test]
+    fn shipped_chain_config_is_valid() {
+        let c = ServeConfig::from_toml(include_str!("../../configs/serve-chain.toml")).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.topology, Topology::Joined);
+        assert_eq!(c.relays.len(), 3);
+        assert_eq!(c.relays[0].via.as_deref(), Some("net_ring0"));
+        assert_eq!(c.relays[2].upstream, ["198.18.4.1:7777".parse().unwrap()]);
+        let e = ServeConfig::from_toml(
+            "[[relay]]\nlisten = \"198.18.4.11:7777\"\nupstream = []\ntabel = 3",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tabel"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let e = ServeConfig::from_toml("bursty = 3").unwrap_err();
         assert_eq!(e.field, "bursty");
