@@ -116,7 +116,7 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
             "--out".into(),
             out.to_string_lossy().into(),
         ],
-        Duration::from_secs(120),
+        Duration::from_secs(180),
     );
     assert_eq!(code, 0, "bypass lab failed:\n{stderr}");
     assert!(stderr.contains("[1/"), "no progress display:\n{stderr}");
@@ -126,7 +126,9 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
     let s = bypass::lab::scenario::Scenario::from_file(Path::new(&scenario)).unwrap();
     let paths = results["paths"].as_array().expect("paths");
     let names: Vec<&str> = paths.iter().map(|p| p["name"].as_str().unwrap()).collect();
-    let want: Vec<&str> = s.paths.iter().map(|p| p.name.as_str()).collect();
+    // A chain path is one path per depth.
+    let plan = s.resolve().unwrap();
+    let want: Vec<&str> = plan.paths.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, want, "one result per path, in order");
     for k in ["cpu_model", "kernel", "dpdk_version", "git_rev"] {
         assert!(
@@ -189,6 +191,13 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
     }
     assert!(out.join("latency-percentiles.svg").exists());
     check_platform_floor_and_verdicts(&results, &report);
+    let chains: Vec<&str> = s
+        .paths
+        .iter()
+        .filter(|p| p.kind == bypass::lab::scenario::PathKind::Chain)
+        .map(|p| p.name.as_str())
+        .collect();
+    check_chains(&results, &report, &chains);
     check_compare(&out);
     let left = leftovers(pid);
     assert!(left.is_empty(), "the lab left {left:?}");
@@ -235,6 +244,72 @@ fn check_rounds_and_intervals(name: &str, p: &Value, report: &str) {
         row.contains(" [") && row.contains(".."),
         "{name}: no interval or spread in {row}"
     );
+}
+
+/// The scenario's chains at depths 0 and 1: a results.json row and a report.md row per depth,
+/// every depth-1 round with its relay's counts, which match the client's, a slope row each.
+fn check_chains(results: &Value, report: &str, want: &[&str]) {
+    assert!(!want.is_empty(), "the CI scenario has a chain");
+    let chains = results["chains"].as_array().expect("results.chains");
+    let names: Vec<&str> = chains
+        .iter()
+        .map(|c| c["chain"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, want);
+    assert!(report.contains("## The sidecar tax: latency against chain depth"));
+    assert!(report.contains("![chain-depth.svg](chain-depth.svg)"));
+    for c in chains {
+        let chain = c["chain"].as_str().unwrap();
+        let depths = c["depths"].as_array().unwrap();
+        assert_eq!(depths.len(), 2, "{chain}: {c}");
+        for d in depths {
+            let (n, path) = (d["depth"].as_u64().unwrap(), d["path"].as_str().unwrap());
+            assert_eq!(path, format!("{chain}-d{n}"));
+            assert_eq!(d["counts_disagreed"], 0, "{path}: {d}");
+            assert!(
+                report
+                    .lines()
+                    .any(|l| l.starts_with(&format!("| {chain} | {n} | {path} |"))),
+                "report.md has no depth row for {path}"
+            );
+        }
+        assert!(
+            report
+                .lines()
+                .any(|l| l.starts_with(&format!("| {chain} | {} |", c["hop"].as_str().unwrap()))),
+            "no slope row for {chain}"
+        );
+        let slopes = c["slopes"].as_array().unwrap();
+        assert_eq!(slopes.len(), 3);
+        assert_eq!(
+            slopes[0]["per_round_ns"].as_array().unwrap().len(),
+            2,
+            "{chain}: one slope per round"
+        );
+        assert!(!c["placement"].as_str().unwrap().is_empty());
+    }
+    let paths = results["paths"].as_array().unwrap();
+    for p in paths.iter().filter(|p| p["kind"] == "chain") {
+        let depth = p["chain"]["depth"].as_u64().unwrap();
+        for r in p["rounds"].as_array().unwrap() {
+            let hops = r["hops"].as_array().map_or(0, Vec::len);
+            assert_eq!(hops as u64, depth, "{}: {r}", p["name"]);
+            if depth == 1 {
+                let h = &r["hops"][0];
+                let sent = r["loss"]["sent"].as_u64().unwrap();
+                let received = r["loss"]["received"].as_u64().unwrap();
+                let (f, back) = (
+                    h["forwarded"].as_u64().unwrap(),
+                    h["returned"].as_u64().unwrap(),
+                );
+                assert!(
+                    f >= sent && back >= received && f == back,
+                    "{}: {r}",
+                    p["name"]
+                );
+            }
+        }
+    }
 }
 
 /// The platform section (probes before every round and at the end), the floor row, the

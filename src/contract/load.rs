@@ -166,6 +166,10 @@ pub struct LoadSummary<P = Percentiles, L = SendLag> {
     pub received: u64,
     #[serde(default)]
     pub lost: u64,
+    /// Requests sent during warmup (not measured): a relay in front of the server forwards
+    /// these too, so the lab counts them when it checks a chain's counters.
+    #[serde(default)]
+    pub warmup_sent: u64,
     #[serde(default)]
     pub target_rate: Option<f64>,
     #[serde(default)]

@@ -181,6 +181,8 @@ mod tests {
                 cross_check_first: false,
                 send_lag: None,
                 elapsed_s: 1.0,
+                hops: Vec::new(),
+                counts_disagree: false,
             })
             .collect();
         p
@@ -199,6 +201,7 @@ mod tests {
             plots: vec![],
             platform: Default::default(),
             verdicts: vec![],
+            chains: vec![],
         }
     }
 

@@ -250,6 +250,8 @@ mod tests {
             cross_check_first: false,
             send_lag: None,
             elapsed_s: 1.0,
+            hops: Vec::new(),
+            counts_disagree: false,
         }
     }
 

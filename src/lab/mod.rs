@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod chain;
 pub mod compare;
 pub mod eal;
 pub mod environment;

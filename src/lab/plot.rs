@@ -154,6 +154,45 @@ pub fn load_svg(title: &str, series: &[Series]) -> String {
     })
 }
 
+/// Latency-against-chain-depth plot: x = the number of relays between client and server
+/// (integer ticks, 0 the bare server), y = latency in microseconds (linear or log as in
+/// [`percentile_svg`]); one line with markers per series (a chain's p50, p99 or p99.9).
+/// Points with a negative or non-finite coordinate are skipped.
+pub fn depth_svg(title: &str, series: &[Series]) -> String {
+    let cleaned: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            s.points
+                .iter()
+                .copied()
+                .filter(|&(x, y)| (0.0..=1000.0).contains(&x) && valid_latency(y))
+                .collect()
+        })
+        .collect();
+    let max_x = cleaned
+        .iter()
+        .flatten()
+        .map(|&(x, _)| x)
+        .fold(1.0, f64::max)
+        .ceil();
+    // Half a hop of margin either side, so the depth 0 and the deepest markers are whole.
+    let x_axis = Axis {
+        range: -0.5..max_x + 0.5,
+        ticks: (0..=max_x as u32)
+            .map(|d| (f64::from(d), d.to_string()))
+            .collect(),
+        minor: Vec::new(),
+    };
+    render(Plot {
+        title,
+        x_desc: "chain depth (relays between client and server)",
+        x_axis,
+        series,
+        cleaned,
+        markers: true,
+    })
+}
+
 /// (percentile, latency_us) points of a histogram recorded in nanoseconds: the rows of
 /// HdrHistogram's `outputPercentileDistribution` with 5 ticks per half distance (the same
 /// iteration as our `.hgrm` writer), without the final 100% row, which has no place on a
@@ -908,6 +947,29 @@ mod tests {
         let d1 = tick_y("1") - tick_y("10");
         let d2 = tick_y("100") - tick_y("1000");
         assert!(d1 > 0.0 && (d1 - d2).abs() <= 1.0, "{d1} {d2}");
+    }
+
+    #[test]
+    fn depth_svg_one_tick_per_depth_and_markers() {
+        let s = [
+            Series {
+                label: "chain-fastpath p50".into(),
+                points: vec![(0.0, 5.0), (1.0, 5.5), (2.0, 6.0)],
+            },
+            Series {
+                label: "chain-kernel p99".into(),
+                points: vec![(0.0, 40.0), (1.0, 90.0), (2.0, f64::NAN)],
+            },
+        ];
+        let svg = depth_svg("depth", &s);
+        let p = parse(&svg);
+        assert_eq!(
+            p.x_tick_labels("chain depth (relays between client and server)"),
+            ["0", "1", "2"]
+        );
+        assert!(p.has_text("chain-fastpath p50") && p.has_text("chain-kernel p99"));
+        assert_eq!(p.circles_of(PALETTE[0]), 3);
+        assert_eq!(p.circles_of(PALETTE[1]), 2, "the NaN point is skipped");
     }
 
     #[test]

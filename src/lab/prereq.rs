@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::os::process::is_root;
 
-use super::scenario::{Client, PathKind, ResolvedPath, Scenario, TopologyKind};
+use super::scenario::{Client, HopKind, PathKind, ResolvedPath, Scenario, TopologyKind};
 
 /// Finds `prog` in PATH (or takes it as a path when it has a slash).
 pub fn which(prog: &str) -> Option<std::path::PathBuf> {
@@ -82,7 +82,7 @@ pub fn check(scenario: &Scenario, paths: &[ResolvedPath]) -> Vec<String> {
         matches!(
             p.kind,
             PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput
-        )
+        ) || p.chain.as_ref().is_some_and(|c| c.hop == HopKind::Fastpath)
     });
     if dpdk && scenario.placement.hugepages {
         let (total, free, mounted) = hugepages();

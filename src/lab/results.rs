@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use super::chain::counters::HopCount;
+use super::chain::figures::{ChainFig, ChainInfo};
 use super::environment::Environment;
 pub use super::platform::Platform;
 use crate::contract::serve::ServeFinal;
@@ -224,6 +226,12 @@ pub struct Round {
     #[serde(default)]
     pub send_lag: Option<SendLag>,
     pub elapsed_s: f64,
+    /// A chain depth's relays, hop 1 first, as their final lines counted this round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hops: Vec<HopCount>,
+    /// The relays' counts disagreed with the client's (the round failed; `error` says how).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counts_disagree: bool,
 }
 
 /// A path's cross-check: our client over the other client, per round, same server process.
@@ -337,6 +345,18 @@ pub struct PathResult {
     /// Rounds flagged noisy.
     #[serde(default)]
     pub noisy_rounds: usize,
+    /// A depth of a chain path: which chain, which depth, where its hops ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainInfo>,
+    /// This round's relay counts, while it runs; kept in its [`Round`].
+    #[serde(skip)]
+    pub hops: Vec<HopCount>,
+    /// This round's relay counts disagreed with the client's; kept in its [`Round`].
+    #[serde(skip)]
+    pub counts_disagree: bool,
+    /// This run's warmup requests (`bypass load`), for the chain's counter check; not written.
+    #[serde(skip)]
+    pub warmup_sent: u64,
     /// This run's lossless histogram (the round's, while it runs); not written.
     #[serde(skip)]
     pub histogram: Option<hdrhistogram::Histogram<u64>>,
@@ -383,6 +403,10 @@ impl PathResult {
             floor_multiple: None,
             cross_check: None,
             noisy_rounds: 0,
+            chain: None,
+            hops: Vec::new(),
+            counts_disagree: false,
+            warmup_sent: 0,
             histogram: None,
             cross: None,
             send_lag: None,
@@ -446,6 +470,9 @@ pub struct LabResults {
     /// Verdict lines from paired per-round ratios.
     #[serde(default)]
     pub verdicts: Vec<Verdict>,
+    /// Chain paths: per-hop slopes and tail amplification (report: "The sidecar tax").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<ChainFig>,
 }
 
 /// One comparison: `a` over `b` at one percentile.

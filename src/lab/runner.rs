@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::chain::figures::ChainInfo;
+use super::chain::plan::placement_text;
 use super::environment::Environment;
 use super::paths::{self, Ctx, PathError};
 use super::platform::{self, Platform, Probe};
@@ -14,7 +16,7 @@ use super::plot::{self, Series};
 use super::results::{LabResults, Latency, Loss, PathResult, Round, Status};
 use super::scenario::{LabPlan, ResolvedPath};
 use super::topology::{lab_tag, remove_dpdk_files, Topology};
-use super::{figures, proc, report};
+use super::{chain, figures, proc, report};
 use crate::os::signal;
 use crate::stats::{hgrm_read, write_percentile_distribution};
 use hdrhistogram::Histogram;
@@ -160,8 +162,9 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
         .paths
         .iter()
         .filter(|p| p.status == Status::Ok)
-        // A sweep's open-loop points have their own plot; here closed loops compare.
-        .filter(|p| p.sweep.is_empty())
+        // A sweep's open-loop points have their own plot, and so do a chain's depths; here
+        // the closed loops compare.
+        .filter(|p| p.sweep.is_empty() && p.chain.is_none())
         .filter_map(|p| {
             let h = hgrm_read::read_file(&out.join(p.hgrm.as_ref()?)).ok()?;
             Some(Series {
@@ -199,6 +202,9 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
             });
         }
     }
+    if let Some(f) = chain_plot(out, results) {
+        files.push(f);
+    }
     if !load.is_empty() {
         let svg = plot::load_svg(
             &format!(
@@ -212,6 +218,41 @@ fn plots(out: &Path, results: &LabResults) -> Vec<String> {
         }
     }
     files
+}
+
+/// p50, p99 and p99.9 of every chain's merged rounds against depth (report: the sidecar tax).
+fn chain_plot(out: &Path, results: &LabResults) -> Option<String> {
+    let mut series = Vec::new();
+    for c in &results.chains {
+        for (q, f) in [("p50", 0), ("p99", 1), ("p99.9", 2)] {
+            series.push(Series {
+                label: format!("{} {q}", c.chain),
+                points: c
+                    .depths
+                    .iter()
+                    .filter(|d| d.status == Status::Ok)
+                    .filter_map(|d| {
+                        let l = d.latency.as_ref()?;
+                        let ns = [l.p50_ns, l.p99_ns, l.p999_ns][f];
+                        Some((f64::from(d.depth), ns as f64 / 1000.0))
+                    })
+                    .collect(),
+            });
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let svg = plot::depth_svg(
+        &format!(
+            "{}: round-trip latency against chain depth",
+            results.scenario
+        ),
+        &series,
+    );
+    let file = report::CHAIN_PLOT;
+    std::fs::write(out.join(file), svg).ok()?;
+    Some(file.to_string())
 }
 
 /// One step of the lab: a path, and its round when it repeats (None: a sweep or throughput
@@ -339,6 +380,8 @@ fn fold_round(
         cross_check_first: rr.cross.is_some() && k.is_multiple_of(2),
         send_lag: rr.send_lag.take(),
         elapsed_s: rr.elapsed_s,
+        hops: std::mem::take(&mut rr.hops),
+        counts_disagree: rr.counts_disagree,
     });
     r.commands.append(&mut rr.commands);
     r.warnings
@@ -466,6 +509,12 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
             );
             r.server_cpu = p.server_cpu;
             r.client_cpu = p.client_cpu;
+            r.chain = p.chain.as_ref().map(|c| ChainInfo {
+                chain: c.chain.clone(),
+                hop: c.hop.as_str().into(),
+                depth: c.depth,
+                placement: placement_text(c.hop, p.server_cpu, p.client_cpu, &c.hop_cpus),
+            });
             r
         })
         .collect();
@@ -572,6 +621,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
     figures::floor_multiples(&mut results);
     figures::platform_models(&mut results, &platform);
     let verdicts = figures::verdicts(&results, &plan.comparisons);
+    let chains = chain::figures::chains(&results);
 
     let mut env = env;
     env.loadavg_end = super::environment::loadavg();
@@ -587,6 +637,7 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
         plots: Vec::new(),
         platform,
         verdicts,
+        chains,
     };
     lab.plots = plots(out, &lab);
     lab.wall_s = wall.elapsed().as_secs_f64();

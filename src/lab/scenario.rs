@@ -10,6 +10,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use crate::contract::platform::FloorMode;
+use crate::lab::chain::plan as chain;
+pub use crate::lab::chain::plan::{ChainPlan, Depths, HopKind};
 use crate::options::RateSweep;
 use crate::options::{Backend, ChecksumPolicy, PollMode, Proto, WaitMode};
 
@@ -226,6 +228,9 @@ pub enum PathKind {
     /// `bypass floor`: two threads on the client and server CPUs ping-pong a message through
     /// shared memory, the floor no IPC on this machine beats. No topology, no server.
     Limit,
+    /// client -> hop 1 -> .. -> hop N -> server for each N of `depths`: fast-path relays in
+    /// one process on memif, or kernel relays on loopback; one latency path per depth.
+    Chain,
 }
 
 impl PathKind {
@@ -236,6 +241,7 @@ impl PathKind {
             PathKind::FastpathMemif => "fastpath-memif",
             PathKind::Throughput => "throughput",
             PathKind::Limit => "limit",
+            PathKind::Chain => "chain",
         }
     }
 }
@@ -334,6 +340,12 @@ pub struct PathSpec {
     /// fastpath*: the rx checksum policy of the fast path and of a DPDK client (default:
     /// none passed, so each resolves auto per port).
     pub checksum: Option<ChecksumPolicy>,
+    /// chain: what each hop is (fastpath or kernel).
+    pub hop: Option<HopKind>,
+    /// chain: the depths measured, `[0, 1, 2]` or `"0:5"`; 0 (the bare server) first.
+    pub depths: Option<Depths>,
+    /// chain, kernel hops: the CPU of hop k at index k-1 (default: every hop on server_cpu).
+    pub hop_cpus: Option<Vec<usize>>,
 }
 
 /// A scenario resolved: everything the runner needs, owned, so the raw scenario does not
@@ -390,6 +402,8 @@ pub struct ResolvedPath {
     pub floor_mode: FloorMode,
     /// Passed as `--checksum` to the fast path and a DPDK client (None: their default).
     pub checksum: Option<ChecksumPolicy>,
+    /// A chain path's depth: its hops and where they run (None for other kinds).
+    pub chain: Option<ChainPlan>,
 }
 
 impl ResolvedPath {
@@ -560,15 +574,17 @@ impl Scenario {
                     format!("{:?}: use letters, digits, - and _", ps.name),
                 ));
             }
-            if !names.insert(ps.name.clone()) {
-                return Err(err(f("name"), format!("{:?} is used twice", ps.name)));
-            }
-            let r = if ps.kind == PathKind::Limit {
-                self.resolve_limit(ps, cpus, &f)?
-            } else {
-                self.resolve_path(ps, cpus, &f)?
+            let rs = match ps.kind {
+                PathKind::Limit => vec![self.resolve_limit(ps, cpus, &f)?],
+                PathKind::Chain => self.resolve_chain(ps, cpus, &f)?,
+                _ => vec![self.resolve_path(ps, cpus, &f)?],
             };
-            out.push(r);
+            for r in rs {
+                if !names.insert(r.name.clone()) {
+                    return Err(err(f("name"), format!("{:?} is used twice", r.name)));
+                }
+                out.push(r);
+            }
         }
         Ok(out)
     }
@@ -646,6 +662,116 @@ impl Scenario {
             None if latency => Ok(self.defaults.repeats),
             None => Ok(1),
         }
+    }
+
+    /// A chain path: one latency path per depth, `<name>-d<N>`, whose server has N relays in
+    /// front of it (what each key means: src/lab/chain/plan.rs).
+    fn resolve_chain(
+        &self,
+        ps: &PathSpec,
+        cpus: usize,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<Vec<ResolvedPath>, ScenarioError> {
+        // Topology, client, plan and the server's CPUs, checked as for any server path.
+        let base = self.resolve_path(ps, cpus, f)?;
+        let hop = ps
+            .hop
+            .ok_or_else(|| err(f("hop"), "a chain needs hop = \"fastpath\" or \"kernel\""))?;
+        if base.mode == PlanMode::Sweep {
+            return Err(err(
+                f("plan.mode"),
+                "a chain measures each depth as a latency path: ping-pong or rate",
+            ));
+        }
+        let depths = chain::parse_depths(ps.depths.as_ref(), &f("depths"))?;
+        let max = depths.last().copied().unwrap_or(0) as usize;
+        let hop_cpus = self.chain_hop_cpus(ps, &base, hop, max, cpus, f)?;
+        let relay_ips = match hop {
+            HopKind::Fastpath => {
+                let topo = &self.topologies[base.topology.unwrap_or(0)];
+                chain::relay_ips(topo, max).map_err(|m| err(f("depths"), m))?
+            }
+            HopKind::Kernel => Vec::new(),
+        };
+        Ok(depths
+            .iter()
+            .map(|&d| {
+                let n = d as usize;
+                let mut r = base.clone();
+                r.name = format!("{}-d{d}", ps.name);
+                r.description = ps
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| chain::describe_depth(hop, d, &base));
+                r.chain = Some(ChainPlan {
+                    chain: ps.name.clone(),
+                    hop,
+                    depth: d,
+                    depths: depths.clone(),
+                    hop_cpus: hop_cpus[..n].to_vec(),
+                    relay_ips: relay_ips.get(..n).map(<[_]>::to_vec).unwrap_or_default(),
+                });
+                r
+            })
+            .collect())
+    }
+
+    /// Where each hop of the deepest chain runs: fast-path hops live in the one worker; kernel
+    /// hops on `hop_cpus` (default: all on server_cpu), never a busy poller beside another.
+    fn chain_hop_cpus(
+        &self,
+        ps: &PathSpec,
+        base: &ResolvedPath,
+        hop: HopKind,
+        max: usize,
+        cpus: usize,
+        f: &dyn Fn(&str) -> String,
+    ) -> Result<Vec<usize>, ScenarioError> {
+        if hop == HopKind::Fastpath {
+            if ps.hop_cpus.is_some() {
+                return Err(err(
+                    f("hop_cpus"),
+                    "fast-path hops run in the fast path's one worker on server_cpu (co-located); remove hop_cpus",
+                ));
+            }
+            return Ok(vec![base.server_cpu; max]);
+        }
+        let list = ps.hop_cpus.clone().unwrap_or(vec![base.server_cpu; max]);
+        if list.len() < max {
+            return Err(err(
+                f("hop_cpus"),
+                format!(
+                    "{} CPUs for a chain {max} hops deep: one per hop",
+                    list.len()
+                ),
+            ));
+        }
+        if let Some(c) = list.iter().find(|&&c| c >= cpus) {
+            return Err(err(
+                f("hop_cpus"),
+                format!("CPU {c} does not exist ({cpus} CPUs)"),
+            ));
+        }
+        let busy_client = base.wait == WaitMode::Busy || base.mode != PlanMode::PingPong;
+        if busy_client && list[..max].contains(&base.client_cpu) {
+            return Err(err(
+                f("hop_cpus"),
+                format!(
+                    "a relay on CPU {} would wait behind the spinning client there",
+                    base.client_cpu
+                ),
+            ));
+        }
+        let mut pollers = list[..max].to_vec();
+        pollers.push(base.server_cpu);
+        pollers.sort_unstable();
+        if base.backend == Backend::Busy && pollers.windows(2).any(|w| w[0] == w[1]) {
+            return Err(err(
+                f("backend"),
+                "busy relays and the busy server would share a CPU (busy pollers need a core each): use backend = \"blocking\", or hop_cpus giving every hop its own core",
+            ));
+        }
+        Ok(list[..max].to_vec())
     }
 
     /// A limit path: `bypass floor` on the client and server CPUs; no topology, no client.
@@ -752,6 +878,7 @@ impl Scenario {
             cross_check: None,
             floor_mode,
             checksum: None,
+            chain: None,
         })
     }
 
@@ -884,6 +1011,8 @@ impl Scenario {
                 PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => {
                     poll_mode == PollMode::Busy
                 }
+                PathKind::Chain if ps.hop == Some(HopKind::Kernel) => backend == Backend::Busy,
+                PathKind::Chain => poll_mode == PollMode::Busy,
                 PathKind::Limit => true,
             },
             client: match client {
@@ -897,11 +1026,18 @@ impl Scenario {
         if ps.floor_mode.is_some() {
             return Err(err(f("floor_mode"), "only for kind = \"limit\""));
         }
-        if ps.checksum.is_some() && !matches!(ps.kind, PathKind::Fastpath | PathKind::FastpathMemif)
-        {
+        if ps.checksum.is_some() && !is_dpdk_server(ps) {
             return Err(err(
                 f("checksum"),
-                "only for kind = \"fastpath\" or \"fastpath-memif\"",
+                "only for kind = \"fastpath\", \"fastpath-memif\" or a chain of fastpath hops",
+            ));
+        }
+        if ps.kind != PathKind::Chain
+            && (ps.hop.is_some() || ps.depths.is_some() || ps.hop_cpus.is_some())
+        {
+            return Err(err(
+                f("hop"),
+                "hop, depths and hop_cpus are only for kind = \"chain\"",
             ));
         }
         check_cross_check(ps, topo, proto, client, load.mode, f)?;
@@ -944,6 +1080,7 @@ impl Scenario {
             cross_check: ps.cross_check,
             floor_mode: FloorMode::Ring,
             checksum: ps.checksum,
+            chain: None,
         })
     }
 
@@ -1043,17 +1180,22 @@ impl Scenario {
                 format!("server and client both busy-poll on CPU {server_cpu}; busy pollers need a core each"),
             ));
         }
-        let dpdk_server = matches!(
-            ps.kind,
-            PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput
-        );
-        if dpdk_server && server_cpu == client_cpu {
+        if is_dpdk_server(ps) && server_cpu == client_cpu {
             return Err(err(
                 f("server_cpu"),
                 "the fast path's worker lcore needs its own CPU, apart from the control lcore on client_cpu",
             ));
         }
         Ok((server_cpu, client_cpu))
+    }
+}
+
+/// Whether the path's server is a DPDK program (a worker lcore apart from the control lcore).
+fn is_dpdk_server(ps: &PathSpec) -> bool {
+    match ps.kind {
+        PathKind::Fastpath | PathKind::FastpathMemif | PathKind::Throughput => true,
+        PathKind::Chain => ps.hop == Some(HopKind::Fastpath),
+        PathKind::KernelServe | PathKind::Limit => false,
     }
 }
 
@@ -1114,16 +1256,26 @@ fn server_settings(
 ) -> Result<(Proto, Backend), ScenarioError> {
     let proto = ps.proto.unwrap_or(Proto::Udp);
     let backend = ps.backend.unwrap_or(Backend::Blocking);
-    if ps.kind != PathKind::KernelServe && (ps.proto.is_some() || ps.backend.is_some()) {
+    let kernel_chain = ps.kind == PathKind::Chain && ps.hop == Some(HopKind::Kernel);
+    if ps.kind != PathKind::KernelServe
+        && !kernel_chain
+        && (ps.proto.is_some() || ps.backend.is_some())
+    {
         return Err(err(
             f("proto"),
-            "proto and backend are kernel-serve settings",
+            "proto and backend are kernel-serve and kernel chain settings",
         ));
     }
     if backend == Backend::Batch && proto != Proto::Udp {
         return Err(err(f("backend"), "batch is udp only"));
     }
-    if ps.kind == PathKind::KernelServe && ps.poll_mode.is_some() {
+    if kernel_chain && backend == Backend::Batch {
+        return Err(err(
+            f("backend"),
+            "kernel-relay runs blocking or busy; batch is not a relay backend",
+        ));
+    }
+    if (ps.kind == PathKind::KernelServe || kernel_chain) && ps.poll_mode.is_some() {
         return Err(err(
             f("poll_mode"),
             "a fast path setting; kernel-serve uses backend",
@@ -1144,6 +1296,7 @@ fn path_client(
     let client = ps.client.unwrap_or(match ps.kind {
         PathKind::Throughput => Client::None,
         PathKind::FastpathMemif => Client::LoadDpdk,
+        PathKind::Chain if ps.hop == Some(HopKind::Fastpath) => Client::LoadDpdk,
         _ => Client::Load,
     });
     // Which topology each server kind can stand on, and which clients reach it.
@@ -1157,6 +1310,16 @@ fn path_client(
         }
         PathKind::FastpathMemif => tk == TopologyKind::Memif,
         PathKind::Throughput => tk == TopologyKind::Pcap,
+        PathKind::Chain => match ps.hop {
+            Some(HopKind::Fastpath) => tk == TopologyKind::Memif,
+            Some(HopKind::Kernel) => tk == TopologyKind::Loopback,
+            None => {
+                return Err(err(
+                    f("hop"),
+                    "a chain needs hop = \"fastpath\" or \"kernel\"",
+                ))
+            }
+        },
         PathKind::Limit => false,
     };
     if !topo_ok {
@@ -1170,7 +1333,12 @@ fn path_client(
             ),
         ));
     }
-    if !client_reaches(ps.kind, client, topo, proto) {
+    let reaches = match (ps.kind, ps.hop) {
+        (PathKind::Chain, Some(HopKind::Fastpath)) => client == Client::LoadDpdk,
+        (PathKind::Chain, _) => client == Client::Load,
+        _ => client_reaches(ps.kind, client, topo, proto),
+    };
+    if !reaches {
         return Err(err(
             f("client"),
             format!(
@@ -1211,7 +1379,7 @@ fn client_reaches(kind: PathKind, client: Client, topo: &TopologySpec, proto: Pr
         (PathKind::Fastpath, Client::LoadDpdk) => {
             tk == TopologyKind::Nic && !topo.client_eal.is_empty()
         }
-        (PathKind::Limit, _) => false,
+        (PathKind::Limit | PathKind::Chain, _) => false,
     }
 }
 
@@ -1275,6 +1443,7 @@ fn describe(
             format!("fast path on net_memif, shared memory, no kernel ({} poll)", poll.as_str())
         }
         (PathKind::Limit, _) => return "the shared-memory floor".into(),
+        (PathKind::Chain, _) => "a chain of relays in front of a server".into(),
         (PathKind::Throughput, _) => {
             return "packets/s: fast path vs testpmd 5tswap on net_pcap replaying RPC requests, same cores".into()
         }
@@ -1602,9 +1771,163 @@ plan = { mode = "ping-pong", duration = 1 }
         );
     }
 
+    const CHAINS: &str = r#"
+name = "c"
+[[topology]]
+name = "shm"
+kind = "memif"
+server_ip = "198.18.4.1"
+client_ip = "198.18.4.2"
+
+[[topology]]
+name = "lo"
+kind = "loopback"
+server_ip = "198.18.3.1"
+
+[[path]]
+name = "fp"
+kind = "chain"
+hop = "fastpath"
+topology = "shm"
+depths = "0:3"
+plan = { mode = "ping-pong" }
+
+[[path]]
+name = "kr"
+kind = "chain"
+hop = "kernel"
+topology = "lo"
+proto = "tcp"
+wait = "blocking"
+depths = [0, 2]
+plan = { mode = "ping-pong" }
+"#;
+
+    #[test]
+    fn a_chain_becomes_one_latency_path_per_depth() {
+        let p = resolve(CHAINS).unwrap();
+        let names: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["fp-d0", "fp-d1", "fp-d2", "fp-d3", "kr-d0", "kr-d2"]
+        );
+        assert!(p
+            .iter()
+            .all(|p| p.kind == PathKind::Chain && p.is_latency()));
+        let fp3 = p[3].chain.as_ref().unwrap();
+        assert_eq!((fp3.hop, fp3.depth), (HopKind::Fastpath, 3));
+        assert_eq!(fp3.depths, [0, 1, 2, 3]);
+        let ips: Vec<String> = fp3.relay_ips.iter().map(|i| i.to_string()).collect();
+        assert_eq!(ips, ["198.18.4.3", "198.18.4.4", "198.18.4.5"]);
+        assert_eq!(p[3].client, Client::LoadDpdk);
+        assert!(p[0].chain.as_ref().unwrap().relay_ips.is_empty());
+        assert!(
+            p[0].description.contains("no relay"),
+            "{}",
+            p[0].description
+        );
+        let kr = p[5].chain.as_ref().unwrap();
+        assert_eq!(
+            (kr.hop, kr.depth, kr.hop_cpus.clone()),
+            (HopKind::Kernel, 2, vec![1, 1])
+        );
+        assert_eq!(
+            (p[5].proto, p[5].backend, p[5].client),
+            (Proto::Tcp, Backend::Blocking, Client::Load)
+        );
+        assert!(
+            p[5].description
+                .contains("2 bypass kernel-relays (tcp blocking"),
+            "{}",
+            p[5].description
+        );
+    }
+
+    #[test]
+    fn chain_keys_are_refused_where_they_do_not_apply() {
+        let bad = |from: &str, to: &str| resolve(&CHAINS.replacen(from, to, 1)).unwrap_err();
+        let e = bad("hop = \"fastpath\"\n", "");
+        assert_eq!(e.field, "path[0].hop");
+        let e = bad("depths = \"0:3\"\n", "");
+        assert_eq!(e.field, "path[0].depths");
+        let e = bad("depths = \"0:3\"", "depths = [1, 2]");
+        assert_eq!(e.field, "path[0].depths");
+        let e = bad("topology = \"shm\"", "topology = \"lo\"");
+        assert_eq!(e.field, "path[0].topology", "fastpath hops run on memif");
+        let e = bad("topology = \"lo\"\nproto", "topology = \"shm\"\nproto");
+        assert_eq!(e.field, "path[1].topology", "kernel hops run on loopback");
+        let e = bad("hop = \"fastpath\"", "hop = \"fastpath\"\nproto = \"udp\"");
+        assert_eq!(e.field, "path[0].proto");
+        let e = bad("hop = \"fastpath\"", "hop = \"fastpath\"\nhop_cpus = [1]");
+        assert_eq!(e.field, "path[0].hop_cpus");
+        let e = bad(
+            "hop = \"fastpath\"",
+            "hop = \"fastpath\"\nclient = \"load\"",
+        );
+        assert_eq!(e.field, "path[0].client");
+        let e = bad("proto = \"tcp\"", "proto = \"tcp\"\nbackend = \"batch\"");
+        assert_eq!(e.field, "path[1].backend");
+        let e = bad("proto = \"tcp\"", "proto = \"tcp\"\npoll_mode = \"busy\"");
+        assert_eq!(e.field, "path[1].poll_mode");
+        let e = bad(
+            "mode = \"ping-pong\" }",
+            "mode = \"sweep\", rates = \"1000:2000:1000\" }",
+        );
+        assert_eq!(e.field, "path[0].plan.mode");
+        let e = bad(
+            "proto = \"tcp\"",
+            "proto = \"tcp\"\ncross_check = \"sockperf\"",
+        );
+        assert_eq!(e.field, "path[1].cross_check");
+        let e = resolve(&GOOD.replace("backend = \"busy\"", "backend = \"busy\"\ndepths = [0, 1]"))
+            .unwrap_err();
+        assert_eq!(e.field, "path[0].hop", "chain keys on another kind");
+        let e = bad("name = \"kr\"", "name = \"fp\"");
+        assert_eq!(e.field, "path[1].name", "two chains' depths share names");
+    }
+
+    #[test]
+    fn kernel_hops_never_spin_beside_another_poller() {
+        let busy = CHAINS.replace("proto = \"tcp\"", "proto = \"tcp\"\nbackend = \"busy\"");
+        let e = resolve(&busy).unwrap_err();
+        assert_eq!(
+            e.field, "path[1].backend",
+            "busy relays and server on one CPU"
+        );
+        // With a core per hop (a bigger machine) the same chain is fine.
+        let spread = busy.replace("depths = [0, 2]", "depths = [0, 2]\nhop_cpus = [2, 3]");
+        let p = Scenario::from_toml(&spread)
+            .unwrap()
+            .resolve_with_cpus(4)
+            .unwrap()
+            .paths;
+        assert_eq!(p[5].chain.as_ref().unwrap().hop_cpus, [2, 3]);
+        let e = Scenario::from_toml(&spread)
+            .unwrap()
+            .resolve_with_cpus(2)
+            .unwrap_err();
+        assert_eq!(
+            e.field, "path[1].hop_cpus",
+            "CPU 2 does not exist on 2 CPUs"
+        );
+        let short = CHAINS.replace("depths = [0, 2]", "depths = [0, 2]\nhop_cpus = [1]");
+        assert_eq!(resolve(&short).unwrap_err().field, "path[1].hop_cpus");
+        // A relay on the spinning client's CPU would wait behind it.
+        let on_client = CHAINS.replace(
+            "wait = \"blocking\"\ndepths = [0, 2]",
+            "wait = \"busy\"\ndepths = [0, 2]\nhop_cpus = [1, 0]",
+        );
+        assert_eq!(resolve(&on_client).unwrap_err().field, "path[1].hop_cpus");
+    }
+
     #[test]
     fn shipped_configs_resolve() {
-        for f in ["lab-default.toml", "lab-ci.toml", "lab-baremetal.toml"] {
+        for f in [
+            "lab-default.toml",
+            "lab-ci.toml",
+            "lab-baremetal.toml",
+            "lab-chain.toml",
+        ] {
             let p = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("configs")
                 .join(f);

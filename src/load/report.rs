@@ -224,7 +224,6 @@ pub struct SummaryJson {
     pub invalid: u64,
     pub errors: u64,
     pub send_errors: u64,
-    pub warmup_sent: u64,
     pub slots_given_up: u64,
     pub unsent: u64,
     /// Closed loop only (null in open loop).
@@ -563,6 +562,7 @@ impl Report {
             sent: c.sent,
             received: c.received,
             lost: c.lost,
+            warmup_sent: c.warmup_sent,
             target_rate: self.target_rate,
             achieved_rate: Some(self.achieved_rate),
             send_lag: self.send_lag_summary(),
@@ -577,7 +577,6 @@ impl Report {
             invalid: c.invalid,
             errors: c.errors,
             send_errors: c.send_errors,
-            warmup_sent: c.warmup_sent,
             slots_given_up: c.slots_given_up,
             unsent: c.unsent,
             slot_deadline_ns: (!self.is_open_loop())

@@ -173,6 +173,7 @@ fn run_point(
     res.latency = Some(s.latency.clone());
     res.rate_per_s = s.achieved_rate;
     res.loss = Some(loss_of(s));
+    res.warmup_sent = s.warmup_sent;
     res.send_lag = s.send_lag.clone();
     res.hgrm = Some(format!("{stem}.hgrm"));
     res.checksum.client = s.checksum.clone();

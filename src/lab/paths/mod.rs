@@ -1,6 +1,7 @@
 //! How each kind of path starts its server and runs its client. One file per kind; the clients
 //! (bypass load, sockperf) are shared.
 
+pub mod chain;
 pub mod client;
 pub mod fastpath;
 pub mod kernel;
@@ -77,6 +78,7 @@ pub fn run(
         PathKind::Fastpath => fastpath::run(ctx, path, topo, res),
         PathKind::FastpathMemif => memif::run(ctx, path, topo, res),
         PathKind::Throughput => throughput::run(ctx, path, topo, res),
+        PathKind::Chain => chain::run(ctx, path, topo, res),
         PathKind::Limit => limit::run(ctx, path, res),
     }
 }

@@ -2,6 +2,7 @@
 //! plots, and one line per path saying what it measured, for a reader who was not there
 //! (docs/lab.md explains how to read it).
 
+mod chain;
 mod platform;
 mod table;
 mod verdicts;
@@ -9,6 +10,8 @@ mod verdicts;
 use std::fmt::Write as _;
 
 use super::results::{LabResults, PathResult, Status};
+
+pub use chain::PLOT as CHAIN_PLOT;
 
 pub(crate) fn us(ns: u64) -> String {
     let v = ns as f64 / 1000.0;
@@ -128,11 +131,12 @@ pub fn render(r: &LabResults) -> String {
     let mut s = String::new();
     header(&mut s, r);
     table::round_trips(&mut s, r);
-    for plot in &r.plots {
+    for plot in r.plots.iter().filter(|p| *p != chain::PLOT) {
         let _ = writeln!(s, "![{plot}]({plot})\n");
     }
     verdicts::floor(&mut s, r);
     verdicts::comparisons(&mut s, r);
+    chain::section(&mut s, r);
     verdicts::cross_checks(&mut s, r);
     table::sweeps(&mut s, r);
     platform::section(&mut s, r);

@@ -37,6 +37,8 @@ fn round(k: u32, p50: u64, probe: usize, noisy: bool) -> Round {
         cross_check_first: false,
         send_lag: None,
         elapsed_s: 1.0,
+        hops: Vec::new(),
+        counts_disagree: false,
     }
 }
 
@@ -186,6 +188,7 @@ fn lab() -> LabResults {
             ratio: fig(34.75, 31.2, 39.25),
             text: "fast vs floor, p50: 34.75x [31.20, 39.25] over 2 paired rounds".into(),
         }],
+        chains: vec![],
     }
 }
 
@@ -337,4 +340,152 @@ fn each_paths_checksum_policies_are_in_what_it_measured() {
     assert_eq!(memif["checksum"]["server"][0]["resolved"], "trust");
     assert_eq!(memif["checksum"]["client"]["requested"], "auto");
     assert!(json[0].get("checksum").is_none());
+}
+
+/// A chain depth whose round k has p50 = 10 us + depth * per_hop[k], p99 3x, p99.9 10x.
+fn chain_depth(chain: &str, d: u32, per_hop: &[u64]) -> PathResult {
+    use crate::lab::chain::figures::ChainInfo;
+    let mut p = PathResult::new(&format!("{chain}-d{d}"), "chain", "shm", "load-dpdk", "x");
+    p.status = Status::Ok;
+    p.chain = Some(ChainInfo {
+        chain: chain.into(),
+        hop: "fastpath".into(),
+        depth: d,
+        placement: "co-located: one fast-path process".into(),
+    });
+    p.rounds = per_hop
+        .iter()
+        .zip(1..)
+        .map(|(h, k)| {
+            let v = 10_000 + u64::from(d) * h;
+            let mut r = round(k, v, 0, false);
+            r.latency = Some(Latency {
+                p50_ns: v,
+                p99_ns: 3 * v,
+                p999_ns: 10 * v,
+                ..lat(v)
+            });
+            if d > 0 {
+                r.hops = vec![crate::lab::chain::counters::HopCount {
+                    hop: 1,
+                    listen: "198.18.4.3:7777".into(),
+                    forwarded: 100,
+                    returned: 100,
+                    drops: Default::default(),
+                }];
+            }
+            r
+        })
+        .collect();
+    let v = 10_000 + u64::from(d) * per_hop[0];
+    p.latency = Some(Latency {
+        p50_ns: v,
+        p99_ns: 3 * v,
+        p999_ns: 10 * v,
+        ..lat(v)
+    });
+    p
+}
+
+#[test]
+fn the_sidecar_tax_section_has_a_row_per_depth_slopes_and_amplification() {
+    let mut r = lab();
+    let per_hop = [1_000, 1_200, 1_100];
+    r.paths
+        .extend((0..=2).map(|d| chain_depth("chain-fp", d, &per_hop)));
+    r.chains = crate::lab::chain::figures::chains(&r.paths);
+    r.plots.push(CHAIN_PLOT.into());
+    let md = render(&r);
+    let start = md
+        .find("## The sidecar tax: latency against chain depth")
+        .expect("section");
+    let sec = &md[start..];
+    assert!(sec.contains("- **chain-fp** (fastpath hops): co-located: one fast-path process."));
+    assert!(sec.contains("![chain-depth.svg](chain-depth.svg)"));
+    assert_eq!(
+        md.matches("![chain-depth.svg]").count(),
+        1,
+        "drawn in the section only"
+    );
+    for (d, p50) in [(0, "10.00"), (1, "11.00"), (2, "12.00")] {
+        let row = sec
+            .lines()
+            .find(|l| l.starts_with(&format!("| chain-fp | {d} | chain-fp-d{d} |")))
+            .unwrap_or_else(|| panic!("no row for depth {d}:\n{sec}"));
+        assert!(row.contains(&format!("| {p50} |")), "{row}");
+        let counts = if d == 0 {
+            "no relay"
+        } else {
+            "match the client's in 3 rounds"
+        };
+        assert!(row.ends_with(&format!("| {counts} |")), "{row}");
+    }
+    // Per-round slopes 1.0, 1.2, 1.1 us: median 1.1, range 1.0..1.2 (3 rounds, 75%).
+    let slope = sec
+        .lines()
+        .find(|l| l.starts_with("| chain-fp | fastpath |"))
+        .expect("slope row");
+    assert!(
+        slope.contains("| 1.10 [1.00, 1.20] | 3.30 [3.00, 3.60] | 11.0 [10.0, 12.0] | range of 3 rounds, 75% coverage |"),
+        "{slope}"
+    );
+    assert!(sec.contains("| Istio 1.20 performance page |") && sec.contains("+298"));
+    assert!(sec.contains("**chain-fp** (fastpath hops): p50 +1.10 us per hop [1.00, 1.20]; p99 +3.30 us per hop [3.00, 3.60], 90x below Istio 1.20's +298 us p99 per sidecar pair (below 95% coverage: a hint, not a verdict)."), "{sec}");
+    // Linear in every round: depth 2's tail is two single hops.
+    let amp = sec
+        .lines()
+        .find(|l| l.starts_with("| chain-fp | p99 | 2 |"))
+        .expect("amplification row");
+    assert!(amp.contains("| 1.00x [1.00, 1.00] | as 2 single hops (no measurable amplification); below 95% coverage: a hint |"), "{amp}");
+}
+
+#[test]
+fn a_disagreeing_round_and_a_flat_chain_are_said_so() {
+    let mut r = lab();
+    let mut paths: Vec<PathResult> = (0..=2).map(|d| chain_depth("k", d, &[0, 0])).collect();
+    paths[2].rounds[1].status = Status::Failed;
+    paths[2].rounds[1].counts_disagree = true;
+    paths[2].status = Status::Failed;
+    r.paths.extend(paths);
+    r.chains = crate::lab::chain::figures::chains(&r.paths);
+    let md = render(&r);
+    let row = md
+        .lines()
+        .find(|l| l.starts_with("| k | 2 | k-d2 (failed) |"))
+        .expect("failed depth row");
+    assert!(row.contains("**disagree in 1 round: failed**"), "{row}");
+    assert!(
+        md.contains(
+            "**k** (fastpath hops): no measurable p50 cost per hop (0.00 us, interval includes 0)"
+        ),
+        "{md}"
+    );
+    let amp = md
+        .lines()
+        .find(|l| l.starts_with("| k | p99 | 2 |"))
+        .unwrap();
+    assert!(
+        amp.ends_with("| no measurable difference from depth 0 |"),
+        "{amp}"
+    );
+    assert!(!md.contains("![chain-depth.svg]"), "no plot file, no link");
+    // A one-hop figure whose interval reaches 0 gives no ratio, whatever one round says.
+    let mut r = lab();
+    let mut paths: Vec<PathResult> = (0..=2)
+        .map(|d| chain_depth("t", d, &[1_000, 1_000]))
+        .collect();
+    paths[1].rounds[1].latency.as_mut().unwrap().p99_ns = 20_000;
+    paths[2].rounds[0].latency.as_mut().unwrap().p99_ns = 80_000;
+    r.paths.extend(paths);
+    r.chains = crate::lab::chain::figures::chains(&r.paths);
+    let md = render(&r);
+    let amp = md
+        .lines()
+        .find(|l| l.starts_with("| t | p99 | 2 |"))
+        .unwrap();
+    assert!(amp.contains("(1 of 2 rounds)"), "{amp}");
+    assert!(
+        amp.ends_with("(its interval reaches 0): no ratio |"),
+        "{amp}"
+    );
 }
