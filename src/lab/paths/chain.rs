@@ -67,17 +67,10 @@ fn run_fastpath(
     topo: &Topology,
     res: &mut PathResult,
 ) -> Result<(), PathError> {
-    let sock = &topo.server_dev;
-    let dev =
-        |role: &str| format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no");
-    let client_dev = if topo.spec.memif_zero_copy(ctx.plan.placement.hugepages) {
-        format!("{},zero-copy=yes", dev("client"))
-    } else {
-        dev("client")
-    };
+    let (server_dev, client_dev) = super::memif::devices(ctx, topo);
     // Depth 0 runs the same process with the ring and no relay, so the depths differ by
     // their relays alone.
-    let devices = [dev("server"), format!("--vdev={RING}")];
+    let devices = [server_dev, format!("--vdev={RING}")];
     let server = SocketAddrV4::new(topo.spec.server_ip, RPC_PORT);
     let prefix = DpdkPrefix::new("chs");
     let cmd = ServeCommand {

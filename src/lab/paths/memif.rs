@@ -14,24 +14,30 @@ use crate::lab::results::PathResult;
 use crate::lab::scenario::ResolvedPath;
 use crate::lab::topology::{DpdkPrefix, Topology};
 
+/// The memif `--vdev` of the server and of the DPDK client on the topology's socket.
+pub fn devices(ctx: &Ctx, topo: &Topology) -> (String, String) {
+    let sock = &topo.server_dev;
+    // A socket file (not the abstract namespace) so both processes find it by path.
+    let dev =
+        |role: &str| format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no");
+    // Only a client can be zero-copy (the 22.11 PMD ignores it on a server).
+    let client = if topo.spec.memif_zero_copy(ctx.plan.placement.hugepages) {
+        format!("{},zero-copy=yes", dev("client"))
+    } else {
+        dev("client")
+    };
+    (dev("server"), client)
+}
+
 pub fn run(
     ctx: &Ctx,
     path: &ResolvedPath,
     topo: &Topology,
     res: &mut PathResult,
 ) -> Result<(), PathError> {
-    let sock = &topo.server_dev;
-    // A socket file (not the abstract namespace) so both processes find it by path.
-    let dev =
-        |role: &str| format!("--vdev=net_memif0,role={role},socket={sock},socket-abstract=no");
-    // Only a client can be zero-copy (the 22.11 PMD ignores it on a server).
-    let client_dev = if topo.spec.memif_zero_copy(ctx.plan.placement.hugepages) {
-        format!("{},zero-copy=yes", dev("client"))
-    } else {
-        dev("client")
-    };
+    let (server_dev, client_dev) = devices(ctx, topo);
     let prefix = DpdkPrefix::new("mfs");
-    let mut server = start_server(ctx, path, topo, &[dev("server")], &prefix, res)?;
+    let mut server = start_server(ctx, path, topo, &[server_dev], &prefix, res)?;
     let target = Target {
         to: LoadTarget::Dpdk {
             server: SocketAddrV4::new(topo.spec.server_ip, RPC_PORT),
