@@ -120,6 +120,30 @@ pub enum Balance {
 }
 named!(Balance { RoundRobin => "round-robin", Hash => "hash" });
 
+/// A message codec of the `transcode` method (docs/protocol.md): the server decodes the
+/// request's message, builds the reply and encodes it back in the same codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Codec {
+    /// serde_json text.
+    Json,
+    /// Protocol Buffers (prost).
+    Protobuf,
+    /// FlatBuffers: read in place, no decode step.
+    Flatbuffers,
+}
+named!(Codec { Json => "json", Protobuf => "protobuf", Flatbuffers => "flatbuffers" });
+
+/// How big a `transcode` message is: the same schema with more list items and longer strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageSize {
+    Small,
+    Medium,
+    Large,
+}
+named!(MessageSize { Small => "small", Medium => "medium", Large => "large" });
+
 /// How far a DPDK port's received checksums are checked in software (`--checksum`, TOML
 /// `checksum`): asked for once, resolved per port by [`ChecksumPolicy::resolve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]

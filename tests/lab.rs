@@ -580,7 +580,7 @@ plan = { mode = "ping-pong", duration = 60 }
 /// in order before it meets `--help`), and a misspelt flag does not (the check can fail).
 #[test]
 fn the_labs_serve_command_is_what_bypass_serve_parses() {
-    use bypass::contract::serve::ServeCommand;
+    use bypass::contract::serve::{ServeCommand, ServiceArg};
     use bypass::options::PollMode;
     let cmd = ServeCommand {
         ip: "198.18.102.1".parse().unwrap(),
@@ -592,6 +592,7 @@ fn the_labs_serve_command_is_what_bypass_serve_parses() {
         checksum: Some(bypass::options::ChecksumPolicy::Trust),
         joined: false,
         relays: Vec::new(),
+        service: ServiceArg::default(),
         eal: vec!["--no-pci".into()],
     };
     let parses = |mut argv: Vec<String>| {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Argv, Kept};
-use crate::options::{ChecksumChoice, ChecksumPolicy, Proto, WaitMode};
+use crate::options::{ChecksumChoice, ChecksumPolicy, Codec, MessageSize, Proto, WaitMode};
 use crate::stats::Summary;
 
 /// Where `bypass load` sends.
@@ -49,8 +49,44 @@ pub struct LoadCommand {
     pub hlog: Option<PathBuf>,
     /// The rx checksum policy (DPDK target only; None: the client's default, auto).
     pub checksum: Option<ChecksumPolicy>,
+    /// Replicas, fan-out, hedging and the method (default: plain echo to `target`).
+    pub shape: RequestShape,
     /// EAL arguments (DPDK target only).
     pub eal: Vec<String>,
+}
+
+/// What one logical request is (issue 14): `--servers`, `--fanout`, `--hedge-after`, and the
+/// `transcode` method with its codec and message size.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestShape {
+    /// `--servers A,B,..`: the replicas (udp, tcp, dpdk: IP:PORT; empty: the target alone).
+    pub servers: Vec<SocketAddrV4>,
+    /// `--fanout K`: sub-requests per logical request (None: 1).
+    pub fanout: Option<u32>,
+    /// `--hedge-after DURATION|pNN`, as written (e.g. "500us", "p95").
+    pub hedge_after: Option<String>,
+    /// `--method transcode --codec C --message M` (None: echo).
+    pub transcode: Option<(Codec, MessageSize)>,
+}
+
+impl RequestShape {
+    fn push(&self, a: &mut Argv) {
+        if !self.servers.is_empty() {
+            let list: Vec<String> = self.servers.iter().map(|s| s.to_string()).collect();
+            a.opt("--servers", list.join(","));
+        }
+        if let Some(k) = self.fanout {
+            a.opt("--fanout", k);
+        }
+        if let Some(h) = &self.hedge_after {
+            a.opt("--hedge-after", h);
+        }
+        if let Some((codec, message)) = self.transcode {
+            a.opt("--method", "transcode")
+                .opt("--codec", codec)
+                .opt("--message", message);
+        }
+    }
 }
 
 impl LoadCommand {
@@ -88,6 +124,7 @@ impl LoadCommand {
         if let Some(c) = self.checksum {
             a.opt("--checksum", c);
         }
+        self.shape.push(&mut a);
         a.eal(&self.eal).done()
     }
 }
@@ -184,6 +221,72 @@ pub struct LoadSummary<P = Percentiles, L = SendLag> {
     /// sockets, whose checksums are the kernel's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<ChecksumChoice>,
+    /// With `--fanout` or `--hedge-after`: the sub-requests and the amplification (the
+    /// run's own percentiles above are then the logical requests').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fanout: Option<FanoutFigures<P>>,
+    /// With `--method transcode`: the client's own codec work, apart from the round trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<CodecFigures<P>>,
+}
+
+/// A fan-out run's sub-requests, and the tail amplification measured against the
+/// independent model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanoutFigures<P = Percentiles> {
+    /// K: sub-requests per logical request.
+    pub fanout: u32,
+    /// Replicas the sub-requests went to.
+    pub replicas: u32,
+    /// Every sub-request's round trip from its own (intended) send, hedges included.
+    pub sub: P,
+    /// The threshold amplification is measured at: the sub-requests' p99, ns.
+    pub threshold_ns: u64,
+    /// Measured P(sub-request > threshold).
+    pub p_sub: f64,
+    /// Measured P(logical request > threshold).
+    pub p_logical: f64,
+    /// The independent model: 1 - (1 - p_sub)^K.
+    pub p_model: f64,
+    /// With `--hedge-after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<HedgeFigures>,
+}
+
+/// What hedging sent and what it bought.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HedgeFigures {
+    /// `--hedge-after` as given ("500us", "p95").
+    pub after: String,
+    /// The threshold in force at the end of the run, ns (pNN: adapted from recent replies).
+    pub threshold_ns: u64,
+    /// Smallest and largest threshold used over the run, ns.
+    pub threshold_min_ns: u64,
+    pub threshold_max_ns: u64,
+    /// Duplicate sub-requests sent.
+    pub duplicates: u64,
+    /// Duplicates per 100 first sub-requests: the extra load.
+    pub duplicates_pct: f64,
+    /// Replies that arrived after their sub-request was already answered (the losers).
+    pub wasted: u64,
+    /// Sub-requests whose duplicate answered first.
+    pub won: u64,
+}
+
+/// The `transcode` client's own codec work, ns per message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodecFigures<P = Percentiles> {
+    pub codec: Codec,
+    pub message: MessageSize,
+    /// Encoded request and reply message bytes (the codec's, without the RPC header).
+    pub request_bytes: u64,
+    pub reply_bytes: u64,
+    /// Encoding one request.
+    pub encode: P,
+    /// Decoding (and checking) one reply.
+    pub decode: P,
+    /// Replies whose message did not decode or was not the expected reply.
+    pub bad_replies: u64,
 }
 
 /// `bypass load --json` of a single run (the writer's `S` is its own summary).

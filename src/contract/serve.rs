@@ -29,8 +29,30 @@ pub struct ServeCommand {
     pub joined: bool,
     /// `--relay` specs, in order: the fast path's `rpc-relay` instances.
     pub relays: Vec<RelayArg>,
+    /// The service-time model and the replicas.
+    pub service: ServiceArg,
     /// EAL arguments, after `--`.
     pub eal: Vec<String>,
+}
+
+/// `--service MODEL` and `--replicas N` of both servers (issue 14).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceArg {
+    /// The per-request service-time model, e.g. "bimodal:20us,1%:1ms" (None: none).
+    pub model: Option<String>,
+    /// Replicas on consecutive ports from the listen port (None: 1).
+    pub replicas: Option<u16>,
+}
+
+impl ServiceArg {
+    fn push(&self, a: &mut Argv) {
+        if let Some(m) = &self.model {
+            a.opt("--service", m);
+        }
+        if let Some(n) = self.replicas {
+            a.opt("--replicas", n);
+        }
+    }
 }
 
 /// One `--relay LISTEN=UPSTREAM[,UPSTREAM..][@PORT]` of `bypass serve`: requests to `listen`
@@ -86,6 +108,7 @@ impl ServeCommand {
         for r in &self.relays {
             a.opt("--relay", r);
         }
+        self.service.push(&mut a);
         a.eal(&self.eal).done()
     }
 }
@@ -114,6 +137,9 @@ pub struct ServeFinal<P = ServePort> {
     /// One line per `--relay`, in the order given (absent when there are none).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relays: Vec<RelayLine>,
+    /// The service-time model in force, in the `--service` grammar (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// What one fast-path relay did over the run.
@@ -161,6 +187,8 @@ pub struct KernelServeCommand {
     pub duration_s: f64,
     /// udp: also answer sockperf on this port.
     pub sockperf_port: Option<u16>,
+    /// The service-time model and the replicas.
+    pub service: ServiceArg,
 }
 
 impl KernelServeCommand {
@@ -179,6 +207,7 @@ impl KernelServeCommand {
         if let Some(p) = self.sockperf_port {
             a.opt("--sockperf-port", p);
         }
+        self.service.push(&mut a);
         a.done()
     }
 }
@@ -197,4 +226,7 @@ pub struct KernelServeFinal {
     pub tx: u64,
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+    /// The service-time model in force, in the `--service` grammar (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }

@@ -45,6 +45,7 @@ fn load_command(target: LoadTarget, offered: Offered) -> LoadCommand {
         hgrm: "/tmp/x.hgrm".into(),
         hlog: Some("/tmp/x.hlog".into()),
         checksum: None,
+        shape: RequestShape::default(),
         eal: Vec::new(),
     }
 }
@@ -128,6 +129,7 @@ fn kernel_serve_argv_is_what_kernel_serve_parses() {
         cpu: 1,
         duration_s: 75.0,
         sockperf_port: Some(11111),
+        service: ServiceArg::default(),
     };
     let c = parse::<KernelServeArgs>(&udp.argv()).to_config().unwrap();
     assert_eq!(c.proto, crate::kernel::Proto::Udp);
@@ -143,6 +145,7 @@ fn kernel_serve_argv_is_what_kernel_serve_parses() {
         cpu: 0,
         duration_s: 2.5,
         sockperf_port: None,
+        service: ServiceArg::default(),
     };
     let c = parse::<KernelServeArgs>(&unix.argv()).to_config().unwrap();
     assert_eq!(c.listen, Listen::Path("/run/k.sock".into()));
@@ -200,6 +203,7 @@ fn serve_argv_spells_its_flags() {
         checksum: Some(crate::options::ChecksumPolicy::Trust),
         joined: false,
         relays: Vec::new(),
+        service: ServiceArg::default(),
         eal: vec!["-l".into(), "0,1".into()],
     };
     assert_eq!(
@@ -363,6 +367,7 @@ fn serve_lines_read_what_bypass_serve_writes() {
                 drained: 0,
             }],
             relays: Vec::new(),
+            service: None,
         },
         drops: 1,
         rx_pps: 33.0,

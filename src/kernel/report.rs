@@ -99,6 +99,7 @@ impl FinalReport {
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
+                service: None,
             },
             connections: self.connections,
             closed: self.closed_json(&t),

@@ -568,6 +568,8 @@ impl Report {
             send_lag: self.send_lag_summary(),
             lost_recorded_at_ns: Some(self.lost_recorded_at_ns()),
             checksum: self.checksum.clone(),
+            fanout: None,
+            codec: None,
         };
         SummaryJson {
             shared,

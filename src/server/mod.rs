@@ -726,6 +726,7 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
             drops_by_reason: drops_by_reason(graph_total.as_ref(), sum.tx_drops),
             ports,
             relays: Vec::new(),
+            service: None,
         },
         drops: sum.tx_drops + graph_drops,
         rx_pps: sum.rx as f64 / elapsed.max(1e-9),

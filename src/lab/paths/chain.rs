@@ -16,6 +16,7 @@ use crate::contract::load::LoadTarget;
 use crate::contract::relay::{KernelRelayCommand, KernelRelayFinal, RelayEnd};
 use crate::contract::serve::{
     KernelListen, KernelServeCommand, KernelServeFinal, RelayArg, ServeCommand, ServeFinal,
+    ServiceArg,
 };
 use crate::lab::chain::counters::{self, ClientCounts, HopCount};
 use crate::lab::proc::Proc;
@@ -181,6 +182,7 @@ fn run_kernel(
         cpu: path.server_cpu,
         duration_s: server_cap_secs(path),
         sockperf_port: None,
+        service: ServiceArg::default(),
     };
     let mut server = spawn_ready(ctx, topo, "bypass kernel-serve", serve.argv(), res)?;
     // Upstream first, so each relay finds its upstream listening (tcp pools connect early).

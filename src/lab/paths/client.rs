@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{shell_line, Ctx, PathError};
 use crate::contract::load::{
-    LoadCommand, LoadReport, LoadSummary, LoadSweepReport, LoadTarget, Offered,
+    LoadCommand, LoadReport, LoadSummary, LoadSweepReport, LoadTarget, Offered, RequestShape,
 };
 use crate::contract::Verbatim;
 use crate::lab::eal;
@@ -73,6 +73,7 @@ fn load_once(
         hlog: sweep.is_none().then(|| files.hlog.clone()),
         // Kernel sockets refuse it: their checksums are the kernel's.
         checksum: path.checksum.filter(|_| dpdk),
+        shape: RequestShape::default(),
         eal: if dpdk {
             eal::args(
                 &[path.client_cpu],

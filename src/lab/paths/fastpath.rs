@@ -10,7 +10,7 @@ use super::client::{measure_with_cross_check, run_load, run_sockperf, Target};
 use super::kernel::{RPC_PORT, SOCKPERF_PORT};
 use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
 use crate::contract::load::LoadTarget;
-use crate::contract::serve::{ServeCommand, ServeFinal};
+use crate::contract::serve::{ServeCommand, ServeFinal, ServiceArg};
 use crate::lab::eal;
 use crate::lab::proc::Proc;
 use crate::lab::results::PathResult;
@@ -39,6 +39,7 @@ pub fn serve_command(
         checksum: path.checksum,
         joined: false,
         relays: Vec::new(),
+        service: ServiceArg::default(),
         eal: eal::args(
             &[path.client_cpu, path.server_cpu],
             ctx.plan.placement.hugepages,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::client::{measure_with_cross_check, run_load, run_sockperf, Target};
 use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
 use crate::contract::load::LoadTarget;
-use crate::contract::serve::{KernelListen, KernelServeCommand, KernelServeFinal};
+use crate::contract::serve::{KernelListen, KernelServeCommand, KernelServeFinal, ServiceArg};
 use crate::lab::proc::Proc;
 use crate::lab::results::PathResult;
 use crate::lab::scenario::{Client, ResolvedPath, TopologyKind};
@@ -41,6 +41,7 @@ pub fn run(
         cpu: path.server_cpu,
         duration_s: server_cap_secs(path),
         sockperf_port: (path.proto == Proto::Udp).then_some(SOCKPERF_PORT),
+        service: ServiceArg::default(),
     };
     let mut argv = topo.server_ns.prefix();
     argv.push(ctx.bin.to_string_lossy().into_owned());
