@@ -202,6 +202,7 @@ mod tests {
             platform: Default::default(),
             verdicts: vec![],
             chains: vec![],
+            ipc_tax: vec![],
         }
     }
 

@@ -20,6 +20,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod tax;
 pub mod topology;
 
 use std::path::PathBuf;

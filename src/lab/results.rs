@@ -473,6 +473,9 @@ pub struct LabResults {
     /// Chain paths: per-hop slopes and tail amplification (report: "The sidecar tax").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chains: Vec<ChainFig>,
+    /// The table report.md opens with: the article's claims against this run's figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipc_tax: Vec<super::tax::TaxRow>,
 }
 
 /// One comparison: `a` over `b` at one percentile.

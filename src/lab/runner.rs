@@ -638,7 +638,9 @@ pub fn run(plan: &LabPlan, scenario_file: Option<&Path>, out: &Path) -> Result<L
         platform,
         verdicts,
         chains,
+        ipc_tax: Vec::new(),
     };
+    lab.ipc_tax = super::tax::table(&lab);
     lab.plots = plots(out, &lab);
     lab.wall_s = wall.elapsed().as_secs_f64();
     lab.write(out)

@@ -5,6 +5,7 @@
 mod chain;
 mod platform;
 mod table;
+mod tax;
 mod verdicts;
 
 use std::fmt::Write as _;
@@ -130,6 +131,7 @@ fn what_each_path_measured(s: &mut String, r: &LabResults) {
 pub fn render(r: &LabResults) -> String {
     let mut s = String::new();
     header(&mut s, r);
+    tax::section(&mut s, r);
     table::round_trips(&mut s, r);
     for plot in r.plots.iter().filter(|p| *p != chain::PLOT) {
         let _ = writeln!(s, "![{plot}]({plot})\n");

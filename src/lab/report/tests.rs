@@ -189,6 +189,7 @@ fn lab() -> LabResults {
             text: "fast vs floor, p50: 34.75x [31.20, 39.25] over 2 paired rounds".into(),
         }],
         chains: vec![],
+        ipc_tax: vec![],
     }
 }
 

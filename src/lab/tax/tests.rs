@@ -1,0 +1,198 @@
+//! The IPC tax rows from fixture results: which paths each row reads, its arithmetic, and
+//! the reason given when a row has nothing to read.
+
+use serde_json::json;
+
+use super::*;
+use crate::contract::Verbatim;
+use crate::lab::environment::Environment;
+use crate::lab::platform::{PerCall, Platform, Syscalls};
+use crate::lab::results::{Latency, Round, Status};
+use crate::stats::interval::RatioMethod;
+
+fn round(k: u32, p50_ns: u64, rate: f64) -> Round {
+    Round {
+        round: k,
+        status: Status::Ok,
+        error: None,
+        latency: Some(Latency {
+            count: 1000,
+            p50_ns,
+            p99_ns: p50_ns * 2,
+            p999_ns: p50_ns * 3,
+            ..Latency::default()
+        }),
+        loss: None,
+        rate_per_s: Some(rate),
+        hlog: None,
+        probe_before: None,
+        probe_after: None,
+        noisy: false,
+        cross_check: None,
+        cross_check_first: false,
+        send_lag: None,
+        elapsed_s: 1.0,
+        hops: vec![],
+        counts_disagree: false,
+    }
+}
+
+/// A path with six rounds at `p50_ns` (times 1.0 .. 1.05) and the matching ping-pong rate.
+fn path(name: &str, kind: &str, proto: Option<&str>, p50_ns: u64) -> PathResult {
+    let mut p = PathResult::new(name, kind, "lo", "load", "");
+    p.status = Status::Ok;
+    p.rounds = (1..=6)
+        .map(|k| {
+            let ns = p50_ns + p50_ns * u64::from(k) / 100;
+            round(k, ns, 1e9 / ns as f64)
+        })
+        .collect();
+    if let Some(proto) = proto {
+        let fin = json!({"type": "final", "proto": proto, "backend": "busy", "rx": 1, "tx": 1});
+        p.server = Some(Verbatim::of(&fin).unwrap());
+    }
+    p
+}
+
+fn lab(paths: Vec<PathResult>, verdicts: Vec<Verdict>) -> LabResults {
+    LabResults {
+        scenario: "t".into(),
+        scenario_file: None,
+        description: String::new(),
+        started: String::new(),
+        wall_s: 1.0,
+        interrupted: false,
+        environment: Environment::capture(0, 1, true, "busy"),
+        paths,
+        plots: vec![],
+        platform: Platform {
+            syscalls: Some(Syscalls {
+                cpu: 0,
+                getppid_ns: PerCall {
+                    median: 230.0,
+                    min: 220.0,
+                    max: 260.0,
+                },
+                udp_send_recv_ns: PerCall::default(),
+                unix_send_recv_ns: PerCall::default(),
+                command: String::new(),
+            }),
+            ..Platform::default()
+        },
+        verdicts,
+        chains: vec![],
+        ipc_tax: vec![],
+    }
+}
+
+fn row<'a>(rows: &'a [TaxRow], claim_start: &str) -> &'a TaxRow {
+    rows.iter()
+        .find(|r| r.claim.starts_with(claim_start))
+        .unwrap_or_else(|| panic!("no row {claim_start:?} in {rows:#?}"))
+}
+
+#[test]
+fn the_syscall_row_reads_the_platform_batches() {
+    let rows = table(&lab(vec![], vec![]));
+    let m = row(&rows, "a system call").measured.as_ref().unwrap();
+    assert_eq!((m.value, m.lo, m.hi), (230.0, 220.0, 260.0));
+    assert_eq!(fmt_measured(m), "230 [220, 260] ns");
+}
+
+#[test]
+fn uds_against_tcp_pairs_the_rounds_of_the_two_kernel_paths() {
+    let unix = path("kernel-unix", "kernel-serve", Some("unix"), 10_000);
+    let tcp = path("kernel-tcp", "kernel-serve", Some("tcp"), 15_000);
+    let udp = path("kernel-udp", "kernel-serve", Some("udp"), 12_000);
+    let rows = table(&lab(vec![udp, unix, tcp], vec![]));
+    let lat = row(
+        &rows,
+        "unix-domain sockets against TCP loopback: round trip",
+    );
+    let m = lat.measured.as_ref().unwrap();
+    assert!((m.value - 1.5).abs() < 0.01, "tcp p50 / unix p50: {m:?}");
+    assert!(
+        lat.note.starts_with("kernel-tcp over kernel-unix"),
+        "{}",
+        lat.note
+    );
+    assert_eq!(lat.ratio, None, "no published latency figure to divide by");
+    let thr = row(
+        &rows,
+        "unix-domain sockets against TCP loopback: throughput",
+    );
+    let m = thr.measured.as_ref().unwrap();
+    assert!((m.value - 1.5).abs() < 0.01, "unix rate / tcp rate: {m:?}");
+    assert!(
+        (thr.ratio.unwrap() - 1.0).abs() < 0.01,
+        "1.5x over redis' 1.5x"
+    );
+}
+
+#[test]
+fn kernel_against_bypass_inverts_the_scenarios_comparison() {
+    let fast = path("fastpath-memif", "fastpath-memif", None, 4_000);
+    let kernel = path("kernel-udp", "kernel-serve", Some("udp"), 20_000);
+    let v = Verdict {
+        a: "fastpath-memif".into(),
+        b: "kernel-udp".into(),
+        what: "p50".into(),
+        ratio: crate::lab::figures::ratio_fig(&Ratio {
+            median: 0.2,
+            lo: 0.2,
+            hi: 0.2,
+            n: 6,
+            method: RatioMethod::OrderStatistic,
+            coverage: 0.97,
+            paired: true,
+        }),
+        text: String::new(),
+    };
+    let rows = table(&lab(vec![fast, kernel], vec![v]));
+    let r = row(&rows, "the kernel on the path");
+    let m = r.measured.as_ref().unwrap();
+    assert!((m.value - 5.0).abs() < 0.01, "kernel over bypass: {m:?}");
+    assert!(m.lo <= m.value && m.value <= m.hi);
+    assert!(
+        (r.ratio.unwrap() - 1.0).abs() < 0.01,
+        "5x over Demikernel's 5x"
+    );
+}
+
+#[test]
+fn a_claim_without_its_paths_says_what_measures_it() {
+    let rows = table(&lab(vec![], vec![]));
+    for start in ["unix-domain", "the kernel on the path", "the sidecar tax"] {
+        let r = row(&rows, start);
+        assert!(r.measured.is_none() && r.ratio.is_none(), "{r:?}");
+        assert!(!r.note.is_empty(), "{start}: no reason given");
+    }
+    assert!(row(&rows, "the sidecar tax: a user-space")
+        .note
+        .contains("configs/lab-chain.toml"));
+}
+
+#[test]
+fn the_report_opens_with_the_table() {
+    let mut r = lab(
+        vec![
+            path("kernel-unix", "kernel-serve", Some("unix"), 10_000),
+            path("kernel-tcp", "kernel-serve", Some("tcp"), 15_000),
+        ],
+        vec![],
+    );
+    r.ipc_tax = table(&r);
+    let md = crate::lab::report::render(&r);
+    let at = md.find("## The IPC tax, measured on this machine").unwrap();
+    assert!(
+        md[..at].matches("\n## ").count() == 0,
+        "a section before the table"
+    );
+    let body = &md[at..];
+    assert!(body.contains("| a system call, the smallest kernel crossing (getppid) |"));
+    assert!(body.contains("| 230 [220, 260] ns |"), "{body}");
+    assert!(
+        body.contains("| not measured |"),
+        "rows without paths say so"
+    );
+}
