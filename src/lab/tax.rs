@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::chain::figures::{ChainFig, MedianFig};
 use super::figures::paired;
 use super::results::{LabResults, PathResult, Pct, Verdict};
+use crate::contract::load::LoadSummary;
 use crate::contract::serve::KernelServeFinal;
-use crate::options::Proto;
-use crate::stats::interval::{fmt_ratio, paired_ratio, Ratio};
+use crate::options::{Codec, Proto};
+use crate::stats::interval::{fmt_ratio, median_interval, paired_ratio, Ratio, RatioMethod};
 
 /// A figure measured here: a median over rounds (or batches) and its interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +110,9 @@ pub fn table(r: &LabResults) -> Vec<TaxRow> {
     rows.extend(uds_vs_tcp(&r.paths));
     rows.push(kernel_vs_bypass(&r.paths, &r.verdicts));
     rows.extend(hops(&r.chains));
+    rows.push(fanout(&r.paths));
+    rows.extend(hedging(&r.paths));
+    rows.extend(marshaling(&r.paths));
     rows
 }
 
@@ -282,6 +286,251 @@ fn hops(chains: &[ChainFig]) -> Vec<TaxRow> {
     rows
 }
 
+/// The client's summary of a path's last round (None for sockperf and the floor).
+fn summary(p: &PathResult) -> Option<LoadSummary> {
+    if p.rounds.is_empty() {
+        return None;
+    }
+    let v = serde_json::to_value(p.client_report.as_ref()?).ok()?;
+    serde_json::from_value(v).ok()
+}
+
+/// A proportion `k` of `n` in percent, with its 95% Wilson score interval.
+fn proportion(k: f64, n: f64, what: &str) -> Option<Measured> {
+    if n <= 0.0 {
+        return None;
+    }
+    let z = 1.96f64;
+    let p = k / n;
+    let d = 1.0 + z * z / n;
+    let centre = (p + z * z / (2.0 * n)) / d;
+    let half = z * ((p * (1.0 - p) + z * z / (4.0 * n)) / n).sqrt() / d;
+    Some(Measured {
+        value: 100.0 * p,
+        lo: 100.0 * (centre - half).max(0.0),
+        hi: 100.0 * (centre + half).min(1.0),
+        unit: "%".into(),
+        how: format!("{k:.0} of {n:.0} {what}, 95% Wilson interval"),
+    })
+}
+
+/// Fan-out paths without hedging, by their K.
+fn fanouts(paths: &[PathResult]) -> Vec<(&PathResult, LoadSummary)> {
+    paths
+        .iter()
+        .filter_map(|p| Some((p, summary(p)?)))
+        .filter(|(_, s)| s.fanout.as_ref().is_some_and(|f| f.hedge.is_none()))
+        .collect()
+}
+
+fn fanout(paths: &[PathResult]) -> TaxRow {
+    let row = TaxRow::new(
+        "tail amplification: share of 9-way fan-out requests slower than a sub-request's p99",
+        "1 - (1 - 1%)^9 = 8.6% (\"The Tail at Scale\": one slow in 100, nine services)",
+        Some(8.6),
+    );
+    let all = fanouts(paths);
+    let Some((p, s)) = all
+        .iter()
+        .max_by_key(|(_, s)| s.fanout.as_ref().map_or(0, |f| f.fanout))
+    else {
+        return row
+            .missing("no fan-out path in this scenario (configs/lab-tails.toml measures it)");
+    };
+    let f = s.fanout.as_ref().expect("filtered");
+    let n = s.latency.count as f64;
+    match proportion(
+        (f.p_logical * n).round(),
+        n,
+        "logical requests (last round)",
+    ) {
+        Some(m) => row.measured(
+            m,
+            format!(
+                "{} (K = {}): a sub-request was slower than its p99 ({}) in {:.2}% of cases \
+                 here, for which the independent model gives {:.2}%",
+                p.name,
+                f.fanout,
+                fmt_ns(f.threshold_ns as f64),
+                100.0 * f.p_sub,
+                100.0 * f.p_model
+            ),
+        ),
+        None => row.missing(format!("{}: no logical request measured", p.name)),
+    }
+}
+
+/// The hedged path to quote (the one hedging after the p95, as the paper does, else the
+/// first) and the unhedged path with the same fan-out it is measured against.
+fn hedge_pair(paths: &[PathResult]) -> Option<(&PathResult, LoadSummary, &PathResult)> {
+    let hedged: Vec<(&PathResult, LoadSummary)> = paths
+        .iter()
+        .filter_map(|p| Some((p, summary(p)?)))
+        .filter(|(_, s)| s.fanout.as_ref().is_some_and(|f| f.hedge.is_some()))
+        .collect();
+    let after = |s: &LoadSummary| {
+        s.fanout
+            .as_ref()
+            .and_then(|f| f.hedge.as_ref())
+            .map(|h| h.after.clone())
+    };
+    let (p, s) = hedged
+        .iter()
+        .find(|(_, s)| after(s).as_deref() == Some("p95"))
+        .or_else(|| hedged.first())?;
+    let k = s.fanout.as_ref()?.fanout;
+    let base = fanouts(paths)
+        .into_iter()
+        .filter(|(b, bs)| {
+            bs.fanout.as_ref().is_some_and(|f| f.fanout == k) && b.topology == p.topology
+        })
+        .map(|(b, _)| b)
+        .next()?;
+    Some((p, s.clone(), base))
+}
+
+fn hedging(paths: &[PathResult]) -> [TaxRow; 2] {
+    let gain = TaxRow::new(
+        "hedged requests: p99.9 without hedging over p99.9 with it",
+        "BigTable 1000-key read, hedged after the p95: p99.9 1800 -> 74 ms, 24x (\"The Tail at \
+         Scale\", CACM 2013)",
+        Some(1800.0 / 74.0),
+    );
+    let load = TaxRow::new(
+        "hedged requests: the extra load (duplicates per 100 requests)",
+        "2% more requests (same paper)",
+        Some(2.0),
+    );
+    let Some((hedged, s, base)) = hedge_pair(paths) else {
+        let why = "no hedged path with an unhedged twin in this scenario (configs/lab-tails.toml \
+                   measures it)";
+        return [gain.missing(why), load.missing(why)];
+    };
+    let h = s
+        .fanout
+        .as_ref()
+        .and_then(|f| f.hedge.as_ref())
+        .expect("hedge_pair");
+    let gain = match paired(base, hedged, Pct::P999) {
+        Some(r) => gain.measured(
+            of_ratio(&r),
+            format!(
+                "{} over {} (hedge after {}), paired rounds",
+                base.name, hedged.name, h.after
+            ),
+        ),
+        None => gain.missing("the two paths share no measured round"),
+    };
+    let firsts = if h.duplicates_pct > 0.0 {
+        100.0 * h.duplicates as f64 / h.duplicates_pct
+    } else {
+        0.0
+    };
+    let load = match proportion(
+        h.duplicates as f64,
+        firsts,
+        "first sub-requests (last round)",
+    ) {
+        Some(m) => load.measured(
+            m,
+            format!(
+                "{}: {} duplicates, {} answered first, {} wasted",
+                hedged.name, h.duplicates, h.won, h.wasted
+            ),
+        ),
+        None => load.missing(format!("{}: no duplicate sent", hedged.name)),
+    };
+    [gain, load]
+}
+
+/// encode + decode per record, ns, from djkoloski/rust_serialization_benchmark (REFERENCES F).
+fn published_marshaling(c: Codec) -> (&'static str, f64) {
+    match c {
+        Codec::Json => (
+            "serde_json 371 ns encode + 618 decode (rust_serialization_benchmark, log, 183 B)",
+            989.0,
+        ),
+        Codec::Protobuf => (
+            "prost 95 ns encode + 342 decode (rust_serialization_benchmark, log, 88 B)",
+            437.0,
+        ),
+        Codec::Flatbuffers => (
+            "flatbuffers 104 ns encode + 220 validated read (rust_serialization_benchmark, log)",
+            324.0,
+        ),
+    }
+}
+
+/// Per codec path: its round trip over the raw echo of the same message size on the same
+/// path (`<name>-echo-<message>` for `<name>-<codec>-<message>`), paired by round. The
+/// difference is the server's decode, reply and encode: the published encode + decode.
+fn marshaling(paths: &[PathResult]) -> Vec<TaxRow> {
+    let mut rows = Vec::new();
+    for (p, s) in paths.iter().filter_map(|p| Some((p, summary(p)?))) {
+        let Some(c) = &s.codec else { continue };
+        let (published, ns) = published_marshaling(c.codec);
+        let claim = format!(
+            "the serialization tax: {} ({} message), added round trip p50",
+            c.codec, c.message
+        );
+        let row = TaxRow::new(&claim, published, Some(ns));
+        let echo_name = p.name.replace(&format!("-{}-", c.codec), "-echo-");
+        let Some(echo) = paths
+            .iter()
+            .find(|e| e.name == echo_name && e.name != p.name)
+        else {
+            rows.push(row.missing(format!("no raw echo path {echo_name} to subtract")));
+            continue;
+        };
+        let e = echo.round_values(Pct::P50);
+        let diffs: Vec<f64> = p
+            .round_values(Pct::P50)
+            .iter()
+            .filter_map(|(k, v)| Some(v - e.iter().find(|(j, _)| j == k)?.1))
+            .collect();
+        rows.push(match median_interval(&diffs) {
+            Some(m) => row.measured(
+                Measured {
+                    value: m.median,
+                    lo: m.lo,
+                    hi: m.hi,
+                    unit: "ns".into(),
+                    how: format!(
+                        "median of {} paired rounds' differences ({}, {:.0}% coverage)",
+                        diffs.len(),
+                        match m.method {
+                            RatioMethod::Range => "range",
+                            RatioMethod::OrderStatistic => "order statistics",
+                        },
+                        m.coverage * 100.0
+                    ),
+                },
+                format!(
+                    "{} minus {}; the client's own encode p50 {} and decode p50 {} are outside \
+                     the round trip",
+                    p.name,
+                    echo.name,
+                    fmt_ns(c.encode.p50_ns as f64),
+                    fmt_ns(c.decode.p50_ns as f64)
+                ),
+            ),
+            None => row.missing("the two paths share no measured round"),
+        });
+    }
+    if rows.is_empty() {
+        let (published, ns) = published_marshaling(Codec::Json);
+        rows.push(
+            TaxRow::new(
+                "the serialization tax: a codec's added round trip p50",
+                published,
+                Some(ns),
+            )
+            .missing("no codec path in this scenario (configs/lab-tails.toml measures it)"),
+        );
+    }
+    rows
+}
+
 /// "1.23x [1.10, 1.40]" / "52 [50, 60] ns" / "8.60% [7.90, 9.30]".
 pub fn fmt_measured(m: &Measured) -> String {
     match m.unit.as_str() {
@@ -304,6 +553,17 @@ pub fn fmt_measured(m: &Measured) -> String {
             fmt_ratio(m.lo),
             fmt_ratio(m.hi)
         ),
+    }
+}
+
+/// One figure of ns in the unit it reads best in.
+pub fn fmt_ns(ns: f64) -> String {
+    let (div, unit) = ns_scale(ns);
+    let x = ns / div;
+    if x.abs() >= 100.0 {
+        format!("{x:.0} {unit}")
+    } else {
+        format!("{x:.1} {unit}")
     }
 }
 

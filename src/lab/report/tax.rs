@@ -34,6 +34,10 @@ pub fn section(s: &mut String, r: &LabResults) {
         let ratio = row
             .ratio
             .map_or(String::new(), |x| format!("{}x", fmt_ratio(x)));
+        let from = match &row.measured {
+            Some(m) => format!("{}; {}", row.note, m.how),
+            None => row.note.clone(),
+        };
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} |",
@@ -41,7 +45,7 @@ pub fn section(s: &mut String, r: &LabResults) {
             cell(&row.published),
             cell(&measured),
             ratio,
-            cell(&row.note)
+            cell(&from)
         );
     }
     let _ = writeln!(s);

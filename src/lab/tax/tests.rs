@@ -196,3 +196,90 @@ fn the_report_opens_with_the_table() {
         "rows without paths say so"
     );
 }
+
+/// A path whose last round's client summary carries `extra` (fanout, codec objects).
+fn with_summary(mut p: PathResult, count: u64, extra: serde_json::Value) -> PathResult {
+    let mut v = json!({"count": count, "min_ns": 1, "mean_ns": 1.0, "p50_ns": 1, "p90_ns": 1,
+                       "p99_ns": 1, "p999_ns": 1, "max_ns": 1});
+    v.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    p.client_report = Some(Verbatim::of(&v).unwrap());
+    p
+}
+
+fn fanout_json(k: u32, p_logical: f64, hedge: serde_json::Value) -> serde_json::Value {
+    let sub = json!({"count": 9000, "min_ns": 1, "mean_ns": 1.0, "p50_ns": 1, "p90_ns": 1,
+                     "p99_ns": 1, "p999_ns": 1, "max_ns": 1});
+    let mut f = json!({"fanout": k, "replicas": k, "sub": sub, "threshold_ns": 25000,
+                       "p_sub": 0.01, "p_logical": p_logical, "p_model": 0.0865});
+    if !hedge.is_null() {
+        f["hedge"] = hedge;
+    }
+    json!({ "fanout": f })
+}
+
+#[test]
+fn fan_out_and_hedging_rows_read_the_clients_figures() {
+    let k1 = with_summary(
+        path("t-k1", "tails", None, 30_000),
+        1000,
+        fanout_json(1, 0.01, json!(null)),
+    );
+    let k9 = with_summary(
+        path("t-k9", "tails", None, 90_000),
+        1000,
+        fanout_json(9, 0.09, json!(null)),
+    );
+    let hedge = json!({"after": "p95", "threshold_ns": 40000, "threshold_min_ns": 30000,
+                       "threshold_max_ns": 50000, "duplicates": 50, "duplicates_pct": 5.0,
+                       "wasted": 40, "won": 10});
+    let h95 = with_summary(
+        path("t-k9-h95", "tails", None, 45_000),
+        1000,
+        fanout_json(9, 0.02, hedge),
+    );
+    let rows = table(&lab(vec![k1, k9, h95], vec![]));
+    let amp = row(&rows, "tail amplification");
+    let m = amp.measured.as_ref().unwrap();
+    assert!((m.value - 9.0).abs() < 1e-9, "90 of 1000 at K = 9: {m:?}");
+    assert!(
+        m.lo < 9.0 && m.hi > 9.0 && m.lo > 7.0 && m.hi < 11.5,
+        "Wilson: {m:?}"
+    );
+    assert!(amp.note.starts_with("t-k9 (K = 9)"), "{}", amp.note);
+    let gain = row(&rows, "hedged requests: p99.9");
+    let g = gain.measured.as_ref().unwrap();
+    assert!(
+        (g.value - 2.0).abs() < 0.01,
+        "unhedged k9 p99.9 over hedged: {g:?}"
+    );
+    assert!(gain.note.starts_with("t-k9 over t-k9-h95"), "{}", gain.note);
+    let load = row(&rows, "hedged requests: the extra load");
+    assert!((load.measured.as_ref().unwrap().value - 5.0).abs() < 1e-9);
+    assert!(load
+        .note
+        .contains("50 duplicates, 10 answered first, 40 wasted"));
+}
+
+#[test]
+fn a_codec_row_subtracts_the_raw_echo_of_the_same_size() {
+    let echo = path("c-echo-small", "codec", None, 20_000);
+    let codec = json!({"codec": {"codec": "json", "message": "small", "request_bytes": 150,
+        "reply_bytes": 150, "encode": {"count": 10, "min_ns": 1, "mean_ns": 1.0, "p50_ns": 400,
+        "p90_ns": 1, "p99_ns": 1, "p999_ns": 1, "max_ns": 1}, "decode": {"count": 10,
+        "min_ns": 1, "mean_ns": 1.0, "p50_ns": 700, "p90_ns": 1, "p99_ns": 1, "p999_ns": 1,
+        "max_ns": 1}, "bad_replies": 0}});
+    let json_path = with_summary(path("c-json-small", "codec", None, 21_000), 100, codec);
+    let rows = table(&lab(vec![echo, json_path], vec![]));
+    let r = row(&rows, "the serialization tax: json (small message)");
+    let m = r.measured.as_ref().unwrap();
+    // Round k: 21000 (1 + k/100) - 20000 (1 + k/100) = 1000 (1 + k/100).
+    assert!((1010.0..=1060.0).contains(&m.value), "{m:?}");
+    assert!((r.ratio.unwrap() - m.value / 989.0).abs() < 1e-9);
+    assert!(
+        r.note.contains("encode p50 400 ns and decode p50 700 ns"),
+        "{}",
+        r.note
+    );
+}
