@@ -53,13 +53,24 @@ impl TaxRow {
         }
     }
 
+    /// A figure whose interval holds "no effect" (0 added, a ratio of 1) is no figure to
+    /// divide by: the row says so instead of giving a ratio.
     fn measured(mut self, m: Measured, note: String) -> TaxRow {
+        let none = match m.unit.as_str() {
+            "x" => Some(1.0),
+            "ns" => Some(0.0),
+            _ => None,
+        };
+        let inside = none.filter(|v| m.lo <= *v && *v <= m.hi);
         self.ratio = self
             .published_value
-            .filter(|p| *p > 0.0)
+            .filter(|p| *p > 0.0 && inside.is_none())
             .map(|p| m.value / p);
+        self.note = match inside {
+            Some(v) => format!("no measurable effect (the interval holds {v}); {note}"),
+            None => note,
+        };
         self.measured = Some(m);
-        self.note = note;
         self
     }
 
@@ -119,7 +130,7 @@ pub fn table(r: &LabResults) -> Vec<TaxRow> {
 fn syscall(r: &LabResults) -> TaxRow {
     let row = TaxRow::new(
         "a system call, the smallest kernel crossing (getppid)",
-        "none published in REFERENCES F; the article's argument is that each crossing costs",
+        "no figure in REFERENCES F",
         None,
     );
     match &r.platform.syscalls {

@@ -283,3 +283,21 @@ fn a_codec_row_subtracts_the_raw_echo_of_the_same_size() {
         r.note
     );
 }
+
+#[test]
+fn a_figure_inside_the_noise_gets_no_ratio() {
+    let row = TaxRow::new("c", "p", Some(298_000.0)).measured(
+        Measured {
+            value: -400.0,
+            lo: -1400.0,
+            hi: 1300.0,
+            unit: "ns".into(),
+            how: String::new(),
+        },
+        "chain".into(),
+    );
+    assert_eq!(row.ratio, None);
+    assert!(row
+        .note
+        .starts_with("no measurable effect (the interval holds 0)"));
+}
