@@ -15,6 +15,7 @@ pub mod options;
 pub mod os;
 pub mod pcap;
 pub mod server;
+pub mod service;
 pub mod stats;
 pub mod wire;
 

@@ -766,6 +766,35 @@ fn bad_flags_exit_2_naming_the_flag() {
             "--sockperf-port",
         ),
         (&["--proto", "udp", "--duration", "-2"], "--duration"),
+        (&["--proto", "udp", "--service", "gauss:3us"], "--service"),
+        (&["--proto", "udp", "--service", "fixed:2s"], "--service"),
+        (&["--proto", "udp", "--replicas", "0"], "--replicas"),
+        (
+            &["--proto", "udp", "--bind", "127.0.0.1:0", "--replicas", "2"],
+            "--replicas",
+        ),
+        (
+            &[
+                "--proto",
+                "udp",
+                "--bind",
+                "127.0.0.1:65535",
+                "--replicas",
+                "2",
+            ],
+            "--replicas",
+        ),
+        (
+            &[
+                "--proto",
+                "unix",
+                "--path",
+                "/tmp/bypass-never",
+                "--replicas",
+                "2",
+            ],
+            "--replicas",
+        ),
         (&["--proto", "sctp"], "--proto"),
     ];
     for (args, flag) in cases {
@@ -777,4 +806,52 @@ fn bad_flags_exit_2_naming_the_flag() {
         assert!(err.contains(flag), "{args:?} should name {flag}: {err}");
         assert!(out.stdout.is_empty(), "{args:?}: no ready line");
     }
+}
+
+/// Two ports free on 127.0.0.1 for UDP right now (P and P+1), for replicas.
+fn free_udp_pair() -> u16 {
+    for _ in 0..50 {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < 65535 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no two consecutive free UDP ports on 127.0.0.1");
+}
+
+#[test]
+fn udp_replicas_answer_on_their_own_ports_held_by_the_model() {
+    let _g = serial();
+    let port = free_udp_pair();
+    let bind = format!("127.0.0.1:{port}");
+    let s = KernelServe::start(&[
+        "--proto",
+        "udp",
+        "--bind",
+        &bind,
+        "--replicas",
+        "2",
+        "--service",
+        "fixed:300us",
+        "--sockperf-port",
+        "0",
+    ]);
+    assert_eq!(s.addr, format!("127.0.0.1:{port},127.0.0.1:{}", port + 1));
+    for (i, p) in [port, port + 1].into_iter().enumerate() {
+        let c = udp_client(SocketAddr::from(([127, 0, 0, 1], p)));
+        let ns = udp_round_trip(&c, &request(RpcMethod::Echo, i as u64, b"r"), RpcStatus::Ok);
+        assert!(
+            ns >= 300_000,
+            "replica {p}: server_ns {ns} must hold the 300 us draw"
+        );
+    }
+    let v = s.stop();
+    assert_eq!(v["service"], "fixed:300us", "{v}");
+    assert_eq!(
+        (u(&v, "rx"), u(&v, "tx"), u(&v, "threads")),
+        (2, 2, 2),
+        "{v}"
+    );
+    assert_balanced(&v);
 }

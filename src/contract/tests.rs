@@ -296,6 +296,7 @@ fn kernel_serve_final_reads_what_kernel_serve_writes() {
     };
     c.drop_n(DropReason::BadMagic, 2);
     let r = FinalReport {
+        service: Some("bimodal:20us,1%:1ms".into()),
         proto: crate::kernel::Proto::Udp,
         backend: crate::kernel::Backend::Busy,
         threads: 1,

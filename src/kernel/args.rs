@@ -53,6 +53,15 @@ pub struct KernelServeArgs {
     /// Longest spin a request may ask for, in ns.
     #[arg(long, default_value_t = DEFAULT_SPIN_MAX_NS)]
     pub spin_max_ns: u32,
+    /// Service time per request, drawn by each thread: fixed:20us, exp:20us,
+    /// lognormal:20us,0.5, bimodal:20us,1%:1ms, each with an optional ,cap=DURATION
+    /// (docs/protocol.md, "Service time").
+    #[arg(long)]
+    pub service: Option<String>,
+    /// udp/tcp: independent replicas on consecutive ports from --bind's, each with its own
+    /// threads and its own draws.
+    #[arg(long, default_value_t = 1)]
+    pub replicas: u16,
     /// Seconds to run, then stop (0: until SIGINT/SIGTERM).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub duration: f64,

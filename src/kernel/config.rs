@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::options::{Backend, FieldError, Proto};
+use crate::service::ServiceModel;
 
 use super::args::KernelServeArgs;
 use super::mmsg::MAX_BATCH;
@@ -54,6 +55,10 @@ pub struct KernelConfig {
     /// udp: sockperf port, `None` = off.
     pub sockperf_port: Option<u16>,
     pub spin_max_ns: u32,
+    /// The service-time model every request is held for (None: answered at once).
+    pub service: Option<ServiceModel>,
+    /// udp/tcp: replicas on consecutive ports from the listen port's.
+    pub replicas: u16,
     /// tcp/unix: connections one thread holds at once.
     pub max_connections: usize,
     /// tcp/unix: how long replies may wait on a peer that takes no byte of them.
@@ -69,9 +74,24 @@ impl KernelConfig {
         (!self.cpus.is_empty()).then(|| self.cpus[i % self.cpus.len()])
     }
 
+    /// Replica `r`'s configuration: its own port, and sockperf on the first replica only
+    /// (a second bind of that port would fail).
+    pub fn replica(&self, r: u16) -> KernelConfig {
+        let mut c = self.clone();
+        if let Listen::Inet(addr) = &mut c.listen {
+            addr.set_port(addr.port() + r);
+        }
+        if r > 0 {
+            c.sockperf_port = None;
+        }
+        c.replicas = 1;
+        c
+    }
+
     /// Turns the flags into a validated configuration; errors name the flag.
     pub fn from_args(a: &KernelServeArgs) -> Result<KernelConfig, KernelError> {
         let listen = listen(a)?;
+        let replicas = replicas(a, &listen)?;
         if a.backend == Backend::Batch && a.proto != Proto::Udp {
             return Err(bad(
                 "--backend",
@@ -93,15 +113,27 @@ impl KernelConfig {
                 cpus
             }
         };
+        let sockperf_port = sockperf_port(a, &listen)?;
+        if let (Some(sp), Listen::Inet(addr)) = (sockperf_port, &listen) {
+            let first = u32::from(addr.port());
+            if replicas > 1 && (first..first + u32::from(replicas)).contains(&u32::from(sp)) {
+                return Err(bad(
+                    "--sockperf-port",
+                    format!("{sp} is one of the {replicas} replicas' ports from {first}"),
+                ));
+            }
+        }
         Ok(KernelConfig {
             proto: a.proto,
-            sockperf_port: sockperf_port(a, &listen)?,
+            sockperf_port,
             listen,
             backend: a.backend,
             batch,
             threads: a.threads,
             cpus,
             spin_max_ns: a.spin_max_ns,
+            service: service(a.service.as_deref())?,
+            replicas,
             max_connections: max_connections(a.max_connections)?,
             stall_timeout: stall_timeout(a.stall_timeout)?,
             duration: duration(a.duration)?,
@@ -114,6 +146,38 @@ impl KernelServeArgs {
     /// [`KernelConfig::from_args`], for callers that hold the flags (the lab's contract tests).
     pub fn to_config(&self) -> Result<KernelConfig, KernelError> {
         KernelConfig::from_args(self)
+    }
+}
+
+fn service(text: Option<&str>) -> Result<Option<ServiceModel>, KernelError> {
+    text.map(|t| t.parse().map_err(|e| bad("--service", e)))
+        .transpose()
+}
+
+/// Replicas need ports of their own: a known first port (not 0, which each bind would
+/// resolve differently) and room above it.
+fn replicas(a: &KernelServeArgs, listen: &Listen) -> Result<u16, KernelError> {
+    let n = a.replicas;
+    if n == 0 || n > 64 {
+        return Err(bad("--replicas", format!("must be 1..=64, got {n}")));
+    }
+    if n == 1 {
+        return Ok(1);
+    }
+    match listen {
+        Listen::Path(_) => Err(bad(
+            "--replicas",
+            "unix listens on one path: run one process per replica",
+        )),
+        Listen::Inet(addr) if addr.port() == 0 => Err(bad(
+            "--replicas",
+            "needs a --bind port (not 0): replicas take consecutive ports from it",
+        )),
+        Listen::Inet(addr) if u32::from(addr.port()) + u32::from(n) - 1 > 65535 => Err(bad(
+            "--replicas",
+            format!("{n} ports from {} run past 65535", addr.port()),
+        )),
+        Listen::Inet(_) => Ok(n),
     }
 }
 

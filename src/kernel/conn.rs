@@ -126,7 +126,7 @@ impl Conn {
 
     /// One read, every whole message in it answered, the replies written as far as the
     /// socket takes them. Call only in [`State::Reading`].
-    pub fn on_readable(&mut self, h: &Handler, c: &mut Counters, s: &mut Scratch) -> State {
+    pub fn on_readable(&mut self, h: &mut Handler, c: &mut Counters, s: &mut Scratch) -> State {
         let room = self.partial.room();
         // A partial message left by an end of stream or a reset is counted by `close`.
         let n = match self.sock.read(&mut s.rx[..room]) {
@@ -248,7 +248,7 @@ impl Conn {
 fn answer_all(
     partial: &mut Partial,
     buf: &mut [u8],
-    h: &Handler,
+    h: &mut Handler,
     c: &mut Counters,
     tx: &mut [u8],
 ) -> (usize, bool) {
@@ -302,7 +302,7 @@ mod tests {
         peer.set_nonblocking(true).unwrap();
         let mut conn = Conn::new(Sock::Unix(a));
         conn.sock.configure(false).unwrap();
-        let h = Handler::new(1000);
+        let mut h = Handler::new(1000);
         let mut c = Counters::default();
         let mut s = Scratch {
             rx: vec![0u8; SCRATCH].into_boxed_slice(),
@@ -313,7 +313,7 @@ mod tests {
         for _ in 0..10_000 {
             // The peer writes whatever its socket takes, never reading.
             let _ = peer.write(&req);
-            state = conn.on_readable(&h, &mut c, &mut s);
+            state = conn.on_readable(&mut h, &mut c, &mut s);
             if state != State::Reading {
                 break;
             }

@@ -1,10 +1,12 @@
 //! Request -> reply, shared by every kernel backend: the rules of the fast path's
 //! `rpc-server` and `sockperf-echo` nodes, applied to a message already taken off a socket.
 //! Replies are built in place in the request's buffer (a reply is never larger than its
-//! request, docs/protocol.md), so nothing here allocates.
+//! request, docs/protocol.md), so nothing here allocates. Each thread owns its handler: the
+//! service-time draws are that thread's own sequence.
 
 use std::time::{Duration, Instant};
 
+use crate::service::{ServiceModel, ServiceTime};
 use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 use crate::wire::SockperfHeader;
 
@@ -20,16 +22,39 @@ pub enum Protocol {
 #[derive(Debug, Clone, Copy)]
 pub struct Handler {
     spin_max_ns: u32,
+    /// Held for every request answered Ok, on top of what `spin` asks for.
+    service: Option<ServiceTime>,
 }
 
 impl Handler {
     pub fn new(spin_max_ns: u32) -> Handler {
-        Handler { spin_max_ns }
+        Handler {
+            spin_max_ns,
+            service: None,
+        }
+    }
+
+    /// A handler that holds every request it answers Ok for a draw from `model`.
+    pub fn with_service(spin_max_ns: u32, model: Option<ServiceModel>, seed: u64) -> Handler {
+        Handler {
+            spin_max_ns,
+            service: model.map(|m| ServiceTime::new(m, seed)),
+        }
+    }
+
+    /// This handler for worker `index`: the same model on a sequence of its own.
+    pub fn for_thread(&self, index: u64) -> Handler {
+        Handler {
+            spin_max_ns: self.spin_max_ns,
+            service: self
+                .service
+                .map(|s| ServiceTime::new(*s.model(), ServiceTime::seed_for(index))),
+        }
     }
 
     /// Turns the message in `msg` into its reply, in place; returns the reply's length.
     #[inline]
-    pub fn answer(&self, proto: Protocol, msg: &mut [u8]) -> Result<usize, DropReason> {
+    pub fn answer(&mut self, proto: Protocol, msg: &mut [u8]) -> Result<usize, DropReason> {
         match proto {
             Protocol::Rpc => self.answer_rpc(msg),
             Protocol::Sockperf => answer_sockperf(msg),
@@ -40,7 +65,7 @@ impl Handler {
     /// error is the 32-byte header alone. `server_ns` keeps the request's (the residence of
     /// the relays it passed, docs/protocol.md), for [`stamp`] to add this server's to.
     #[inline]
-    pub fn answer_rpc(&self, msg: &mut [u8]) -> Result<usize, DropReason> {
+    pub fn answer_rpc(&mut self, msg: &mut [u8]) -> Result<usize, DropReason> {
         if msg.len() < rpc::HEADER_LEN {
             return Err(DropReason::Truncated);
         }
@@ -72,10 +97,11 @@ impl Handler {
 
     /// What to answer a valid request with; spins if asked to.
     #[inline]
-    fn execute(&self, method: RpcMethod, payload: &[u8]) -> RpcStatus {
+    fn execute(&mut self, method: RpcMethod, payload: &[u8]) -> RpcStatus {
         match rpc::plan_request(method, payload, self.spin_max_ns) {
             Ok(ns) => {
-                spin(ns);
+                let held = self.service.as_mut().map_or(0, ServiceTime::draw_ns);
+                spin(ns.saturating_add(held));
                 RpcStatus::Ok
             }
             Err(status) => status,
@@ -324,5 +350,35 @@ mod tests {
             answer_sockperf(&mut m[..13]),
             Err(DropReason::SockperfMalformed)
         );
+    }
+
+    #[test]
+    fn a_service_model_holds_ok_requests_only() {
+        let model = "fixed:300us".parse().unwrap();
+        let mut h = Handler::with_service(5_000, Some(model), 1);
+        let mut m = request(RpcMethod::Echo, 3, b"abc");
+        let t = Instant::now();
+        assert_eq!(h.answer_rpc(&mut m), Ok(35));
+        assert!(
+            t.elapsed() >= Duration::from_micros(300),
+            "{:?}",
+            t.elapsed()
+        );
+        // An error is answered at once: the model is the work of a request served, so an
+        // error takes no draw.
+        let exp = "exp:20us".parse().unwrap();
+        let mut h = Handler::with_service(5_000, Some(exp), 1);
+        let mut m = request(RpcMethod::Other(9), 4, b"");
+        assert_eq!(h.answer_rpc(&mut m), Ok(32));
+        let first = ServiceTime::new(exp, 1).draw_ns();
+        assert_eq!(h.service.as_mut().unwrap().draw_ns(), first);
+        // Threads draw their own sequences from the same model.
+        let base = Handler::with_service(5_000, Some(exp), 1);
+        let (mut a, mut b) = (base.for_thread(0), base.for_thread(1));
+        let draws = |h: &mut Handler| -> Vec<u32> {
+            let s = h.service.as_mut().unwrap();
+            (0..50).map(|_| s.draw_ns()).collect()
+        };
+        assert_ne!(draws(&mut a), draws(&mut b));
     }
 }

@@ -29,7 +29,13 @@ fn recv(b: &mut MmsgBatch, ep: &Endpoint) -> io::Result<usize> {
 }
 
 /// Answers the `got` datagrams in place and queues the replies; returns how many are queued.
-fn answer(b: &mut MmsgBatch, got: usize, ep: &Endpoint, h: &Handler, c: &mut Counters) -> usize {
+fn answer(
+    b: &mut MmsgBatch,
+    got: usize,
+    ep: &Endpoint,
+    h: &mut Handler,
+    c: &mut Counters,
+) -> usize {
     for i in 0..got {
         c.rx += 1;
         match h.answer(ep.proto, b.datagram_mut(i)) {
@@ -69,7 +75,7 @@ fn send(b: &mut MmsgBatch, ep: &Endpoint, m: usize, c: &mut Counters) {
 }
 
 /// Batch backend on `ep`, `n` messages per call; `ep.sock` carries a read timeout.
-pub fn serve_batch(ep: &Endpoint, n: usize, h: &Handler, c: &mut Counters) -> io::Result<()> {
+pub fn serve_batch(ep: &Endpoint, n: usize, h: &mut Handler, c: &mut Counters) -> io::Result<()> {
     let mut b = MmsgBatch::new(n, DATAGRAM_BUF);
     while !signal::stop_requested() {
         let got = recv(&mut b, ep)?;

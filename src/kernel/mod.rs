@@ -115,7 +115,22 @@ struct Worker {
 pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), KernelError> {
     signal::install_stop_handlers()
         .map_err(|e| KernelError::Io(format!("signal handlers: {e}")))?;
-    let (workers, shown, unix_guard) = start(cfg, Handler::new(cfg.spin_max_ns))?;
+    let base = Handler::with_service(cfg.spin_max_ns, cfg.service, 0);
+    let mut workers = Vec::new();
+    let mut shown = Vec::new();
+    let mut unix_guard = None;
+    for r in 0..cfg.replicas {
+        let (w, s, g) = start(&cfg.replica(r), base, u64::from(r) << 16)?;
+        // Replica r's threads follow replica r-1's in the report.
+        let first = usize::from(r) * cfg.threads;
+        workers.extend(w.into_iter().map(|w| Worker {
+            index: first + w.index,
+            ..w
+        }));
+        shown.push(s);
+        unix_guard = unix_guard.or(g);
+    }
+    let shown = shown.join(",");
     let start = Instant::now();
     {
         let mut out = io::stdout().lock();
@@ -135,21 +150,25 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
     let report = FinalReport {
         proto: cfg.proto,
         backend: cfg.backend,
-        threads: cfg.threads,
+        threads: cfg.threads * usize::from(cfg.replicas),
         elapsed: start.elapsed(),
         connections,
         reasons: reasons(cfg),
         per_thread,
+        service: cfg.service.map(|m| m.to_string()),
     };
     Ok((report, error))
 }
 
 /// Binds and starts every worker; returns them, the address or path to show, and the guard
 /// that removes a unix socket file at the end.
+/// `seeds`: the first of the service-time seed indexes its threads take.
 fn start(
     cfg: &KernelConfig,
     handler: Handler,
+    seeds: u64,
 ) -> Result<(Vec<Worker>, String, Option<RemoveOnDrop>), KernelError> {
+    let handler = Seeded(handler, seeds);
     match (&cfg.listen, cfg.proto) {
         (Listen::Inet(addr), Proto::Udp) => {
             let (workers, shown) = start_udp(cfg, *addr, handler)?;
@@ -170,13 +189,24 @@ fn start(
     }
 }
 
+/// A handler and the seed index of its first thread: each thread takes its own copy, so
+/// no two threads (or replicas) share a sequence of draws.
+#[derive(Clone, Copy)]
+struct Seeded(Handler, u64);
+
+impl Seeded {
+    fn thread(&self, i: usize) -> Handler {
+        self.0.for_thread(self.1 + i as u64)
+    }
+}
+
 /// Waits for every worker; returns the counters per thread, the connections accepted and the
 /// first error.
 fn join(cfg: &KernelConfig, workers: Vec<Worker>) -> (Vec<ThreadReport>, u64, Option<KernelError>) {
-    let mut per_thread: Vec<ThreadReport> = (0..cfg.threads)
+    let mut per_thread: Vec<ThreadReport> = (0..cfg.threads * usize::from(cfg.replicas))
         .map(|i| ThreadReport {
             thread: i,
-            cpu: cfg.cpu_of(i),
+            cpu: cfg.cpu_of(i % cfg.threads),
             counters: Counters::default(),
         })
         .collect();
@@ -259,7 +289,7 @@ fn bind_udp_group(addr: SocketAddr, n: usize, flag: &str) -> Result<Vec<UdpSocke
 fn start_udp(
     cfg: &KernelConfig,
     addr: SocketAddr,
-    h: Handler,
+    h: Seeded,
 ) -> Result<(Vec<Worker>, String), KernelError> {
     let rpc = bind_udp_group(addr, cfg.threads, "--bind")?;
     let shown = rpc[0]
@@ -298,20 +328,22 @@ fn start_udp(
                     ep.sock.set_nonblocking(true).map_err(io)?;
                     socket::set_busy_poll(&ep.sock).map_err(io)?;
                 }
-                workers.push(spawn(i, cpu, move |c, _| udp::serve_busy(&eps, &h, c))?);
+                let mut h = h.thread(i);
+                workers.push(spawn(i, cpu, move |c, _| udp::serve_busy(&eps, &mut h, c))?);
             }
             Backend::Blocking | Backend::Batch => {
                 // A thread per socket: a blocked thread costs nothing, and the RPC path
                 // stays one plain receive per message (no poll in front of it).
                 let batch = cfg.batch;
                 let backend = cfg.backend;
-                for ep in eps {
+                for (k, ep) in eps.into_iter().enumerate() {
+                    let mut h = h.thread(2 * i + k);
                     ep.sock
                         .set_read_timeout(Some(stream::STOP_CHECK))
                         .map_err(io)?;
                     workers.push(spawn(i, cpu, move |c, _| match backend {
-                        Backend::Batch => mmsg::serve_batch(&ep, batch, &h, c),
-                        _ => udp::serve_blocking(&ep, &h, c),
+                        Backend::Batch => mmsg::serve_batch(&ep, batch, &mut h, c),
+                        _ => udp::serve_blocking(&ep, &mut h, c),
                     })?);
                 }
             }
@@ -323,7 +355,7 @@ fn start_udp(
 fn start_stream(
     cfg: &KernelConfig,
     listener: Listener,
-    h: Handler,
+    h: Seeded,
 ) -> Result<Vec<Worker>, KernelError> {
     let io = |e: io::Error| KernelError::Io(format!("configuring the listener: {e}"));
     listener.configure().map_err(io)?;
@@ -338,8 +370,9 @@ fn start_stream(
             balance: balance.clone(),
             thread: i,
         };
+        let mut h = h.thread(i);
         workers.push(spawn(i, cfg.cpu_of(i), move |c, conns| {
-            stream::serve(&l, &set, &h, c, conns)
+            stream::serve(&l, &set, &mut h, c, conns)
         })?);
     }
     Ok(workers)

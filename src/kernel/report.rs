@@ -58,6 +58,8 @@ pub struct FinalReport {
     /// The drop reasons this server can count, all listed even when 0.
     pub reasons: Vec<DropReason>,
     pub per_thread: Vec<ThreadReport>,
+    /// The service-time model in force, in the `--service` grammar (None: none).
+    pub service: Option<String>,
 }
 
 impl FinalReport {
@@ -99,7 +101,7 @@ impl FinalReport {
                     .into_iter()
                     .map(|(k, v)| (k.to_string(), v))
                     .collect(),
-                service: None,
+                service: self.service.clone(),
             },
             connections: self.connections,
             closed: self.closed_json(&t),
@@ -131,6 +133,9 @@ impl FinalReport {
             self.elapsed.as_secs_f64(),
             self.connections
         );
+        if let Some(m) = &self.service {
+            let _ = writeln!(s, "  service time: {m}");
+        }
         let drops = |c: &Counters| {
             let v: Vec<String> = self
                 .reasons
@@ -193,6 +198,7 @@ mod tests {
             ..Counters::default()
         };
         let r = FinalReport {
+            service: None,
             proto: Proto::Udp,
             backend: Backend::Busy,
             threads: 2,
@@ -244,6 +250,7 @@ mod tests {
         c.close(CloseReason::Eof);
         c.close(CloseReason::Refused);
         let r = FinalReport {
+            service: None,
             proto: Proto::Tcp,
             backend: Backend::Blocking,
             threads: 1,

@@ -110,7 +110,7 @@ pub struct Settings {
 struct Worker<'a> {
     listener: &'a Listener,
     set: &'a Settings,
-    h: &'a Handler,
+    h: &'a mut Handler,
     ep: Epoll,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
@@ -130,7 +130,7 @@ struct Worker<'a> {
 pub fn serve(
     listener: &Listener,
     set: &Settings,
-    h: &Handler,
+    h: &mut Handler,
     c: &mut Counters,
     connections: &mut u64,
 ) -> io::Result<()> {

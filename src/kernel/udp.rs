@@ -34,7 +34,7 @@ pub fn is_retry(e: &io::Error) -> bool {
 #[inline]
 fn serve_one(
     ep: &Endpoint,
-    h: &Handler,
+    h: &mut Handler,
     buf: &mut [u8],
     from: std::net::SocketAddr,
     t_rx: Instant,
@@ -67,7 +67,7 @@ fn serve_one(
 }
 
 /// Blocking backend: `ep.sock` must carry a read timeout (the stop check interval).
-pub fn serve_blocking(ep: &Endpoint, h: &Handler, c: &mut Counters) -> io::Result<()> {
+pub fn serve_blocking(ep: &Endpoint, h: &mut Handler, c: &mut Counters) -> io::Result<()> {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     while !signal::stop_requested() {
         match ep.sock.recv_from(&mut buf) {
@@ -83,7 +83,7 @@ pub fn serve_blocking(ep: &Endpoint, h: &Handler, c: &mut Counters) -> io::Resul
 }
 
 /// Busy backend: every socket in `eps` is non-blocking; each loop turn tries each once.
-pub fn serve_busy(eps: &[Endpoint], h: &Handler, c: &mut Counters) -> io::Result<()> {
+pub fn serve_busy(eps: &[Endpoint], h: &mut Handler, c: &mut Counters) -> io::Result<()> {
     let mut buf = vec![0u8; DATAGRAM_BUF];
     while !signal::stop_requested() {
         for ep in eps {

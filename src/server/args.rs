@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::service::ServiceModel;
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
@@ -75,6 +76,14 @@ pub struct ServeArgs {
     /// Longest spin a request may ask for, in ns.
     #[arg(long)]
     pub spin_max_ns: Option<u32>,
+    /// Service time per request (rpc mode), drawn by each worker: fixed:20us, exp:20us,
+    /// lognormal:20us,0.5, bimodal:20us,1%:1ms, each with an optional ,cap=DURATION.
+    #[arg(long)]
+    pub service: Option<ServiceModel>,
+    /// Replicas on consecutive ports from --rpc-port's (rpc mode). They share the workers,
+    /// so their service times queue behind each other: independent servers are processes.
+    #[arg(long)]
+    pub replicas: Option<u16>,
     /// How far received checksums are checked, resolved per port (rpc mode).
     #[arg(long, value_enum)]
     pub checksum: Option<ChecksumPolicy>,

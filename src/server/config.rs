@@ -13,6 +13,7 @@ pub use super::args::{Mode, Topology};
 use super::relay::{self, RelayConfig};
 use crate::options::FieldError;
 pub use crate::options::{ChecksumPolicy, PollMode};
+use crate::service::ServiceModel;
 use crate::wire::{Ipv4Address, MacAddress};
 
 /// A refused setting; the field is the TOML key (or `--config`).
@@ -43,6 +44,11 @@ pub struct ServeConfig {
     pub mac: Option<MacAddress>,
     pub rpc_port: u16,
     pub sockperf_port: u16,
+    /// The service-time model every request is held for (None: answered at once).
+    #[serde(deserialize_with = "service_key")]
+    pub service: Option<ServiceModel>,
+    /// RPC replicas on consecutive ports from `rpc_port`.
+    pub replicas: u16,
     /// Longest `spin` a request may ask for, in ns; longer ones are refused with status 3.
     pub spin_max_ns: u32,
     /// How far received IPv4 and UDP checksums are checked (rpc mode): one request,
@@ -90,6 +96,8 @@ impl Default for ServeConfig {
             mac: None,
             rpc_port: 7777,
             sockperf_port: 11111,
+            service: None,
+            replicas: 1,
             spin_max_ns: 1_000_000,
             checksum: ChecksumPolicy::Auto,
             hlog: None,
@@ -134,6 +142,10 @@ fn ip_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Ipv4Address>, D::Err
     address(d, "ip")
 }
 
+fn service_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ServiceModel>, D::Error> {
+    address(d, "service")
+}
+
 fn mac_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddress>, D::Error> {
     address(d, "mac")
 }
@@ -171,11 +183,12 @@ impl ServeConfig {
         macro_rules! over_opt {
             ($($f:ident),*) => { $( if a.$f.is_some() { c.$f = a.$f; } )* };
         }
-        over_opt!(ip, mac, hlog);
+        over_opt!(ip, mac, hlog, service);
         over!(
             vector,
             rpc_port,
             sockperf_port,
+            replicas,
             spin_max_ns,
             checksum,
             mode,
@@ -264,6 +277,31 @@ impl ServeConfig {
         }
         if self.rpc_port == 0 {
             return Err(bad("rpc_port", "must not be 0"));
+        }
+        if self.replicas == 0 || self.replicas > 64 {
+            return Err(bad(
+                "replicas",
+                format!("{} is not in 1..=64", self.replicas),
+            ));
+        }
+        let last = u32::from(self.rpc_port) + u32::from(self.replicas) - 1;
+        if last > 65535 {
+            return Err(bad(
+                "replicas",
+                format!(
+                    "{} ports from rpc_port {} run past 65535",
+                    self.replicas, self.rpc_port
+                ),
+            ));
+        }
+        if (u32::from(self.rpc_port)..=last).contains(&u32::from(self.sockperf_port)) {
+            return Err(bad(
+                "sockperf_port",
+                format!(
+                    "{} is one of the replicas' ports ({}..={last})",
+                    self.sockperf_port, self.rpc_port
+                ),
+            ));
         }
         if self.sockperf_port == 0 || self.sockperf_port == self.rpc_port {
             return Err(bad(
@@ -458,6 +496,42 @@ mod tests {
             .serve;
         assert_eq!(ServeConfig::from_args(a).unwrap_err().field, "ip");
         assert!(Cli::try_parse_from(["serve", "--ip", "198.18.0"]).is_err());
+    }
+
+    #[test]
+    fn service_and_replicas_from_file_and_refused_when_wrong() {
+        let c = ServeConfig::from_toml(
+            "mode = \"rpc\"\nip = \"198.18.0.1\"\nservice = \"bimodal:20us,1%:1ms\"\nreplicas = 3",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.replicas, 3);
+        assert_eq!(
+            c.service.map(|m| m.to_string()).as_deref(),
+            Some("bimodal:20us,1%:1ms")
+        );
+        let e = ServeConfig::from_toml("service = \"gauss:3us\"").unwrap_err();
+        assert_eq!(e.field, "service", "{e}");
+        let with = |text: &str| {
+            let c = ServeConfig::from_toml(&format!("mode = \"rpc\"\nip = \"198.18.0.1\"\n{text}"))
+                .unwrap();
+            c.validate().map_err(|e| e.field)
+        };
+        assert_eq!(with("replicas = 0"), Err("replicas".to_string()));
+        assert_eq!(with("replicas = 65"), Err("replicas".to_string()));
+        assert_eq!(
+            with("rpc_port = 65535\nreplicas = 2"),
+            Err("replicas".to_string())
+        );
+        assert_eq!(with("rpc_port = 65534\nreplicas = 2"), Ok(()));
+        assert_eq!(
+            with("rpc_port = 9000\nreplicas = 4\nsockperf_port = 9003"),
+            Err("sockperf_port".to_string())
+        );
+        assert_eq!(
+            with("rpc_port = 9000\nreplicas = 4\nsockperf_port = 9004"),
+            Ok(())
+        );
     }
 
     /// Found by the config_toml fuzz target: a backtick in a value left the field empty.

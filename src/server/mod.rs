@@ -527,6 +527,8 @@ fn launch_rpc(
     let nodes = NodeConfig {
         rpc_port: cfg.rpc_port,
         sockperf_port: cfg.sockperf_port,
+        rpc_replicas: cfg.replicas,
+        service: cfg.service,
         spin_max_ns: cfg.spin_max_ns,
         rx_checksum: port.checksum,
         relay_ips: relay::relay_ips(&cfg.relays),
@@ -726,7 +728,7 @@ fn final_report(cfg: &ServeConfig, run: &Run, ports: Vec<PortTotal>, pool: &Memp
             drops_by_reason: drops_by_reason(graph_total.as_ref(), sum.tx_drops),
             ports,
             relays: Vec::new(),
-            service: None,
+            service: cfg.service.map(|m| m.to_string()),
         },
         drops: sum.tx_drops + graph_drops,
         rx_pps: sum.rx as f64 / elapsed.max(1e-9),

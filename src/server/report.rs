@@ -250,6 +250,9 @@ impl Final {
             mpps(self.rx_pps),
             mpps(self.tx_pps)
         );
+        if let Some(m) = &self.shared.service {
+            s.push_str(&format!("  service time: {m}\n"));
+        }
         for w in &self.workers {
             s.push_str(&format!(
                 "  worker {} (lcore {}, {} queue {}): rx {}  tx {}  drops {}  polls {} ({} empty)\n",

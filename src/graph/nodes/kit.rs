@@ -7,6 +7,7 @@
 //! [`drop_reasons!`] comes from src/drops.rs, where kernel-serve and the DPDK
 //! client take it too: one drop-reason mechanism for every program.
 
+use crate::service::ServiceModel;
 use crate::wire::{Ipv4Address, MacAddress};
 
 #[cfg(doc)]
@@ -65,13 +66,17 @@ impl RelayIps {
 }
 
 /// Addressing and limits shared by all server nodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct NodeConfig {
     pub mac: MacAddress,
     pub ip: Ipv4Address,
     pub rpc_port: u16,
     /// If equal to `rpc_port`, RPC wins and sockperf is unreachable.
     pub sockperf_port: u16,
+    /// RPC replicas answered on `rpc_port..rpc_port + rpc_replicas` (at least 1).
+    pub rpc_replicas: u16,
+    /// The service-time model every request answered Ok is held for.
+    pub service: Option<ServiceModel>,
     /// Longest `spin` a client may ask for; longer ones get status 3.
     pub spin_max_ns: u32,
     /// Longest frame accepted, in bytes, without FCS unless the NIC keeps
@@ -148,6 +153,8 @@ impl NodeConfig {
             ip,
             rpc_port: Self::DEFAULT_RPC_PORT,
             sockperf_port: Self::DEFAULT_SOCKPERF_PORT,
+            rpc_replicas: 1,
+            service: None,
             spin_max_ns: Self::DEFAULT_SPIN_MAX_NS,
             max_frame_len: Self::DEFAULT_MAX_FRAME_LEN,
             rx_checksum: RxChecksum::Verify,

@@ -16,6 +16,11 @@ use crate::wire::UdpFrame;
 
 use super::kit::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
 use crate::os::tsc::{ns_to_ticks, TickScale};
+use crate::service::ServiceTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Servers built so far in this process: the seed index of the next one's draws.
+static SERVERS_BUILT: AtomicU64 = AtomicU64::new(0);
 
 const NEXTS: &[&str] = &[DROP, TX];
 const NEXT_TX: u16 = 1;
@@ -47,6 +52,8 @@ drop_reasons! {
 
 pub struct RpcServer {
     spin_max_ns: u32,
+    /// Held for every request answered Ok; this worker's own draws.
+    service: Option<ServiceTime>,
     /// The graph's TSC frequency and its multiply-shift: the stamp runs once per vector, and
     /// `ticks_to_ns`'s 128-bit division was a visible share of a one-packet dispatch.
     scale: (u64, TickScale),
@@ -56,6 +63,11 @@ impl RpcServer {
     pub fn new(cfg: &NodeConfig) -> Self {
         Self {
             spin_max_ns: cfg.spin_max_ns,
+            service: cfg.service.map(|m| {
+                // Each worker's graph builds its own server: a count keeps their draws apart.
+                let n = SERVERS_BUILT.fetch_add(1, Ordering::Relaxed);
+                ServiceTime::new(m, ServiceTime::seed_for(u64::from(cfg.rpc_port) << 16 | n))
+            }),
             scale: (0, TickScale::from_hz(0)),
         }
     }
@@ -63,7 +75,7 @@ impl RpcServer {
     /// What to answer a valid request with; spins if asked to.
     #[inline]
     fn execute(
-        &self,
+        &mut self,
         method: RpcMethod,
         payload: &[u8],
         tsc_hz: u64,
@@ -71,6 +83,7 @@ impl RpcServer {
     ) -> RpcStatus {
         match rpc::plan_request(method, payload, self.spin_max_ns) {
             Ok(ns) => {
+                let ns = ns.saturating_add(self.service.as_mut().map_or(0, ServiceTime::draw_ns));
                 spin(ns, tsc_hz);
                 *spun |= ns != 0;
                 RpcStatus::Ok
@@ -85,7 +98,7 @@ impl RpcServer {
     /// need not be checked again.
     #[inline]
     fn serve<const PLAIN: bool, P: PacketBuf>(
-        &self,
+        &mut self,
         p: &mut P,
         tsc_hz: u64,
         server_ns: u32,
@@ -98,7 +111,8 @@ impl RpcServer {
         }
         let method = Self::check_request(data)?;
         let status = match method {
-            RpcMethod::Echo => RpcStatus::Ok,
+            // The common case needs no payload view; a model holds echoes too.
+            RpcMethod::Echo if self.service.is_none() => RpcStatus::Ok,
             method => {
                 let req = RpcHeader::new_unchecked(&data[UDP_HEADERS_LEN..]);
                 self.execute(method, req.payload(), tsc_hz, spun)
@@ -361,6 +375,38 @@ mod tests {
         );
         assert_checksums_ok(out, true);
         assert_eq!(out.len(), req.len());
+    }
+
+    #[test]
+    fn a_service_model_holds_echo_and_spin_and_keeps_the_reply() {
+        let mut c = cfg();
+        c.service = Some("fixed:20us".parse().unwrap());
+        let frames = [
+            rpc_request(RpcMethod::Echo, 3, b"abc"),
+            spin_request(4, 1000),
+        ];
+        let before = now_tsc();
+        let r = run_node(&mut RpcServer::new(&c), &frames, before);
+        let after = now_tsc();
+        assert_eq!(r.nexts, [NEXT_TX; 2]);
+        // Both are held in one vector: 20 + 20 + 1 us at one tick per ns.
+        assert!(
+            after - before >= 41_000,
+            "spun only {} ticks",
+            after - before
+        );
+        let echo_ns = server_ns(r.pkts[0].data());
+        let spin_ns = server_ns(r.pkts[1].data());
+        assert!(echo_ns >= 20_000, "echo server_ns {echo_ns}");
+        assert!(spin_ns >= 41_000, "spin server_ns {spin_ns}");
+        assert_eq!(
+            r.pkts[0].data(),
+            &response(RpcMethod::Echo, 3, echo_ns, b"abc")[..]
+        );
+        assert_eq!(
+            r.pkts[1].data(),
+            &response(RpcMethod::Spin, 4, spin_ns, &1000u32.to_be_bytes())[..]
+        );
     }
 
     #[test]

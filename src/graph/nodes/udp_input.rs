@@ -34,6 +34,8 @@ pub struct UdpInput {
     /// (`ip4-input` let through only ours).
     relays: bool,
     rpc_port: u16,
+    /// Replicas answer `rpc_port..rpc_port + rpc_replicas`: one subtraction and compare.
+    rpc_replicas: u16,
     sockperf_port: u16,
     rx_checksum: RxChecksum,
 }
@@ -44,6 +46,7 @@ impl UdpInput {
             ip: cfg.ip,
             relays: !cfg.relay_ips.is_empty(),
             rpc_port: cfg.rpc_port,
+            rpc_replicas: cfg.rpc_replicas.max(1),
             sockperf_port: cfg.sockperf_port,
             rx_checksum: cfg.rx_checksum,
         }
@@ -73,7 +76,7 @@ impl UdpInput {
         let port = frame.dst_port();
         let next = if self.relays && frame.ip().dst_addr() != self.ip {
             NEXT_RELAY
-        } else if port == self.rpc_port {
+        } else if port.wrapping_sub(self.rpc_port) < self.rpc_replicas {
             NEXT_RPC
         } else if port == self.sockperf_port {
             NEXT_SOCKPERF
@@ -177,6 +180,19 @@ mod tests {
         );
         assert_eq!(r.nexts, [NEXT_RPC, NEXT_SOCKPERF, 0]);
         assert_eq!(r.drop_count(UdpDrop::NAMES, "unknown-port"), 1);
+    }
+
+    #[test]
+    fn replicas_are_a_port_range() {
+        let mut c = cfg();
+        c.rpc_port = 9000;
+        c.rpc_replicas = 3;
+        c.sockperf_port = 9100;
+        let ports = [8999, 9000, 9001, 9002, 9003, 9100];
+        let frames: Vec<Vec<u8>> = ports.iter().map(|&p| udp_frame(&to_us(p), b"")).collect();
+        let r = run_node(&mut UdpInput::new(&c), &frames, 0);
+        assert_eq!(r.nexts, [0, NEXT_RPC, NEXT_RPC, NEXT_RPC, 0, NEXT_SOCKPERF]);
+        assert_eq!(r.drop_count(UdpDrop::NAMES, "unknown-port"), 2);
     }
 
     #[test]
