@@ -267,7 +267,9 @@ pub struct HedgeFigures {
     pub duplicates: u64,
     /// Duplicates per 100 first sub-requests: the extra load.
     pub duplicates_pct: f64,
-    /// Replies that arrived after their sub-request was already answered (the losers).
+    /// The losers: the copy of a hedged pair that did not answer first, counted when its
+    /// reply arrives or, if its slot is reused before then, at the reuse (its reply is then
+    /// also counted `late`).
     pub wasted: u64,
     /// Sub-requests whose duplicate answered first.
     pub won: u64,

@@ -226,6 +226,7 @@ fn load_report(rate: Option<f64>) -> crate::load::Report {
         h.record(v).unwrap();
     }
     Report {
+        fanout: None,
         config,
         checksum: None,
         time_source: "monotonic".into(),

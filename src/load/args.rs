@@ -124,6 +124,22 @@ pub struct LoadArgs {
     /// point, named like --hgrm's.
     #[arg(long)]
     pub hlog: Option<PathBuf>,
+    /// Replicas, IP:PORT,IP:PORT,.. (udp, tcp, dpdk; dpdk: one IP, ports apart). Sub-request
+    /// j of logical request n goes to replica (n x fanout + j) mod N; a hedge to the next
+    /// one. Default: --server alone.
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<SocketAddr>,
+    /// Sub-requests per logical request (1..=64): it completes when all have replied, its
+    /// round trip is the slowest's. The summary is then the logical requests', with the
+    /// sub-requests' histogram and the tail amplification beside it.
+    #[arg(long)]
+    pub fanout: Option<u32>,
+    /// Send a sub-request again, to the next replica, when unanswered this long (500us, 2ms)
+    /// or past this percentile of recent round trips (p95: adapted every 256 replies from
+    /// the last few thousand first copies; none before 100 replies). The first reply wins;
+    /// the other is counted as wasted.
+    #[arg(long)]
+    pub hedge_after: Option<String>,
     /// dpdk: this client's IPv4 address (its MAC is the port's).
     #[arg(long)]
     pub client_ip: Option<Ipv4Addr>,

@@ -18,6 +18,8 @@ use crate::wire::MacAddress;
 
 pub use super::args::{Arrival, Transport};
 use super::args::{LoadArgs, MethodArg};
+pub use super::fanout::{HedgeAfter, Shape};
+use super::fanout::{MAX_FANOUT, MAX_SERVERS};
 use super::LoadError;
 
 /// Measured duration when neither a duration nor a count is given.
@@ -94,6 +96,8 @@ pub struct LoadConfig {
     pub seed: u64,
     /// `--transport dpdk` only: addressing, port and EAL arguments.
     pub dpdk: Option<DpdkOptions>,
+    /// Replicas, fan-out and hedging (default: plain requests to `server`).
+    pub shape: Shape,
 }
 
 /// What the dpdk transport needs beyond the common configuration.
@@ -171,6 +175,7 @@ impl LoadConfig {
             slot_deadline: DEFAULT_SLOT_DEADLINE,
             seed: 1,
             dpdk: None,
+            shape: Shape::default(),
         }
     }
 
@@ -310,11 +315,80 @@ impl LoadConfig {
     /// Checks every field; errors name the command-line flag.
     pub fn validate(&self) -> Result<(), LoadError> {
         self.validate_model()?;
+        self.validate_shape()?;
         self.validate_endpoint()?;
         self.validate_payload()?;
         self.validate_times()?;
         self.slots()?;
         self.validate_dpdk()?;
+        Ok(())
+    }
+
+    /// Where sub-request `i` goes: an index into [`Self::replica_addrs`].
+    pub fn replica_addrs(&self) -> Vec<SocketAddr> {
+        if self.shape.servers.is_empty() {
+            self.server.into_iter().collect()
+        } else {
+            self.shape.servers.clone()
+        }
+    }
+
+    /// `--servers`, `--fanout`, `--hedge-after`.
+    fn validate_shape(&self) -> Result<(), LoadError> {
+        let s = &self.shape;
+        if s.fanout == 0 || s.fanout > MAX_FANOUT {
+            return Err(bad(
+                "--fanout",
+                format!("must be 1..={MAX_FANOUT}, got {}", s.fanout),
+            ));
+        }
+        if s.hedge.is_some() && self.wait == WaitMode::Blocking {
+            return Err(bad(
+                "--wait",
+                "--hedge-after sends duplicates when they fall due, which a blocking wait would delay: use --wait busy (the default with hedging)",
+            ));
+        }
+        if s.servers.is_empty() {
+            return Ok(());
+        }
+        if s.servers.len() > MAX_SERVERS {
+            return Err(bad("--servers", format!("at most {MAX_SERVERS} replicas")));
+        }
+        if self.transport == Transport::Unix {
+            return Err(bad(
+                "--servers",
+                "udp, tcp and dpdk only: a unix client has one --server-path (fan out to it with --fanout)",
+            ));
+        }
+        for a in &s.servers {
+            if a.port() == 0 || a.ip().is_unspecified() || a.ip().is_multicast() {
+                return Err(bad(
+                    "--servers",
+                    format!("{a} is not a unicast server address"),
+                ));
+            }
+        }
+        if s.servers.len() > 1
+            && self.wait == WaitMode::Blocking
+            && self.transport == Transport::Tcp
+        {
+            return Err(bad(
+                "--wait",
+                "several tcp replicas are polled in turn: use --wait busy",
+            ));
+        }
+        if self.transport == Transport::Dpdk {
+            let ip = s.servers[0].ip();
+            if s.servers.iter().any(|a| a.ip() != ip) {
+                return Err(bad(
+                    "--servers",
+                    "--transport dpdk sends to one server address: replicas differ by port only",
+                ));
+            }
+            if self.server.is_some_and(|a| a.ip() != ip) {
+                return Err(bad("--servers", "must share --server's address (dpdk)"));
+            }
+        }
         Ok(())
     }
 
@@ -490,6 +564,8 @@ impl LoadConfig {
             (None, LoadModel::Open { .. }) => WaitMode::Busy,
             // A DPDK port is polled; there is nothing to block on.
             (None, _) if a.transport == Transport::Dpdk => WaitMode::Busy,
+            // A hedge must go out when it falls due, not when a blocking wait ends.
+            (None, _) if a.hedge_after.is_some() => WaitMode::Busy,
             (None, LoadModel::Closed { .. }) => WaitMode::Blocking,
         };
         let duration = match (a.duration, a.count) {
@@ -499,7 +575,7 @@ impl LoadConfig {
         let (method, payload_len) = method_and_size(a)?;
         let cfg = LoadConfig {
             transport: a.transport,
-            server: a.server,
+            server: a.server.or_else(|| a.servers.first().copied()),
             server_path: a.server_path.clone(),
             wait,
             load,
@@ -514,10 +590,25 @@ impl LoadConfig {
                 .map_or(DEFAULT_SLOT_DEADLINE, Duration::from_millis),
             seed: a.seed,
             dpdk: dpdk_options(a)?,
+            shape: shape(a)?,
         };
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+/// `--servers`, `--fanout`, `--hedge-after`; with --servers alone, --server defaults to
+/// the first replica.
+fn shape(a: &LoadArgs) -> Result<Shape, LoadError> {
+    Ok(Shape {
+        servers: a.servers.clone(),
+        fanout: a.fanout.unwrap_or(1),
+        hedge: a
+            .hedge_after
+            .as_deref()
+            .map(|t| t.parse().map_err(|e| bad("--hedge-after", e)))
+            .transpose()?,
+    })
 }
 
 /// Closed or open loop, from --window, --rate or the sweep's first point, and the flags

@@ -106,6 +106,9 @@ struct Peer {
     ep: UdpEndpoints,
     policy: ChecksumPolicy,
     sums: Sums,
+    /// `--servers`: the replicas' ports on the server's address (empty: `ep.dst_port` alone).
+    /// Each send aims `ep` at one of them; replies are accepted from any.
+    replica_ports: Vec<u16>,
 }
 
 impl Peer {
@@ -114,7 +117,12 @@ impl Peer {
             ChecksumPolicy::Trust => Sums::Skip,
             _ => Sums::Verify,
         };
-        Peer { ep, policy, sums }
+        Peer {
+            ep,
+            policy,
+            sums,
+            replica_ports: Vec::new(),
+        }
     }
 }
 
@@ -207,7 +215,9 @@ fn classify(frame: &[u8], peer: &Peer) -> Frame {
             let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
                 return Frame::Drop(Discard::Malformed);
             };
-            if udp.dst_port() != ep.src_port || udp.src_port() != ep.dst_port {
+            let from_server =
+                udp.src_port() == ep.dst_port || peer.replica_ports.contains(&udp.src_port());
+            if udp.dst_port() != ep.src_port || !from_server {
                 return Frame::Drop(Discard::WrongPort);
             }
             if verify && !udp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
@@ -404,6 +414,10 @@ impl DpdkTransport {
             pool,
             _eal: eal,
         };
+        let replicas = cfg.replica_addrs();
+        if replicas.len() > 1 {
+            t.peer.replica_ports = replicas.iter().map(|a| a.port()).collect();
+        }
         let how = match o.server_mac {
             Some(_) => "--server-mac",
             None => {
@@ -567,6 +581,14 @@ impl RpcTransport for DpdkTransport {
             return Err(ErrorKind::InvalidInput.into());
         }
         self.transmit(m)
+    }
+
+    #[inline]
+    fn send_to(&mut self, replica: usize, msg: &[u8]) -> io::Result<()> {
+        if let Some(&port) = self.peer.replica_ports.get(replica) {
+            self.peer.ep.dst_port = port;
+        }
+        self.send(msg)
     }
 
     #[inline]

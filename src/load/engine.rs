@@ -18,7 +18,8 @@ use crate::stats::{new_latency_histogram, HIGHEST_TRACKABLE_NS};
 use crate::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, HEADER_LEN};
 
 use super::config::{LoadConfig, LoadModel, RequestMethod};
-use super::report::{Counters, IntervalHistograms, IntervalRow, Report};
+use super::fanout::Hedger;
+use super::report::{Counters, FanoutRun, IntervalHistograms, IntervalRow, Report};
 use super::schedule::Schedule;
 use super::transport::RpcTransport;
 use super::LoadError;
@@ -51,7 +52,16 @@ struct Slot {
     overdue: bool,
     intended_ns: u64,
     sent_ns: u64,
+    /// The replica the first copy went to.
+    replica: u16,
+    /// When its hedge went out (its `client_ts`); 0: not hedged.
+    hedge_ns: u64,
+    /// Replies seen: [`FIRST`], [`HEDGE`].
+    seen: u8,
 }
+
+const FIRST: u8 = 1;
+const HEDGE: u8 = 2;
 
 const EMPTY: Slot = Slot {
     id: u64::MAX,
@@ -60,7 +70,67 @@ const EMPTY: Slot = Slot {
     overdue: false,
     intended_ns: 0,
     sent_ns: 0,
+    replica: 0,
+    hedge_ns: 0,
+    seen: 0,
 };
+
+/// A logical request of a fan-out or hedged run: its K sub-requests are slots `id x K ..
+/// id x K + K - 1`. It resolves when the last of them does, as slow as the slowest.
+#[derive(Debug, Clone, Copy)]
+struct Logical {
+    id: u64,
+    remaining: u32,
+    measured: bool,
+    lost: bool,
+    error: bool,
+    intended_ns: u64,
+    sent_ns: u64,
+    /// The slowest answered sub-request: its reply time and server residence.
+    last_reply_ns: u64,
+    server_ns: u64,
+}
+
+const NO_LOGICAL: Logical = Logical {
+    id: u64::MAX,
+    remaining: 0,
+    measured: false,
+    lost: false,
+    error: false,
+    intended_ns: 0,
+    sent_ns: 0,
+    last_reply_ns: 0,
+    server_ns: 0,
+};
+
+/// How one sub-request ended.
+#[derive(Debug, Clone, Copy)]
+enum SubEnd {
+    Answered { at: u64, server_ns: u64 },
+    Error,
+    Lost,
+}
+
+/// The fan-out and hedging state (None for plain requests: the engine is then exactly the
+/// one-request-per-slot loop).
+struct Fan {
+    /// K.
+    k: u64,
+    replicas: u64,
+    logical: Vec<Logical>,
+    next_logical: u64,
+    /// Every measured sub-request's round trip from its intended send, to its first reply
+    /// (hedges included); lost ones at the timeout.
+    sub: Histogram<u64>,
+    /// Measured first copies sent.
+    firsts: u64,
+    hedger: Option<Hedger>,
+    /// Lowest slot id that may still need a hedge.
+    oldest_unhedged: u64,
+    /// Hedged sub-requests answered once, whose other copy's reply may still come: the run
+    /// waits for them (up to its hard end) so wasted replies are counted whole.
+    awaiting: u64,
+}
 
 /// One reply's figures, recorded into the histograms after the next request is out (off the
 /// round trip the client measures).
@@ -119,9 +189,11 @@ struct Engine<'a> {
     interval_hists: IntervalHistograms,
     /// Replies answered but not yet in the histograms; at most [`RECV_BATCH`] (allocated once).
     pending: Vec<Sample>,
-    /// Closed loop: the window. A reply that frees a window slot ends the receive batch, so
-    /// the next request goes out at once instead of after one more (empty) poll.
+    /// Closed loop: the window (in sub-requests). A reply that frees a window slot ends the
+    /// receive batch, so the next request goes out at once instead of after one more (empty)
+    /// poll.
     window: Option<u64>,
+    fan: Option<Fan>,
 }
 
 /// Runs one measurement over `transport`.
@@ -131,7 +203,20 @@ pub fn run(
     transport: Box<dyn RpcTransport>,
 ) -> Result<Report, LoadError> {
     cfg.validate()?;
-    let slots = cfg.slots()?;
+    let k = u64::from(cfg.shape.fanout);
+    // Room for K sub-requests per logical request the plain ring would hold.
+    let slots = (cfg.slots()? * k as usize).next_power_of_two();
+    let fan = (!cfg.shape.is_plain()).then(|| Fan {
+        k,
+        replicas: cfg.replica_addrs().len().max(1) as u64,
+        logical: vec![NO_LOGICAL; slots],
+        next_logical: 0,
+        sub: new_latency_histogram(),
+        firsts: 0,
+        hedger: cfg.shape.hedge.map(Hedger::new),
+        oldest_unhedged: 0,
+        awaiting: 0,
+    });
     let mut send_buf = vec![0u8; HEADER_LEN + cfg.payload_len];
     let wire_method = match cfg.method {
         RequestMethod::Echo => {
@@ -184,9 +269,10 @@ pub fn run(
         interval_hists: IntervalHistograms::default(),
         pending: Vec::with_capacity(RECV_BATCH),
         window: match cfg.load {
-            LoadModel::Closed { window } => Some(u64::from(window)),
+            LoadModel::Closed { window } => Some(u64::from(window) * k),
             LoadModel::Open { .. } => None,
         },
+        fan,
     };
     e.run()
 }
@@ -202,10 +288,12 @@ impl Engine<'_> {
             LoadModel::Open { rate, arrival, .. } => Some(Schedule::new(rate, arrival, cfg.seed)),
             LoadModel::Closed { .. } => None,
         };
+        // In sub-requests: a logical request goes out whole, K at once.
+        let k = self.fan.as_ref().map_or(1, |f| f.k);
         let max_in_flight = match cfg.load {
-            LoadModel::Closed { window } => u64::from(window),
+            LoadModel::Closed { window } => u64::from(window) * k,
             LoadModel::Open { max_in_flight, .. } => max_in_flight
-                .map_or(self.mask + 1, u64::from)
+                .map_or(self.mask + 1, |m| u64::from(m) * k)
                 .min(self.mask + 1),
         };
         // Open loop: requests due before send_end are still sent after it (a stall spanning
@@ -217,6 +305,7 @@ impl Engine<'_> {
         while now < hard_end {
             self.roll_intervals(now);
             self.expire(now);
+            self.hedge(now);
             if sending_stopped.is_none() {
                 let due_left = schedule
                     .as_ref()
@@ -238,7 +327,7 @@ impl Engine<'_> {
                     None => self.send_closed(max_in_flight),
                     Some(s) => self.send_open(s, t0, send_end, max_in_flight, now),
                 }
-            } else if self.in_flight == 0 {
+            } else if self.in_flight == 0 && self.fan.as_ref().is_none_or(|f| f.awaiting == 0) {
                 break;
             }
             // The requests are out: the last replies' figures go in while the next arrive.
@@ -267,7 +356,12 @@ impl Engine<'_> {
             0.0
         };
         let take = |h: &mut Histogram<u64>| std::mem::replace(h, new_latency_histogram());
+        let fanout = self.fan.as_mut().map(|f| FanoutRun {
+            sub: take(&mut f.sub),
+            hedge: f.hedger.as_ref().map(|h| h.figures(f.firsts)),
+        });
         Report {
+            fanout,
             checksum: self.transport.as_ref().and_then(|t| t.checksum().cloned()),
             config: cfg.clone(),
             time_source: self.clock.describe(),
@@ -290,9 +384,15 @@ impl Engine<'_> {
         }
     }
 
+    /// Sub-requests per logical request.
+    fn k(&self) -> u64 {
+        self.fan.as_ref().map_or(1, |f| f.k)
+    }
+
     /// Closed loop: fills the window (requests past their slot deadline do not count).
     fn send_closed(&mut self, window: u64) {
-        while self.in_flight - self.overdue < window && !self.count_done() {
+        let k = self.k();
+        while self.in_flight - self.overdue + k <= window && !self.count_done() {
             let now = self.clock.now_ns();
             self.send(now, now);
         }
@@ -308,7 +408,8 @@ impl Engine<'_> {
         max_in_flight: u64,
         mut now: u64,
     ) {
-        while self.in_flight < max_in_flight && !self.count_done() {
+        let k = self.k();
+        while self.in_flight + k <= max_in_flight && !self.count_done() {
             let intended = t0 + s.peek_ns();
             if intended > now || intended >= send_end {
                 break;
@@ -353,24 +454,85 @@ impl Engine<'_> {
         self.cfg.count.is_some_and(|c| self.counters.sent >= c)
     }
 
+    /// Sends one logical request: one slot, or K sub-requests in a row.
     fn send(&mut self, intended_ns: u64, now: u64) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let idx = (id & self.mask) as usize;
-        if self.slots[idx].state == SlotState::InFlight {
-            // The ring wrapped onto a request still outstanding: give it up.
-            self.declare_lost(idx);
-        }
         let measured = intended_ns >= self.measure_start;
+        if measured {
+            self.counters.sent += 1;
+            self.interval.sent += 1;
+        } else {
+            self.counters.warmup_sent += 1;
+        }
+        let Some(f) = self.fan.as_mut() else {
+            self.send_sub(0, intended_ns, now, measured);
+            return;
+        };
+        let (k, replicas) = (f.k, f.replicas);
+        let l = f.next_logical;
+        f.next_logical += 1;
+        let li = (l & self.mask) as usize;
+        // Its slots are about to be taken, so an older logical request still here has had
+        // every sub-request resolved (or is given up below as they wrap).
+        f.logical[li] = Logical {
+            id: l,
+            remaining: k as u32,
+            measured,
+            intended_ns,
+            sent_ns: now,
+            ..NO_LOGICAL
+        };
+        if measured {
+            f.firsts += k;
+        }
+        for j in 0..k {
+            let replica = ((l * k + j) % replicas) as u16;
+            let at = if j == 0 { now } else { self.clock.now_ns() };
+            self.send_sub(replica, intended_ns, at, measured);
+        }
+    }
+
+    /// Emits the header of request `id` with `client_ts` and sends it to `replica`.
+    fn emit_and_send(&mut self, id: u64, client_ts: u64, replica: u16) {
         let repr = RpcRepr::request(
             RpcMethod::from(self.wire_method),
             id,
-            now,
+            client_ts,
             self.cfg.payload_len as u32,
         );
         let mut h = RpcHeader::new_unchecked(&mut self.send_buf[..]);
         repr.emit(&mut h)
             .expect("send buffer holds at least a header");
+        let sent = match self.transport.as_mut() {
+            Some(t) => t.send_to(usize::from(replica), &self.send_buf),
+            None => Err(ErrorKind::NotConnected.into()),
+        };
+        match sent {
+            Ok(_) => {}
+            // The request stays in flight and times out: loss never stalls the run.
+            Err(_) => self.counters.send_errors += 1,
+        }
+    }
+
+    /// Sends the next slot's request (a plain request or one sub-request).
+    fn send_sub(&mut self, replica: u16, intended_ns: u64, now: u64, measured: bool) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let idx = (id & self.mask) as usize;
+        let old = self.slots[idx];
+        if old.state == SlotState::InFlight {
+            // The ring wrapped onto a request still outstanding: give it up.
+            self.declare_lost(idx);
+        } else if old.state == SlotState::Received && old.hedge_ns != 0 && old.seen != FIRST | HEDGE
+        {
+            // A hedged pair's loser not back yet: it can no longer be matched (it will count
+            // as late), so its waste is counted now.
+            if let Some(f) = self.fan.as_mut() {
+                f.awaiting = f.awaiting.saturating_sub(1);
+                if let Some(h) = f.hedger.as_mut().filter(|_| old.measured) {
+                    h.wasted += 1;
+                }
+            }
+        }
         self.last_send_ns = now;
         self.slots[idx] = Slot {
             id,
@@ -379,22 +541,50 @@ impl Engine<'_> {
             overdue: false,
             intended_ns,
             sent_ns: now,
+            replica,
+            hedge_ns: 0,
+            seen: 0,
         };
         self.in_flight += 1;
-        if measured {
-            self.counters.sent += 1;
-            self.interval.sent += 1;
-        } else {
-            self.counters.warmup_sent += 1;
-        }
-        let sent = match self.transport.as_mut() {
-            Some(t) => t.send(&self.send_buf),
-            None => Err(ErrorKind::NotConnected.into()),
+        self.emit_and_send(id, now, replica);
+    }
+
+    /// Sends the duplicate of every sub-request unanswered past the hedging threshold, to the
+    /// next replica. Slots go out in id order under one threshold, so they come due in id
+    /// order: walk from the oldest not yet hedged, stop at the first not due.
+    fn hedge(&mut self, now: u64) {
+        let Some((after, replicas, start)) = self.fan.as_ref().and_then(|f| {
+            f.hedger
+                .as_ref()
+                .map(|h| (h.threshold_ns(), f.replicas, f.oldest_unhedged))
+        }) else {
+            return;
         };
-        match sent {
-            Ok(_) => {}
-            // The request stays in flight and times out: loss never stalls the run.
-            Err(_) => self.counters.send_errors += 1,
+        let mut id = start.max(self.oldest);
+        let mut duplicates = 0;
+        while id < self.next_id {
+            let idx = (id & self.mask) as usize;
+            let slot = self.slots[idx];
+            if slot.id == id && slot.state == SlotState::InFlight && slot.hedge_ns == 0 {
+                if now < slot.sent_ns.saturating_add(after) {
+                    break;
+                }
+                let replica = ((u64::from(slot.replica) + 1) % replicas) as u16;
+                // Its own client_ts tells its reply from the first copy's.
+                let at = self.clock.now_ns().max(slot.sent_ns + 1);
+                self.slots[idx].hedge_ns = at;
+                self.emit_and_send(id, at, replica);
+                if slot.measured {
+                    duplicates += 1;
+                }
+            }
+            id += 1;
+        }
+        if let Some(f) = self.fan.as_mut() {
+            f.oldest_unhedged = id;
+            if let Some(h) = f.hedger.as_mut() {
+                h.sent_duplicates(duplicates);
+            }
         }
     }
 
@@ -406,6 +596,10 @@ impl Engine<'_> {
         slot.state = SlotState::Lost;
         let slot = *slot;
         self.release(slot);
+        if self.fan.is_some() {
+            self.sub_done(slot, SubEnd::Lost);
+            return;
+        }
         if slot.measured {
             self.counters.lost += 1;
             self.interval.lost += 1;
@@ -478,6 +672,7 @@ impl Engine<'_> {
         let mut result = Ok(());
         let mut replies = 0;
         let mut empty_polls = 0;
+        let hedging = self.fan.as_ref().is_some_and(|f| f.hedger.is_some());
         while replies < batch {
             // Blocking: one reply, then back to the loop to send the next request; anything
             // else queued is read without sleeping anyway.
@@ -496,8 +691,10 @@ impl Engine<'_> {
                 // Busy, closed loop, window full: nothing to send until a reply comes, so poll
                 // again at once rather than through the loop's clock and timeout checks (they
                 // run at least every SPIN_POLLS polls): the reply is seen sooner.
+                // (Not while hedging: a duplicate may fall due any moment.)
                 ErrorKind::WouldBlock
                     if wait == WaitMode::Busy
+                        && !hedging
                         && empty_polls < SPIN_POLLS
                         && self
                             .window
@@ -537,7 +734,16 @@ impl Engine<'_> {
             self.counters.late += 1;
             return;
         }
-        if h.client_ts() != slot.sent_ns || u16::from(h.method()) != self.wire_method {
+        let ts = h.client_ts();
+        let copy = if ts == slot.sent_ns {
+            FIRST
+        } else if slot.hedge_ns != 0 && ts == slot.hedge_ns {
+            HEDGE
+        } else {
+            self.counters.invalid += 1;
+            return;
+        };
+        if u16::from(h.method()) != self.wire_method {
             self.counters.invalid += 1;
             return;
         }
@@ -547,8 +753,24 @@ impl Engine<'_> {
                 return;
             }
             SlotState::Received => {
-                if slot.measured {
-                    self.counters.duplicated += 1;
+                if slot.seen & copy != 0 {
+                    if slot.measured {
+                        self.counters.duplicated += 1;
+                    }
+                    return;
+                }
+                // The loser of a hedged pair.
+                self.slots[idx].seen |= copy;
+                if let Some(f) = self.fan.as_mut() {
+                    f.awaiting = f.awaiting.saturating_sub(1);
+                }
+                if let Some(h) = self.fan.as_mut().and_then(|f| f.hedger.as_mut()) {
+                    if copy == FIRST {
+                        h.first_copy_reply(now.saturating_sub(slot.sent_ns));
+                    }
+                    if slot.measured {
+                        h.wasted += 1;
+                    }
                 }
                 return;
             }
@@ -567,6 +789,7 @@ impl Engine<'_> {
         }
         let server_ns = u64::from(h.server_ns());
         self.slots[idx].state = SlotState::Received;
+        self.slots[idx].seen |= copy;
         self.release(slot);
         if let Some(high) = self.highest_reply {
             if id < high && slot.measured {
@@ -574,6 +797,26 @@ impl Engine<'_> {
             }
         }
         self.highest_reply = Some(self.highest_reply.map_or(id, |h| h.max(id)));
+        if let Some(f) = self.fan.as_mut() {
+            if slot.hedge_ns != 0 {
+                f.awaiting += 1;
+            }
+        }
+        if let Some(h) = self.fan.as_mut().and_then(|f| f.hedger.as_mut()) {
+            if copy == FIRST {
+                h.first_copy_reply(now.saturating_sub(slot.sent_ns));
+            } else if slot.measured {
+                h.won += 1;
+            }
+        }
+        if self.fan.is_some() {
+            let end = match kind {
+                RpcKind::Error => SubEnd::Error,
+                _ => SubEnd::Answered { at: now, server_ns },
+            };
+            self.sub_done(slot, end);
+            return;
+        }
         if !slot.measured {
             return;
         }
@@ -591,6 +834,73 @@ impl Engine<'_> {
             corrected: clamp(now.saturating_sub(slot.intended_ns)),
             uncorrected: clamp(now.saturating_sub(slot.sent_ns)),
             server: clamp(server_ns),
+        });
+    }
+
+    /// A sub-request resolved: its logical request takes the slowest answer and resolves with
+    /// its last sub-request (lost if any was lost, an error if any was one).
+    fn sub_done(&mut self, slot: Slot, end: SubEnd) {
+        let clamp = |v: u64| v.min(HIGHEST_TRACKABLE_NS);
+        let timeout = self.timeout_ns;
+        let mask = self.mask;
+        let Some(f) = self.fan.as_mut() else {
+            return;
+        };
+        let l = slot.id / f.k;
+        let lg = &mut f.logical[(l & mask) as usize];
+        if lg.id != l || lg.remaining == 0 {
+            return;
+        }
+        match end {
+            SubEnd::Answered { at, server_ns } => {
+                if slot.measured {
+                    let _ = f.sub.record(clamp(at.saturating_sub(slot.intended_ns)));
+                }
+                if at >= lg.last_reply_ns {
+                    lg.last_reply_ns = at;
+                    lg.server_ns = server_ns;
+                }
+            }
+            SubEnd::Error => lg.error = true,
+            SubEnd::Lost => {
+                if slot.measured {
+                    let lag = slot.sent_ns.saturating_sub(slot.intended_ns);
+                    let _ = f.sub.record(clamp(timeout.saturating_add(lag)));
+                }
+                lg.lost = true;
+            }
+        }
+        lg.remaining -= 1;
+        if lg.remaining > 0 {
+            return;
+        }
+        let lg = *lg;
+        if !lg.measured {
+            return;
+        }
+        if lg.lost {
+            self.counters.lost += 1;
+            self.interval.lost += 1;
+            let lag = lg.sent_ns.saturating_sub(lg.intended_ns);
+            let corrected = clamp(timeout.saturating_add(lag));
+            let _ = self.corrected.record(corrected);
+            let _ = self.interval.hist.record(corrected);
+            let _ = self.uncorrected.record(clamp(timeout));
+            return;
+        }
+        if lg.error {
+            self.counters.errors += 1;
+            return;
+        }
+        self.counters.received += 1;
+        self.interval.received += 1;
+        if self.pending.len() == self.pending.capacity() {
+            self.record_pending();
+        }
+        self.pending.push(Sample {
+            corrected: clamp(lg.last_reply_ns.saturating_sub(lg.intended_ns)),
+            uncorrected: clamp(lg.last_reply_ns.saturating_sub(lg.sent_ns)),
+            server: clamp(lg.server_ns),
         });
     }
 

@@ -11,6 +11,7 @@ pub mod args;
 pub mod config;
 pub mod dpdk;
 mod engine;
+pub mod fanout;
 pub mod report;
 pub mod schedule;
 pub mod stream;

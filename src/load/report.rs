@@ -12,7 +12,10 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::contract::load::{self as contract, LoadReport, LoadSummary, SummaryFigures};
+use super::fanout;
+use crate::contract::load::{
+    self as contract, HedgeFigures, LoadReport, LoadSummary, SummaryFigures,
+};
 use crate::options::ChecksumChoice;
 use crate::stats::{write_percentile_distribution, HlogWriter, Summary, HIGHEST_TRACKABLE_NS};
 
@@ -82,6 +85,8 @@ pub struct IntervalRow {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub config: LoadConfig,
+    /// A fan-out or hedged run's sub-requests (None: plain requests).
+    pub fanout: Option<FanoutRun>,
     /// The DPDK transport's checksum policy (None for kernel sockets).
     pub checksum: Option<ChecksumChoice>,
     /// [`crate::os::Clock::describe`] of the clock used.
@@ -111,6 +116,15 @@ pub struct Report {
     pub intervals: Vec<IntervalRow>,
     /// Corrected histogram of each interval, same order as `intervals`.
     pub interval_histograms: IntervalHistograms,
+}
+
+/// What a fan-out or hedged run measured beside its logical requests.
+#[derive(Debug, Clone)]
+pub struct FanoutRun {
+    /// Every measured sub-request, from its intended send to its first reply (lost: at the
+    /// timeout).
+    pub sub: Histogram<u64>,
+    pub hedge: Option<HedgeFigures>,
 }
 
 /// The corrected histogram of every interval, in HdrHistogram's V2 encoding, appended to an
@@ -434,6 +448,46 @@ impl Report {
     }
 
     /// sockperf / wrk2 style text report.
+    /// The sub-requests beside the logical requests, the amplification, and hedging.
+    fn human_fanout(&self, f: &contract::FanoutFigures<Figures>) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "\nfan-out {} over {} replica(s): the round trips above are the logical requests' (the slowest of {}); each sub-request from its intended send:",
+            f.fanout, f.replicas, f.fanout
+        );
+        if let Some(sub) = &self.fanout {
+            out.push_str(&latency_table(
+                &Summary::from_histogram(&sub.sub),
+                self.censor_ns(),
+            ));
+        }
+        let _ = writeln!(
+            out,
+            "amplification at the sub-requests' p99 ({:.3} us): P(sub >) {:.4}, P(logical >) {:.4}, independent model 1-(1-p)^{} {:.4}",
+            f.threshold_ns as f64 / 1000.0,
+            f.p_sub,
+            f.p_logical,
+            f.fanout,
+            f.p_model
+        );
+        if let Some(h) = &f.hedge {
+            let _ = writeln!(
+                out,
+                "hedging after {}: threshold {:.3} us at the end ({:.3}..{:.3} us while hedging), {} duplicates ({:.2}% more sub-requests), {} won, {} wasted",
+                h.after,
+                h.threshold_ns as f64 / 1000.0,
+                h.threshold_min_ns as f64 / 1000.0,
+                h.threshold_max_ns as f64 / 1000.0,
+                h.duplicates,
+                h.duplicates_pct,
+                h.won,
+                h.wasted
+            );
+        }
+        out
+    }
+
     pub fn human_summary(&self) -> String {
         let c = &self.counters;
         let mut out = String::new();
@@ -491,6 +545,9 @@ impl Report {
         } else {
             let _ = writeln!(out, "\nround trip (closed loop: corrected == uncorrected):");
             out.push_str(&latency_table(&self.summary(), censor));
+        }
+        if let Some(f) = self.summary_report().shared.fanout {
+            out.push_str(&self.human_fanout(&f));
         }
         let _ = writeln!(out, "\nserver residence (server_ns from replies):");
         out.push_str(&Summary::from_histogram(&self.server).to_table());
@@ -568,7 +625,16 @@ impl Report {
             send_lag: self.send_lag_summary(),
             lost_recorded_at_ns: Some(self.lost_recorded_at_ns()),
             checksum: self.checksum.clone(),
-            fanout: None,
+            fanout: self.fanout.as_ref().map(|f| {
+                let sub = percentiles(&Summary::from_histogram(&f.sub), censor);
+                fanout::figures(
+                    &self.config.shape,
+                    &f.sub,
+                    &self.corrected,
+                    sub,
+                    f.hedge.clone(),
+                )
+            }),
             codec: None,
         };
         SummaryJson {

@@ -3,10 +3,10 @@
 //! the DPDK port are measured by the same code.
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use super::config::{LoadConfig, Transport};
+use super::config::{LoadConfig, Shape, Transport};
 use super::stream;
 use super::LoadError;
 use crate::options::{ChecksumChoice, WaitMode};
@@ -23,6 +23,14 @@ pub trait RpcTransport {
     fn send(&mut self, msg: &[u8]) -> io::Result<()>;
     /// Receives one whole message into `buf` and returns its length.
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Sends one whole message to replica `replica` (an index into
+    /// [`LoadConfig::replica_addrs`]). A transport with one destination sends it there.
+    #[inline]
+    fn send_to(&mut self, replica: usize, msg: &[u8]) -> io::Result<()> {
+        let _ = replica;
+        self.send(msg)
+    }
 
     /// Receives one message and hands it to `f` with its arrival time on `clock`. By
     /// default: `recv` into `buf`, then an ordered clock read. A transport that receives in
@@ -61,8 +69,13 @@ pub(crate) fn io_err(what: &str, e: io::Error) -> LoadError {
     LoadError::Io(format!("{what}: {e}"))
 }
 
-/// A connected kernel UDP socket.
-pub struct Udp(UdpSocket);
+/// A kernel UDP socket: connected to the one server, or, with several replicas, sending to
+/// each by address and taking replies from them only.
+pub struct Udp {
+    sock: UdpSocket,
+    /// Empty: connected to the one server.
+    replicas: Vec<SocketAddr>,
+}
 
 impl Udp {
     pub fn connect(cfg: &LoadConfig) -> Result<Udp, LoadError> {
@@ -73,8 +86,14 @@ impl Udp {
             "[::]:0"
         };
         let sock = UdpSocket::bind(bind).map_err(|e| io_err("bind", e))?;
-        sock.connect(server)
-            .map_err(|e| io_err(&format!("connect {server}"), e))?;
+        let replicas = cfg.replica_addrs();
+        let replicas = if replicas.len() > 1 {
+            replicas
+        } else {
+            sock.connect(server)
+                .map_err(|e| io_err(&format!("connect {server}"), e))?;
+            Vec::new()
+        };
         match cfg.wait {
             WaitMode::Busy => sock
                 .set_nonblocking(true)
@@ -83,17 +102,79 @@ impl Udp {
                 .set_read_timeout(Some(blocking_wait(cfg)))
                 .map_err(|e| io_err("set_read_timeout", e))?,
         }
-        Ok(Udp(sock))
+        Ok(Udp { sock, replicas })
     }
 }
 
 impl RpcTransport for Udp {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.0.send(msg).map(|_| ())
+        self.send_to(0, msg)
+    }
+
+    fn send_to(&mut self, replica: usize, msg: &[u8]) -> io::Result<()> {
+        match self.replicas.get(replica) {
+            Some(a) => self.sock.send_to(msg, a).map(|_| ()),
+            None => self.sock.send(msg).map(|_| ()),
+        }
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.recv(buf)
+        if self.replicas.is_empty() {
+            return self.sock.recv(buf);
+        }
+        loop {
+            let (n, from) = self.sock.recv_from(buf)?;
+            // What a connected socket filters: datagrams from anyone but the servers.
+            if self.replicas.contains(&from) {
+                return Ok(n);
+            }
+        }
+    }
+}
+
+/// One stream transport per replica (tcp `--servers`), polled in turn.
+pub struct Replicas {
+    conns: Vec<Box<dyn RpcTransport>>,
+    next: usize,
+}
+
+impl RpcTransport for Replicas {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.send_to(0, msg)
+    }
+
+    fn send_to(&mut self, replica: usize, msg: &[u8]) -> io::Result<()> {
+        match self.conns.get_mut(replica) {
+            Some(c) => c.send(msg),
+            None => Err(io::ErrorKind::InvalidInput.into()),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.conns.len();
+        let mut last = io::Error::from(io::ErrorKind::WouldBlock);
+        for i in 0..n {
+            let r = (self.next + i) % n;
+            match self.conns[r].recv(buf) {
+                Ok(len) => {
+                    // The next poll starts after this one, so no replica starves the rest.
+                    self.next = (r + 1) % n;
+                    return Ok(len);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
     }
 }
 
@@ -101,6 +182,21 @@ impl RpcTransport for Udp {
 pub fn open(cfg: &LoadConfig) -> Result<Box<dyn RpcTransport>, LoadError> {
     match cfg.transport {
         Transport::Udp => Ok(Box::new(Udp::connect(cfg)?)),
+        Transport::Tcp if cfg.replica_addrs().len() > 1 => {
+            let conns = cfg
+                .replica_addrs()
+                .into_iter()
+                .map(|a| {
+                    let one = LoadConfig {
+                        server: Some(a),
+                        shape: Shape::default(),
+                        ..cfg.clone()
+                    };
+                    stream::connect_tcp(&one).map(|s| Box::new(s) as Box<dyn RpcTransport>)
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Box::new(Replicas { conns, next: 0 }))
+        }
         Transport::Tcp => Ok(Box::new(stream::connect_tcp(cfg)?)),
         Transport::Unix => Ok(Box::new(stream::connect_unix(cfg)?)),
         Transport::Dpdk => Ok(Box::new(super::dpdk::DpdkTransport::open(cfg)?)),
