@@ -245,15 +245,16 @@ impl Transcoder {
         // The decoded request borrows the buffer, so the reply goes to scratch space first and
         // over the request once the borrow ends. Protobuf's decoded message owns its data and
         // needs no such detour.
-        let reply_len = match codec {
+        let encoded: &[u8] = match codec {
             Codec::Json => {
                 let request = json::decode_request(message)?;
-                json::encode(&answer(&request), &mut self.scratch)?
+                let n = json::encode(&answer(&request), &mut self.scratch)?;
+                self.scratch.get(..n).ok_or(TranscodeError::TooLarge)?
             }
             Codec::Flatbuffers => {
                 let request = fb::read_request(message)?;
                 fb::build_reply(&mut self.fbb, &answer(&request))?;
-                self.fbb.finished_data().len()
+                self.fbb.finished_data()
             }
             Codec::Protobuf => {
                 let request = pb::decode_request(message)?;
@@ -262,18 +263,11 @@ impl Transcoder {
                 return finish(buf, tag, n);
             }
         };
-        let encoded = match codec {
-            Codec::Flatbuffers => self.fbb.finished_data(),
-            _ => self
-                .scratch
-                .get(..reply_len)
-                .ok_or(TranscodeError::TooLarge)?,
-        };
-        let end = reply_len.checked_add(1).ok_or(TranscodeError::TooLarge)?;
+        let end = encoded.len() + 1;
         buf.get_mut(1..end)
             .ok_or(TranscodeError::TooLarge)?
             .copy_from_slice(encoded);
-        finish(buf, tag, reply_len)
+        finish(buf, tag, encoded.len())
     }
 }
 
