@@ -1,5 +1,6 @@
 //! bypass: a DPDK kernel-bypass RPC fast path and the latency lab that measures it.
 
+pub mod codec;
 pub mod contract;
 pub mod dpdk;
 pub mod drops;
