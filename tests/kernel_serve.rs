@@ -855,3 +855,102 @@ fn udp_replicas_answer_on_their_own_ports_held_by_the_model() {
     );
     assert_balanced(&v);
 }
+
+#[test]
+fn udp_transcode_answers_every_codec_and_size_and_refuses_junk() {
+    use bypass::codec::{ClientCodec, Codec, MessageSize};
+    let _g = serial();
+    let s = udp_server(&["--sockperf-port", "0"]);
+    let c = udp_client(s.sock_addr());
+    let mut buf = [0u8; 2048];
+    let mut n_ok = 0u64;
+    for codec in [Codec::Json, Codec::Protobuf, Codec::Flatbuffers] {
+        for size in [MessageSize::Small, MessageSize::Medium, MessageSize::Large] {
+            let mut cc = ClientCodec::new(codec, size);
+            let id = 40 + n_ok;
+            let mut payload = vec![0u8; cc.request_len_for(id)];
+            let n = cc.encode_request(id, &mut payload);
+            assert_eq!(n, payload.len());
+            c.send(&request(RpcMethod::Transcode, id, &payload))
+                .unwrap();
+            let got = c.recv(&mut buf).expect("reply");
+            let h = RpcHeader::new_checked(&buf[..got]).unwrap();
+            assert_eq!(
+                (h.kind(), h.status(), h.request_id()),
+                (RpcKind::Response, RpcStatus::Ok, id)
+            );
+            assert_eq!(got, HEADER_LEN + cc.reply_len_for(id), "{codec} {size}");
+            assert!(
+                cc.check_reply(id, h.payload()),
+                "{codec} {size}: not the expected reply"
+            );
+            n_ok += 1;
+        }
+    }
+    // Malformed messages, an unknown codec, an empty payload: status 3, no payload.
+    let mut cc = ClientCodec::new(Codec::Json, MessageSize::Small);
+    let mut good = vec![0u8; cc.request_len_for(5)];
+    cc.encode_request(5, &mut good);
+    let junk: Vec<Vec<u8>> = vec![
+        Vec::new(),
+        vec![99, 1, 2, 3],
+        good[..good.len() / 2].to_vec(),
+        {
+            let mut p = good.clone();
+            p[0] = 2; // a JSON body under the protobuf tag
+            p
+        },
+    ];
+    for (i, p) in junk.iter().enumerate() {
+        let req = request(RpcMethod::Transcode, 900 + i as u64, p);
+        c.send(&req).unwrap();
+        let got = c.recv(&mut buf).expect("reply");
+        let h = RpcHeader::new_checked(&buf[..got]).unwrap();
+        assert_eq!(
+            (h.kind(), h.status()),
+            (RpcKind::Error, RpcStatus::BadArgument),
+            "junk {i}"
+        );
+        assert_eq!(got, HEADER_LEN, "junk {i}");
+    }
+    let v = s.stop();
+    assert_eq!((u(&v, "rx"), u(&v, "tx")), (n_ok + 4, n_ok + 4), "{v}");
+    assert_balanced(&v);
+}
+
+#[test]
+fn load_transcode_reports_its_codec_work() {
+    use bypass::codec::{Codec, MessageSize};
+    use bypass::load::{run_with, LoadConfig, RequestMethod};
+    let _g = serial();
+    let s = udp_server(&["--sockperf-port", "0"]);
+    for codec in [Codec::Json, Codec::Protobuf, Codec::Flatbuffers] {
+        let cfg = LoadConfig {
+            method: RequestMethod::Transcode {
+                codec,
+                size: MessageSize::Medium,
+            },
+            payload_len: bypass::codec::ClientCodec::new(codec, MessageSize::Medium)
+                .request_len_for(u64::MAX),
+            count: Some(300),
+            ..LoadConfig::closed(s.sock_addr(), 1)
+        };
+        let r = run_with(&cfg).unwrap();
+        assert_eq!(
+            (r.counters.received, r.counters.invalid, r.counters.errors),
+            (300, 0, 0)
+        );
+        let f = r.summary_report().shared.codec.expect("codec figures");
+        assert_eq!(
+            (f.codec, f.message, f.bad_replies),
+            (codec, MessageSize::Medium, 0)
+        );
+        assert_eq!(
+            (f.encode.figures.read.count, f.decode.figures.read.count),
+            (300, 300)
+        );
+        assert!(f.request_bytes > 0 && f.reply_bytes > 0);
+    }
+    let v = s.stop();
+    assert_eq!(u(&v, "tx"), 900, "{v}");
+}

@@ -227,6 +227,7 @@ fn load_report(rate: Option<f64>) -> crate::load::Report {
     }
     Report {
         fanout: None,
+        codec: None,
         config,
         checksum: None,
         time_source: "monotonic".into(),

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::codec::Transcoder;
 use crate::service::{ServiceModel, ServiceTime};
 use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 use crate::wire::SockperfHeader;
@@ -19,19 +20,18 @@ pub enum Protocol {
     Sockperf,
 }
 
-#[derive(Debug, Clone, Copy)]
 pub struct Handler {
     spin_max_ns: u32,
     /// Held for every request answered Ok, on top of what `spin` asks for.
     service: Option<ServiceTime>,
+    /// `transcode`'s codecs and their preallocated scratch (every codec: a kernel server may
+    /// allocate, unlike the fast path).
+    transcoder: Transcoder,
 }
 
 impl Handler {
     pub fn new(spin_max_ns: u32) -> Handler {
-        Handler {
-            spin_max_ns,
-            service: None,
-        }
+        Handler::with_service(spin_max_ns, None, 0)
     }
 
     /// A handler that holds every request it answers Ok for a draw from `model`.
@@ -39,6 +39,7 @@ impl Handler {
         Handler {
             spin_max_ns,
             service: model.map(|m| ServiceTime::new(m, seed)),
+            transcoder: Transcoder::new(),
         }
     }
 
@@ -49,6 +50,7 @@ impl Handler {
             service: self
                 .service
                 .map(|s| ServiceTime::new(*s.model(), ServiceTime::seed_for(index))),
+            transcoder: Transcoder::new(),
         }
     }
 
@@ -82,7 +84,11 @@ impl Handler {
         if h.length() as usize > msg.len() - rpc::HEADER_LEN {
             return Err(DropReason::BadLength);
         }
-        let status = self.execute(h.method(), h.payload());
+        let method = h.method();
+        let status = self.execute(method, h.payload());
+        if status == RpcStatus::Ok && method == RpcMethod::Transcode {
+            return Ok(self.transcode(msg));
+        }
         let mut h = RpcHeader::new_unchecked(&mut msg[..]);
         h.set_status(status);
         if status == RpcStatus::Ok {
@@ -92,6 +98,30 @@ impl Handler {
             h.set_kind(RpcKind::Error);
             h.set_length(0);
             Ok(rpc::HEADER_LEN)
+        }
+    }
+
+    /// `transcode`, in place: the reply message over the request's, within the request's own
+    /// size (a reply is never larger than its request, so a request shorter than its reply
+    /// is refused with status 3, like a malformed message).
+    fn transcode(&mut self, msg: &mut [u8]) -> usize {
+        let len = RpcHeader::new_unchecked(&msg[..]).length() as usize;
+        let (head, body) = msg.split_at_mut(rpc::HEADER_LEN);
+        let result = self.transcoder.transcode(body, len);
+        let mut h = RpcHeader::new_unchecked(head);
+        match result {
+            Ok(n) => {
+                h.set_status(RpcStatus::Ok);
+                h.set_kind(RpcKind::Response);
+                h.set_length(n as u32);
+                rpc::HEADER_LEN + n
+            }
+            Err(_) => {
+                h.set_status(RpcStatus::BadArgument);
+                h.set_kind(RpcKind::Error);
+                h.set_length(0);
+                rpc::HEADER_LEN
+            }
         }
     }
 

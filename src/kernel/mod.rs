@@ -120,7 +120,7 @@ pub fn serve(cfg: &KernelConfig) -> Result<(FinalReport, Option<KernelError>), K
     let mut shown = Vec::new();
     let mut unix_guard = None;
     for r in 0..cfg.replicas {
-        let (w, s, g) = start(&cfg.replica(r), base, u64::from(r) << 16)?;
+        let (w, s, g) = start(&cfg.replica(r), base.for_thread(0), u64::from(r) << 16)?;
         // Replica r's threads follow replica r-1's in the report.
         let first = usize::from(r) * cfg.threads;
         workers.extend(w.into_iter().map(|w| Worker {
@@ -191,7 +191,6 @@ fn start(
 
 /// A handler and the seed index of its first thread: each thread takes its own copy, so
 /// no two threads (or replicas) share a sequence of draws.
-#[derive(Clone, Copy)]
 struct Seeded(Handler, u64);
 
 impl Seeded {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::options::{ChecksumPolicy, WaitMode};
+use crate::options::{ChecksumPolicy, Codec, MessageSize, WaitMode};
 use crate::wire::MacAddress;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,6 +36,8 @@ pub enum Arrival {
 pub enum MethodArg {
     Echo,
     Spin,
+    /// One message in --codec, decoded, answered and encoded back by the server.
+    Transcode,
 }
 
 /// `bypass load`: measure RPC round trips against a server (docs/protocol.md).
@@ -92,6 +94,12 @@ pub struct LoadArgs {
     pub size: Option<usize>,
     #[arg(long, value_enum, default_value = "echo")]
     pub method: MethodArg,
+    /// Transcode: the message codec.
+    #[arg(long, value_enum)]
+    pub codec: Option<Codec>,
+    /// Transcode: the message's size (the same schema with more items).
+    #[arg(long, value_enum)]
+    pub message: Option<MessageSize>,
     /// Spin: nanoseconds the server busy-waits per request.
     #[arg(long)]
     pub spin_ns: Option<u32>,

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+use crate::codec::{ClientCodec, Codec, MessageSize};
 use crate::options::{ChecksumPolicy, FieldError, RateSweep, WaitMode};
 use crate::wire::frame::UDP_HEADERS_LEN;
 use crate::wire::rpc::HEADER_LEN;
@@ -67,7 +68,15 @@ pub enum LoadModel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RequestMethod {
     Echo,
-    Spin { ns: u32 },
+    Spin {
+        ns: u32,
+    },
+    /// One message of this codec and size per request (its length varies with the id's
+    /// width; `payload_len` is the longest).
+    Transcode {
+        codec: Codec,
+        size: MessageSize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -660,7 +669,30 @@ fn load_model(a: &LoadArgs, sweep: Option<&RateSweep>) -> Result<LoadModel, Load
 
 /// The request method and its payload length, from --method, --spin-ns and --size.
 fn method_and_size(a: &LoadArgs) -> Result<(RequestMethod, usize), LoadError> {
+    if a.method != MethodArg::Transcode {
+        if a.codec.is_some() {
+            return Err(bad("--codec", "only with --method transcode"));
+        }
+        if a.message.is_some() {
+            return Err(bad("--message", "only with --method transcode"));
+        }
+    }
     let method = match a.method {
+        MethodArg::Transcode => {
+            if a.spin_ns.is_some() {
+                return Err(bad("--spin-ns", "only with --method spin"));
+            }
+            let Some(codec) = a.codec else {
+                return Err(bad(
+                    "--codec",
+                    "--method transcode needs --codec json|protobuf|flatbuffers",
+                ));
+            };
+            RequestMethod::Transcode {
+                codec,
+                size: a.message.unwrap_or(MessageSize::Small),
+            }
+        }
         MethodArg::Echo => {
             if a.spin_ns.is_some() {
                 return Err(bad("--spin-ns", "only with --method spin"));
@@ -673,6 +705,16 @@ fn method_and_size(a: &LoadArgs) -> Result<(RequestMethod, usize), LoadError> {
         },
     };
     let payload_len = match (method, a.size) {
+        (RequestMethod::Transcode { .. }, Some(_)) => {
+            return Err(bad(
+                "--size",
+                "--method transcode sizes its messages with --message small|medium|large",
+            ))
+        }
+        // The longest request, at the widest id.
+        (RequestMethod::Transcode { codec, size }, None) => {
+            ClientCodec::new(codec, size).request_len_for(u64::MAX)
+        }
         (RequestMethod::Echo, s) => s.unwrap_or(DEFAULT_ECHO_SIZE),
         (RequestMethod::Spin { .. }, None | Some(4)) => 4,
         (RequestMethod::Spin { .. }, Some(s)) => {

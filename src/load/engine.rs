@@ -19,10 +19,11 @@ use crate::wire::rpc::{RpcHeader, RpcKind, RpcMethod, RpcRepr, HEADER_LEN};
 
 use super::config::{LoadConfig, LoadModel, RequestMethod};
 use super::fanout::Hedger;
-use super::report::{Counters, FanoutRun, IntervalHistograms, IntervalRow, Report};
+use super::report::{CodecRun, Counters, FanoutRun, IntervalHistograms, IntervalRow, Report};
 use super::schedule::Schedule;
 use super::transport::RpcTransport;
 use super::LoadError;
+use crate::codec::ClientCodec;
 use crate::os::Clock;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
@@ -194,6 +195,18 @@ struct Engine<'a> {
     /// poll.
     window: Option<u64>,
     fan: Option<Fan>,
+    /// `transcode`: the client's codec and the time it spends in it.
+    codec: Option<Codecs>,
+}
+
+/// The client's codec work: each request encoded as it is sent (inside the round trip,
+/// which starts at the send stamp), each reply decoded and checked after its arrival stamp
+/// (outside it).
+struct Codecs {
+    client: ClientCodec,
+    encode: Histogram<u64>,
+    decode: Histogram<u64>,
+    bad_replies: u64,
 }
 
 /// Runs one measurement over `transport`.
@@ -229,6 +242,16 @@ pub fn run(
             send_buf[HEADER_LEN..].copy_from_slice(&ns.to_be_bytes());
             RpcMethod::Spin
         }
+        RequestMethod::Transcode { .. } => RpcMethod::Transcode,
+    };
+    let codec = match cfg.method {
+        RequestMethod::Transcode { codec, size } => Some(Codecs {
+            client: ClientCodec::new(codec, size),
+            encode: new_latency_histogram(),
+            decode: new_latency_histogram(),
+            bad_replies: 0,
+        }),
+        _ => None,
     };
     let mut e = Engine {
         cfg,
@@ -273,6 +296,7 @@ pub fn run(
             LoadModel::Open { .. } => None,
         },
         fan,
+        codec,
     };
     e.run()
 }
@@ -360,8 +384,18 @@ impl Engine<'_> {
             sub: take(&mut f.sub),
             hedge: f.hedger.as_ref().map(|h| h.figures(f.firsts)),
         });
+        let codec = self.codec.as_mut().map(|c| CodecRun {
+            codec: c.client.codec(),
+            message: c.client.size(),
+            request_bytes: c.client.request_len_for(1) as u64 - 1,
+            reply_bytes: c.client.reply_len_for(1) as u64 - 1,
+            encode: take(&mut c.encode),
+            decode: take(&mut c.decode),
+            bad_replies: c.bad_replies,
+        });
         Report {
             fanout,
+            codec,
             checksum: self.transport.as_ref().and_then(|t| t.checksum().cloned()),
             config: cfg.clone(),
             time_source: self.clock.describe(),
@@ -493,17 +527,28 @@ impl Engine<'_> {
 
     /// Emits the header of request `id` with `client_ts` and sends it to `replica`.
     fn emit_and_send(&mut self, id: u64, client_ts: u64, replica: u16) {
-        let repr = RpcRepr::request(
-            RpcMethod::from(self.wire_method),
-            id,
-            client_ts,
-            self.cfg.payload_len as u32,
-        );
+        let len = match self.codec.as_mut() {
+            None => self.cfg.payload_len,
+            Some(c) => {
+                let t0 = self.clock.now_ns();
+                // The buffer holds the longest request (the widest id), so this never fails.
+                let n = c
+                    .client
+                    .encode_request(id, &mut self.send_buf[HEADER_LEN..]);
+                let t1 = self.clock.now_ns();
+                let _ = c
+                    .encode
+                    .record(t1.saturating_sub(t0).clamp(1, HIGHEST_TRACKABLE_NS));
+                n
+            }
+        };
+        let repr = RpcRepr::request(RpcMethod::from(self.wire_method), id, client_ts, len as u32);
         let mut h = RpcHeader::new_unchecked(&mut self.send_buf[..]);
         repr.emit(&mut h)
             .expect("send buffer holds at least a header");
+        let msg = &self.send_buf[..HEADER_LEN + len];
         let sent = match self.transport.as_mut() {
-            Some(t) => t.send_to(usize::from(replica), &self.send_buf),
+            Some(t) => t.send_to(usize::from(replica), msg),
             None => Err(ErrorKind::NotConnected.into()),
         };
         match sent {
@@ -782,7 +827,19 @@ impl Engine<'_> {
             }
             SlotState::InFlight => {}
         }
-        if kind == RpcKind::Response && h.length() as usize != self.cfg.payload_len {
+        if let (Some(c), RpcKind::Response) = (self.codec.as_mut(), kind) {
+            let t0 = self.clock.now_ns();
+            let good = c.client.check_reply(id, h.payload());
+            let t1 = self.clock.now_ns();
+            let _ = c
+                .decode
+                .record(t1.saturating_sub(t0).clamp(1, HIGHEST_TRACKABLE_NS));
+            if !good {
+                c.bad_replies += 1;
+                self.counters.invalid += 1;
+                return;
+            }
+        } else if kind == RpcKind::Response && h.length() as usize != self.cfg.payload_len {
             // Leave it in flight: it times out unless a good reply follows.
             self.counters.invalid += 1;
             return;

@@ -17,6 +17,7 @@ use crate::contract::load::{
     self as contract, HedgeFigures, LoadReport, LoadSummary, SummaryFigures,
 };
 use crate::options::ChecksumChoice;
+use crate::options::{Codec, MessageSize};
 use crate::stats::{write_percentile_distribution, HlogWriter, Summary, HIGHEST_TRACKABLE_NS};
 
 use super::config::{Arrival, LoadConfig, LoadModel, RequestMethod};
@@ -87,6 +88,8 @@ pub struct Report {
     pub config: LoadConfig,
     /// A fan-out or hedged run's sub-requests (None: plain requests).
     pub fanout: Option<FanoutRun>,
+    /// `transcode`: the client's codec work.
+    pub codec: Option<CodecRun>,
     /// The DPDK transport's checksum policy (None for kernel sockets).
     pub checksum: Option<ChecksumChoice>,
     /// [`crate::os::Clock::describe`] of the clock used.
@@ -116,6 +119,19 @@ pub struct Report {
     pub intervals: Vec<IntervalRow>,
     /// Corrected histogram of each interval, same order as `intervals`.
     pub interval_histograms: IntervalHistograms,
+}
+
+/// The `transcode` client's own codec work, per message.
+#[derive(Debug, Clone)]
+pub struct CodecRun {
+    pub codec: Codec,
+    pub message: MessageSize,
+    /// Message bytes without the tag, for a one-digit id.
+    pub request_bytes: u64,
+    pub reply_bytes: u64,
+    pub encode: Histogram<u64>,
+    pub decode: Histogram<u64>,
+    pub bad_replies: u64,
 }
 
 /// What a fan-out or hedged run measured beside its logical requests.
@@ -438,6 +454,7 @@ impl Report {
         let method = match c.method {
             RequestMethod::Echo => format!("echo {} B", c.payload_len),
             RequestMethod::Spin { ns } => format!("spin {ns} ns"),
+            RequestMethod::Transcode { codec, size } => format!("transcode {codec} {size}"),
         };
         let wait = c.wait;
         format!(
@@ -549,6 +566,17 @@ impl Report {
         if let Some(f) = self.summary_report().shared.fanout {
             out.push_str(&self.human_fanout(&f));
         }
+        if let Some(c) = &self.codec {
+            let e = Summary::from_histogram(&c.encode);
+            let d = Summary::from_histogram(&c.decode);
+            let _ = writeln!(
+                out,
+                "\nclient codec {} {} ({} B requests, {} B replies): encode p50 {:.3} us p99 {:.3} us (inside the round trip), decode+check p50 {:.3} us p99 {:.3} us (after it), {} bad replies",
+                c.codec, c.message, c.request_bytes, c.reply_bytes,
+                e.p50 as f64 / 1000.0, e.p99 as f64 / 1000.0,
+                d.p50 as f64 / 1000.0, d.p99 as f64 / 1000.0, c.bad_replies
+            );
+        }
         let _ = writeln!(out, "\nserver residence (server_ns from replies):");
         out.push_str(&Summary::from_histogram(&self.server).to_table());
         let _ = writeln!(out, "\nwire + stacks (uncorrected round trip - server_ns):");
@@ -635,7 +663,15 @@ impl Report {
                     f.hedge.clone(),
                 )
             }),
-            codec: None,
+            codec: self.codec.as_ref().map(|c| contract::CodecFigures {
+                codec: c.codec,
+                message: c.message,
+                request_bytes: c.request_bytes,
+                reply_bytes: c.reply_bytes,
+                encode: percentiles(&Summary::from_histogram(&c.encode), None),
+                decode: percentiles(&Summary::from_histogram(&c.decode), None),
+                bad_replies: c.bad_replies,
+            }),
         };
         SummaryJson {
             shared,

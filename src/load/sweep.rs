@@ -76,6 +76,7 @@ fn describe_points(base: &LoadConfig) -> String {
     let method = match base.method {
         RequestMethod::Echo => format!("echo {} B", base.payload_len),
         RequestMethod::Spin { ns } => format!("spin {ns} ns"),
+        RequestMethod::Transcode { codec, size } => format!("transcode {codec} {size}"),
     };
     let wait = base.wait;
     let length = match (base.duration, base.count) {

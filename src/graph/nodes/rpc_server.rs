@@ -113,6 +113,8 @@ impl RpcServer {
         let status = match method {
             // The common case needs no payload view; a model holds echoes too.
             RpcMethod::Echo if self.service.is_none() => RpcStatus::Ok,
+            // Not served here yet (docs/protocol.md): an error, never an echo of the message.
+            RpcMethod::Transcode => RpcStatus::UnknownMethod,
             method => {
                 let req = RpcHeader::new_unchecked(&data[UDP_HEADERS_LEN..]);
                 self.execute(method, req.payload(), tsc_hz, spun)
@@ -406,6 +408,16 @@ mod tests {
         assert_eq!(
             r.pkts[1].data(),
             &response(RpcMethod::Spin, 4, spin_ns, &1000u32.to_be_bytes())[..]
+        );
+    }
+
+    #[test]
+    fn transcode_is_not_served_here_and_never_echoed() {
+        let r = run(&[rpc_request(RpcMethod::Transcode, 6, b"\x01{\"id\":6}")]);
+        assert_eq!(r.nexts, [NEXT_TX]);
+        assert_eq!(
+            r.pkts[0].data(),
+            &error(RpcMethod::Transcode, 6, RpcStatus::UnknownMethod, 0)[..]
         );
     }
 
