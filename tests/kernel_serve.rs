@@ -346,7 +346,7 @@ fn stream_checks(connect: &dyn Fn() -> Box<dyn Duplex>) -> (u64, u64) {
             RpcStatus::Ok,
         ),
         (
-            request(RpcMethod::Other(3), 22, b"zz"),
+            request(RpcMethod::Other(9), 22, b"zz"),
             RpcStatus::UnknownMethod,
         ),
         (request(RpcMethod::Echo, 23, &pattern(100)), RpcStatus::Ok),

@@ -166,7 +166,10 @@ fn fanout_1_through_the_fanout_path_equals_plain_requests() {
     // A hedge threshold no reply reaches puts K = 1 through the sub-request machinery.
     let never = Some(HedgeAfter::Fixed { ns: 60_000_000_000 });
     let fan = run(&config(&[r.addr], 1, never, count));
-    let plain = run(&config(&[r.addr], 1, None, count));
+    let plain = run(&LoadConfig {
+        shape: Shape::default(),
+        ..config(&[r.addr], 1, None, count)
+    });
     for rep in [&fan, &plain] {
         let c = &rep.counters;
         assert_eq!((c.sent, c.received, c.lost, c.errors), (count, count, 0, 0));

@@ -9,11 +9,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::contract::load::RequestShape;
 pub use crate::contract::platform::FloorMode;
+use crate::contract::serve::ServiceArg;
 use crate::lab::chain::plan as chain;
 pub use crate::lab::chain::plan::{ChainPlan, Depths, HopKind};
+use crate::load::fanout::HedgeAfter;
 use crate::options::RateSweep;
-use crate::options::{Backend, ChecksumPolicy, PollMode, Proto, WaitMode};
+use crate::options::{Backend, ChecksumPolicy, Codec, MessageSize, PollMode, Proto, WaitMode};
+use crate::service::ServiceModel;
 
 /// A scenario error: `field` is the TOML path of the offending value (e.g. `path[2].topology`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -346,6 +350,26 @@ pub struct PathSpec {
     pub depths: Option<Depths>,
     /// chain, kernel hops: the CPU of hop k at index k-1 (default: every hop on server_cpu).
     pub hop_cpus: Option<Vec<usize>>,
+    /// kernel-serve: the service-time model, e.g. "bimodal:20us,1%:1ms" (docs/protocol.md).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// kernel-serve (udp, tcp): replicas on consecutive ports; the client's sub-requests
+    /// spread over them.
+    #[serde(default)]
+    pub replicas: Option<u16>,
+    /// load: sub-requests per logical request.
+    #[serde(default)]
+    pub fanout: Option<u32>,
+    /// load: hedge after a duration ("500us") or a percentile ("p95").
+    #[serde(default)]
+    pub hedge_after: Option<String>,
+    /// load: the transcode method in this codec (kernel-serve; the fast path does not
+    /// transcode).
+    #[serde(default)]
+    pub codec: Option<Codec>,
+    /// load, with codec: small (default), medium or large.
+    #[serde(default)]
+    pub message: Option<MessageSize>,
 }
 
 /// A scenario resolved: everything the runner needs, owned, so the raw scenario does not
@@ -404,6 +428,13 @@ pub struct ResolvedPath {
     pub checksum: Option<ChecksumPolicy>,
     /// A chain path's depth: its hops and where they run (None for other kinds).
     pub chain: Option<ChainPlan>,
+    /// kernel-serve: `--service` and `--replicas`.
+    #[serde(skip)]
+    pub service: ServiceArg,
+    /// The client's fan-out, hedging and transcode (its `servers` are filled in by the path
+    /// that knows the replicas' addresses).
+    #[serde(skip)]
+    pub shape: RequestShape,
 }
 
 impl ResolvedPath {
@@ -879,6 +910,8 @@ impl Scenario {
             floor_mode,
             checksum: None,
             chain: None,
+            service: ServiceArg::default(),
+            shape: RequestShape::default(),
         })
     }
 
@@ -1081,6 +1114,8 @@ impl Scenario {
             floor_mode: FloorMode::Ring,
             checksum: ps.checksum,
             chain: None,
+            service: tail_service(ps, proto, f)?,
+            shape: tail_shape(ps, client, f)?,
         })
     }
 
@@ -1247,6 +1282,78 @@ fn plan_rates(
             Ok((None, rates))
         }
     }
+}
+
+/// A kernel-serve path's `--service` and `--replicas` (issue 14), checked here so a bad
+/// model is refused before anything runs.
+fn tail_service(
+    ps: &PathSpec,
+    proto: Proto,
+    f: &dyn Fn(&str) -> String,
+) -> Result<ServiceArg, ScenarioError> {
+    if ps.kind != PathKind::KernelServe && (ps.service.is_some() || ps.replicas.is_some()) {
+        return Err(err(
+            f("service"),
+            "service and replicas are for kind = \"kernel-serve\" (the fast path's replicas share its workers)",
+        ));
+    }
+    if let Some(m) = &ps.service {
+        m.parse::<ServiceModel>()
+            .map_err(|e| err(f("service"), e))?;
+    }
+    if let Some(n) = ps.replicas {
+        if !(1..=64).contains(&n) {
+            return Err(err(f("replicas"), format!("must be 1..=64, got {n}")));
+        }
+        if n > 1 && proto == Proto::Unix {
+            return Err(err(f("replicas"), "udp or tcp: a unix server has one path"));
+        }
+    }
+    Ok(ServiceArg {
+        model: ps.service.clone(),
+        replicas: ps.replicas.filter(|&n| n > 1),
+    })
+}
+
+/// A path's fan-out, hedging and transcode for `bypass load`.
+fn tail_shape(
+    ps: &PathSpec,
+    client: Client,
+    f: &dyn Fn(&str) -> String,
+) -> Result<RequestShape, ScenarioError> {
+    let any = ps.fanout.is_some() || ps.hedge_after.is_some() || ps.codec.is_some();
+    if !any {
+        if ps.message.is_some() {
+            return Err(err(f("message"), "needs codec"));
+        }
+        return Ok(RequestShape::default());
+    }
+    if ps.kind != PathKind::KernelServe || client != Client::Load {
+        return Err(err(
+            f("fanout"),
+            "fanout, hedge_after and codec are for kind = \"kernel-serve\" measured by client = \"load\"",
+        ));
+    }
+    if let Some(k) = ps.fanout {
+        if !(1..=64).contains(&k) {
+            return Err(err(f("fanout"), format!("must be 1..=64, got {k}")));
+        }
+    }
+    if let Some(h) = &ps.hedge_after {
+        h.parse::<HedgeAfter>()
+            .map_err(|e| err(f("hedge_after"), e))?;
+    }
+    if ps.message.is_some() && ps.codec.is_none() {
+        return Err(err(f("message"), "needs codec"));
+    }
+    Ok(RequestShape {
+        servers: Vec::new(),
+        fanout: ps.fanout,
+        hedge_after: ps.hedge_after.clone(),
+        transcode: ps
+            .codec
+            .map(|c| (c, ps.message.unwrap_or(MessageSize::Small))),
+    })
 }
 
 /// The kernel server's proto and backend (defaults for other kinds, which may not set them).
@@ -1927,6 +2034,7 @@ plan = { mode = "ping-pong" }
             "lab-ci.toml",
             "lab-baremetal.toml",
             "lab-chain.toml",
+            "lab-tails.toml",
         ] {
             let p = Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("configs")

@@ -108,10 +108,11 @@ impl Default for Shape {
 }
 
 impl Shape {
-    /// Plain requests: one per logical request, no hedging (the engine's figures are then
-    /// exactly those of a run without this module).
+    /// Plain requests: one per logical request to the one server, no hedging (the engine's
+    /// figures are then exactly those of a run without this module). Given replicas, even
+    /// K = 1 reports its sub-requests, so a fan-out series has its K = 1 point.
     pub fn is_plain(&self) -> bool {
-        self.fanout == 1 && self.hedge.is_none()
+        self.fanout == 1 && self.hedge.is_none() && self.servers.is_empty()
     }
 
     /// Replicas the sub-requests go to (at least 1).

@@ -327,7 +327,7 @@ fn mixed_vector() {
 fn replies_are_never_larger_than_requests() {
     let frames = vec![
         rpc_request(RpcMethod::Echo, 1, &[7; 1400]),
-        rpc_request(RpcMethod::Other(3), 2, &[7; 1400]),
+        rpc_request(RpcMethod::Other(9), 2, &[7; 1400]),
         rpc_request(RpcMethod::Spin, 3, &[0; 1400]),
         spin_request(4, 5),
         arp_request(PEER_MAC, PEER_IP, OUR_IP),

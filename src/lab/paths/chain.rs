@@ -91,6 +91,7 @@ fn run_fastpath(
             client_ip: topo.client_ip()?,
         },
         devices: vec![client_dev],
+        replicas: Vec::new(),
     };
     let measured = run_load(ctx, path, &topo.server_ns, &target, res);
     let fin = stop_server::<ServeFinal>(&mut proc);

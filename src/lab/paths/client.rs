@@ -2,6 +2,7 @@
 //! pinned to the client CPU, their outputs read back into the path's result.
 
 use std::io::Write;
+use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -25,6 +26,8 @@ use crate::stats::{new_latency_histogram, write_percentile_distribution};
 pub struct Target {
     pub to: LoadTarget,
     pub devices: Vec<String>,
+    /// `--servers`: the replicas (empty: `to` alone).
+    pub replicas: Vec<SocketAddrV4>,
 }
 
 impl Target {
@@ -33,6 +36,7 @@ impl Target {
         Target {
             to,
             devices: Vec::new(),
+            replicas: Vec::new(),
         }
     }
 }
@@ -73,7 +77,10 @@ fn load_once(
         hlog: sweep.is_none().then(|| files.hlog.clone()),
         // Kernel sockets refuse it: their checksums are the kernel's.
         checksum: path.checksum.filter(|_| dpdk),
-        shape: RequestShape::default(),
+        shape: RequestShape {
+            servers: target.replicas.clone(),
+            ..path.shape.clone()
+        },
         eal: if dpdk {
             eal::args(
                 &[path.client_cpu],

@@ -124,6 +124,7 @@ pub fn run(
                         client_ip: topo.client_ip()?,
                     },
                     devices: topo.spec.client_eal.clone(),
+                    replicas: Vec::new(),
                 };
                 run_load(ctx, path, &topo.server_ns, &target, res)
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::client::{measure_with_cross_check, run_load, run_sockperf, Target};
 use super::{server_cap_secs, shell_line, stop_server, Ctx, PathError};
 use crate::contract::load::LoadTarget;
-use crate::contract::serve::{KernelListen, KernelServeCommand, KernelServeFinal, ServiceArg};
+use crate::contract::serve::{KernelListen, KernelServeCommand, KernelServeFinal};
 use crate::lab::proc::Proc;
 use crate::lab::results::PathResult;
 use crate::lab::scenario::{Client, ResolvedPath, TopologyKind};
@@ -41,7 +41,7 @@ pub fn run(
         cpu: path.server_cpu,
         duration_s: server_cap_secs(path),
         sockperf_port: (path.proto == Proto::Udp).then_some(SOCKPERF_PORT),
-        service: ServiceArg::default(),
+        service: path.service.clone(),
     };
     let mut argv = topo.server_ns.prefix();
     argv.push(ctx.bin.to_string_lossy().into_owned());
@@ -63,10 +63,17 @@ pub fn run(
             run_load(ctx, path, ns, &target, res)
         }
         (_, proto) => {
-            let target = Target::socket(LoadTarget::Socket {
+            let mut target = Target::socket(LoadTarget::Socket {
                 proto,
                 server: addr,
             });
+            // Replicas listen on consecutive ports from the first.
+            let n = path.service.replicas.unwrap_or(1);
+            if n > 1 {
+                target.replicas = (0..n)
+                    .map(|r| SocketAddrV4::new(topo.spec.server_ip, RPC_PORT + r))
+                    .collect();
+            }
             let ours = |res: &mut PathResult| run_load(ctx, path, ns, &target, res);
             measure_with_cross_check(ctx, path, ns, (&ip, SOCKPERF_PORT), ours, res)
         }

@@ -44,6 +44,7 @@ pub fn run(
             client_ip: topo.client_ip()?,
         },
         devices: vec![client_dev],
+        replicas: Vec::new(),
     };
     let measured = run_load(ctx, path, &topo.server_ns, &target, res);
     let fin = stop_server::<ServeFinal>(&mut server);
