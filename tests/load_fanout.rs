@@ -314,7 +314,7 @@ fn a_percentile_threshold_hedges_the_slowest_few() {
     assert!(at_least(&rep.corrected, HOLD.as_nanos() as u64) <= 10);
 }
 
-fn flag_error(extra: &[&str]) -> LoadError {
+fn plan(extra: &[&str]) -> Result<bypass::load::LoadPlan, LoadError> {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
@@ -323,7 +323,11 @@ fn flag_error(extra: &[&str]) -> LoadError {
     let mut a = vec!["load", "--count", "10"];
     a.extend(extra);
     let args = Cli::try_parse_from(a).unwrap().load;
-    bypass::load::LoadPlan::from_args(&args).unwrap_err()
+    bypass::load::LoadPlan::from_args(&args)
+}
+
+fn flag_error(extra: &[&str]) -> LoadError {
+    plan(extra).unwrap_err()
 }
 
 #[test]
@@ -378,17 +382,7 @@ fn bad_shapes_are_refused_naming_the_flag() {
         ])),
         "--servers"
     );
-    let ok = |extra: &[&str]| {
-        #[derive(Parser)]
-        struct Cli {
-            #[command(flatten)]
-            load: LoadArgs,
-        }
-        let mut a = vec!["load", "--count", "10"];
-        a.extend(extra);
-        let args = Cli::try_parse_from(a).unwrap().load;
-        bypass::load::LoadPlan::from_args(&args).unwrap().config
-    };
+    let ok = |extra: &[&str]| plan(extra).unwrap().config;
     let c = ok(&["--servers", s, "--fanout", "3", "--hedge-after", "p95"]);
     assert_eq!(
         c.server,

@@ -113,8 +113,11 @@ impl LoadCommand {
             Offered::PingPong { wait: Some(w) } => a.opt("--wait", w),
             Offered::PingPong { wait: None } => &mut a,
         };
-        a.opt("--size", self.size)
-            .opt("--duration", self.duration_s)
+        // A transcode request's size is its message's (--message).
+        if self.shape.transcode.is_none() {
+            a.opt("--size", self.size);
+        }
+        a.opt("--duration", self.duration_s)
             .opt("--warmup", self.warmup_s)
             .path("--json", &self.json)
             .path("--hgrm", &self.hgrm);

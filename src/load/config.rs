@@ -357,6 +357,15 @@ impl LoadConfig {
                 "--hedge-after sends duplicates when they fall due, which a blocking wait would delay: use --wait busy (the default with hedging)",
             ));
         }
+        if self.slots()?.saturating_mul(s.fanout as usize) > MAX_SLOTS {
+            return Err(bad(
+                "--fanout",
+                format!(
+                    "{} sub-requests per request need more than {MAX_SLOTS} in-flight slots at this rate or window and timeout; lower one of them",
+                    s.fanout
+                ),
+            ));
+        }
         if s.servers.is_empty() {
             return Ok(());
         }

@@ -881,6 +881,11 @@ impl Engine<'_> {
             self.counters.errors += 1;
             return;
         }
+        self.received(slot.intended_ns, slot.sent_ns, now, server_ns);
+    }
+
+    /// A measured request answered at `at`: counted, its figures held for the histograms.
+    fn received(&mut self, intended_ns: u64, sent_ns: u64, at: u64, server_ns: u64) {
         self.counters.received += 1;
         self.interval.received += 1;
         if self.pending.len() == self.pending.capacity() {
@@ -888,8 +893,8 @@ impl Engine<'_> {
         }
         let clamp = |v: u64| v.min(HIGHEST_TRACKABLE_NS);
         self.pending.push(Sample {
-            corrected: clamp(now.saturating_sub(slot.intended_ns)),
-            uncorrected: clamp(now.saturating_sub(slot.sent_ns)),
+            corrected: clamp(at.saturating_sub(intended_ns)),
+            uncorrected: clamp(at.saturating_sub(sent_ns)),
             server: clamp(server_ns),
         });
     }
@@ -949,16 +954,7 @@ impl Engine<'_> {
             self.counters.errors += 1;
             return;
         }
-        self.counters.received += 1;
-        self.interval.received += 1;
-        if self.pending.len() == self.pending.capacity() {
-            self.record_pending();
-        }
-        self.pending.push(Sample {
-            corrected: clamp(lg.last_reply_ns.saturating_sub(lg.intended_ns)),
-            uncorrected: clamp(lg.last_reply_ns.saturating_sub(lg.sent_ns)),
-            server: clamp(lg.server_ns),
-        });
+        self.received(lg.intended_ns, lg.sent_ns, lg.last_reply_ns, lg.server_ns);
     }
 
     /// Records the replies' figures held back by [`Self::on_reply`]. Runs before the interval
