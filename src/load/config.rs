@@ -333,7 +333,7 @@ impl LoadConfig {
         Ok(())
     }
 
-    /// Where sub-request `i` goes: an index into [`Self::replica_addrs`].
+    /// The replicas sub-requests go to: `--servers`, or the one server.
     pub fn replica_addrs(&self) -> Vec<SocketAddr> {
         if self.shape.servers.is_empty() {
             self.server.into_iter().collect()
