@@ -363,8 +363,8 @@ pub struct PathSpec {
     /// load: hedge after a duration ("500us") or a percentile ("p95").
     #[serde(default)]
     pub hedge_after: Option<String>,
-    /// load: the transcode method in this codec (kernel-serve; the fast path does not
-    /// transcode).
+    /// load: the transcode method in this codec (kernel-serve paths; the lab measures the
+    /// codecs on the kernel server, whose replicas and models the other tail paths use).
     #[serde(default)]
     pub codec: Option<Codec>,
     /// load, with codec: small (default), medium or large.

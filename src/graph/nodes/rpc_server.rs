@@ -15,6 +15,7 @@ use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 use crate::wire::UdpFrame;
 
 use super::kit::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
+use crate::codec::{TranscodeError, Transcoder};
 use crate::os::tsc::{ns_to_ticks, TickScale};
 use crate::service::ServiceTime;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +30,8 @@ const NEXT_TX: u16 = 1;
 /// rewritten through, so that every offset in it is checked at compile
 /// time.
 const ERROR_FRAME_LEN: usize = UDP_HEADERS_LEN + rpc::HEADER_LEN;
+/// Ethernet and IPv4 headers: what comes before the UDP header.
+const ETH_IP_LEN: usize = UDP_HEADERS_LEN - 8;
 // The version and kind bytes are rewritten as one checksummed word.
 const _: () = assert!(rpc::field::KIND == rpc::field::VERSION + 1);
 
@@ -47,6 +50,9 @@ drop_reasons! {
         NotRequest => "not-request",
         /// Header `length` larger than the datagram holds.
         BadLength => "bad-length",
+        /// A `transcode` in a codec this server will not decode without allocating
+        /// (protobuf: docs/codecs.md).
+        CodecRefused => "codec-refused",
     }
 }
 
@@ -54,6 +60,9 @@ pub struct RpcServer {
     spin_max_ns: u32,
     /// Held for every request answered Ok; this worker's own draws.
     service: Option<ServiceTime>,
+    /// `transcode` in the codecs that need no allocation (JSON, FlatBuffers), with scratch
+    /// space allocated once, here.
+    transcoder: Transcoder,
     /// The graph's TSC frequency and its multiply-shift: the stamp runs once per vector, and
     /// `ticks_to_ns`'s 128-bit division was a visible share of a one-packet dispatch.
     scale: (u64, TickScale),
@@ -68,6 +77,7 @@ impl RpcServer {
                 let n = SERVERS_BUILT.fetch_add(1, Ordering::Relaxed);
                 ServiceTime::new(m, ServiceTime::seed_for(u64::from(cfg.rpc_port) << 16 | n))
             }),
+            transcoder: Transcoder::allocation_free(),
             scale: (0, TickScale::from_hz(0)),
         }
     }
@@ -113,8 +123,13 @@ impl RpcServer {
         let status = match method {
             // The common case needs no payload view; a model holds echoes too.
             RpcMethod::Echo if self.service.is_none() => RpcStatus::Ok,
-            // Not served here yet (docs/protocol.md): an error, never an echo of the message.
-            RpcMethod::Transcode => RpcStatus::UnknownMethod,
+            RpcMethod::Transcode => {
+                let req = RpcHeader::new_unchecked(&data[UDP_HEADERS_LEN..]);
+                match self.execute(RpcMethod::Transcode, req.payload(), tsc_hz, spun) {
+                    RpcStatus::Ok => return self.transcode(p, server_ns),
+                    status => status,
+                }
+            }
             method => {
                 let req = RpcHeader::new_unchecked(&data[UDP_HEADERS_LEN..]);
                 self.execute(method, req.payload(), tsc_hz, spun)
@@ -158,6 +173,48 @@ impl RpcServer {
             p.trim(len - ERROR_FRAME_LEN);
             UdpFrame::new_unchecked(p.data_mut()).set_payload_len(rpc::HEADER_LEN as u16);
         }
+        Ok(NEXT_TX)
+    }
+
+    /// `transcode` in place: the reply message over the request's, within the request's own
+    /// size (a reply is never larger than its request); the frame is then cut to the reply
+    /// and its lengths and checksums set. A malformed message gets status 3; a codec that
+    /// would allocate is a counted drop.
+    #[inline]
+    fn transcode<P: PacketBuf>(&mut self, p: &mut P, server_ns: u32) -> Result<u16, RpcDrop> {
+        let data = p.data_mut();
+        let len = data.len();
+        // The reply may fill the request's datagram, not the Ethernet padding after it.
+        let dgram = usize::from(UdpFrame::new_unchecked(&*data).udp().len());
+        let room = dgram.saturating_sub(UDP_HEADERS_LEN - ETH_IP_LEN + rpc::HEADER_LEN);
+        let Some((head, body)) = data.split_first_chunk_mut::<ERROR_FRAME_LEN>() else {
+            return Err(RpcDrop::Truncated);
+        };
+        let body = match body.len().checked_sub(room) {
+            Some(_) => &mut body[..room],
+            None => body,
+        };
+        let req_len = RpcHeader::new_unchecked(&head[UDP_HEADERS_LEN..]).length() as usize;
+        let (status, reply_len) = match self.transcoder.transcode(body, req_len) {
+            Ok(n) => (RpcStatus::Ok, n),
+            Err(TranscodeError::Refused(_)) => return Err(RpcDrop::CodecRefused),
+            Err(_) => (RpcStatus::BadArgument, 0),
+        };
+        let mut frame = UdpFrame::new_unchecked(&mut head[..]);
+        frame.reverse();
+        let mut reply = RpcHeader::new_unchecked(frame.payload_mut());
+        let server_ns = reply.server_ns().saturating_add(server_ns);
+        reply.set_kind(if status == RpcStatus::Ok {
+            RpcKind::Response
+        } else {
+            RpcKind::Error
+        });
+        reply.set_status(status);
+        reply.set_server_ns(server_ns);
+        reply.set_length(reply_len as u32);
+        p.trim(len - ERROR_FRAME_LEN - reply_len);
+        // Sums the new payload again when the request carried a UDP checksum.
+        UdpFrame::new_unchecked(p.data_mut()).set_payload_len((rpc::HEADER_LEN + reply_len) as u16);
         Ok(NEXT_TX)
     }
 
@@ -412,13 +469,44 @@ mod tests {
     }
 
     #[test]
-    fn transcode_is_not_served_here_and_never_echoed() {
-        let r = run(&[rpc_request(RpcMethod::Transcode, 6, b"\x01{\"id\":6}")]);
-        assert_eq!(r.nexts, [NEXT_TX]);
-        assert_eq!(
-            r.pkts[0].data(),
-            &error(RpcMethod::Transcode, 6, RpcStatus::UnknownMethod, 0)[..]
+    fn transcode_answers_json_and_flatbuffers_in_place_and_refuses_protobuf() {
+        use crate::codec::{ClientCodec, Codec, MessageSize};
+        for codec in [Codec::Json, Codec::Flatbuffers] {
+            for size in [MessageSize::Small, MessageSize::Medium, MessageSize::Large] {
+                let mut cc = ClientCodec::new(codec, size);
+                let id = 1234;
+                let mut payload = vec![0; cc.request_len_for(id)];
+                cc.encode_request(id, &mut payload);
+                let r = run(&[rpc_request(RpcMethod::Transcode, id, &payload)]);
+                assert_eq!(r.nexts, [NEXT_TX], "{codec} {size}");
+                let out = r.pkts[0].data();
+                assert_eq!(
+                    out.len(),
+                    ERROR_FRAME_LEN + cc.reply_len_for(id),
+                    "{codec} {size}"
+                );
+                let h = RpcHeader::new_checked(&out[RPC_OFF..]).unwrap();
+                assert_eq!((h.kind(), h.status()), (RpcKind::Response, RpcStatus::Ok));
+                assert!(cc.check_reply(id, h.payload()), "{codec} {size}");
+                assert_checksums_ok(out, true);
+            }
+        }
+        let mut cc = ClientCodec::new(Codec::Protobuf, MessageSize::Small);
+        let mut payload = vec![0; cc.request_len_for(5)];
+        cc.encode_request(5, &mut payload);
+        only_drop(
+            rpc_request(RpcMethod::Transcode, 5, &payload),
+            RpcDrop::CodecRefused,
         );
+        // Malformed: status 3, trimmed to the header.
+        for junk in [&b""[..], b"\x01{\"id\":", b"\x09abc"] {
+            let r = run(&[rpc_request(RpcMethod::Transcode, 6, junk)]);
+            assert_eq!(
+                r.pkts[0].data(),
+                &error(RpcMethod::Transcode, 6, RpcStatus::BadArgument, 0)[..]
+            );
+            assert_checksums_ok(r.pkts[0].data(), true);
+        }
     }
 
     #[test]
