@@ -509,9 +509,10 @@ fn stall_arithmetic_of_the_corrected_tail() {
     let x_ms = d_ms / 8.0;
     let expected = rate * (d_ms - x_ms) / 1e3;
     let late = above(x_ms);
+    // Lost requests sit at the timeout, above x too (a failing run: 163 lost from the burst).
     assert!(
-        (expected * 0.6..expected * 1.5).contains(&late),
-        "{late} samples above {x_ms} ms, expected ~{expected}\n{text}"
+        (expected * 0.6..expected * 1.5 + lost).contains(&late),
+        "{late} samples above {x_ms} ms, expected ~{expected} (+ up to {lost} lost)\n{text}"
     );
     // Fire-and-forget: the stall is the server's, not the client's schedule.
     assert_eq!(r.counters.unsent, 0);
