@@ -12,7 +12,7 @@
 use crate::graph::{now_tsc, Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::frame::UDP_HEADERS_LEN;
 use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
-use crate::wire::UdpFrame;
+use crate::wire::{UdpFrame, UdpPacket};
 
 use super::kit::{drop_reasons, packet_loop, NodeConfig, PROP_PLAIN_UDP, RPC_SERVER};
 use crate::codec::{TranscodeError, Transcoder};
@@ -30,8 +30,6 @@ const NEXT_TX: u16 = 1;
 /// rewritten through, so that every offset in it is checked at compile
 /// time.
 const ERROR_FRAME_LEN: usize = UDP_HEADERS_LEN + rpc::HEADER_LEN;
-/// Ethernet and IPv4 headers: what comes before the UDP header.
-const ETH_IP_LEN: usize = UDP_HEADERS_LEN - 8;
 // The version and kind bytes are rewritten as one checksummed word.
 const _: () = assert!(rpc::field::KIND == rpc::field::VERSION + 1);
 
@@ -186,14 +184,12 @@ impl RpcServer {
         let len = data.len();
         // The reply may fill the request's datagram, not the Ethernet padding after it.
         let dgram = usize::from(UdpFrame::new_unchecked(&*data).udp().len());
-        let room = dgram.saturating_sub(UDP_HEADERS_LEN - ETH_IP_LEN + rpc::HEADER_LEN);
+        let room = dgram.saturating_sub(UdpPacket::<&[u8]>::HEADER_LEN + rpc::HEADER_LEN);
         let Some((head, body)) = data.split_first_chunk_mut::<ERROR_FRAME_LEN>() else {
             return Err(RpcDrop::Truncated);
         };
-        let body = match body.len().checked_sub(room) {
-            Some(_) => &mut body[..room],
-            None => body,
-        };
+        let end = room.min(body.len());
+        let body = &mut body[..end];
         let req_len = RpcHeader::new_unchecked(&head[UDP_HEADERS_LEN..]).length() as usize;
         let (status, reply_len) = match self.transcoder.transcode(body, req_len) {
             Ok(n) => (RpcStatus::Ok, n),
