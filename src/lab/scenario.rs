@@ -1082,6 +1082,10 @@ impl Scenario {
         if ps.cross_check.is_some() {
             description += "; in every round sockperf measures the same server process too";
         }
+        let (service, shape) = (tail_service(ps, proto, f)?, tail_shape(ps, client, f)?);
+        if ps.description.is_none() {
+            description += &describe_tails(&service, &shape);
+        }
         if ps.kind == PathKind::FastpathMemif && ps.description.is_none() {
             description += if topo.memif_zero_copy(self.placement.hugepages) {
                 "; client port zero-copy"
@@ -1114,8 +1118,8 @@ impl Scenario {
             floor_mode: FloorMode::Ring,
             checksum: ps.checksum,
             chain: None,
-            service: tail_service(ps, proto, f)?,
-            shape: tail_shape(ps, client, f)?,
+            service,
+            shape,
         })
     }
 
@@ -1313,6 +1317,28 @@ fn tail_service(
         model: ps.service.clone(),
         replicas: ps.replicas.filter(|&n| n > 1),
     })
+}
+
+/// What a tail path adds to its description: the model and replicas, the fan-out, the
+/// hedge and the codec ("" for a plain path).
+fn describe_tails(service: &ServiceArg, shape: &RequestShape) -> String {
+    let mut d = String::new();
+    if let Some(m) = &service.model {
+        d += &format!("; service time {m}");
+    }
+    if let Some(n) = service.replicas {
+        d += &format!(" on {n} replicas");
+    }
+    if let Some(k) = shape.fanout {
+        d += &format!("; fan-out {k}");
+    }
+    if let Some(h) = &shape.hedge_after {
+        d += &format!("; hedged after {h}");
+    }
+    if let Some((c, m)) = shape.transcode {
+        d += &format!("; transcode, {c} {m} messages");
+    }
+    d
 }
 
 /// A path's fan-out, hedging and transcode for `bypass load`.
@@ -2025,6 +2051,39 @@ plan = { mode = "ping-pong" }
             "wait = \"busy\"\ndepths = [0, 2]\nhop_cpus = [1, 0]",
         );
         assert_eq!(resolve(&on_client).unwrap_err().field, "path[1].hop_cpus");
+    }
+
+    #[test]
+    fn tail_paths_say_what_they_measure() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab-tails.toml");
+        let plan = Scenario::from_file(&p)
+            .unwrap()
+            .resolve_with_cpus(2)
+            .unwrap();
+        let d = |name: &str| {
+            plan.paths
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .description
+                .clone()
+        };
+        let fan9 = d("fan-9");
+        assert!(
+            fan9.contains("service time bimodal:10us,1%:1ms on 9 replicas; fan-out 9"),
+            "{fan9}"
+        );
+        assert!(
+            d("hedge-p95").contains("hedged after p95"),
+            "{}",
+            d("hedge-p95")
+        );
+        assert!(d("codec-json-medium").contains("transcode, json medium messages"));
+        assert!(
+            !d("codec-echo-medium").contains(';'),
+            "{}",
+            d("codec-echo-medium")
+        );
     }
 
     #[test]
