@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::Transcoder;
 use crate::contract::load::RequestShape;
 pub use crate::contract::platform::FloorMode;
 use crate::contract::serve::ServiceArg;
@@ -363,8 +364,9 @@ pub struct PathSpec {
     /// load: hedge after a duration ("500us") or a percentile ("p95").
     #[serde(default)]
     pub hedge_after: Option<String>,
-    /// load: the transcode method in this codec (kernel-serve paths; the lab measures the
-    /// codecs on the kernel server, whose replicas and models the other tail paths use).
+    /// load: the transcode method in this codec (kernel-serve paths, and fastpath /
+    /// fastpath-memif for the codecs the fast path serves without allocating: json,
+    /// flatbuffers).
     #[serde(default)]
     pub codec: Option<Codec>,
     /// load, with codec: small (default), medium or large.
@@ -1354,11 +1356,37 @@ fn tail_shape(
         }
         return Ok(RequestShape::default());
     }
-    if ps.kind != PathKind::KernelServe || client != Client::Load {
+    let kernel_load = ps.kind == PathKind::KernelServe && client == Client::Load;
+    if (ps.fanout.is_some() || ps.hedge_after.is_some()) && !kernel_load {
+        let key = if ps.fanout.is_some() {
+            "fanout"
+        } else {
+            "hedge_after"
+        };
         return Err(err(
-            f("fanout"),
-            "fanout, hedge_after and codec are for kind = \"kernel-serve\" measured by client = \"load\"",
+            f(key),
+            "fanout and hedge_after are for kind = \"kernel-serve\" measured by client = \"load\" \
+             (the lab runs no fast-path replicas)",
         ));
+    }
+    if let Some(c) = ps.codec {
+        let fast = matches!(ps.kind, PathKind::Fastpath | PathKind::FastpathMemif);
+        if !kernel_load && !(fast && matches!(client, Client::Load | Client::LoadDpdk)) {
+            return Err(err(
+                f("codec"),
+                "codec is for kind = \"kernel-serve\", \"fastpath\" or \"fastpath-memif\" \
+                 measured by bypass load",
+            ));
+        }
+        if fast && !Transcoder::allocation_free().can_serve(c) {
+            return Err(err(
+                f("codec"),
+                format!(
+                    "the fast path refuses {c} (its decoder allocates on every message, and \
+                     nothing on the packet path may: docs/codecs.md); measure it on kernel-serve"
+                ),
+            ));
+        }
     }
     if let Some(k) = ps.fanout {
         if !(1..=64).contains(&k) {
@@ -2084,6 +2112,56 @@ plan = { mode = "ping-pong" }
             "{}",
             d("codec-echo-medium")
         );
+        let fast = plan
+            .paths
+            .iter()
+            .find(|p| p.name == "fast-codec-flatbuffers-medium")
+            .unwrap();
+        assert_eq!(fast.kind, PathKind::FastpathMemif);
+        assert_eq!(
+            fast.shape.transcode,
+            Some((Codec::Flatbuffers, MessageSize::Medium))
+        );
+    }
+
+    #[test]
+    fn codecs_on_the_fast_path_only_where_it_serves_them() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/lab-tails.toml");
+        let text = std::fs::read_to_string(p).unwrap();
+        let at = |name: &str| {
+            let s = Scenario::from_toml(&text).unwrap();
+            s.paths.iter().position(|p| p.name == name).unwrap()
+        };
+        let fast_json = at("fast-codec-json-medium");
+        let bad = |from: &str, to: &str| {
+            let t = text.replacen(from, to, 1);
+            assert_ne!(t, text, "{from} not in lab-tails.toml");
+            Scenario::from_toml(&t)
+                .unwrap()
+                .resolve_with_cpus(2)
+                .unwrap_err()
+        };
+        let fast_block = "kind = \"fastpath-memif\"\ntopology = \"shm\"\ncodec = \"json\"";
+        let e = bad(
+            fast_block,
+            "kind = \"fastpath-memif\"\ntopology = \"shm\"\ncodec = \"protobuf\"",
+        );
+        assert_eq!(e.field, format!("path[{fast_json}].codec"));
+        assert!(e.msg.contains("refuses protobuf"), "{}", e.msg);
+        let e = bad(fast_block, &format!("{fast_block}\nfanout = 3"));
+        assert_eq!(e.field, format!("path[{fast_json}].fanout"));
+        // sockperf cannot send a transcode request.
+        let kernel_block = "backend = \"blocking\"\ncodec = \"json\"";
+        let e = bad(
+            kernel_block,
+            &format!("{kernel_block}\nclient = \"sockperf\""),
+        );
+        assert_eq!(e.field, format!("path[{}].codec", at("codec-json-medium")));
+        let e = bad(
+            "kind = \"fastpath-memif\"\ntopology = \"shm\"\nsize = 450",
+            "kind = \"fastpath-memif\"\ntopology = \"shm\"\nsize = 450\nmessage = \"large\"",
+        );
+        assert!(e.field.ends_with(".message"), "{}", e.field);
     }
 
     #[test]

@@ -480,8 +480,15 @@ fn marshaling(paths: &[PathResult]) -> Vec<TaxRow> {
     for (p, s) in paths.iter().filter_map(|p| Some((p, summary(p)?))) {
         let Some(c) = &s.codec else { continue };
         let (published, ns) = published_marshaling(c.codec);
+        // Kernel and fast-path servers transcode with the same code, so the row says which
+        // it measured: the network cost it sits next to differs by the stack.
+        let server = if p.kind.starts_with("fastpath") {
+            "fast path"
+        } else {
+            "kernel"
+        };
         let claim = format!(
-            "the serialization tax: {} ({} message), added round trip p50",
+            "the serialization tax: {} ({} message, {server} server), added round trip p50",
             c.codec, c.message
         );
         let row = TaxRow::new(&claim, published, Some(ns));

@@ -5,9 +5,9 @@
 //! vector (the engine's reading for the cycle counters) and every reply is stamped with that `server_ns` while it is
 //! rewritten. The replies leave together when the dispatch ends anyway, so
 //! a per-packet TSC read would cost cycles without being more accurate.
-//! Only when a `spin` ran in the vector is the clock read again after the
-//! pass and the replies restamped (a second pass), so spin replies include
-//! their spin.
+//! Only when a `spin`, a service hold or a `transcode` ran in the vector is
+//! the clock read again after the pass and the replies restamped (a second
+//! pass), so their replies include that work.
 
 use crate::graph::{now_tsc, Node, NodeCtx, PacketBuf, DROP, TX};
 use crate::wire::frame::UDP_HEADERS_LEN;
@@ -87,21 +87,22 @@ impl RpcServer {
         method: RpcMethod,
         payload: &[u8],
         tsc_hz: u64,
-        spun: &mut bool,
+        late: &mut bool,
     ) -> RpcStatus {
         match rpc::plan_request(method, payload, self.spin_max_ns) {
             Ok(ns) => {
                 let ns = ns.saturating_add(self.service.as_mut().map_or(0, ServiceTime::draw_ns));
                 spin(ns, tsc_hz);
-                *spun |= ns != 0;
+                *late |= ns != 0;
                 RpcStatus::Ok
             }
             Err(status) => status,
         }
     }
 
-    /// Answers one request in place, stamping `server_ns`. Sets `*spun`
-    /// when a spin ran, so the caller knows `server_ns` is stale.
+    /// Answers one request in place, stamping `server_ns`. Sets `*late`
+    /// when work ran after the vector's clock reading (a spin, a service hold,
+    /// a transcode), so the caller knows `server_ns` is stale.
     /// `PLAIN`: the vector carries [`PROP_PLAIN_UDP`], so the frame layout
     /// need not be checked again.
     #[inline]
@@ -110,7 +111,7 @@ impl RpcServer {
         p: &mut P,
         tsc_hz: u64,
         server_ns: u32,
-        spun: &mut bool,
+        late: &mut bool,
     ) -> Result<u16, RpcDrop> {
         let data = p.data_mut();
         let len = data.len();
@@ -123,14 +124,18 @@ impl RpcServer {
             RpcMethod::Echo if self.service.is_none() => RpcStatus::Ok,
             RpcMethod::Transcode => {
                 let req = RpcHeader::new_unchecked(&data[UDP_HEADERS_LEN..]);
-                match self.execute(RpcMethod::Transcode, req.payload(), tsc_hz, spun) {
-                    RpcStatus::Ok => return self.transcode(p, server_ns),
+                match self.execute(RpcMethod::Transcode, req.payload(), tsc_hz, late) {
+                    RpcStatus::Ok => {
+                        // Decoding and encoding are the server's work: its residence.
+                        *late = true;
+                        return self.transcode(p, server_ns);
+                    }
                     status => status,
                 }
             }
             method => {
                 let req = RpcHeader::new_unchecked(&data[UDP_HEADERS_LEN..]);
-                self.execute(method, req.payload(), tsc_hz, spun)
+                self.execute(method, req.payload(), tsc_hz, late)
             }
         };
         let Some(h) = data.first_chunk_mut::<ERROR_FRAME_LEN>() else {
@@ -275,23 +280,23 @@ impl<P: PacketBuf> Node<P> for RpcServer {
             u32::try_from(scale.ticks_to_ns(now.saturating_sub(rx))).unwrap_or(u32::MAX)
         };
         let server_ns = stamp(ctx.start_tsc(), ctx.rx_tsc());
-        let mut spun = false;
+        let mut late = false;
         // One branch per vector picks the loop; the verdicts are the same.
         if ctx.guaranteed(PROP_PLAIN_UDP) {
             packet_loop(ctx, pkts, nexts, |p| {
-                self.serve::<true, P>(p, tsc_hz, server_ns, &mut spun)
+                self.serve::<true, P>(p, tsc_hz, server_ns, &mut late)
             });
         } else {
             packet_loop(ctx, pkts, nexts, |p| {
-                self.serve::<false, P>(p, tsc_hz, server_ns, &mut spun)
+                self.serve::<false, P>(p, tsc_hz, server_ns, &mut late)
             });
         }
-        if !spun {
+        if !late {
             return;
         }
-        // A spin ran after the clock was read: restamp every reply with a
-        // reading taken after all of them, so spin replies include their
-        // spin and the vector still carries one value.
+        // Work ran after the clock was read: restamp every reply with a
+        // reading taken after all of them, so a spin's or a transcode's reply
+        // includes that work and the vector still carries one value.
         let later = stamp(ctx.now_tsc(), ctx.rx_tsc());
         for (p, _) in pkts
             .iter_mut()
@@ -503,6 +508,41 @@ mod tests {
             );
             assert_checksums_ok(r.pkts[0].data(), true);
         }
+    }
+
+    #[test]
+    fn a_transcode_reply_includes_the_transcode_in_server_ns() {
+        use crate::codec::{ClientCodec, Codec, MessageSize};
+        // The vector's clock reading is its rx time, so a reply stamped only with that
+        // reading carries 0, and one restamped after the work carries more.
+        let at_rx = |frames: &[Vec<u8>]| {
+            let mut node = server();
+            let mut pkts: Vec<crate::graph::VecBuf> = frames
+                .iter()
+                .map(|f| crate::graph::VecBuf::from_slice(f))
+                .collect();
+            let mut nexts = vec![u16::MAX; pkts.len()];
+            let mut drops = vec![0u64; RpcDrop::NAMES.len()];
+            let rx = now_tsc();
+            let mut ctx = NodeCtx::with_start(&mut drops, rx, HZ, rx, 0);
+            node.process(&mut ctx, &mut pkts, &mut nexts);
+            assert_eq!(nexts, vec![NEXT_TX; frames.len()]);
+            pkts
+        };
+        let echo = rpc_request(RpcMethod::Echo, 1, b"abc");
+        assert_eq!(server_ns(at_rx(std::slice::from_ref(&echo))[0].data()), 0);
+        let mut cc = ClientCodec::new(Codec::Json, MessageSize::Large);
+        let mut payload = vec![0; cc.request_len_for(2)];
+        cc.encode_request(2, &mut payload);
+        let out = at_rx(&[echo, rpc_request(RpcMethod::Transcode, 2, &payload)]);
+        let (e, t) = (server_ns(out[0].data()), server_ns(out[1].data()));
+        assert!(t > 0, "the transcode ran after the reading");
+        assert_eq!(e, t, "one stamp per vector");
+        for p in &out {
+            assert_checksums_ok(p.data(), true);
+        }
+        let h = RpcHeader::new_checked(&out[1].data()[RPC_OFF..]).unwrap();
+        assert!(cc.check_reply(2, h.payload()));
     }
 
     #[test]

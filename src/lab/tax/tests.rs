@@ -270,9 +270,23 @@ fn a_codec_row_subtracts_the_raw_echo_of_the_same_size() {
         "p90_ns": 1, "p99_ns": 1, "p999_ns": 1, "max_ns": 1}, "decode": {"count": 10,
         "min_ns": 1, "mean_ns": 1.0, "p50_ns": 700, "p90_ns": 1, "p99_ns": 1, "p999_ns": 1,
         "max_ns": 1}, "bad_replies": 0}});
-    let json_path = with_summary(path("c-json-small", "codec", None, 21_000), 100, codec);
-    let rows = table(&lab(vec![echo, json_path], vec![]));
-    let r = row(&rows, "the serialization tax: json (small message)");
+    let json_path = with_summary(
+        path("c-json-small", "kernel-serve", None, 21_000),
+        100,
+        codec.clone(),
+    );
+    // The same codec on the fast path, paired with its own echo: a row of its own.
+    let fast_echo = path("f-echo-small", "fastpath-memif", None, 5_000);
+    let fast_json = with_summary(
+        path("f-json-small", "fastpath-memif", None, 5_500),
+        100,
+        codec,
+    );
+    let rows = table(&lab(vec![echo, json_path, fast_echo, fast_json], vec![]));
+    let r = row(
+        &rows,
+        "the serialization tax: json (small message, kernel server)",
+    );
     let m = r.measured.as_ref().unwrap();
     // Round k: 21000 (1 + k/100) - 20000 (1 + k/100) = 1000 (1 + k/100).
     assert!((1010.0..=1060.0).contains(&m.value), "{m:?}");
@@ -281,6 +295,18 @@ fn a_codec_row_subtracts_the_raw_echo_of_the_same_size() {
         r.note.contains("encode p50 400 ns and decode p50 700 ns"),
         "{}",
         r.note
+    );
+    let f = row(
+        &rows,
+        "the serialization tax: json (small message, fast path server)",
+    );
+    // Round k: 500 (1 + k/100).
+    let fm = f.measured.as_ref().unwrap();
+    assert!((505.0..=530.0).contains(&fm.value), "{fm:?}");
+    assert!(
+        f.note.starts_with("f-json-small minus f-echo-small"),
+        "{}",
+        f.note
     );
 }
 
