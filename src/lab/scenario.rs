@@ -1371,7 +1371,8 @@ fn tail_shape(
     }
     if let Some(c) = ps.codec {
         let fast = matches!(ps.kind, PathKind::Fastpath | PathKind::FastpathMemif);
-        if !kernel_load && !(fast && matches!(client, Client::Load | Client::LoadDpdk)) {
+        let fast_load = fast && matches!(client, Client::Load | Client::LoadDpdk);
+        if !(kernel_load || fast_load) {
             return Err(err(
                 f("codec"),
                 "codec is for kind = \"kernel-serve\", \"fastpath\" or \"fastpath-memif\" \
