@@ -856,6 +856,173 @@ fn udp_replicas_answer_on_their_own_ports_held_by_the_model() {
     assert_balanced(&v);
 }
 
+/// The CPU time process `pid` has used so far, every thread's (utime + stime of
+/// /proc/PID/stat), in ms. Those count in USER_HZ, 100 on Linux whatever the kernel's HZ.
+fn cpu_ms(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold spaces; the fields after its `)` start at field 3 (state),
+    // so utime (field 14) and stime (15) are the 12th and 13th of them.
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (f[0] + f[1]) * 10
+}
+
+/// The first CPU this process may run on: the one both replicas are pinned to.
+fn one_cpu() -> String {
+    let ids = core_affinity::get_core_ids().expect("this process's CPU affinity");
+    ids.iter().map(|c| c.id).min().unwrap().to_string()
+}
+
+const HELD_MS: u64 = 2;
+/// Requests each replica answers, and how many each keeps in flight: a queue always
+/// waiting at both keeps both holding a request at once for the whole run.
+const HELD_PER_REPLICA: u64 = 100;
+const HELD_WINDOW: u64 = 4;
+
+/// Two udp replicas pinned to one CPU, each held `HELD_MS` per request by `--service
+/// fixed:2ms,hold=HOLD`, run closed-loop with `HELD_WINDOW` requests in flight to each
+/// replica at once. Returns the server's CPU time over the run (ms) and its final report;
+/// every reply must carry a server_ns of at least the hold.
+fn held_replicas(hold: &str) -> (u64, Value) {
+    let port = free_udp_pair();
+    let bind = format!("127.0.0.1:{port}");
+    let (cpu, model) = (one_cpu(), format!("fixed:{HELD_MS}ms,hold={hold}"));
+    let s = KernelServe::start(&[
+        "--proto",
+        "udp",
+        "--bind",
+        &bind,
+        "--replicas",
+        "2",
+        "--cpus",
+        &cpu,
+        "--service",
+        &model,
+        "--sockperf-port",
+        "0",
+    ]);
+    let (before, t0) = (cpu_ms(s.pid()), std::time::Instant::now());
+    std::thread::scope(|sc| {
+        for (r, p) in [port, port + 1].into_iter().enumerate() {
+            sc.spawn(move || {
+                let c = udp_client(SocketAddr::from(([127, 0, 0, 1], p)));
+                let req = |i: u64| request(RpcMethod::Echo, ((r as u64) << 32) | i, b"held");
+                let mut buf = [0u8; 2048];
+                for i in 0..HELD_WINDOW {
+                    c.send(&req(i)).unwrap();
+                }
+                for i in 0..HELD_PER_REPLICA {
+                    let n = c.recv(&mut buf).expect("reply");
+                    let ns = check_reply(&req(i), &buf[..n], RpcStatus::Ok);
+                    assert!(
+                        u64::from(ns) >= HELD_MS * 1_000_000,
+                        "replica {p}, request {i}: server_ns {ns} is below the {HELD_MS} ms hold"
+                    );
+                    if i + HELD_WINDOW < HELD_PER_REPLICA {
+                        c.send(&req(i + HELD_WINDOW)).unwrap();
+                    }
+                }
+            });
+        }
+    });
+    let used = cpu_ms(s.pid()) - before;
+    eprintln!(
+        "hold={hold}: {used} ms of CPU over {:?} to hold {} requests of {HELD_MS} ms",
+        t0.elapsed(),
+        2 * HELD_PER_REPLICA
+    );
+    let v = s.stop();
+    assert_eq!(v["service"], model.replace(",hold=spin", ""), "{v}");
+    assert_eq!(
+        (u(&v, "rx"), u(&v, "tx")),
+        (2 * HELD_PER_REPLICA, 2 * HELD_PER_REPLICA),
+        "{v}"
+    );
+    assert_balanced(&v);
+    (used, v)
+}
+
+/// A sleeping hold leaves the CPU free: two replicas on one CPU hold their requests at once
+/// for far less CPU than the holds add up to. A spinning hold spends about all of it.
+#[test]
+fn udp_replicas_on_one_cpu_sleep_their_hold_without_the_cpu() {
+    let _g = serial();
+    let held_ms = 2 * HELD_PER_REPLICA * HELD_MS;
+    let (slept, _) = held_replicas("sleep");
+    // The CPU a held request really costs is a receive, a send and a wake-up: tens of us
+    // against the 2 ms held, so a quarter of the holds leaves room for a noisy machine.
+    assert!(
+        slept < held_ms / 4,
+        "hold=sleep used {slept} ms of CPU to hold {held_ms} ms"
+    );
+    let (spun, _) = held_replicas("spin");
+    // A spin runs to a wall-clock deadline, so a process sharing the CPU takes its share of
+    // a spun hold: an eighth still needs the spinner to get most of its turns.
+    assert!(
+        spun >= held_ms / 8 && spun > slept,
+        "hold=spin used {spun} ms of CPU to hold {held_ms} ms (sleep: {slept} ms)"
+    );
+}
+
+/// Every backend of every protocol answers through the one handler, so each sleeps the
+/// model's hold, and says so in its report.
+#[test]
+fn every_backend_sleeps_a_sleeping_hold() {
+    let _g = serial();
+    let model = "fixed:2ms,hold=sleep";
+    let path = unix_path("sleep");
+    let _rm = TempFiles(vec![path.clone()]);
+    let p = path.to_str().unwrap();
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "udp",
+            "blocking",
+            &["--bind", "127.0.0.1:0", "--sockperf-port", "0"],
+        ),
+        (
+            "udp",
+            "busy",
+            &["--bind", "127.0.0.1:0", "--sockperf-port", "0"],
+        ),
+        (
+            "udp",
+            "batch",
+            &["--bind", "127.0.0.1:0", "--sockperf-port", "0"],
+        ),
+        ("tcp", "blocking", &["--bind", "127.0.0.1:0"]),
+        ("tcp", "busy", &["--bind", "127.0.0.1:0"]),
+        ("unix", "blocking", &["--path", p]),
+        ("unix", "busy", &["--path", p]),
+    ];
+    for &(proto, backend, extra) in cases {
+        let mut a = vec!["--proto", proto, "--backend", backend, "--service", model];
+        a.extend_from_slice(extra);
+        let s = KernelServe::start(&a);
+        let req = request(RpcMethod::Echo, 1, b"slept");
+        let ns = match proto {
+            "udp" => udp_round_trip(&udp_client(s.sock_addr()), &req, RpcStatus::Ok),
+            "tcp" => {
+                let mut c = TcpStream::connect(s.sock_addr()).unwrap();
+                c.set_read_timeout(Some(WAIT)).unwrap();
+                stream_round_trip(&mut c, &req, RpcStatus::Ok)
+            }
+            _ => {
+                let mut c = UnixStream::connect(&path).unwrap();
+                c.set_read_timeout(Some(WAIT)).unwrap();
+                stream_round_trip(&mut c, &req, RpcStatus::Ok)
+            }
+        };
+        assert!(ns >= 2_000_000, "{proto} {backend}: server_ns {ns}");
+        let v = s.stop();
+        assert_eq!(v["service"], model, "{proto} {backend}: {v}");
+    }
+}
+
 #[test]
 fn udp_transcode_answers_every_codec_and_size_and_refuses_junk() {
     use bypass::codec::{ClientCodec, Codec, MessageSize};

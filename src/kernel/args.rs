@@ -54,8 +54,10 @@ pub struct KernelServeArgs {
     #[arg(long, default_value_t = DEFAULT_SPIN_MAX_NS)]
     pub spin_max_ns: u32,
     /// Service time per request, drawn by each thread: fixed:20us, exp:20us,
-    /// lognormal:20us,0.5, bimodal:20us,1%:1ms, each with an optional ,cap=DURATION
-    /// (docs/protocol.md, "Service time").
+    /// lognormal:20us,0.5, bimodal:20us,1%:1ms, each with an optional ,cap=DURATION and
+    /// ,hold=spin|sleep: spin (default) holds the CPU; sleep waits without it (at least the
+    /// draw, plus wake-up latency, both in server_ns), as a service waiting on a disk or a
+    /// downstream does (docs/protocol.md, "Service time").
     #[arg(long)]
     pub service: Option<String>,
     /// udp/tcp: independent replicas on consecutive ports from --bind's, each with its own

@@ -437,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sleeping_model_is_a_kernel_serve_model() {
+        let c = parse(&["--proto", "udp", "--service", "exp:1ms,hold=sleep,cap=5ms"]).unwrap();
+        let m = c.service.unwrap();
+        assert_eq!(m.hold, crate::service::Hold::Sleep);
+        assert_eq!(m.to_string(), "exp:1ms,cap=5ms,hold=sleep");
+        match parse(&["--proto", "udp", "--service", "fixed:1ms,hold=doze"]) {
+            Err(KernelError::Invalid(e)) => {
+                assert_eq!(e.field, "--service");
+                assert!(e.message.contains("hold `doze`"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn cpu_lists() {
         assert_eq!(parse_cpus("1").unwrap(), [1]);
         assert_eq!(parse_cpus("0,1").unwrap(), [0, 1]);

@@ -2,12 +2,15 @@
 //! `rpc-server` and `sockperf-echo` nodes, applied to a message already taken off a socket.
 //! Replies are built in place in the request's buffer (a reply is never larger than its
 //! request, docs/protocol.md), so nothing here allocates. Each thread owns its handler: the
-//! service-time draws are that thread's own sequence.
+//! service-time draws are that thread's own sequence. A model with `hold=sleep` sleeps its
+//! draw (one syscall per held request: this is the kernel baseline, and a waiting service
+//! leaving the CPU to other replicas is the point); the thread sets its timer slack for it
+//! ([`crate::os::process::set_timer_slack_ns`], in `kernel::spawn`).
 
 use std::time::{Duration, Instant};
 
 use crate::codec::Transcoder;
-use crate::service::{ServiceModel, ServiceTime};
+use crate::service::{Hold, ServiceModel, ServiceTime};
 use crate::wire::rpc::{self, RpcHeader, RpcKind, RpcMethod, RpcStatus};
 use crate::wire::SockperfHeader;
 
@@ -130,8 +133,21 @@ impl Handler {
     fn execute(&mut self, method: RpcMethod, payload: &[u8]) -> RpcStatus {
         match rpc::plan_request(method, payload, self.spin_max_ns) {
             Ok(ns) => {
-                let held = self.service.as_mut().map_or(0, ServiceTime::draw_ns);
-                spin(ns.saturating_add(held));
+                match self.service.as_mut() {
+                    None => spin(ns),
+                    Some(s) => {
+                        let held = s.draw_ns();
+                        match s.model().hold {
+                            Hold::Spin => spin(ns.saturating_add(held)),
+                            // `spin` asks for CPU time, so it spins whatever the model does;
+                            // only the model's wait sleeps.
+                            Hold::Sleep => {
+                                spin(ns);
+                                sleep(held);
+                            }
+                        }
+                    }
+                }
                 RpcStatus::Ok
             }
             Err(status) => status,
@@ -186,6 +202,15 @@ fn spin(ns: u32) {
     let d = Duration::from_nanos(u64::from(ns));
     while start.elapsed() < d {
         core::hint::spin_loop();
+    }
+}
+
+/// Sleeps at least `ns` nanoseconds, leaving the CPU to others: the wake-up latency comes
+/// on top, and `server_ns` (measured around the whole answer) shows it.
+#[inline]
+fn sleep(ns: u32) {
+    if ns != 0 {
+        std::thread::sleep(Duration::from_nanos(u64::from(ns)));
     }
 }
 
@@ -410,5 +435,40 @@ mod tests {
             (0..50).map(|_| s.draw_ns()).collect()
         };
         assert_ne!(draws(&mut a), draws(&mut b));
+    }
+
+    /// This thread's CPU time so far, in ns (the first field of its schedstat).
+    fn thread_cpu_ns() -> Option<u64> {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+        s.split_whitespace().next()?.parse().ok()
+    }
+
+    #[test]
+    fn a_sleeping_model_holds_without_the_cpu_and_spin_still_spins() {
+        let model = "fixed:8ms,hold=sleep".parse().unwrap();
+        let mut h = Handler::with_service(50_000_000, Some(model), 1);
+        let mut m = request(RpcMethod::Echo, 3, b"abc");
+        let (t, cpu) = (Instant::now(), thread_cpu_ns());
+        assert_eq!(h.answer_rpc(&mut m), Ok(35));
+        let held = t.elapsed();
+        assert!(held >= Duration::from_millis(8), "{held:?}");
+        // Another process on this CPU can only lower our CPU time, so the bound holds on
+        // a busy machine; a spun 8 ms would be far above it on an idle one.
+        if let (Some(a), Some(b)) = (cpu, thread_cpu_ns()) {
+            let used = Duration::from_nanos(b - a);
+            assert!(
+                used < Duration::from_millis(3),
+                "slept {held:?} on {used:?} of CPU"
+            );
+        }
+        // `spin` is CPU time by definition: it is spun, then the model's draw slept.
+        let mut m = request(RpcMethod::Spin, 4, &5_000_000u32.to_be_bytes());
+        let t = Instant::now();
+        assert_eq!(h.answer_rpc(&mut m), Ok(36));
+        assert!(
+            t.elapsed() >= Duration::from_millis(13),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

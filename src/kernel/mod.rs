@@ -37,7 +37,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::options::FieldError;
-use crate::os::signal;
+use crate::os::{process, signal};
+use crate::service::Hold;
 
 pub use crate::options::{Backend, Proto};
 pub use args::KernelServeArgs;
@@ -242,13 +243,17 @@ fn reasons(cfg: &KernelConfig) -> Vec<DropReason> {
     }
 }
 
-/// Starts a thread pinned to `cpu` (if any) running `body`; a failure in it stops the
-/// whole server, so one broken thread never leaves the others serving a partial service.
+/// Starts serving thread `index` pinned to its CPU (if any) running `body`; a failure in it
+/// stops the whole server, so one broken thread never leaves the others serving a partial
+/// service. A sleeping model gets a 1 ns timer slack: the default 50 us would stretch
+/// every short held request by up to that much, a delay the model did not draw.
 fn spawn(
+    cfg: &KernelConfig,
     index: usize,
-    cpu: Option<usize>,
     body: impl FnOnce(&mut Counters, &mut u64) -> io::Result<()> + Send + 'static,
 ) -> Result<Worker, KernelError> {
+    let cpu = cfg.cpu_of(index);
+    let sleeps = cfg.service.is_some_and(|m| m.hold == Hold::Sleep);
     let handle = std::thread::Builder::new()
         .name(format!("kserve-{index}"))
         .spawn(move || {
@@ -261,6 +266,13 @@ fn spawn(
                 Some(c) => socket::pin(c),
                 None => Ok(()),
             }
+            .and_then(|()| {
+                if sleeps {
+                    process::set_timer_slack_ns(1)
+                } else {
+                    Ok(())
+                }
+            })
             .and_then(|()| body(&mut o.counters, &mut o.connections));
             if let Err(e) = r {
                 o.error = Some(e.to_string());
@@ -318,7 +330,6 @@ fn start_udp(
                 proto: Protocol::Sockperf,
             });
         }
-        let cpu = cfg.cpu_of(i);
         match cfg.backend {
             Backend::Busy => {
                 // One loop polls both sockets: a second spinning thread would fight
@@ -328,7 +339,7 @@ fn start_udp(
                     socket::set_busy_poll(&ep.sock).map_err(io)?;
                 }
                 let mut h = h.thread(i);
-                workers.push(spawn(i, cpu, move |c, _| udp::serve_busy(&eps, &mut h, c))?);
+                workers.push(spawn(cfg, i, move |c, _| udp::serve_busy(&eps, &mut h, c))?);
             }
             Backend::Blocking | Backend::Batch => {
                 // A thread per socket: a blocked thread costs nothing, and the RPC path
@@ -340,7 +351,7 @@ fn start_udp(
                     ep.sock
                         .set_read_timeout(Some(stream::STOP_CHECK))
                         .map_err(io)?;
-                    workers.push(spawn(i, cpu, move |c, _| match backend {
+                    workers.push(spawn(cfg, i, move |c, _| match backend {
                         Backend::Batch => mmsg::serve_batch(&ep, batch, &mut h, c),
                         _ => udp::serve_blocking(&ep, &mut h, c),
                     })?);
@@ -370,7 +381,7 @@ fn start_stream(
             thread: i,
         };
         let mut h = h.thread(i);
-        workers.push(spawn(i, cfg.cpu_of(i), move |c, conns| {
+        workers.push(spawn(cfg, i, move |c, conns| {
             stream::serve(&l, &set, &mut h, c, conns)
         })?);
     }

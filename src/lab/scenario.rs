@@ -351,7 +351,9 @@ pub struct PathSpec {
     pub depths: Option<Depths>,
     /// chain, kernel hops: the CPU of hop k at index k-1 (default: every hop on server_cpu).
     pub hop_cpus: Option<Vec<usize>>,
-    /// kernel-serve: the service-time model, e.g. "bimodal:20us,1%:1ms" (docs/protocol.md).
+    /// kernel-serve: the service-time model, e.g. "bimodal:20us,1%:1ms" or, for replicas
+    /// that share a CPU yet stay independent, "bimodal:20us,1%:1ms,hold=sleep"
+    /// (docs/protocol.md).
     #[serde(default)]
     pub service: Option<String>,
     /// kernel-serve (udp, tcp): replicas on consecutive ports; the client's sub-requests
@@ -1888,6 +1890,39 @@ plan = { mode = "ping-pong", duration = 1 }
         ))
         .unwrap_err();
         assert_eq!(e.field, "path[0].checksum");
+    }
+
+    #[test]
+    fn a_kernel_serve_path_may_sleep_its_service_time() {
+        let with = |model: &str| {
+            resolve(&GOOD.replace(
+                "backend = \"busy\"",
+                &format!("backend = \"busy\"\nservice = \"{model}\"\nreplicas = 2"),
+            ))
+        };
+        let p = with("bimodal:10us,1%:1ms,hold=sleep").unwrap();
+        assert_eq!(
+            p[0].service.model.as_deref(),
+            Some("bimodal:10us,1%:1ms,hold=sleep")
+        );
+        assert!(
+            p[0].description
+                .contains("service time bimodal:10us,1%:1ms,hold=sleep on 2 replicas"),
+            "{}",
+            p[0].description
+        );
+        let e = with("fixed:1ms,hold=nap").unwrap_err();
+        assert_eq!(e.field, "path[0].service");
+        assert!(e.msg.contains("hold `nap`"), "{e}");
+        let e = with("fixed:1ms,hold=sleep,hold=sleep").unwrap_err();
+        assert_eq!(e.field, "path[0].service", "{e}");
+        // The fast path takes no service model at all, sleeping or not.
+        let memif = MEMIF.replace(
+            "kind = \"fastpath-memif\"",
+            "kind = \"fastpath-memif\"\nservice = \"fixed:1ms,hold=sleep\"",
+        );
+        let e = resolve(&format!("{GOOD}{memif}")).unwrap_err();
+        assert_eq!(e.field, "path[2].service", "{e}");
     }
 
     #[test]

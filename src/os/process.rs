@@ -1,5 +1,6 @@
-//! Processes and the calling thread: signalling a child, whether we run as root, and moving
-//! the calling thread into a network namespace (the lab's and the tests' topologies).
+//! Processes and the calling thread: signalling a child, whether we run as root, moving
+//! the calling thread into a network namespace (the lab's and the tests' topologies), and
+//! the calling thread's timer slack (kernel-serve's sleeping service times).
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -56,6 +57,24 @@ pub fn enter_net_namespace(ns: &impl AsRawFd) -> io::Result<()> {
     cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(|_| ())
 }
 
+/// Sets the calling thread's timer slack to `ns` (at least 1: 0 would restore the default).
+/// The default 50 us lets the kernel defer a wake-up by that much to batch timers, which
+/// would round every short sleep up by a latency the sleeping thread did not ask for.
+pub fn set_timer_slack_ns(ns: u64) -> io::Result<()> {
+    let ns = libc::c_ulong::try_from(ns.max(1))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "slack out of range"))?;
+    // SAFETY: PR_SET_TIMERSLACK takes its value by integer and no pointer; it changes only
+    // the calling thread's timer slack.
+    cvt(unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, ns, 0, 0, 0) }).map(|_| ())
+}
+
+/// The calling thread's timer slack, in ns.
+pub fn timer_slack_ns() -> io::Result<u64> {
+    // SAFETY: PR_GET_TIMERSLACK takes no pointer and returns the slack as its result.
+    let r = cvt(unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) })?;
+    Ok(r as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +87,21 @@ mod tests {
         let st = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(st.signal(), Some(libc::SIGTERM));
+    }
+
+    #[test]
+    fn timer_slack_is_set_and_inherited() {
+        // Each test runs on a thread of its own, so no other test sees this slack.
+        set_timer_slack_ns(1).unwrap();
+        assert_eq!(timer_slack_ns().unwrap(), 1);
+        let child = std::thread::spawn(timer_slack_ns).join().unwrap().unwrap();
+        assert_eq!(child, 1, "a thread starts with its creator's slack");
+        set_timer_slack_ns(0).unwrap();
+        assert_eq!(
+            timer_slack_ns().unwrap(),
+            1,
+            "0 is raised to 1, not the default"
+        );
     }
 
     #[test]

@@ -77,7 +77,9 @@ pub struct ServeArgs {
     #[arg(long)]
     pub spin_max_ns: Option<u32>,
     /// Service time per request (rpc mode), drawn by each worker: fixed:20us, exp:20us,
-    /// lognormal:20us,0.5, bimodal:20us,1%:1ms, each with an optional ,cap=DURATION.
+    /// lognormal:20us,0.5, bimodal:20us,1%:1ms, each with an optional ,cap=DURATION. Held by
+    /// spinning: ,hold=sleep is refused, a poll-mode worker that slept would stop polling
+    /// (kernel-serve takes it).
     #[arg(long)]
     pub service: Option<ServiceModel>,
     /// Replicas on consecutive ports from --rpc-port's (rpc mode). They share the workers,

@@ -13,7 +13,7 @@ pub use super::args::{Mode, Topology};
 use super::relay::{self, RelayConfig};
 use crate::options::FieldError;
 pub use crate::options::{ChecksumPolicy, PollMode};
-use crate::service::ServiceModel;
+use crate::service::{Hold, ServiceModel};
 use crate::wire::{Ipv4Address, MacAddress};
 
 /// A refused setting; the field is the TOML key (or `--config`).
@@ -315,6 +315,15 @@ impl ServeConfig {
         if self.spin_max_ns > 1_000_000_000 {
             return Err(bad("spin_max_ns", "must be at most 1 s (1000000000)"));
         }
+        if self.service.is_some_and(|m| m.hold == Hold::Sleep) {
+            return Err(bad(
+                "service",
+                "hold=sleep (TOML `service`, flag --service) is kernel-serve's: a poll-mode worker \
+                 never sleeps, since while it slept it would poll none of its queues and every \
+                 request behind the held one would wait with it; the fast path holds by spinning \
+                 (hold=spin, the default)",
+            ));
+        }
         for (name, v) in [("rx_desc", self.rx_desc), ("tx_desc", self.tx_desc)] {
             if !(32..=32768).contains(&v) {
                 return Err(bad(name, format!("{v} is not in 32..=32768")));
@@ -496,6 +505,22 @@ mod tests {
             .serve;
         assert_eq!(ServeConfig::from_args(a).unwrap_err().field, "ip");
         assert!(Cli::try_parse_from(["serve", "--ip", "198.18.0"]).is_err());
+        let a = Cli::try_parse_from([
+            "serve",
+            "--mode",
+            "rpc",
+            "--ip",
+            "198.18.0.1",
+            "--service",
+            "exp:20us,hold=sleep",
+        ])
+        .unwrap()
+        .serve;
+        let e = ServeConfig::from_args(a).unwrap_err();
+        assert!(
+            e.field == "service" && e.message.contains("--service"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -512,6 +537,22 @@ mod tests {
         );
         let e = ServeConfig::from_toml("service = \"gauss:3us\"").unwrap_err();
         assert_eq!(e.field, "service", "{e}");
+        // A sleeping hold parses (the grammar is shared with kernel-serve) but is refused.
+        let sleeping = ServeConfig::from_toml(
+            "mode = \"rpc\"\nip = \"198.18.0.1\"\nservice = \"fixed:20us,hold=sleep\"",
+        )
+        .unwrap();
+        let e = sleeping.validate().unwrap_err();
+        assert_eq!(e.field, "service", "{e}");
+        assert!(
+            e.message.contains("hold=sleep") && e.message.contains("never sleeps"),
+            "{e}"
+        );
+        let spinning = ServeConfig::from_toml(
+            "mode = \"rpc\"\nip = \"198.18.0.1\"\nservice = \"fixed:20us,hold=spin\"",
+        )
+        .unwrap();
+        spinning.validate().unwrap();
         let with = |text: &str| {
             let c = ServeConfig::from_toml(&format!("mode = \"rpc\"\nip = \"198.18.0.1\"\n{text}"))
                 .unwrap();

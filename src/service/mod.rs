@@ -1,7 +1,8 @@
 //! Service-time models of both servers (`--service`, TOML `service`): how long a request
-//! holds the core before it is answered, drawn per request by the server itself, so a
-//! duplicate sent to another replica sees an independent draw (docs/protocol.md, "Service
-//! time").
+//! is held before it is answered, drawn per request by the server itself, so a duplicate
+//! sent to another replica sees an independent draw (docs/protocol.md, "Service time"). The
+//! hold spins on the core by default; `hold=sleep` models a service that waits (a disk, a
+//! lock, a downstream) and leaves the CPU to others, which only kernel-serve accepts.
 //!
 //! The grammar, one string on a command line, in TOML and in every report:
 //!
@@ -11,7 +12,12 @@
 //! lognormal:20us,0.5          log-normal, median 20 us, sigma 0.5 (of the log)
 //! bimodal:20us,1%:1ms         20 us, and 1% of requests 1 ms
 //! ...,cap=5ms                 no draw above 5 ms (default 10 ms, at most 1 s)
+//! ...,hold=sleep              sleep through the draw instead of spinning (default spin)
 //! ```
+//!
+//! The options (`cap=`, `hold=`) come after the arguments, in either order, each at most
+//! once; Display writes `cap` then `hold`, and `hold` only when it is `sleep`, so a model
+//! without it reads as it always did.
 //!
 //! Drawing is a few floating-point operations on a SplitMix64 state owned by the worker: no
 //! allocation, no lock, no table (`ln`, `exp` and one `sin_cos` cost tens of nanoseconds,
@@ -52,11 +58,38 @@ pub enum Shape {
     },
 }
 
-/// A parsed, validated model: its shape and cap.
+/// How a server holds a request for its draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hold {
+    /// Busy-wait on the core: a request that computes, so it holds the CPU.
+    #[default]
+    Spin,
+    /// Sleep: a request that waits on something else and leaves the CPU free meanwhile, so
+    /// replicas sharing a CPU stay independent. At least the draw, plus the wake-up latency.
+    Sleep,
+}
+
+impl Hold {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hold::Spin => "spin",
+            Hold::Sleep => "sleep",
+        }
+    }
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed, validated model: its shape, cap and how it is held.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ServiceModel {
     pub shape: Shape,
     pub cap_ns: u64,
+    pub hold: Hold,
 }
 
 impl ServiceModel {
@@ -118,16 +151,43 @@ impl FromStr for ServiceModel {
             format!("`{text}`: expected KIND:ARGS (fixed, exp, lognormal, bimodal)")
         })?;
         let mut args: Vec<&str> = rest.split(',').map(str::trim).collect();
-        let mut cap_ns = DEFAULT_CAP_NS;
-        if let Some(last) = args.last() {
-            if let Some(c) = last.strip_prefix("cap=") {
-                cap_ns = parse_duration_ns(c)?;
-                if cap_ns == 0 {
-                    return Err("cap must be above 0".into());
+        let (mut cap, mut hold) = (None, None);
+        // Options trail the arguments; no argument of any shape holds a `=`.
+        while let Some((key, value)) = args.last().and_then(|a| a.split_once('=')) {
+            let (key, value) = (key.trim(), value.trim());
+            match key {
+                "cap" if cap.is_none() => {
+                    let ns = parse_duration_ns(value)?;
+                    if ns == 0 {
+                        return Err("cap must be above 0".into());
+                    }
+                    cap = Some(ns);
                 }
-                args.pop();
+                "hold" if hold.is_none() => {
+                    hold = Some(match value {
+                        "spin" => Hold::Spin,
+                        "sleep" => Hold::Sleep,
+                        other => {
+                            return Err(format!("`{text}`: hold `{other}` is not spin or sleep"))
+                        }
+                    });
+                }
+                "cap" | "hold" => return Err(format!("`{text}`: {key}= is given twice")),
+                other => {
+                    return Err(format!(
+                        "`{text}`: `{other}=` is not an option (cap=, hold=)"
+                    ))
+                }
             }
+            args.pop();
         }
+        if let Some(a) = args.iter().find(|a| a.contains('=')) {
+            return Err(format!(
+                "`{text}`: `{a}` is an option: options (cap=, hold=) come after the arguments"
+            ));
+        }
+        let cap_ns = cap.unwrap_or(DEFAULT_CAP_NS);
+        let hold = hold.unwrap_or_default();
         let want = |n: usize, form: &str| {
             if args.len() == n {
                 Ok(())
@@ -199,7 +259,11 @@ impl FromStr for ServiceModel {
                 format_duration_ns(cap_ns)
             ));
         }
-        Ok(ServiceModel { shape, cap_ns })
+        Ok(ServiceModel {
+            shape,
+            cap_ns,
+            hold,
+        })
     }
 }
 
@@ -227,6 +291,9 @@ impl fmt::Display for ServiceModel {
         }
         if self.cap_ns != DEFAULT_CAP_NS {
             write!(f, ",cap={}", d(self.cap_ns))?;
+        }
+        if self.hold != Hold::Spin {
+            write!(f, ",hold={}", self.hold)?;
         }
         Ok(())
     }

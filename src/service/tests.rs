@@ -32,6 +32,8 @@ fn grammar_round_trips_through_display() {
         "bimodal:5us,0.1%:500us,cap=2ms",
         "exp:1.5ms,cap=1s",
         "fixed:800ns",
+        "fixed:2ms,hold=sleep",
+        "bimodal:20us,1%:1ms,cap=2ms,hold=sleep",
     ] {
         let m = model(s);
         assert_eq!(m.to_string(), s);
@@ -47,6 +49,27 @@ fn grammar_round_trips_through_display() {
     );
     assert_eq!(model("fixed:20us").cap_ns, DEFAULT_CAP_NS);
     assert_eq!(model("exp:20us, cap=5ms").cap_ns, 5_000_000);
+}
+
+#[test]
+fn hold_parses_in_either_order_and_shows_only_when_sleep() {
+    assert_eq!(model("fixed:20us").hold, Hold::Spin);
+    assert_eq!(model("fixed:20us,hold=spin").hold, Hold::Spin);
+    // Spin is the default, so a report of a spinning model reads as it did before hold=.
+    assert_eq!(model("fixed:20us,hold=spin").to_string(), "fixed:20us");
+    let a = model("exp:20us,hold=sleep,cap=5ms");
+    let b = model("exp:20us, cap=5ms , hold = sleep");
+    assert_eq!(a, b);
+    assert_eq!((a.hold, a.cap_ns), (Hold::Sleep, 5_000_000));
+    assert_eq!(a.to_string(), "exp:20us,cap=5ms,hold=sleep");
+    assert_eq!(model(&a.to_string()), a);
+    // The cap check sees a cap given before or after hold.
+    assert!("fixed:20ms,hold=sleep".parse::<ServiceModel>().is_err());
+    assert_eq!(model("fixed:20ms,hold=sleep,cap=30ms").cap_ns, 30_000_000);
+    // Sleeping draws the same sequence: hold changes how a draw is served, not the draw.
+    let mut s = ServiceTime::new(model("exp:20us,hold=sleep"), 7);
+    let mut t = ServiceTime::new(model("exp:20us"), 7);
+    assert!((0..100).all(|_| s.draw_ns() == t.draw_ns()));
 }
 
 #[test]
@@ -66,6 +89,16 @@ fn bad_models_are_refused_with_the_reason() {
         ("bimodal:20us,1%:20ms", "above the cap"),
         ("fixed:2s", "longer than 1 s"),
         ("exp:1us,cap=0ns", "above 0"),
+        ("fixed:20us,hold=nap", "hold `nap` is not spin or sleep"),
+        ("fixed:20us,hold=", "hold `` is not spin or sleep"),
+        ("fixed:20us,hold=sleep,hold=spin", "hold= is given twice"),
+        (
+            "fixed:20us,cap=5ms,hold=sleep,cap=6ms",
+            "cap= is given twice",
+        ),
+        ("fixed:20us,nap=1ms", "`nap=` is not an option"),
+        ("fixed:hold=sleep,20us", "come after the arguments"),
+        ("fixed:hold=sleep", "takes one duration"),
     ] {
         let e = s.parse::<ServiceModel>().unwrap_err();
         assert!(e.contains(says), "{s}: {e}");

@@ -248,6 +248,11 @@ impl KernelServe {
         self.addr.parse().unwrap()
     }
 
+    /// Its process id, for what /proc says about it while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// SIGTERM, then the final JSON report; the server must exit 0.
     pub fn stop(mut self) -> serde_json::Value {
         let mut child = self.child.take().unwrap();

@@ -56,7 +56,8 @@ drop_reasons! {
 
 pub struct RpcServer {
     spin_max_ns: u32,
-    /// Held for every request answered Ok; this worker's own draws.
+    /// Held for every request answered Ok; this worker's own draws. Always spun: a worker
+    /// that slept would stop polling, so `ServeConfig::validate` refuses `hold=sleep`.
     service: Option<ServiceTime>,
     /// `transcode` in the codecs that need no allocation (JSON, FlatBuffers), with scratch
     /// space allocated once, here.
