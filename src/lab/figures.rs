@@ -252,6 +252,7 @@ mod tests {
             elapsed_s: 1.0,
             hops: Vec::new(),
             counts_disagree: false,
+            tails: None,
         }
     }
 

@@ -201,6 +201,50 @@ pub struct RatioFig {
     pub text: String,
 }
 
+/// One fan-out round's counts behind `bypass load`'s `summary.fanout` (each round measured
+/// against its own sub-request p99), kept so rounds pool into one proportion.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RoundTails {
+    /// K.
+    pub fanout: u32,
+    /// Rounds summed into these counts (1 for one round's).
+    pub rounds: u32,
+    /// Logical requests measured, and how many were slower than the sub-request p99.
+    pub logical: u64,
+    pub slow_logical: u64,
+    /// Sub-requests measured (hedges included), and how many were slower than their p99.
+    pub sub: u64,
+    pub slow_sub: u64,
+    /// With hedging: duplicates sent, over first sub-requests sent.
+    pub duplicates: u64,
+    pub firsts: u64,
+}
+
+impl RoundTails {
+    /// From one run's summary: the proportions it reports times the counts behind them.
+    pub fn of(logical: u64, f: &crate::contract::load::FanoutFigures) -> RoundTails {
+        let (duplicates, firsts) = match &f.hedge {
+            Some(h) if h.duplicates_pct > 0.0 => (
+                h.duplicates,
+                (100.0 * h.duplicates as f64 / h.duplicates_pct).round() as u64,
+            ),
+            Some(_) => (0, logical * u64::from(f.fanout)),
+            None => (0, 0),
+        };
+        let sub = f.sub.count;
+        RoundTails {
+            fanout: f.fanout,
+            rounds: 1,
+            logical,
+            slow_logical: (f.p_logical * logical as f64).round() as u64,
+            sub,
+            slow_sub: (f.p_sub * sub as f64).round() as u64,
+            duplicates,
+            firsts,
+        }
+    }
+}
+
 /// One round of a latency path.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Round {
@@ -232,6 +276,9 @@ pub struct Round {
     /// The relays' counts disagreed with the client's (the round failed; `error` says how).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub counts_disagree: bool,
+    /// A fan-out round's tail counts, which the tax table pools over the rounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tails: Option<RoundTails>,
 }
 
 /// A path's cross-check: our client over the other client, per round, same server process.
@@ -366,6 +413,9 @@ pub struct PathResult {
     /// This run's send lag from `bypass load` (open loop), for its round; not written.
     #[serde(skip)]
     pub send_lag: Option<SendLag>,
+    /// This run's fan-out counts, for its round; not written here.
+    #[serde(skip)]
+    pub tails: Option<RoundTails>,
 }
 
 impl PathResult {
@@ -410,6 +460,7 @@ impl PathResult {
             histogram: None,
             cross: None,
             send_lag: None,
+            tails: None,
         }
     }
 

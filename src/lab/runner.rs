@@ -382,6 +382,7 @@ fn fold_round(
         elapsed_s: rr.elapsed_s,
         hops: std::mem::take(&mut rr.hops),
         counts_disagree: rr.counts_disagree,
+        tails: rr.tails.take(),
     });
     r.commands.append(&mut rr.commands);
     r.warnings

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chain::figures::{ChainFig, MedianFig};
 use super::figures::paired;
-use super::results::{LabResults, PathResult, Pct, Verdict};
+use super::results::{LabResults, PathResult, Pct, RoundTails, Status, Verdict};
 use crate::contract::load::LoadSummary;
 use crate::contract::serve::KernelServeFinal;
 use crate::options::{Codec, Proto};
@@ -349,25 +349,59 @@ fn fanout(paths: &[PathResult]) -> TaxRow {
             .missing("no fan-out path in this scenario (configs/lab-tails.toml measures it)");
     };
     let f = s.fanout.as_ref().expect("filtered");
-    let n = s.latency.count as f64;
-    match proportion(
-        (f.p_logical * n).round(),
-        n,
-        "logical requests (last round)",
-    ) {
+    let t = pooled(p);
+    let (slow, n, what, p_sub) = if t.rounds > 0 {
+        let what = format!("logical requests ({} rounds pooled)", t.rounds);
+        (t.slow_logical, t.logical, what, ratio(t.slow_sub, t.sub))
+    } else {
+        // A results.json from before rounds kept their counts: the last round's summary.
+        let n = s.latency.count;
+        let slow = (f.p_logical * n as f64).round() as u64;
+        (slow, n, "logical requests (last round)".into(), f.p_sub)
+    };
+    let p_model = 1.0 - (1.0 - p_sub).powi(f.fanout as i32);
+    match proportion(slow as f64, n as f64, &what) {
         Some(m) => row.measured(
             m,
             format!(
-                "{} (K = {}): a sub-request was slower than its p99 ({}) in {:.2}% of cases \
-                 here, for which the independent model gives {:.2}%",
+                "{} (K = {}): a sub-request was slower than its round's p99 (last round {}) in \
+                 {:.2}% of cases here, for which the independent model gives {:.2}%",
                 p.name,
                 f.fanout,
                 fmt_ns(f.threshold_ns as f64),
-                100.0 * f.p_sub,
-                100.0 * f.p_model
+                100.0 * p_sub,
+                100.0 * p_model
             ),
         ),
         None => row.missing(format!("{}: no logical request measured", p.name)),
+    }
+}
+
+/// A path's fan-out counts summed over its measured rounds (`rounds` = 0: none kept them).
+fn pooled(p: &PathResult) -> RoundTails {
+    let mut sum = RoundTails::default();
+    for t in p
+        .rounds
+        .iter()
+        .filter(|r| r.status == Status::Ok)
+        .filter_map(|r| r.tails.as_ref())
+    {
+        sum.rounds += 1;
+        sum.logical += t.logical;
+        sum.slow_logical += t.slow_logical;
+        sum.sub += t.sub;
+        sum.slow_sub += t.slow_sub;
+        sum.duplicates += t.duplicates;
+        sum.firsts += t.firsts;
+    }
+    sum
+}
+
+fn ratio(k: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        k as f64 / n as f64
     }
 }
 
@@ -432,20 +466,24 @@ fn hedging(paths: &[PathResult]) -> [TaxRow; 2] {
         ),
         None => gain.missing("the two paths share no measured round"),
     };
-    let firsts = if h.duplicates_pct > 0.0 {
-        100.0 * h.duplicates as f64 / h.duplicates_pct
+    let t = pooled(hedged);
+    let (duplicates, firsts, what) = if t.rounds > 0 && t.firsts > 0 {
+        let what = format!("first sub-requests ({} rounds pooled)", t.rounds);
+        (t.duplicates as f64, t.firsts as f64, what)
     } else {
-        0.0
+        let firsts = if h.duplicates_pct > 0.0 {
+            100.0 * h.duplicates as f64 / h.duplicates_pct
+        } else {
+            0.0
+        };
+        let what = "first sub-requests (last round)".to_string();
+        (h.duplicates as f64, firsts, what)
     };
-    let load = match proportion(
-        h.duplicates as f64,
-        firsts,
-        "first sub-requests (last round)",
-    ) {
+    let load = match proportion(duplicates, firsts, &what) {
         Some(m) => load.measured(
             m,
             format!(
-                "{}: {} duplicates, {} answered first, {} wasted",
+                "{}: the last round's {} duplicates, {} answered first, {} wasted",
                 hedged.name, h.duplicates, h.won, h.wasted
             ),
         ),

@@ -14,7 +14,7 @@ use crate::contract::load::{
 use crate::contract::Verbatim;
 use crate::lab::eal;
 use crate::lab::proc::{Proc, Waited};
-use crate::lab::results::{Latency, Loss, PathResult, SweepPoint};
+use crate::lab::results::{Latency, Loss, PathResult, RoundTails, SweepPoint};
 use crate::lab::scenario::{PlanMode, ResolvedPath};
 use crate::lab::topology::{DpdkPrefix, Netns};
 use crate::options::WaitMode;
@@ -183,6 +183,10 @@ fn run_point(
     res.loss = Some(loss_of(s));
     res.warmup_sent = s.warmup_sent;
     res.send_lag = s.send_lag.clone();
+    res.tails = s
+        .fanout
+        .as_ref()
+        .map(|f| RoundTails::of(s.latency.count, f));
     res.hgrm = Some(format!("{stem}.hgrm"));
     res.checksum.client = s.checksum.clone();
     res.client_report = Some(report.summary.verbatim);

@@ -39,6 +39,7 @@ fn round(k: u32, p50: u64, probe: usize, noisy: bool) -> Round {
         elapsed_s: 1.0,
         hops: Vec::new(),
         counts_disagree: false,
+        tails: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn round(k: u32, p50_ns: u64, rate: f64) -> Round {
         elapsed_s: 1.0,
         hops: vec![],
         counts_disagree: false,
+        tails: None,
     }
 }
 
@@ -260,6 +261,70 @@ fn fan_out_and_hedging_rows_read_the_clients_figures() {
     assert!(load
         .note
         .contains("50 duplicates, 10 answered first, 40 wasted"));
+}
+
+#[test]
+fn fan_out_rows_pool_the_rounds_counts() {
+    let tails = |slow_logical, slow_sub, duplicates| RoundTails {
+        fanout: 9,
+        rounds: 1,
+        logical: 1000,
+        slow_logical,
+        sub: 9000,
+        slow_sub,
+        duplicates,
+        firsts: if duplicates > 0 { 9000 } else { 0 },
+    };
+    let with_rounds = |mut p: PathResult, t: [RoundTails; 3]| {
+        for (r, t) in p.rounds.iter_mut().zip(t) {
+            r.tails = Some(t);
+        }
+        // A failed round's counts are not pooled.
+        p.rounds[3].status = Status::Failed;
+        p.rounds[3].tails = Some(tails(1000, 9000, 9000));
+        p
+    };
+    let k9 = with_rounds(
+        with_summary(
+            path("t-k9", "tails", None, 90_000),
+            1000,
+            fanout_json(9, 0.5, json!(null)),
+        ),
+        [tails(80, 90, 0), tails(90, 90, 0), tails(100, 90, 0)],
+    );
+    let hedge = json!({"after": "p95", "threshold_ns": 40000, "threshold_min_ns": 30000,
+                       "threshold_max_ns": 50000, "duplicates": 50, "duplicates_pct": 5.0,
+                       "wasted": 40, "won": 10});
+    let h95 = with_rounds(
+        with_summary(
+            path("t-k9-h95", "tails", None, 45_000),
+            1000,
+            fanout_json(9, 0.02, hedge),
+        ),
+        [tails(20, 90, 400), tails(20, 90, 500), tails(20, 90, 450)],
+    );
+    let rows = table(&lab(vec![k9, h95], vec![]));
+    let amp = row(&rows, "tail amplification");
+    let m = amp.measured.as_ref().unwrap();
+    // 270 of 3000, not the last summary's 50%.
+    assert!((m.value - 9.0).abs() < 1e-9, "{m:?}");
+    assert!(
+        m.how
+            .starts_with("270 of 3000 logical requests (3 rounds pooled)"),
+        "{}",
+        m.how
+    );
+    assert!(
+        m.hi - m.lo < 2.2,
+        "3000 requests pin it closer than 1000: {m:?}"
+    );
+    // The model from the pooled p_sub, 270 / 27000 = 1%: 1 - 0.99^9.
+    assert!(amp.note.contains("in 1.00% of cases"), "{}", amp.note);
+    assert!(amp.note.contains("model gives 8.65%"), "{}", amp.note);
+    let load = row(&rows, "hedged requests: the extra load");
+    let l = load.measured.as_ref().unwrap();
+    assert!((l.value - 5.0).abs() < 1e-9, "1350 of 27000: {l:?}");
+    assert!(l.how.contains("(3 rounds pooled)"), "{}", l.how);
 }
 
 #[test]

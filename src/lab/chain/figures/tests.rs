@@ -35,6 +35,7 @@ fn round(k: u32, l: Option<Latency>) -> Round {
         elapsed_s: 1.0,
         hops: Vec::new(),
         counts_disagree: false,
+        tails: None,
     }
 }
 
