@@ -5,96 +5,21 @@
 //! is known exactly.
 #![forbid(unsafe_code)]
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use bypass::load::fanout::{HedgeAfter, Shape};
 use bypass::load::{run_with, LoadArgs, LoadConfig, LoadError, Report, WaitMode};
-use bypass::wire::rpc::{RpcHeader, RpcKind};
 use clap::Parser;
+use support::replica::{hold_by_id, Replica};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Which replies a replica holds, and for how long.
-type Rule = fn(u64) -> Option<Duration>;
-
-struct Replica {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<u64>>,
-}
-
-impl Replica {
-    fn start(rule: Rule) -> Replica {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_micros(200)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let handle = std::thread::spawn(move || serve(sock, rule, &s));
-        Replica {
-            addr,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops it; returns the requests it received.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn serve(sock: UdpSocket, rule: Rule, stop: &AtomicBool) -> u64 {
-    let mut buf = [0u8; 2048];
-    let mut held: Vec<(Vec<u8>, SocketAddr, Instant)> = Vec::new();
-    let mut seen = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        held.retain(|(m, from, due)| {
-            if *due <= now {
-                let _ = sock.send_to(m, from);
-                false
-            } else {
-                true
-            }
-        });
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
-            continue;
-        };
-        seen += 1;
-        let msg = &mut buf[..n];
-        let Ok(mut h) = RpcHeader::new_checked(&mut *msg) else {
-            continue;
-        };
-        let id = h.request_id();
-        h.set_kind(RpcKind::Response);
-        match rule(id) {
-            None => {
-                let _ = sock.send_to(msg, from);
-            }
-            Some(d) => held.push((msg.to_vec(), from, Instant::now() + d)),
-        }
-    }
-    seen
 }
 
 fn fast(_: u64) -> Option<Duration> {
@@ -161,14 +86,14 @@ fn run(cfg: &LoadConfig) -> Report {
 #[test]
 fn fanout_1_through_the_fanout_path_equals_plain_requests() {
     let _g = serial();
-    let r = Replica::start(one_in_50);
+    let r = Replica::udp(hold_by_id(one_in_50));
     let count = 1000;
     // A hedge threshold no reply reaches puts K = 1 through the sub-request machinery.
     let never = Some(HedgeAfter::Fixed { ns: 60_000_000_000 });
-    let fan = run(&config(&[r.addr], 1, never, count));
+    let fan = run(&config(&[r.addr()], 1, never, count));
     let plain = run(&LoadConfig {
         shape: Shape::default(),
-        ..config(&[r.addr], 1, None, count)
+        ..config(&[r.addr()], 1, None, count)
     });
     for rep in [&fan, &plain] {
         let c = &rep.counters;
@@ -195,8 +120,10 @@ fn fanout_1_through_the_fanout_path_equals_plain_requests() {
 #[test]
 fn fanout_tail_is_the_slowest_sub_request_and_matches_the_model() {
     let _g = serial();
-    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(one_in_50)).collect();
-    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let replicas: Vec<Replica> = (0..3)
+        .map(|_| Replica::udp(hold_by_id(one_in_50)))
+        .collect();
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
     let count = 1500;
     let k = 3u64;
     let rep = run(&config(&addrs, k as u32, None, count));
@@ -244,14 +171,14 @@ fn fanout_tail_is_the_slowest_sub_request_and_matches_the_model() {
 #[test]
 fn hedging_around_an_always_slow_replica_counts_every_duplicate() {
     let _g = serial();
-    let slow = Replica::start(always_slow);
-    let quick = Replica::start(fast);
+    let slow = Replica::udp(hold_by_id(always_slow));
+    let quick = Replica::udp(hold_by_id(fast));
     let count = 200;
     let after = Duration::from_millis(2);
     let hedge = Some(HedgeAfter::Fixed {
         ns: after.as_nanos() as u64,
     });
-    let rep = run(&config(&[slow.addr, quick.addr], 1, hedge, count));
+    let rep = run(&config(&[slow.addr(), quick.addr()], 1, hedge, count));
     let c = &rep.counters;
     assert_eq!(
         (c.sent, c.received, c.lost, c.duplicated),
@@ -289,8 +216,11 @@ fn hedging_around_an_always_slow_replica_counts_every_duplicate() {
 #[test]
 fn a_percentile_threshold_hedges_the_slowest_few() {
     let _g = serial();
-    let replicas = [Replica::start(one_in_50), Replica::start(other_one_in_50)];
-    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let replicas = [
+        Replica::udp(hold_by_id(one_in_50)),
+        Replica::udp(hold_by_id(other_one_in_50)),
+    ];
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
     let count = 2000;
     let rep = run(&config(
         &addrs,
