@@ -1,100 +1,25 @@
-//! `bypass load --servers --fanout --hedge-after` against replicas living in the test: UDP
-//! sockets on 127.0.0.1 that answer RPC requests at once or hold chosen replies for a set
-//! time (a timer queue, no spinning, so two cores hold the client and every replica).
-//! Which request a replica holds is a rule of its request id, so the tail each run must see
-//! is known exactly.
+//! `bypass load --servers --fanout --hedge-after` against replicas living in the test
+//! (tests/support/replica.rs): UDP sockets and TCP listeners on 127.0.0.1, and a unix-domain
+//! stream listener, that answer RPC requests at once or hold chosen replies for a set time (a
+//! timer queue, no spinning, so two cores hold the client and every replica). Which request a
+//! replica holds is a rule of its request id, so the tail each run must see is known exactly.
 #![forbid(unsafe_code)]
 
-use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use bypass::load::fanout::{HedgeAfter, Shape};
-use bypass::load::{run_with, LoadArgs, LoadConfig, LoadError, Report, WaitMode};
-use bypass::wire::rpc::{RpcHeader, RpcKind};
+use bypass::load::{run_with, LoadArgs, LoadConfig, LoadError, Report, Transport, WaitMode};
 use clap::Parser;
+use support::replica::{hold_by_id, Replica};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Which replies a replica holds, and for how long.
-type Rule = fn(u64) -> Option<Duration>;
-
-struct Replica {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<u64>>,
-}
-
-impl Replica {
-    fn start(rule: Rule) -> Replica {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_micros(200)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = stop.clone();
-        let handle = std::thread::spawn(move || serve(sock, rule, &s));
-        Replica {
-            addr,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops it; returns the requests it received.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn serve(sock: UdpSocket, rule: Rule, stop: &AtomicBool) -> u64 {
-    let mut buf = [0u8; 2048];
-    let mut held: Vec<(Vec<u8>, SocketAddr, Instant)> = Vec::new();
-    let mut seen = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        held.retain(|(m, from, due)| {
-            if *due <= now {
-                let _ = sock.send_to(m, from);
-                false
-            } else {
-                true
-            }
-        });
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
-            continue;
-        };
-        seen += 1;
-        let msg = &mut buf[..n];
-        let Ok(mut h) = RpcHeader::new_checked(&mut *msg) else {
-            continue;
-        };
-        let id = h.request_id();
-        h.set_kind(RpcKind::Response);
-        match rule(id) {
-            None => {
-                let _ = sock.send_to(msg, from);
-            }
-            Some(d) => held.push((msg.to_vec(), from, Instant::now() + d)),
-        }
-    }
-    seen
 }
 
 fn fast(_: u64) -> Option<Duration> {
@@ -150,6 +75,19 @@ fn config(
     }
 }
 
+/// `cfg` over `transport`. Several tcp replicas are polled in turn: busy wait.
+fn over(transport: Transport, cfg: LoadConfig) -> LoadConfig {
+    let wait = match transport {
+        Transport::Tcp => WaitMode::Busy,
+        _ => cfg.wait,
+    };
+    LoadConfig {
+        transport,
+        wait,
+        ..cfg
+    }
+}
+
 fn at_least(h: &hdrhistogram::Histogram<u64>, ns: u64) -> u64 {
     h.count_between(ns, h.max().max(ns))
 }
@@ -161,14 +99,14 @@ fn run(cfg: &LoadConfig) -> Report {
 #[test]
 fn fanout_1_through_the_fanout_path_equals_plain_requests() {
     let _g = serial();
-    let r = Replica::start(one_in_50);
+    let r = Replica::udp(hold_by_id(one_in_50));
     let count = 1000;
     // A hedge threshold no reply reaches puts K = 1 through the sub-request machinery.
     let never = Some(HedgeAfter::Fixed { ns: 60_000_000_000 });
-    let fan = run(&config(&[r.addr], 1, never, count));
+    let fan = run(&config(&[r.addr()], 1, never, count));
     let plain = run(&LoadConfig {
         shape: Shape::default(),
-        ..config(&[r.addr], 1, None, count)
+        ..config(&[r.addr()], 1, None, count)
     });
     for rep in [&fan, &plain] {
         let c = &rep.counters;
@@ -192,14 +130,13 @@ fn fanout_1_through_the_fanout_path_equals_plain_requests() {
     assert_eq!(r.stop(), 2 * count);
 }
 
-#[test]
-fn fanout_tail_is_the_slowest_sub_request_and_matches_the_model() {
-    let _g = serial();
-    let replicas: Vec<Replica> = (0..3).map(|_| Replica::start(one_in_50)).collect();
-    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+/// K = 3 over three replicas holding 1 sub-request in 50: the logical tail is the slowest
+/// sub-request's, exactly the held ids, and the amplification is the independent model's.
+fn assert_fanout_tail(replicas: Vec<Replica>, transport: Transport) {
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
     let count = 1500;
     let k = 3u64;
-    let rep = run(&config(&addrs, k as u32, None, count));
+    let rep = run(&over(transport, config(&addrs, k as u32, None, count)));
     let c = &rep.counters;
     assert_eq!((c.sent, c.received, c.lost), (count, count, 0));
     // Sub-request ids are n x K + j: the logical request n is held iff one of them is.
@@ -241,17 +178,19 @@ fn fanout_tail_is_the_slowest_sub_request_and_matches_the_model() {
     }
 }
 
-#[test]
-fn hedging_around_an_always_slow_replica_counts_every_duplicate() {
-    let _g = serial();
-    let slow = Replica::start(always_slow);
-    let quick = Replica::start(fast);
+/// Hedging after 2 ms between a replica that holds every reply 30 ms and one that answers at
+/// once: every request first sent to the slow one is won by its hedge, every duplicate is
+/// counted, wasted or won.
+fn assert_hedging_around_slow(slow: Replica, quick: Replica, transport: Transport) {
     let count = 200;
     let after = Duration::from_millis(2);
     let hedge = Some(HedgeAfter::Fixed {
         ns: after.as_nanos() as u64,
     });
-    let rep = run(&config(&[slow.addr, quick.addr], 1, hedge, count));
+    let rep = run(&over(
+        transport,
+        config(&[slow.addr(), quick.addr()], 1, hedge, count),
+    ));
     let c = &rep.counters;
     assert_eq!(
         (c.sent, c.received, c.lost, c.duplicated),
@@ -287,10 +226,99 @@ fn hedging_around_an_always_slow_replica_counts_every_duplicate() {
 }
 
 #[test]
+fn fanout_tail_is_the_slowest_sub_request_and_matches_the_model() {
+    let _g = serial();
+    let replicas = (0..3).map(|_| Replica::udp(hold_by_id(one_in_50)));
+    assert_fanout_tail(replicas.collect(), Transport::Udp);
+}
+
+#[test]
+fn tcp_fanout_tail_is_the_slowest_sub_request_and_matches_the_model() {
+    let _g = serial();
+    // Window 1 and one sub-request per replica: one request in flight per connection, so
+    // the replies' request order holds nothing back and the held ids are the UDP run's.
+    let replicas = (0..3).map(|_| Replica::tcp(hold_by_id(one_in_50)));
+    assert_fanout_tail(replicas.collect(), Transport::Tcp);
+}
+
+#[test]
+fn hedging_around_an_always_slow_replica_counts_every_duplicate() {
+    let _g = serial();
+    let slow = Replica::udp(hold_by_id(always_slow));
+    assert_hedging_around_slow(slow, Replica::udp(hold_by_id(fast)), Transport::Udp);
+}
+
+#[test]
+fn tcp_hedging_around_an_always_slow_replica_counts_every_duplicate() {
+    let _g = serial();
+    // The slow connection answers in request order, every reply 30 ms after its request:
+    // the order costs nothing more, and the hedges go out on the other connection.
+    let slow = Replica::tcp(hold_by_id(always_slow));
+    assert_hedging_around_slow(slow, Replica::tcp(hold_by_id(fast)), Transport::Tcp);
+}
+
+#[test]
+fn unix_fanout_to_its_one_server_answers_every_sub_request() {
+    let _g = serial();
+    let r = Replica::unix(hold_by_id(one_in_50));
+    let (count, k) = (1000u64, 3u64);
+    let cfg = LoadConfig {
+        transport: Transport::Unix,
+        server: None,
+        server_path: Some(r.path().to_path_buf()),
+        shape: Shape {
+            fanout: k as u32,
+            ..Shape::default()
+        },
+        ..config(&["127.0.0.1:9".parse().unwrap()], 1, None, count)
+    };
+    let rep = run(&cfg);
+    let c = &rep.counters;
+    assert_eq!(
+        (c.sent, c.received, c.lost, c.errors),
+        (count, count, 0, 0),
+        "{c:?}"
+    );
+    assert_eq!((c.duplicated, c.late, c.invalid), (0, 0, 0), "{c:?}");
+    assert_eq!(rep.corrected.len(), count);
+    let fan = rep.fanout.as_ref().unwrap();
+    assert_eq!(fan.sub.len(), count * k, "every sub-request answered once");
+    let hold = HOLD.as_nanos() as u64;
+    // The logical request n is held iff one of its sub-requests n x K + j is.
+    let slow_logical = (0..count)
+        .filter(|&n| (0..k).any(|j| slow_id(n * k + j)))
+        .count() as u64;
+    // All K go down the one connection, answered in request order: a held sub-request holds
+    // the ones after it too (head-of-line), so the held sub-requests are, per logical
+    // request, those from its first held one on.
+    let hol_subs: u64 = (0..count)
+        .filter_map(|n| (0..k).find(|&j| slow_id(n * k + j)).map(|j| k - j))
+        .sum();
+    let (subs_held, logical_held) = (at_least(&fan.sub, hold), at_least(&rep.corrected, hold));
+    // A stall of this shared machine longer than the hold may add a few (at most 1 in 100).
+    assert!(
+        (hol_subs..=hol_subs + count * k / 100).contains(&subs_held),
+        "{subs_held} vs {hol_subs}"
+    );
+    assert!(
+        (slow_logical..=slow_logical + count / 100).contains(&logical_held),
+        "{logical_held} vs {slow_logical}"
+    );
+    let f = rep.summary_report().shared.fanout.unwrap();
+    assert_eq!((f.fanout, f.replicas), (3, 1));
+    assert_eq!(f.sub.figures.read.count, count * k);
+    assert!(f.hedge.is_none());
+    assert_eq!(r.stop(), count * k);
+}
+
+#[test]
 fn a_percentile_threshold_hedges_the_slowest_few() {
     let _g = serial();
-    let replicas = [Replica::start(one_in_50), Replica::start(other_one_in_50)];
-    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr).collect();
+    let replicas = [
+        Replica::udp(hold_by_id(one_in_50)),
+        Replica::udp(hold_by_id(other_one_in_50)),
+    ];
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
     let count = 2000;
     let rep = run(&config(
         &addrs,

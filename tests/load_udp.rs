@@ -7,17 +7,17 @@ mod support;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bypass::load::{
     run_with, Arrival, LoadArgs, LoadConfig, LoadError, LoadModel, Report, Schedule, WaitMode,
 };
-use bypass::wire::rpc::{RpcHeader, RpcKind};
 use clap::Parser;
 use support::read_hlog_with_python;
+use support::replica::{
+    answer_all, delay_every, drop_every, drop_only, mischief, stall_once, swap_pairs, Replica,
+};
 
 /// Timing-sensitive runs take turns: two cores do not fit several client
 /// and server pairs at once.
@@ -25,170 +25,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-#[derive(Clone, Copy)]
-enum Behaviour {
-    Echo,
-    /// Never answer every `n`th request received (1-based: n, 2n, ...).
-    DropEvery(u64),
-    /// Never answer the `n`th request received (1-based), answer every other.
-    DropOnly(u64),
-    /// On the `at`th request, hold every reply for `pause`, then answer all.
-    StallOnce {
-        at: u64,
-        pause: Duration,
-    },
-    /// Hold every `every`th reply for `by` (past the client's timeout: late).
-    DelayEvery {
-        every: u64,
-        by: Duration,
-    },
-    /// Answer requests in swapped pairs: 2nd, 1st, 4th, 3rd, ...
-    SwapPairs,
-    /// Before each good reply send junk, a reply with a wrong client_ts and one
-    /// of kind request; after it, the good reply again (a duplicate).
-    Mischief,
-}
-
-struct Server {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<u64>>,
-}
-
-impl Server {
-    fn start(behaviour: Behaviour) -> Server {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_millis(5)))
-            .unwrap();
-        let addr = sock.local_addr().unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || serve(sock, behaviour, &flag));
-        Server {
-            addr,
-            stop,
-            handle: Some(handle),
-        }
-    }
-
-    /// Stops the server; returns how many requests it received.
-    fn stop(mut self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.handle.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Turns a request into its response in place; `None` if it is not a request.
-fn respond(buf: &mut [u8], received: Instant) -> Option<()> {
-    {
-        let h = RpcHeader::new_checked(&buf[..]).ok()?;
-        if h.kind() != RpcKind::Request {
-            return None;
-        }
-    }
-    let mut h = RpcHeader::new_unchecked(&mut buf[..]);
-    h.set_kind(RpcKind::Response);
-    h.set_server_ns(received.elapsed().as_nanos().min(u32::MAX as u128) as u32);
-    Some(())
-}
-
-fn serve(sock: UdpSocket, behaviour: Behaviour, stop: &AtomicBool) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut buf = [0u8; 65_536];
-    let mut seen = 0u64;
-    // (message, peer, received at, due)
-    let mut held: Vec<(Vec<u8>, SocketAddr, Instant, Instant)> = Vec::new();
-    let mut stall_until: Option<Instant> = None;
-    let reply = |msg: &mut [u8], from: SocketAddr, at: Instant| {
-        if respond(msg, at).is_some() {
-            let _ = sock.send_to(msg, from);
-        }
-    };
-    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let now = Instant::now();
-        if stall_until.is_some_and(|u| now >= u) {
-            stall_until = None;
-        }
-        if stall_until.is_none() {
-            let mut i = 0;
-            while i < held.len() {
-                if held[i].3 <= now {
-                    let (mut msg, from, at, _) = held.remove(i);
-                    reply(&mut msg, from, at);
-                } else {
-                    i += 1;
-                }
-            }
-        }
-        let Ok((n, from)) = sock.recv_from(&mut buf) else {
-            continue;
-        };
-        let at = Instant::now();
-        seen += 1;
-        let msg = &mut buf[..n];
-        match behaviour {
-            Behaviour::Echo => {}
-            Behaviour::DropEvery(k) => {
-                if seen.is_multiple_of(k) {
-                    continue;
-                }
-            }
-            Behaviour::DropOnly(k) => {
-                if seen == k {
-                    continue;
-                }
-            }
-            Behaviour::StallOnce { at: when, pause } => {
-                if seen == when {
-                    stall_until = Some(at + pause);
-                }
-                if let Some(until) = stall_until {
-                    held.push((msg.to_vec(), from, at, until));
-                    continue;
-                }
-            }
-            Behaviour::DelayEvery { every, by } => {
-                if seen.is_multiple_of(every) {
-                    held.push((msg.to_vec(), from, at, at + by));
-                    continue;
-                }
-            }
-            Behaviour::SwapPairs => {
-                if !seen.is_multiple_of(2) {
-                    held.push((msg.to_vec(), from, at, at + Duration::from_secs(3600)));
-                    continue;
-                }
-                reply(msg, from, at);
-                for (mut m, f, a, _) in held.drain(..) {
-                    reply(&mut m, f, a);
-                }
-                continue;
-            }
-            Behaviour::Mischief => {
-                let _ = sock.send_to(b"junk", from);
-                let mut bad_ts = msg.to_vec();
-                if respond(&mut bad_ts, at).is_some() {
-                    let mut h = RpcHeader::new_unchecked(&mut bad_ts[..]);
-                    h.set_client_ts(h.client_ts() ^ 1);
-                    let _ = sock.send_to(&bad_ts, from);
-                }
-                let _ = sock.send_to(msg, from); // kind request: not a reply
-                reply(msg, from, at);
-                let _ = sock.send_to(msg, from);
-                continue;
-            }
-        }
-        reply(msg, from, at);
-    }
-    seen
 }
 
 fn closed(server: SocketAddr, window: u32, count: u64) -> LoadConfig {
@@ -230,11 +66,11 @@ fn closed_loop_window_1_and_8() {
         (8, WaitMode::Blocking),
         (8, WaitMode::Busy),
     ] {
-        let server = Server::start(Behaviour::Echo);
+        let server = Replica::udp(answer_all());
         let started = Instant::now();
         let cfg = LoadConfig {
             wait,
-            ..closed(server.addr, window, 2000)
+            ..closed(server.addr(), window, 2000)
         };
         let r = run_with(&cfg).unwrap();
         println!("{}", r.human_summary());
@@ -254,11 +90,11 @@ fn closed_loop_window_1_and_8() {
 fn spin_method_reaches_server_and_is_accounted() {
     let _g = serial();
     // The test server echoes any request, so spin replies come back as-is.
-    let server = Server::start(Behaviour::Echo);
+    let server = Replica::udp(answer_all());
     let args = Cli::try_parse_from([
         "load",
         "--server",
-        &server.addr.to_string(),
+        &server.addr().to_string(),
         "--method",
         "spin",
         "--spin-ns",
@@ -277,10 +113,10 @@ fn spin_method_reaches_server_and_is_accounted() {
 #[test]
 fn dropped_requests_are_lost_exactly_and_never_stall() {
     let _g = serial();
-    let server = Server::start(Behaviour::DropEvery(10));
+    let server = Replica::udp(drop_every(10));
     let cfg = LoadConfig {
         timeout: Duration::from_millis(100),
-        ..closed(server.addr, 16, 1000)
+        ..closed(server.addr(), 16, 1000)
     };
     let started = Instant::now();
     let r = run_with(&cfg).unwrap();
@@ -306,10 +142,10 @@ fn window_1_loss_frees_the_slot() {
     let _g = serial();
     // Ping-pong against a server that drops every other request: each loss
     // costs one timeout, then the next request goes out.
-    let server = Server::start(Behaviour::DropEvery(2));
+    let server = Replica::udp(drop_every(2));
     let cfg = LoadConfig {
         timeout: Duration::from_millis(50),
-        ..closed(server.addr, 1, 20)
+        ..closed(server.addr(), 1, 20)
     };
     let r = run_with(&cfg).unwrap();
     assert_eq!(
@@ -321,16 +157,13 @@ fn window_1_loss_frees_the_slot() {
 #[test]
 fn late_replies_are_counted_after_loss() {
     let _g = serial();
-    let server = Server::start(Behaviour::DelayEvery {
-        every: 10,
-        by: Duration::from_millis(80),
-    });
+    let server = Replica::udp(delay_every(10, Duration::from_millis(80)));
     // Slots held for the whole timeout, so the run lasts long enough for the delayed
     // replies to come back (the slot deadline has its own test).
     let cfg = LoadConfig {
         timeout: Duration::from_millis(30),
         slot_deadline: Duration::from_millis(30),
-        ..closed(server.addr, 4, 200)
+        ..closed(server.addr(), 4, 200)
     };
     let r = run_with(&cfg).unwrap();
     server.stop();
@@ -347,8 +180,8 @@ fn late_replies_are_counted_after_loss() {
 #[test]
 fn reordered_replies_are_counted() {
     let _g = serial();
-    let server = Server::start(Behaviour::SwapPairs);
-    let r = run_with(&closed(server.addr, 2, 100)).unwrap();
+    let server = Replica::udp(swap_pairs());
+    let r = run_with(&closed(server.addr(), 2, 100)).unwrap();
     server.stop();
     let c = &r.counters;
     assert_eq!((c.sent, c.received, c.lost), (100, 100, 0), "{c:?}");
@@ -358,8 +191,8 @@ fn reordered_replies_are_counted() {
 #[test]
 fn malformed_and_duplicate_replies_are_counted_not_fatal() {
     let _g = serial();
-    let server = Server::start(Behaviour::Mischief);
-    let r = run_with(&closed(server.addr, 1, 100)).unwrap();
+    let server = Replica::udp(mischief());
+    let r = run_with(&closed(server.addr(), 1, 100)).unwrap();
     server.stop();
     let c = &r.counters;
     assert_eq!((c.sent, c.received, c.lost), (100, 100, 0), "{c:?}");
@@ -400,10 +233,7 @@ fn no_server_everything_lost_in_bounded_time() {
 }
 
 fn open_stall(max_in_flight: Option<u32>) -> Report {
-    let server = Server::start(Behaviour::StallOnce {
-        at: 1500,
-        pause: Duration::from_millis(200),
-    });
+    let server = Replica::udp(stall_once(1500, Duration::from_millis(200)));
     let cfg = LoadConfig {
         duration: Some(Duration::from_millis(1500)),
         load: LoadModel::Open {
@@ -411,7 +241,7 @@ fn open_stall(max_in_flight: Option<u32>) -> Report {
             arrival: Arrival::Fixed,
             max_in_flight,
         },
-        ..LoadConfig::open(server.addr, 2000.0)
+        ..LoadConfig::open(server.addr(), 2000.0)
     };
     let r = run_with(&cfg).unwrap();
     server.stop();
@@ -525,10 +355,7 @@ fn requests_due_before_the_end_are_sent_through_a_stall() {
     // 16 in flight and a 300 ms stall from t = 1.425 s spans the end of a 1.5 s send phase:
     // the requests due in the last 75 ms cannot go out on time. They are sent when the
     // stall ends, so all R * T = 3000 scheduled requests go out, late, and the client says so.
-    let server = Server::start(Behaviour::StallOnce {
-        at: 2850,
-        pause: Duration::from_millis(300),
-    });
+    let server = Replica::udp(stall_once(2850, Duration::from_millis(300)));
     let cfg = LoadConfig {
         duration: Some(Duration::from_millis(1500)),
         load: LoadModel::Open {
@@ -536,7 +363,7 @@ fn requests_due_before_the_end_are_sent_through_a_stall() {
             arrival: Arrival::Fixed,
             max_in_flight: Some(16),
         },
-        ..LoadConfig::open(server.addr, 2000.0)
+        ..LoadConfig::open(server.addr(), 2000.0)
     };
     let r = run_with(&cfg).unwrap();
     server.stop();
@@ -557,12 +384,12 @@ fn requests_due_before_the_end_are_sent_through_a_stall() {
 fn a_client_forced_behind_reports_its_lag() {
     let _g = serial();
     // 5 M requests/s is far beyond what one thread sends through a kernel socket.
-    let server = Server::start(Behaviour::Echo);
+    let server = Replica::udp(answer_all());
     let rate = 5_000_000.0;
     let cfg = LoadConfig {
         duration: Some(Duration::from_millis(500)),
         timeout: Duration::from_millis(100),
-        ..LoadConfig::open(server.addr, rate)
+        ..LoadConfig::open(server.addr(), rate)
     };
     let started = Instant::now();
     let r = run_with(&cfg).unwrap();
@@ -593,11 +420,11 @@ fn one_loss_does_not_stall_a_window_1_loop() {
     let _g = serial();
     // The 100th request is never answered. Holding its slot for the 1 s timeout would end
     // this 1 s run at about 100 requests; giving the slot up after 10 ms keeps it going.
-    let server = Server::start(Behaviour::DropOnly(100));
+    let server = Replica::udp(drop_only(100));
     let cfg = LoadConfig {
         duration: Some(Duration::from_secs(1)),
         count: None,
-        ..LoadConfig::closed(server.addr, 1)
+        ..LoadConfig::closed(server.addr(), 1)
     };
     let r = run_with(&cfg).unwrap();
     server.stop();
@@ -618,11 +445,8 @@ fn one_loss_does_not_stall_a_window_1_loop() {
 fn a_slow_reply_after_its_slot_deadline_is_still_received() {
     let _g = serial();
     // Every 50th reply takes 40 ms: past the 10 ms slot deadline, within the 1 s timeout.
-    let server = Server::start(Behaviour::DelayEvery {
-        every: 50,
-        by: Duration::from_millis(40),
-    });
-    let r = run_with(&closed(server.addr, 1, 200)).unwrap();
+    let server = Replica::udp(delay_every(50, Duration::from_millis(40)));
+    let r = run_with(&closed(server.addr(), 1, 200)).unwrap();
     server.stop();
     let c = &r.counters;
     assert_eq!(
@@ -661,7 +485,7 @@ fn poisson_schedule_mean_gap() {
 #[test]
 fn poisson_open_loop_runs() {
     let _g = serial();
-    let server = Server::start(Behaviour::Echo);
+    let server = Replica::udp(answer_all());
     let cfg = LoadConfig {
         count: Some(1000),
         load: LoadModel::Open {
@@ -669,7 +493,7 @@ fn poisson_open_loop_runs() {
             arrival: Arrival::Poisson,
             max_in_flight: None,
         },
-        ..LoadConfig::open(server.addr, 5000.0)
+        ..LoadConfig::open(server.addr(), 5000.0)
     };
     let r = run_with(&cfg).unwrap();
     assert_eq!(r.counters.sent, 1000);
@@ -694,12 +518,12 @@ fn tmp(name: &str) -> PathBuf {
 #[test]
 fn output_files() {
     let _g = serial();
-    let server = Server::start(Behaviour::Echo);
+    let server = Replica::udp(answer_all());
     let (json, csv, hgrm, hlog) = (tmp("o.json"), tmp("o.csv"), tmp("o.hgrm"), tmp("o.hlog"));
     let args = Cli::try_parse_from([
         "load",
         "--server",
-        &server.addr.to_string(),
+        &server.addr().to_string(),
         "--rate",
         "3000",
         "--duration",

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 pub use bypass::os::process::Signal;
 
+pub mod replica;
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_bypass")
 }
