@@ -198,6 +198,7 @@ fn memif_fast_path_and_dpdk_client() {
     let mut server = memif_server(&sock, &sprefix, &[]);
 
     let count = 2000u64;
+    let mut arps_sent = 0;
     // The default trusts the local peer; verify, asked for, sums every reply (and finds
     // them all sound).
     for (window, policy) in [(1u32, None), (8, Some("verify"))] {
@@ -220,11 +221,8 @@ fn memif_fast_path_and_dpdk_client() {
         let r = client_result(&out, &json);
         assert_all_answered(&r, count);
         assert_eq!(r.port["arp_replies_received"], 1, "{}", r.port);
-        assert_eq!(
-            r.port["tx_frames"],
-            count + 1,
-            "requests and one ARP request"
-        );
+        // The requests and an ARP request, repeated if its reply missed the retry.
+        arps_sent += client_arps(&r, count);
         let want = match policy {
             None => ("auto", "trust", "auto: net_memif peer is a local process"),
             Some(_) => ("verify", "verify", "requested"),
@@ -298,21 +296,9 @@ fn memif_fast_path_and_dpdk_client() {
     };
 
     let fin = stop_memif_server(&mut server);
-    let node = |name: &str| node_packets(&fin, name);
-    assert_eq!(node("rpc-server"), 2 * count + zc_requests, "{fin}");
-    assert_eq!(
-        node("arp-reply"),
-        2 + zc_arps,
-        "every ARP request answered: {fin}"
-    );
-    let frames = 2 * (count + 1) + zc_requests + zc_arps;
-    assert_eq!(fin["tx"], frames, "{fin}");
-    assert_eq!(fin["rx"], frames, "{fin}");
-    assert_eq!(fin["drops"], 0, "{fin}");
-    assert_eq!(
-        fin["mempool"]["in_use"], 0,
-        "server buffers still out: {fin}"
-    );
+    // Three clients: each had at least one ARP request answered.
+    assert_server_accounts_for(&fin, 2 * count + zc_requests, arps_sent + zc_arps);
+    assert!(node_packets(&fin, "arp-reply") >= 3, "{fin}");
     let port = &fin["ports"][0];
     assert_eq!(port["driver"], "net_memif", "{port}");
     let c = &port["checksum"];

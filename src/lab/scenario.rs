@@ -2134,7 +2134,7 @@ plan = { mode = "ping-pong" }
         };
         let fan9 = d("fan-9");
         assert!(
-            fan9.contains("service time bimodal:10us,1%:1ms on 9 replicas; fan-out 9"),
+            fan9.contains("service time bimodal:10us,1%:1ms,hold=sleep on 9 replicas; fan-out 9"),
             "{fan9}"
         );
         assert!(
