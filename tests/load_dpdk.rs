@@ -82,13 +82,25 @@ fn client_checksum(r: &ClientRun) -> (String, String, String) {
     (s("requested"), s("resolved"), s("why"))
 }
 
+/// Every one of `count` (logical) requests sent once and answered once, nothing else.
+fn assert_requests_answered(s: &Value, count: u64) {
+    for (k, v) in [("sent", count), ("received", count)] {
+        assert_eq!(s[k], v, "{k}: {s}");
+    }
+    for k in [
+        "lost",
+        "invalid",
+        "send_errors",
+        "errors",
+        "duplicated",
+        "late",
+    ] {
+        assert_eq!(s[k], 0, "{k}: {s}");
+    }
+}
+
 fn assert_all_answered(r: &ClientRun, count: u64) {
-    let s = &r.summary;
-    assert_eq!(s["sent"], count, "{s}");
-    assert_eq!(s["received"], count, "{s}");
-    assert_eq!(s["lost"], 0, "{s}");
-    assert_eq!(s["invalid"], 0, "{s}");
-    assert_eq!(s["send_errors"], 0, "{s}");
+    assert_requests_answered(&r.summary, count);
     let p = &r.port;
     assert_eq!(p["replies"], count, "{p}");
     assert_eq!(p["mempool"]["in_use"], 0, "client buffers still out: {p}");
@@ -385,17 +397,7 @@ fn memif_fanout_to_fast_path_replicas() {
     let r = memif_replicas_client(&sock, "fanout", count, &["--fanout", "3"]);
     let s = &r.summary;
     // Every logical request answered, each of its three sub-requests once.
-    for (k, v) in [
-        ("sent", count),
-        ("received", count),
-        ("lost", 0),
-        ("invalid", 0),
-    ] {
-        assert_eq!(s[k], v, "{k}: {s}");
-    }
-    for k in ["send_errors", "errors", "duplicated", "late"] {
-        assert_eq!(s[k], 0, "{k}: {s}");
-    }
+    assert_requests_answered(s, count);
     let f = &s["fanout"];
     assert_eq!(
         (&f["fanout"], &f["replicas"]),
@@ -440,17 +442,8 @@ fn memif_hedging_between_fast_path_replicas() {
     let count = 2000u64;
     let r = memif_replicas_client(&sock, "hedge", count, &["--hedge-after", "1ms"]);
     let s = &r.summary;
-    for (k, v) in [
-        ("sent", count),
-        ("received", count),
-        ("lost", 0),
-        ("invalid", 0),
-    ] {
-        assert_eq!(s[k], v, "{k}: {s}");
-    }
-    for k in ["send_errors", "errors", "duplicated", "late"] {
-        assert_eq!(s[k], 0, "{k}: {s}");
-    }
+    // Every logical request answered, each of its three sub-requests once.
+    assert_requests_answered(s, count);
     let f = &s["fanout"];
     assert_eq!(
         (&f["fanout"], &f["replicas"]),
