@@ -199,8 +199,62 @@ fn ci_scenario_runs_end_to_end_and_leaves_nothing_behind() {
         .collect();
     check_chains(&results, &report, &chains);
     check_compare(&out);
+    check_tails(&results, &report);
     let left = leftovers(pid);
     assert!(left.is_empty(), "the lab left {left:?}");
+}
+
+/// The tails paths: every round keeps its fan-out counts (each of K = 3 sub-requests of
+/// every logical request measured; the hedged twin sent duplicates), and the tax table
+/// quotes the amplification, the hedging and the fast path's JSON from them.
+fn check_tails(results: &Value, report: &str) {
+    let path = |name: &str| {
+        results["paths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no path {name}"))
+    };
+    let mut duplicates = 0;
+    for (name, hedged) in [("tails-fan-3", false), ("tails-fan-3-hedge-p90", true)] {
+        for r in path(name)["rounds"].as_array().unwrap() {
+            let t = &r["tails"];
+            let n = |k: &str| t[k].as_u64().unwrap_or_else(|| panic!("{name}: {k}: {r}"));
+            assert_eq!(n("fanout"), 3, "{name}: {t}");
+            assert!(n("logical") > 0, "{name}: {t}");
+            assert!(n("slow_logical") <= n("logical"), "{name}: {t}");
+            if hedged {
+                assert_eq!(n("firsts"), 3 * n("logical"), "{name}: {t}");
+                duplicates += n("duplicates");
+            } else {
+                assert_eq!(n("sub"), 3 * n("logical"), "{name}: {t}");
+                assert_eq!(n("duplicates"), 0, "{name}: {t}");
+            }
+        }
+    }
+    assert!(duplicates > 0, "a p90 hedge sends some");
+    let row = |claim: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(&format!("| {claim}")))
+            .unwrap_or_else(|| panic!("no tax row {claim}"))
+    };
+    for (claim, from) in [
+        ("tail amplification", "tails-fan-3 (K = 3)"),
+        (
+            "hedged requests: p99.9",
+            "tails-fan-3 over tails-fan-3-hedge-p90",
+        ),
+        ("hedged requests: the extra load", "(2 rounds pooled)"),
+        (
+            "the serialization tax: json (small message, fast path server)",
+            "codec-json-small minus codec-echo-small",
+        ),
+    ] {
+        let r = row(claim);
+        assert!(!r.contains("| not measured |") && r.contains(from), "{r}");
+    }
 }
 
 /// Two rounds per latency path, each with its figures and interval log; merged p50 / p99 /
