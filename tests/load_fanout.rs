@@ -12,9 +12,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use bypass::load::fanout::{HedgeAfter, Shape};
-use bypass::load::{run_with, LoadArgs, LoadConfig, LoadError, Report, Transport, WaitMode};
+use bypass::load::{
+    run_with, Arrival, LoadArgs, LoadConfig, LoadError, LoadModel, Report, Transport, WaitMode,
+};
 use clap::Parser;
-use support::replica::{hold_by_id, Replica};
+use support::replica::{answer_all, hold_by_id, stall_once, Replica};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -309,6 +311,88 @@ fn unix_fanout_to_its_one_server_answers_every_sub_request() {
     assert_eq!(f.sub.figures.read.count, count * k);
     assert!(f.hedge.is_none());
     assert_eq!(r.stop(), count * k);
+}
+
+#[test]
+fn open_loop_fanout_charges_a_stalled_replica_from_the_intended_send() {
+    let _g = serial();
+    // K = 3 over three replicas: sub-request j of every logical request goes to replica j,
+    // so replica 0 sees every logical request. Its 200 ms stall from its 1000th request, at
+    // R = 2000 logical requests/s, holds about R*D = 400 of them; the k-th held waits about
+    // D - k/R from its intended send, so about R*D/2 = 200 exceed D/2 (the arithmetic of
+    // tests/load_udp.rs's plain stall, through the fan-out path). Bounds are generous: a
+    // shared VM adds its own delays.
+    let (rate, d_ms) = (2000.0, 200.0);
+    let replicas = [
+        Replica::udp(stall_once(1000, Duration::from_millis(d_ms as u64))),
+        Replica::udp(answer_all()),
+        Replica::udp(answer_all()),
+    ];
+    let addrs: Vec<SocketAddr> = replicas.iter().map(|r| r.addr()).collect();
+    let cfg = LoadConfig {
+        duration: Some(Duration::from_millis(1500)),
+        load: LoadModel::Open {
+            rate,
+            arrival: Arrival::Fixed,
+            max_in_flight: None,
+        },
+        shape: Shape {
+            servers: addrs.clone(),
+            fanout: 3,
+            hedge: None,
+        },
+        ..LoadConfig::open(addrs[0], rate)
+    };
+    let rep = run(&cfg);
+    let text = rep.human_summary();
+    let c = &rep.counters;
+    // Fire and forget: every scheduled logical request went out on time, the stall is the
+    // replica's.
+    assert_eq!(c.unsent, 0, "{text}");
+    assert!(c.sent >= 2700, "{text}");
+    assert_eq!(c.received + c.lost, c.sent, "{text}");
+    let fan = rep.fanout.as_ref().unwrap();
+    assert_eq!(fan.sub.len(), 3 * rep.corrected.len(), "{text}");
+    let held = rate * d_ms / 1e3;
+    let lost = c.lost as f64;
+    assert!(lost < held, "{text}");
+    let above = |h: &hdrhistogram::Histogram<u64>, ms: f64| {
+        h.count_between((ms * 1e6) as u64, u64::MAX / 2) as f64
+    };
+    // The logical requests and their held sub-requests: each held logical request has
+    // exactly one held sub-request (only replica 0 stalls), so both see the same ~200.
+    for (what, h) in [("logical", &rep.corrected), ("sub-request", &fan.sub)] {
+        let half = above(h, d_ms / 2.0);
+        assert!(
+            (held / 2.0 * 0.6..held / 2.0 * 1.5 + lost).contains(&half),
+            "{what}: {half} above D/2, expected ~{} (+ up to {lost} lost)\n{text}",
+            held / 2.0
+        );
+    }
+    // The slowest answered logical request waited about the stall.
+    let censor = rep.censor_ns();
+    let max_answered = rep
+        .corrected
+        .iter_recorded()
+        .map(|v| v.value_iterated_to())
+        .filter(|&v| v < censor)
+        .max()
+        .unwrap_or(0) as f64
+        / 1e6;
+    assert!(
+        (d_ms * 0.75..d_ms + 100.0).contains(&max_answered),
+        "max {max_answered} ms\n{text}"
+    );
+    let f = rep.summary_report().shared.fanout.unwrap();
+    assert_eq!((f.fanout, f.replicas), (3, 3));
+    // One replica in three held: P(logical slow) is P(its sub-request slow), not 3x it.
+    assert!(f.p_logical >= f.p_sub, "{f:?}");
+    let seen: Vec<u64> = replicas.into_iter().map(Replica::stop).collect();
+    assert!(
+        seen.iter().all(|&n| n == c.sent),
+        "each replica gets one sub-request of every logical request: {seen:?} vs {}",
+        c.sent
+    );
 }
 
 #[test]
