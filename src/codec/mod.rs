@@ -222,9 +222,15 @@ impl Transcoder {
 
     /// Whether [`Transcoder::transcode`] decodes this codec (rather than refusing it).
     pub fn can_serve(&self, c: Codec) -> bool {
+        self.protobuf || Self::allocation_free_serves(c)
+    }
+
+    /// Whether an [`Transcoder::allocation_free`] transcoder (the fast path's) serves this
+    /// codec, asked without building one.
+    pub fn allocation_free_serves(c: Codec) -> bool {
         match c {
             Codec::Json | Codec::Flatbuffers => true,
-            Codec::Protobuf => self.protobuf,
+            Codec::Protobuf => false,
         }
     }
 

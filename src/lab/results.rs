@@ -207,8 +207,6 @@ pub struct RatioFig {
 pub struct RoundTails {
     /// K.
     pub fanout: u32,
-    /// Rounds summed into these counts (1 for one round's).
-    pub rounds: u32,
     /// Logical requests measured, and how many were slower than the sub-request p99.
     pub logical: u64,
     pub slow_logical: u64,
@@ -234,7 +232,6 @@ impl RoundTails {
         let sub = f.sub.count;
         RoundTails {
             fanout: f.fanout,
-            rounds: 1,
             logical,
             slow_logical: (f.p_logical * logical as f64).round() as u64,
             sub,

@@ -1381,7 +1381,7 @@ fn tail_shape(
                  measured by bypass load",
             ));
         }
-        if fast && !Transcoder::allocation_free().can_serve(c) {
+        if fast && !Transcoder::allocation_free_serves(c) {
             return Err(err(
                 f("codec"),
                 format!(

@@ -349,9 +349,8 @@ fn fanout(paths: &[PathResult]) -> TaxRow {
             .missing("no fan-out path in this scenario (configs/lab-tails.toml measures it)");
     };
     let f = s.fanout.as_ref().expect("filtered");
-    let t = pooled(p);
-    let (slow, n, what, p_sub) = if t.rounds > 0 {
-        let what = format!("logical requests ({} rounds pooled)", t.rounds);
+    let (slow, n, what, p_sub) = if let Some((rounds, t)) = pooled(p) {
+        let what = format!("logical requests ({rounds} rounds pooled)");
         (t.slow_logical, t.logical, what, ratio(t.slow_sub, t.sub))
     } else {
         // A results.json from before rounds kept their counts: the last round's summary.
@@ -377,16 +376,18 @@ fn fanout(paths: &[PathResult]) -> TaxRow {
     }
 }
 
-/// A path's fan-out counts summed over its measured rounds (`rounds` = 0: none kept them).
-fn pooled(p: &PathResult) -> RoundTails {
+/// A path's fan-out counts summed over its measured rounds, and how many rounds kept them
+/// (None: none did).
+fn pooled(p: &PathResult) -> Option<(u32, RoundTails)> {
     let mut sum = RoundTails::default();
+    let mut rounds = 0;
     for t in p
         .rounds
         .iter()
         .filter(|r| r.status == Status::Ok)
         .filter_map(|r| r.tails.as_ref())
     {
-        sum.rounds += 1;
+        rounds += 1;
         sum.logical += t.logical;
         sum.slow_logical += t.slow_logical;
         sum.sub += t.sub;
@@ -394,7 +395,7 @@ fn pooled(p: &PathResult) -> RoundTails {
         sum.duplicates += t.duplicates;
         sum.firsts += t.firsts;
     }
-    sum
+    (rounds > 0).then_some((rounds, sum))
 }
 
 fn ratio(k: u64, n: u64) -> f64 {
@@ -466,19 +467,19 @@ fn hedging(paths: &[PathResult]) -> [TaxRow; 2] {
         ),
         None => gain.missing("the two paths share no measured round"),
     };
-    let t = pooled(hedged);
-    let (duplicates, firsts, what) = if t.rounds > 0 && t.firsts > 0 {
-        let what = format!("first sub-requests ({} rounds pooled)", t.rounds);
-        (t.duplicates as f64, t.firsts as f64, what)
-    } else {
-        let firsts = if h.duplicates_pct > 0.0 {
-            100.0 * h.duplicates as f64 / h.duplicates_pct
+    let (duplicates, firsts, what) =
+        if let Some((rounds, t)) = pooled(hedged).filter(|(_, t)| t.firsts > 0) {
+            let what = format!("first sub-requests ({rounds} rounds pooled)");
+            (t.duplicates as f64, t.firsts as f64, what)
         } else {
-            0.0
+            let firsts = if h.duplicates_pct > 0.0 {
+                100.0 * h.duplicates as f64 / h.duplicates_pct
+            } else {
+                0.0
+            };
+            let what = "first sub-requests (last round)".to_string();
+            (h.duplicates as f64, firsts, what)
         };
-        let what = "first sub-requests (last round)".to_string();
-        (h.duplicates as f64, firsts, what)
-    };
     let load = match proportion(duplicates, firsts, &what) {
         Some(m) => load.measured(
             m,

@@ -267,7 +267,6 @@ fn fan_out_and_hedging_rows_read_the_clients_figures() {
 fn fan_out_rows_pool_the_rounds_counts() {
     let tails = |slow_logical, slow_sub, duplicates| RoundTails {
         fanout: 9,
-        rounds: 1,
         logical: 1000,
         slow_logical,
         sub: 9000,
