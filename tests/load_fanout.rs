@@ -385,8 +385,13 @@ fn open_loop_fanout_charges_a_stalled_replica_from_the_intended_send() {
     );
     let f = rep.summary_report().shared.fanout.unwrap();
     assert_eq!((f.fanout, f.replicas), (3, 3));
-    // One replica in three held: P(logical slow) is P(its sub-request slow), not 3x it.
-    assert!(f.p_logical >= f.p_sub, "{f:?}");
+    // A logical request is as slow as its slowest sub-request, so it is slow at least as
+    // often as a sub-request is. Not when the stall's released burst overflowed the client's
+    // socket buffer: lost requests sit at the timeout, the sub-request p99 can land there
+    // too, and nothing is above it (seen on a loaded machine: 1 sub-request, 0 logical).
+    if c.lost == 0 {
+        assert!(f.p_logical >= f.p_sub, "{f:?}");
+    }
     let seen: Vec<u64> = replicas.into_iter().map(Replica::stop).collect();
     assert!(
         seen.iter().all(|&n| n == c.sent),

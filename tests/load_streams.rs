@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bypass::wire::rpc::{RpcHeader, RpcKind, HEADER_LEN};
+use bypass::wire::rpc::{RpcHeader, HEADER_LEN};
+use support::replica::respond;
 use support::{
     explain, read_hlog_with_python, spawn, stdout_lines, stop_child, strs, KernelServe, Signal,
     TempFiles,
@@ -45,17 +46,6 @@ enum Behaviour {
     CloseAfter(u64),
     /// On the `at`th request stops reading and answering for `pause`, then goes on.
     StallOnce { at: u64, pause: Duration },
-}
-
-/// A request turned into its response in place; `None` if it is not a request.
-fn respond(msg: &mut [u8], received: Instant) -> Option<()> {
-    if RpcHeader::new_checked(&msg[..]).ok()?.kind() != RpcKind::Request {
-        return None;
-    }
-    let mut h = RpcHeader::new_unchecked(&mut msg[..]);
-    h.set_kind(RpcKind::Response);
-    h.set_server_ns(received.elapsed().as_nanos().min(u32::MAX as u128) as u32);
-    Some(())
 }
 
 /// Serves one connection until the client closes it, `stop` is set or the behaviour closes it.
