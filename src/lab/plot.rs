@@ -60,8 +60,10 @@ const WIDTH: u32 = 960;
 const HEIGHT: u32 = 600;
 const FONT: &str = "sans-serif";
 
-/// d3's category10: distinguishable on white and in greyscale print order.
-const PALETTE: [RGBColor; 10] = [
+/// d3's category10 (distinguishable on white and in greyscale print order), then
+/// category20's light shades of the same hues: a scenario of up to 20 paths (lab-tails has
+/// 13) gives every line its own colour instead of repeating the first ones.
+const PALETTE: [RGBColor; 20] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),
     RGBColor(0x2c, 0xa0, 0x2c),
@@ -72,6 +74,16 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0x7f, 0x7f, 0x7f),
     RGBColor(0xbc, 0xbd, 0x22),
     RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0xae, 0xc7, 0xe8),
+    RGBColor(0xff, 0xbb, 0x78),
+    RGBColor(0x98, 0xdf, 0x8a),
+    RGBColor(0xff, 0x98, 0x96),
+    RGBColor(0xc5, 0xb0, 0xd5),
+    RGBColor(0xc4, 0x9c, 0x94),
+    RGBColor(0xf7, 0xb6, 0xd2),
+    RGBColor(0xc7, 0xc7, 0xc7),
+    RGBColor(0xdb, 0xdb, 0x8d),
+    RGBColor(0x9e, 0xda, 0xe5),
 ];
 
 /// Percentile-distribution plot drawn the way HdrHistogram's plotter draws it: x axis is
@@ -841,6 +853,25 @@ mod tests {
         let f = p.lines_of(PALETTE[0])[0];
         let s = p.lines_of(PALETTE[1])[0];
         assert!(s[0].1 < f[0].1);
+    }
+
+    #[test]
+    fn thirteen_paths_get_thirteen_colours() {
+        let series: Vec<Series> = (0..13)
+            .map(|i| Series {
+                label: format!("path-{i}"),
+                points: vec![(0.0, 10.0 + f64::from(i)), (99.0, 20.0 + f64::from(i))],
+            })
+            .collect();
+        let p = parse(&percentile_svg("many", &series));
+        for i in 0..13 {
+            assert_eq!(
+                p.lines_of(PALETTE[i]).len(),
+                1,
+                "path-{i} has its own colour"
+            );
+        }
+        assert_eq!(p.data_lines(), 13);
     }
 
     #[test]
