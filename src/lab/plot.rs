@@ -864,12 +864,8 @@ mod tests {
             })
             .collect();
         let p = parse(&percentile_svg("many", &series));
-        for i in 0..13 {
-            assert_eq!(
-                p.lines_of(PALETTE[i]).len(),
-                1,
-                "path-{i} has its own colour"
-            );
+        for (i, &c) in PALETTE.iter().take(13).enumerate() {
+            assert_eq!(p.lines_of(c).len(), 1, "path-{i} has its own colour");
         }
         assert_eq!(p.data_lines(), 13);
     }
